@@ -1,0 +1,170 @@
+// A small in-memory CRM: the write target of the demo "lead import".
+import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
+import { HttpError, intParam, json, startHttpApi } from './http-api.ts';
+import type { ApiResponse, HttpApi, Route, RouteRequest } from './http-api.ts';
+
+const SPEC = new URL('./crm.openapi.json', import.meta.url);
+export const CRM_SPEC_PATH = fileURLToPath(SPEC);
+export const MAX_BATCH = 100;
+
+const leadInputSchema = z.strictObject({
+  name: z.string().trim().min(1).max(200),
+  email: z.email().max(320),
+  company: z.string().max(200).optional(),
+  source: z.string().max(100).optional(),
+});
+const batchSchema = z.strictObject({ leads: z.array(leadInputSchema).min(1) });
+
+export type LeadInput = z.infer<typeof leadInputSchema>;
+export type Lead = LeadInput & { id: string; createdAt: string };
+
+export interface CrmApiOptions {
+  port?: number;
+  host?: string;
+  latencyMs?: number;
+  failureRate?: number;
+  seed?: number;
+  requiredBearerToken?: string;
+}
+
+export interface CrmStats {
+  requests: number;
+  byRoute: Record<string, number>;
+  leads: number;
+  duplicateEmails: number;
+  idempotentReplays: number;
+  maxInFlight: number;
+  rejectedByFailureInjection: number;
+}
+
+export interface CrmApi extends Omit<HttpApi, 'stats'> {
+  stats(): CrmStats;
+}
+
+class LeadStore {
+  leads = new Map<string, Lead>();
+  /** Lower-cased email → number of stored leads with it; detects duplicates and serves `?email=`. */
+  emailCounts = new Map<string, number>();
+  nextId = 1;
+  duplicateEmails = 0;
+
+  create(input: LeadInput): Lead {
+    const id = `lead_${String(this.nextId++).padStart(6, '0')}`;
+    const lead: Lead = { id, ...input, createdAt: new Date().toISOString() };
+    const email = input.email.toLowerCase();
+    const count = this.emailCounts.get(email) ?? 0;
+    if (count > 0) this.duplicateEmails++;
+    this.emailCounts.set(email, count + 1);
+    this.leads.set(id, lead);
+    return lead;
+  }
+
+  delete(id: string): boolean {
+    const lead = this.leads.get(id);
+    if (!lead) return false;
+    const email = lead.email.toLowerCase();
+    this.emailCounts.set(email, (this.emailCounts.get(email) ?? 1) - 1);
+    return this.leads.delete(id);
+  }
+}
+
+export async function startCrmApi(options: CrmApiOptions = {}): Promise<CrmApi> {
+  let store = new LeadStore();
+  /** Idempotency-Key → first response; pending promises make concurrent retries wait for it. */
+  let idempotency = new Map<string, Promise<ApiResponse>>();
+  let idempotentReplays = 0;
+
+  function idempotent(handle: Route['handle']): Route['handle'] {
+    return (request) => {
+      const key = request.headers['idempotency-key'];
+      if (typeof key !== 'string' || key === '') return handle(request);
+      const stored = idempotency.get(key);
+      if (stored) {
+        idempotentReplays++;
+        return stored.then((response) => ({
+          ...response,
+          headers: { ...response.headers, 'idempotent-replayed': 'true' },
+        }));
+      }
+      const result = Promise.resolve(request).then(handle);
+      idempotency.set(key, result);
+      // Errors change nothing, so they are not remembered: a retry must run for real.
+      result.catch(() => idempotency.delete(key));
+      return result;
+    };
+  }
+
+  function getLead({ params }: RouteRequest): Lead {
+    const lead = store.leads.get(params.id);
+    if (!lead) throw new HttpError(404, 'not_found', `lead ${params.id} not found`);
+    return lead;
+  }
+
+  const routes: Route[] = [
+    {
+      method: 'GET',
+      path: '/leads',
+      handle({ query }) {
+        const limit = intParam(query, 'limit', { fallback: 50, min: 1, max: 1000 });
+        const offset = intParam(query, 'offset', { fallback: 0 });
+        const email = query.get('email')?.toLowerCase();
+        const all = [...store.leads.values()];
+        const matching = email === undefined ? all : all.filter((lead) => lead.email.toLowerCase() === email);
+        return json(200, { leads: matching.slice(offset, offset + limit), total: matching.length });
+      },
+    },
+    {
+      method: 'POST',
+      path: '/leads',
+      handle: idempotent(({ body }) => json(201, store.create(validate(leadInputSchema, body)))),
+    },
+    {
+      method: 'POST',
+      path: '/leads/batch',
+      handle: idempotent(({ body }) => {
+        // Checked before schema validation so the limit error reads plainly.
+        const items = (body as { leads?: unknown } | null | undefined)?.leads;
+        if (Array.isArray(items) && items.length > MAX_BATCH) {
+          throw new HttpError(400, 'validation_error', `batch too large: max ${MAX_BATCH}`);
+        }
+        const created = validate(batchSchema, body).leads.map((input) => store.create(input));
+        return json(201, { created, count: created.length });
+      }),
+    },
+    { method: 'GET', path: '/leads/{id}', handle: (request) => json(200, getLead(request)) },
+    {
+      method: 'DELETE',
+      path: '/leads/{id}',
+      handle: idempotent((request) => {
+        store.delete(getLead(request).id);
+        return { status: 204 };
+      }),
+    },
+  ];
+
+  const api = await startHttpApi({ ...options, name: 'CRM demo API', spec: SPEC, routes });
+  return {
+    ...api,
+    stats: () => ({
+      ...api.stats(),
+      leads: store.leads.size,
+      duplicateEmails: store.duplicateEmails,
+      idempotentReplays,
+    }),
+    reset() {
+      api.reset();
+      store = new LeadStore();
+      idempotency = new Map();
+      idempotentReplays = 0;
+    },
+  };
+}
+
+function validate<T>(schema: z.ZodType<T>, value: unknown): T {
+  const result = schema.safeParse(value);
+  if (result.success) return result.data;
+  const issue = result.error.issues[0];
+  const field = issue.path.join('.') || 'body';
+  throw new HttpError(400, 'validation_error', `${field}: ${issue.message}`);
+}

@@ -1,0 +1,289 @@
+// Runs INSIDE the isolate, before the user's script. It defines the globals a script sees
+// (provider clients, input, step, progress, sleep, console) and a control object the host drives
+// with JSON strings only: start(main) → report, deliver(json) → report. No host object ever
+// enters the isolate; effects are requests the host reads out of the report after the isolate
+// has gone quiet (every pending promise waits on an effect).
+//
+// The builtins the runtime relies on are captured first, so a script that overwrites JSON or
+// Promise.prototype.then breaks only its own job, and the host validates every report anyway.
+globalThis.__dcmInstall = function install(setupJson) {
+  'use strict';
+  const { parse, stringify } = JSON;
+  const NativePromise = Promise;
+  const NativeDate = Date;
+  const NativeError = Error;
+  const NativeTypeError = TypeError;
+  const freeze = Object.freeze;
+  const defineProperty = Object.defineProperty;
+  const isArray = Array.isArray;
+  const setup = parse(setupJson);
+
+  // ---- state -------------------------------------------------------------------------------
+  let now = setup.now;
+  let replaying = setup.replaying;
+  let issued = []; // requests since the last report
+  let inFlight = []; // settle functions of the effects of the last report, in order
+  let newSteps = [];
+  let stepCount = 0;
+  const openSteps = new Map(); // index → name of steps whose body has not settled yet
+  const recordedSteps = new Map(setup.recordedSteps.map((s) => [s.index, s]));
+  let logs = [];
+  let logBytes = 0;
+  let droppedLogs = 0;
+  let progressState = null;
+  let outcome = null;
+
+  // ---- values crossing the boundary are plain JSON, nothing else -----------------------------
+  function toJson(value, what) {
+    let text;
+    try {
+      text = stringify(value, (key, v) => {
+        const type = typeof v;
+        if (type === 'function' || type === 'symbol' || type === 'bigint') {
+          throw new NativeTypeError(`${what} is not JSON-serializable: found a ${type} at ${key === '' ? 'the top level' : `key "${key}"`}`);
+        }
+        return v;
+      });
+    } catch (e) {
+      if (e instanceof NativeTypeError && String(e.message).startsWith(what)) throw e;
+      throw new NativeTypeError(`${what} is not JSON-serializable: ${e && e.message}`);
+    }
+    return text === undefined ? 'null' : text;
+  }
+
+  function errorInfo(e) {
+    if (e instanceof NativeError) {
+      const info = { name: String(e.name), message: String(e.message), stack: String(e.stack) };
+      const frame = /script\.js:(\d+):(\d+)/.exec(info.stack);
+      if (frame) {
+        info.line = Number(frame[1]);
+        info.column = Number(frame[2]);
+      }
+      // Frames of this runtime say nothing useful to the script's author.
+      info.stack = info.stack.split('\n').filter((l) => !l.includes('dcm-runtime.js') && !l.includes('<isolated-vm')).join('\n');
+      return info;
+    }
+    let message;
+    try {
+      message = typeof e === 'string' ? e : stringify(e);
+    } catch {
+      message = String(e);
+    }
+    return { name: 'Error', message: `the script threw a non-Error value: ${message}` };
+  }
+
+  // ---- effects ------------------------------------------------------------------------------
+  function issue(request) {
+    issued.push(request);
+    return new NativePromise((resolve, reject) => inFlight.push({ resolve, reject }));
+  }
+
+  class ApiError extends NativeError {
+    constructor(error) {
+      super(error.message);
+      this.name = error.name || 'ApiError';
+      if (error.status !== undefined) this.status = error.status;
+      if (error.body !== undefined) this.body = error.body;
+    }
+  }
+
+  function deliver(outcomes) {
+    const settles = inFlight;
+    inFlight = [];
+    if (outcomes.length !== settles.length) throw new NativeError(`runtime: ${outcomes.length} outcomes for ${settles.length} effects`);
+    outcomes.forEach((o, i) => (o.ok ? settles[i].resolve(o.value) : settles[i].reject(new ApiError(o.error))));
+  }
+
+  const METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD'];
+
+  function providerClient(provider) {
+    return freeze({
+      request(options) {
+        try {
+          if (options === null || typeof options !== 'object') throw new NativeTypeError(`${provider}.request() takes an object: { method, path, query, body }`);
+          const method = String(options.method || 'GET').toUpperCase();
+          if (!METHODS.includes(method)) throw new NativeTypeError(`${provider}.request(): method must be one of ${METHODS.join(', ')}; got ${options.method}`);
+          const path = options.path;
+          if (typeof path !== 'string' || !path.startsWith('/') || path.startsWith('//')) {
+            throw new NativeTypeError(`${provider}.request(): path must be a string starting with "/" relative to the provider's base URL; got ${stringify(path)}`);
+          }
+          const request = { kind: 'http', provider, method, path };
+          if (options.query !== undefined) request.query = parse(toJson(options.query, `${provider}.request() query`));
+          if (options.body !== undefined) request.body = parse(toJson(options.body, `${provider}.request() body`));
+          return issue(request);
+        } catch (e) {
+          return NativePromise.reject(e);
+        }
+      },
+    });
+  }
+
+  function sleep(ms) {
+    if (typeof ms !== 'number' || !(ms >= 0) || ms > 366 * 24 * 3600 * 1000) {
+      return NativePromise.reject(new NativeTypeError(`sleep(ms): ms must be a number of milliseconds between 0 and one year; got ${ms}`));
+    }
+    return issue({ kind: 'sleep', ms: Math.round(ms) });
+  }
+
+  function step(name, fn) {
+    if (typeof name !== 'string' || name === '') return NativePromise.reject(new NativeTypeError('step(name, fn): name must be a non-empty string'));
+    if (typeof fn !== 'function') return NativePromise.reject(new NativeTypeError(`step("${name}", fn): fn must be a function`));
+    const index = stepCount++;
+    const recorded = recordedSteps.get(index);
+    if (recorded) {
+      if (recorded.name !== name) {
+        return NativePromise.reject(new NativeError(`replay diverged: step #${index} was "${recorded.name}" when the job first ran, but the script now calls step("${name}"). The script must make the same calls in the same order each time it runs.`));
+      }
+      return NativePromise.resolve(parse(recorded.json));
+    }
+    openSteps.set(index, name);
+    return NativePromise.resolve()
+      .then(() => fn())
+      .then(
+        (value) => {
+          openSteps.delete(index);
+          const text = toJson(value, `the value of step("${name}")`);
+          newSteps.push({ index, name, json: text });
+          return parse(text);
+        },
+        (e) => {
+          openSteps.delete(index);
+          throw e;
+        },
+      );
+  }
+
+  // ---- observability ------------------------------------------------------------------------
+  function formatArg(a) {
+    if (typeof a === 'string') return a;
+    if (a instanceof NativeError) return String(a.stack || a);
+    try {
+      const text = stringify(a);
+      return text === undefined ? String(a) : text;
+    } catch {
+      return String(a);
+    }
+  }
+
+  function log(level) {
+    return (...args) => {
+      if (replaying) return; // these lines were captured when the round first ran
+      const line = (level === 'log' ? '' : `[${level}] `) + args.map(formatArg).join(' ');
+      if (logBytes + line.length > setup.maxLogBytes) {
+        droppedLogs++;
+        return;
+      }
+      logBytes += line.length;
+      logs.push(line);
+    };
+  }
+
+  function progress(done, total, message) {
+    if (typeof done !== 'number' || !Number.isFinite(done)) throw new NativeTypeError(`progress(done, total, message): done must be a number; got ${done}`);
+    progressState = {
+      done,
+      total: typeof total === 'number' && Number.isFinite(total) ? total : null,
+      message: message === undefined || message === null ? null : String(message).slice(0, 500),
+    };
+  }
+
+  // ---- determinism: clock and randomness come from the journal, not the machine ----------------
+  function DurableDate(...args) {
+    if (!new.target) return new NativeDate(now).toString();
+    return args.length === 0 ? new NativeDate(now) : new NativeDate(...args);
+  }
+  DurableDate.prototype = NativeDate.prototype;
+  DurableDate.now = () => now;
+  DurableDate.parse = NativeDate.parse;
+  DurableDate.UTC = NativeDate.UTC;
+
+  let seed = setup.seed >>> 0;
+  function random() {
+    // mulberry32: tiny, fast, and the same sequence on every replay of the job.
+    seed = (seed + 0x6d2b79f5) >>> 0;
+    let t = seed;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  }
+
+  // ---- globals ------------------------------------------------------------------------------
+  const globals = {
+    input: setup.input === undefined ? undefined : parse(stringify(setup.input)),
+    step,
+    sleep,
+    progress,
+    console: freeze({ log: log('log'), info: log('info'), warn: log('warn'), error: log('error'), debug: log('debug') }),
+    ApiError,
+  };
+  for (const provider of setup.providers) globals[provider] = providerClient(provider);
+  for (const [key, value] of Object.entries(globals)) {
+    defineProperty(globalThis, key, { value, writable: false, enumerable: false, configurable: false });
+  }
+  globalThis.Date = DurableDate;
+  Math.random = random;
+  delete globalThis.__dcmInstall;
+
+  // ---- the host's controls ------------------------------------------------------------------
+  function report() {
+    const stuckStep = [...openSteps.values()][0];
+    if (outcome === null && stuckStep !== undefined) {
+      outcome = {
+        kind: 'threw',
+        error: {
+          name: 'StepError',
+          message: `step("${stuckStep}") was still waiting when the script went idle. A step must compute from values it already has: make API calls and sleep() outside step() and pass their results in.`,
+        },
+      };
+    }
+    if (outcome === null && issued.length === 0) {
+      outcome = {
+        kind: 'threw',
+        error: {
+          name: 'StuckScriptError',
+          message: 'The script is waiting on nothing: it awaits a promise that no API call, sleep() or step() will ever settle.',
+        },
+      };
+    }
+    // Step values are already JSON text: splice them in rather than parse and re-stringify them.
+    const steps = newSteps.map((s) => `{"index":${s.index},"name":${stringify(s.name)},"value":${s.json}}`).join(',');
+    const rest = stringify({ effects: issued, logs, droppedLogs, progress: progressState, outcome });
+    const text = `{"steps":[${steps}],${rest.slice(1)}`;
+    issued = [];
+    newSteps = [];
+    logs = [];
+    droppedLogs = 0;
+    return text;
+  }
+
+  return {
+    start() {
+      const main = globalThis.__dcmMain;
+      delete globalThis.__dcmMain;
+      if (typeof main !== 'function') {
+        outcome = {
+          kind: 'threw',
+          error: { name: 'TypeError', message: `The script must be a function expression such as async () => { ... }; it evaluated to ${typeof main}.` },
+        };
+        return;
+      }
+      NativePromise.resolve()
+        .then(() => main())
+        .then(
+          (value) => {
+            outcome = { kind: 'returned', value: parse(toJson(value, 'the script result')) };
+          },
+          (e) => {
+            outcome = { kind: 'threw', error: errorInfo(e) };
+          },
+        );
+    },
+    deliver(json) {
+      const delivery = parse(json);
+      now = delivery.now;
+      replaying = delivery.replaying;
+      deliver(delivery.outcomes);
+    },
+    report,
+  };
+};

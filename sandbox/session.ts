@@ -1,0 +1,189 @@
+/**
+ * A script session: one isolate running one job's script, advanced round by round.
+ *
+ * The host never calls into the script directly. It calls the guest runtime's controls (start,
+ * deliver, report) with JSON strings; after each call isolated-vm has drained the microtask queue,
+ * so the script is quiescent and the report lists exactly the effects it now waits on.
+ *
+ * A session opened with a journal replays it first: each recorded round's effects must match what
+ * the script asks for again, and their recorded outcomes are delivered instantly. Then it is live.
+ */
+import { readFileSync } from 'node:fs';
+import ivm from 'isolated-vm';
+import { canonicalJson } from '../core/effects.ts';
+import { RoundReport, type EffectOutcome, type EffectRequest, type JobInput, type Round } from '../core/journal.ts';
+import { compileUserFunction, createIsolate, sandboxFailure } from './isolate.ts';
+
+const RUNTIME_SOURCE = readFileSync(new URL('./guest-runtime.js', import.meta.url), 'utf8');
+
+/** A report bigger than this is refused: large data belongs in step values kept off history (blob store). */
+const MAX_REPORT_BYTES = 64 * 1024 * 1024;
+
+export interface OpenSessionOptions {
+  job: JobInput;
+  /** Names of the configured providers; each becomes a global client in the sandbox. */
+  providers: string[];
+  /** Completed rounds to replay before going live. */
+  rounds: Round[];
+  /** Time handed to the script once it is live. */
+  now: number;
+}
+
+interface Controls {
+  start: ivm.Reference;
+  deliver: ivm.Reference;
+  report: ivm.Reference;
+}
+
+export class ScriptSession {
+  readonly jobId: string;
+  /** Rounds whose outcomes this session has received; the workflow checks it before delivering more. */
+  roundsDelivered = 0;
+  private readonly isolate: ivm.Isolate;
+  private readonly controls: Controls;
+  private readonly limits: JobInput['limits'];
+  private ended = false;
+
+  private constructor(jobId: string, isolate: ivm.Isolate, controls: Controls, limits: JobInput['limits']) {
+    this.jobId = jobId;
+    this.isolate = isolate;
+    this.controls = controls;
+    this.limits = limits;
+  }
+
+  /** Creates the isolate, replays `rounds`, and returns the session with the first live report. */
+  static async open(options: OpenSessionOptions): Promise<{ session: ScriptSession; report: RoundReport }> {
+    const { job, rounds } = options;
+    const isolate = createIsolate(job.limits.memoryMb);
+    try {
+      const context = await isolate.createContext();
+      const runtime = await isolate.compileScript(RUNTIME_SOURCE, { filename: 'dcm-runtime.js' });
+      await runtime.run(context);
+      const setup = {
+        input: job.input,
+        providers: options.providers,
+        seed: seedOf(job.jobId),
+        now: rounds[0]?.now ?? options.now,
+        replaying: rounds.length > 0,
+        recordedSteps: rounds.flatMap((r) => r.steps.map((s) => ({ index: s.index, name: s.name, json: JSON.stringify(s.value) }))),
+        maxLogBytes: job.limits.maxLogBytes,
+      };
+      // References to the controls come from eval, then the global is removed so the script cannot
+      // reach them. (A reference obtained with Reference.get() blocks Node's thread on apply, so the
+      // time limit could never fire.)
+      await context.evalClosure('globalThis.__dcmControls = __dcmInstall($0)', [JSON.stringify(setup)], { timeout: job.limits.roundTimeoutMs });
+      const control = (name: string) => context.eval(`__dcmControls.${name}`, { reference: true }) as Promise<ivm.Reference>;
+      const controls = { start: await control('start'), deliver: await control('deliver'), report: await control('report') };
+      await context.eval('delete globalThis.__dcmControls');
+      const session = new ScriptSession(job.jobId, isolate, controls, job.limits);
+      const main = await compileUserFunction(isolate, job.code).then((s) => s.run(context, { reference: true, timeout: job.limits.roundTimeoutMs }));
+      await context.global.set('__dcmMain', main.derefInto());
+      let report = await session.run(() => controls.start.apply(undefined, [], { timeout: job.limits.roundTimeoutMs }));
+      for (const [k, round] of rounds.entries()) {
+        const divergence = replayDivergence(report, round, k);
+        if (divergence) return { session, report: session.fail(divergence) };
+        const last = k === rounds.length - 1;
+        const outcomes = round.effects.map((e) => e.outcome);
+        report = await session.deliver(outcomes, last ? options.now : rounds[k + 1]!.now, !last);
+      }
+      return { session, report };
+    } catch (e) {
+      if (!isolate.isDisposed) isolate.dispose();
+      throw e;
+    }
+  }
+
+  /** Hands the outcomes of the last round to the script and runs it to quiescence. */
+  async deliver(outcomes: EffectOutcome[], now: number, replaying = false): Promise<RoundReport> {
+    const json = JSON.stringify({ outcomes, now, replaying });
+    const report = await this.run(() => this.controls.deliver.apply(undefined, [json], { arguments: { copy: true }, timeout: this.limits.roundTimeoutMs }));
+    this.roundsDelivered++;
+    return report;
+  }
+
+  get isEnded(): boolean {
+    return this.ended;
+  }
+
+  dispose(): void {
+    this.ended = true;
+    if (!this.isolate.isDisposed) this.isolate.dispose();
+  }
+
+  /** Runs one control call, then reads and validates the report. Sandbox failures end the script. */
+  private async run(call: () => Promise<unknown>): Promise<RoundReport> {
+    let text: unknown;
+    try {
+      await call();
+      text = await this.controls.report.apply(undefined, [], { timeout: this.limits.roundTimeoutMs });
+    } catch (e) {
+      return this.fail(sandboxFailure(e, this.isolate, { memoryMb: this.limits.memoryMb, timeoutMs: this.limits.roundTimeoutMs }));
+    }
+    const report = parseReport(text);
+    if (!report.outcome && report.effects.length > this.limits.maxEffectsPerRound) {
+      return this.fail({
+        name: 'EffectLimitError',
+        message: `The script started ${report.effects.length} API calls/sleeps at once; the limit is ${this.limits.maxEffectsPerRound} per round. Process the work in batches (e.g. await chunks of Promise.all).`,
+      });
+    }
+    if (report.outcome?.kind === 'returned') {
+      const size = Buffer.byteLength(JSON.stringify(report.outcome.value));
+      if (size > this.limits.maxResultBytes) {
+        return this.fail({
+          name: 'ResultTooLargeError',
+          message: `The script returned ${size} bytes; the limit is ${this.limits.maxResultBytes}. Return a summary (counts, ids, a sample) instead of the full data.`,
+        });
+      }
+    }
+    if (report.outcome) this.dispose();
+    return report;
+  }
+
+  private fail(error: { name: string; message: string }): RoundReport {
+    this.dispose();
+    return { effects: [], steps: [], logs: [], droppedLogs: 0, progress: null, outcome: { kind: 'threw', error } };
+  }
+}
+
+function parseReport(text: unknown): RoundReport {
+  if (typeof text !== 'string') throw new Error('sandbox runtime returned no report; the script may have replaced its globals');
+  if (text.length > MAX_REPORT_BYTES) {
+    throw new Error(`the script produced a round of ${text.length} bytes (limit ${MAX_REPORT_BYTES}); keep request bodies and step values smaller`);
+  }
+  return RoundReport.parse(JSON.parse(text));
+}
+
+/** Why replaying `round` does not match what the script now asks for, or undefined when it does. */
+function replayDivergence(report: RoundReport, round: Round, k: number): { name: string; message: string } | undefined {
+  const recorded = round.effects.map((e) => e.request);
+  if (report.outcome) {
+    return { name: 'ReplayDivergenceError', message: `replay diverged in round ${k + 1}: the script ended, but when the job first ran it went on to make ${recorded.length} more call(s). The script must behave the same each time it runs.` };
+  }
+  for (let i = 0; i < Math.max(recorded.length, report.effects.length); i++) {
+    const was = recorded[i];
+    const now = report.effects[i];
+    if (!was || !now || canonicalJson(was) !== canonicalJson(now)) {
+      return {
+        name: 'ReplayDivergenceError',
+        message: `replay diverged in round ${k + 1}, call ${i + 1}: the journal has ${describe(was)} but the script now asks for ${describe(now)}. The script must make the same calls in the same order each time it runs (use input, step() and the journaled clock rather than outside state).`,
+      };
+    }
+  }
+  if (report.steps.length > 0) {
+    return { name: 'ReplayDivergenceError', message: `replay diverged in round ${k + 1}: step("${report.steps[0]!.name}") was not part of the job when it first ran.` };
+  }
+  return undefined;
+}
+
+function describe(request: EffectRequest | undefined): string {
+  if (!request) return 'nothing';
+  if (request.kind === 'sleep') return `sleep(${request.ms})`;
+  return `${request.provider} ${request.method} ${request.path}`;
+}
+
+/** A per-job seed for Math.random, so replays draw the same numbers. */
+function seedOf(jobId: string): number {
+  let h = 2166136261;
+  for (let i = 0; i < jobId.length; i++) h = Math.imul(h ^ jobId.charCodeAt(i), 16777619);
+  return h >>> 0;
+}
