@@ -99,6 +99,7 @@ export const SessionRef = z.object({ id: z.string(), taskQueue: z.string() });
 /** The reply of the activities that advance a sandbox session by one round. */
 export const AdvanceResult = RoundReport.extend({ session: SessionRef });
 
+export type Json = z.infer<typeof json>;
 export type HttpMethod = z.infer<typeof HttpMethod>;
 export type HttpEffect = z.infer<typeof HttpEffect>;
 export type SleepEffect = z.infer<typeof SleepEffect>;

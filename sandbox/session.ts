@@ -27,6 +27,8 @@ export interface OpenSessionOptions {
   rounds: Round[];
   /** Time handed to the script once it is live. */
   now: number;
+  /** Called after each replayed round, so a long replay can heartbeat. */
+  onReplayedRound?: (round: number) => void;
 }
 
 interface Controls {
@@ -85,6 +87,7 @@ export class ScriptSession {
         const last = k === rounds.length - 1;
         const outcomes = round.effects.map((e) => e.outcome);
         report = await session.deliver(outcomes, last ? options.now : rounds[k + 1]!.now, !last);
+        options.onReplayedRound?.(k);
       }
       return { session, report };
     } catch (e) {

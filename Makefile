@@ -1,0 +1,28 @@
+# durable-codemode — every recipe runs in bash with scripts/toolchain.sh sourced
+# (Node >= 22, Temporal CLI, npm packages; installed into .tools/ when missing).
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
+.DEFAULT_GOAL := help
+TOOLCHAIN := . scripts/toolchain.sh
+
+.PHONY: help setup dev test bench typecheck
+
+help: ## Show this help
+	@echo "Usage: make <target>"
+	@echo
+	@grep -E '^[a-z][a-zA-Z_-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{ printf "  %-10s %s\n", $$1, $$2 }'
+
+setup: ## Install the toolchain only (Node 24, Temporal CLI, npm packages) into .tools/
+	@$(TOOLCHAIN)
+
+dev: ## Run the dev server (node server/cli.ts dev)
+	@$(TOOLCHAIN) && node --no-node-snapshot server/cli.ts dev
+
+test: ## Run the test suite (npm test)
+	@$(TOOLCHAIN) && npm test
+
+bench: ## Run the benchmarks (npm run bench)
+	@$(TOOLCHAIN) && npm run bench
+
+typecheck: ## Type-check the project (tsc -p .)
+	@$(TOOLCHAIN) && npx tsc -p .

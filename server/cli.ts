@@ -1,0 +1,247 @@
+#!/usr/bin/env -S node --no-node-snapshot
+/**
+ * `durable-codemode`: the one command operators use.
+ *   dev      Temporal dev server + UI, a worker, the MCP HTTP server (and demo APIs) in one process
+ *   worker   a worker against an existing Temporal server
+ *   serve    the MCP server (stdio or Streamable HTTP) against an existing Temporal server
+ *   jobs     list / show / cancel jobs
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
+import type { Client } from '@temporalio/client';
+import { DEMO_PORTS, demoProvidersConfig, startDemoApis } from '../demo-apis/index.ts';
+import { loadProviderSpecs } from '../providers/spec.ts';
+import { SpecSearch } from '../sandbox/search.ts';
+import { type Config, loadConfig, withProviders } from './config.ts';
+import { startMcpHttpServer } from './http.ts';
+import { JobService } from './jobs.ts';
+import { createMcpServer, type McpDeps } from './mcp.ts';
+import { connectClient, connectWorker, startDevServer } from './temporal.ts';
+import { startWorker } from './worker.ts';
+
+const CONFIG_HELP = `  --config FILE       JSON config (providers, limits, ...); also DURABLE_CODEMODE_CONFIG.
+                      Without one, the bundled demo APIs (crm, sheets) are the providers.`;
+const TEMPORAL_HELP = `Environment: TEMPORAL_ADDRESS (default localhost:7233), TEMPORAL_NAMESPACE (default "default").`;
+
+const COMMANDS: Record<string, { summary: string; help: string; options: ParseArgsConfig['options']; run: (values: Values, args: string[]) => Promise<void> }> = {
+  dev: {
+    summary: 'run everything on this machine: Temporal dev server + UI, worker, MCP HTTP server',
+    help: `Usage: durable-codemode dev [--config FILE] [--port N] [--temporal-port N] [--ui-port N]
+
+Starts a Temporal dev server that keeps its state in <dataDir>/temporal.sqlite (so unfinished
+jobs continue after a restart), its web UI, a worker, and the MCP Streamable HTTP server.
+With no providers configured it also starts the demo APIs (crm on :${DEMO_PORTS.crm}, sheets on :${DEMO_PORTS.sheets}).
+
+${CONFIG_HELP}
+  --port N            MCP HTTP port (default 3000)
+  --temporal-port N   Temporal frontend port (default 7233)
+  --ui-port N         Temporal UI port (default 8233)`,
+    options: { config: { type: 'string' }, port: { type: 'string' }, 'temporal-port': { type: 'string' }, 'ui-port': { type: 'string' } },
+    run: runDev,
+  },
+  worker: {
+    summary: 'run a worker against an existing Temporal server',
+    help: `Usage: durable-codemode worker [--config FILE]
+
+Runs workflows, sandbox sessions and API calls. Start as many as you like on one task queue;
+kill one and its jobs continue on the others (or on the next one started).
+
+${CONFIG_HELP}
+${TEMPORAL_HELP}`,
+    options: { config: { type: 'string' } },
+    run: runWorker,
+  },
+  serve: {
+    summary: 'run the MCP server (--stdio or --http) against an existing Temporal server',
+    help: `Usage: durable-codemode serve --stdio | --http [--port N] [--host H]
+
+  --stdio             speak MCP on stdin/stdout (for clients that spawn the server)
+  --http              serve MCP Streamable HTTP at http://HOST:PORT/mcp
+  --port N            HTTP port (default 3000)
+  --host H            HTTP host (default 127.0.0.1)
+${CONFIG_HELP}
+${TEMPORAL_HELP}`,
+    options: { config: { type: 'string' }, stdio: { type: 'boolean' }, http: { type: 'boolean' }, port: { type: 'string' }, host: { type: 'string' } },
+    run: runServe,
+  },
+  jobs: {
+    summary: 'list, show or cancel jobs',
+    help: `Usage: durable-codemode jobs list [--limit N]
+       durable-codemode jobs show JOB_ID [--wait SECONDS]
+       durable-codemode jobs cancel JOB_ID
+
+Prints JSON. ${TEMPORAL_HELP}
+${CONFIG_HELP}`,
+    options: { config: { type: 'string' }, limit: { type: 'string' }, wait: { type: 'string' } },
+    run: runJobs,
+  },
+};
+
+type Values = Record<string, string | boolean | undefined>;
+
+function usage(): string {
+  const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(8)} ${c.summary}`);
+  return `durable-codemode: Code Mode over MCP with every script a durable Temporal workflow.
+
+Usage: durable-codemode <command> [options]
+
+Commands:
+${lines.join('\n')}
+
+Run \`durable-codemode <command> --help\` for a command's options.`;
+}
+
+function intOption(values: Values, name: string, fallback: number): number {
+  const raw = values[name];
+  if (raw === undefined) return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new UsageError(`--${name} must be a whole number; got ${String(raw)}`);
+  return n;
+}
+
+class UsageError extends Error {}
+
+/** The config, with the demo APIs as providers when none are configured. */
+function loadRuntimeConfig(values: Values): { config: Config; usesDemo: boolean } {
+  const config = loadConfig((values.config as string | undefined) ?? process.env.DURABLE_CODEMODE_CONFIG);
+  if (Object.keys(config.providers).length > 0) return { config, usesDemo: false };
+  const demoUrl = (port: number) => ({ url: `http://127.0.0.1:${port}` });
+  return { config: withProviders(config, demoProvidersConfig({ crm: demoUrl(DEMO_PORTS.crm), sheets: demoUrl(DEMO_PORTS.sheets) })), usesDemo: true };
+}
+
+async function mcpDeps(config: Config, client: Client): Promise<McpDeps> {
+  const specs = await loadProviderSpecs(config.providers);
+  return {
+    jobs: new JobService(client, config),
+    search: await SpecSearch.create(specs),
+    providers: Object.keys(config.providers),
+    defaultWaitSeconds: config.defaultWaitSeconds,
+  };
+}
+
+/** Runs `stop` once on SIGINT/SIGTERM; a second signal exits at once. */
+function onShutdown(stop: () => Promise<void>): void {
+  let stopping = false;
+  const handler = (signal: string) => {
+    if (stopping) process.exit(130);
+    stopping = true;
+    console.error(`\n${signal} received: shutting down (press Ctrl-C again to force)...`);
+    stop().then(
+      () => process.exit(0),
+      (e) => {
+        console.error(e);
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGINT', () => handler('SIGINT'));
+  process.once('SIGTERM', () => handler('SIGTERM'));
+}
+
+async function runDev(values: Values): Promise<void> {
+  const { config, usesDemo } = loadRuntimeConfig(values);
+  const temporalPort = intOption(values, 'temporal-port', 7233);
+  const uiPort = intOption(values, 'ui-port', 8233);
+  mkdirSync(config.dataDir, { recursive: true });
+  const dbFilename = join(config.dataDir, 'temporal.sqlite');
+  const demo = usesDemo ? await startDemoApis() : undefined;
+  const env = await startDevServer({ dbFilename, port: temporalPort, uiPort }).catch(async (e) => {
+    await demo?.close();
+    throw e;
+  });
+  config.temporal.address = `localhost:${temporalPort}`;
+  const worker = await startWorker(config, env.nativeConnection);
+  const http = await startMcpHttpServer(await mcpDeps(config, env.client), { host: config.http.host, port: intOption(values, 'port', config.http.port) });
+
+  console.log(`durable-codemode dev is running
+
+  MCP endpoint (HTTP)  ${http.url}
+  Temporal UI          http://localhost:${uiPort}/namespaces/${config.temporal.namespace}/workflows
+  Temporal server      ${config.temporal.address}  (state kept in ${dbFilename})
+  Providers            ${Object.entries(config.providers).map(([name, p]) => `${name} ${p.baseUrl}`).join(', ')}${usesDemo ? '  (bundled demo APIs)' : ''}
+
+Connect an MCP client to the endpoint above, or run \`durable-codemode serve --stdio\` for stdio.
+Press Ctrl-C to stop; unfinished jobs continue on the next start.`);
+
+  onShutdown(async () => {
+    await http.close();
+    await worker.shutdown();
+    await demo?.close();
+    await env.teardown();
+  });
+  await worker.done;
+}
+
+async function runWorker(values: Values): Promise<void> {
+  const { config } = loadRuntimeConfig(values);
+  const connection = await connectWorker(config.temporal);
+  const worker = await startWorker(config, connection);
+  console.error(
+    `worker polling task queue "${config.temporal.taskQueue}" (sessions on "${worker.sessionTaskQueue}") at ${config.temporal.address}, namespace ${config.temporal.namespace}; providers: ${Object.keys(config.providers).join(', ')}`,
+  );
+  onShutdown(() => worker.shutdown());
+  await worker.done;
+  await connection.close();
+}
+
+async function runServe(values: Values): Promise<void> {
+  if (Boolean(values.stdio) === Boolean(values.http)) throw new UsageError('serve needs exactly one of --stdio or --http');
+  const { config } = loadRuntimeConfig(values);
+  const client = await connectClient(config.temporal);
+  const deps = await mcpDeps(config, client);
+  if (values.stdio) {
+    // stdout belongs to the protocol: everything human goes to stderr.
+    await createMcpServer(deps).connect(new StdioServerTransport());
+    console.error(`durable-codemode MCP server on stdio (Temporal ${config.temporal.address}, providers: ${deps.providers.join(', ')})`);
+    return;
+  }
+  const http = await startMcpHttpServer(deps, { host: (values.host as string | undefined) ?? config.http.host, port: intOption(values, 'port', config.http.port) });
+  console.error(`durable-codemode MCP server at ${http.url} (Temporal ${config.temporal.address}, providers: ${deps.providers.join(', ')})`);
+  onShutdown(() => http.close());
+}
+
+async function runJobs(values: Values, args: string[]): Promise<void> {
+  const [action, jobId] = args;
+  const { config } = loadRuntimeConfig(values);
+  const needsId = action === 'show' || action === 'cancel';
+  if (!action || !['list', 'show', 'cancel'].includes(action) || (needsId && !jobId)) throw new UsageError(COMMANDS.jobs!.help);
+  const client = await connectClient(config.temporal);
+  const jobs = new JobService(client, config);
+  const result =
+    action === 'list'
+      ? await jobs.list(intOption(values, 'limit', 20))
+      : action === 'show'
+        ? await jobs.status(jobId!, intOption(values, 'wait', 0))
+        : await jobs.cancel(jobId!);
+  console.log(JSON.stringify(result, null, 2));
+  await client.connection.close();
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    console.log(usage());
+    return;
+  }
+  const command = COMMANDS[name];
+  if (!command) throw new UsageError(`Unknown command "${name}".\n\n${usage()}`);
+  let parsed;
+  try {
+    parsed = parseArgs({ args: rest, options: { ...command.options, help: { type: 'boolean', short: 'h' } }, allowPositionals: true });
+  } catch (e) {
+    throw new UsageError(`${(e as Error).message}\n\n${command.help}`);
+  }
+  const { values, positionals } = parsed;
+  if (values.help) {
+    console.log(command.help);
+    return;
+  }
+  await command.run(values, positionals);
+}
+
+main(process.argv.slice(2)).catch((e: Error) => {
+  console.error(e instanceof UsageError ? e.message : `durable-codemode: ${e.message}`);
+  process.exit(e instanceof UsageError ? 2 : 1);
+});

@@ -1,0 +1,108 @@
+/**
+ * The config file (JSON, named by --config or DURABLE_CODEMODE_CONFIG) and the environment it
+ * combines with. One zod schema is the definition; errors name the offending key path.
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { z } from 'zod';
+import { SandboxLimits } from '../core/journal.ts';
+
+/** Globals the sandbox defines itself; a provider cannot take these names. */
+const RESERVED_NAMES = new Set(['input', 'step', 'sleep', 'progress', 'console', 'ApiError', 'spec', 'globalThis', 'Date', 'Math', 'JSON', 'Promise', 'Object', 'Array', 'Error']);
+
+const ProviderName = z
+  .string()
+  .regex(/^[A-Za-z_$][A-Za-z0-9_$]*$/, 'a provider name must be a JavaScript identifier (it becomes a global in the sandbox)')
+  .refine((name) => !RESERVED_NAMES.has(name), { message: 'this name is reserved by the sandbox' });
+
+const EnvVarName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be the name of an environment variable');
+
+/** Credentials always come from the environment, so config files can be committed. */
+export const ProviderAuth = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('bearer'), tokenEnv: EnvVarName }),
+  z.object({ type: z.literal('header'), header: z.string(), valueEnv: EnvVarName }),
+  z.object({ type: z.literal('query'), param: z.string(), valueEnv: EnvVarName }),
+]);
+
+export const ProviderConfig = z.object({
+  /** OpenAPI document: a file path (relative to the config file) or an http(s) URL. */
+  openapi: z.string().min(1),
+  baseUrl: z.url({ protocol: /^https?$/ }),
+  auth: ProviderAuth.optional(),
+  /** Header carrying the per-effect idempotency key on writes. */
+  idempotencyHeader: z.string().default('Idempotency-Key'),
+  timeoutMs: z.number().int().positive().default(30_000),
+});
+
+export const Config = z.object({
+  providers: z.record(ProviderName, ProviderConfig).default({}),
+  temporal: z
+    .object({
+      address: z.string().default('localhost:7233'),
+      namespace: z.string().default('default'),
+      taskQueue: z.string().default('durable-codemode'),
+    })
+    .prefault({}),
+  limits: SandboxLimits.prefault({}),
+  /** Where `dev` keeps the Temporal SQLite file (and later the blob store). */
+  dataDir: z.string().default('.durable-codemode'),
+  http: z.object({ host: z.string().default('127.0.0.1'), port: z.number().int().min(0).max(65535).default(3000) }).prefault({}),
+  /** How long `execute` waits for a result before answering with a job id. */
+  defaultWaitSeconds: z.number().min(0).max(300).default(20),
+});
+
+export type ProviderAuth = z.infer<typeof ProviderAuth>;
+export type ProviderConfig = z.infer<typeof ProviderConfig>;
+export type Config = z.infer<typeof Config>;
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+/**
+ * Reads and validates a config file; relative spec paths resolve against the file's folder.
+ * Environment variables override the Temporal connection, as operators expect.
+ */
+export function loadConfig(file: string | undefined, env: NodeJS.ProcessEnv = process.env): Config {
+  let raw: unknown = {};
+  if (file) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (e) {
+      throw new ConfigError(`Cannot read config file ${file}: ${(e as Error).message}`);
+    }
+    try {
+      raw = JSON.parse(text);
+    } catch (e) {
+      throw new ConfigError(`Config file ${file} is not valid JSON: ${(e as Error).message}`);
+    }
+  }
+  return parseConfig(raw, file, env);
+}
+
+export function parseConfig(raw: unknown, file: string | undefined, env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = Config.safeParse(raw);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `  - ${i.path.join('.') || '(top level)'}: ${i.message}`).join('\n');
+    throw new ConfigError(`Invalid config${file ? ` in ${file}` : ''}:\n${problems}`);
+  }
+  const config = parsed.data;
+  const base = file ? dirname(resolve(file)) : process.cwd();
+  for (const provider of Object.values(config.providers)) {
+    if (!/^https?:\/\//.test(provider.openapi)) provider.openapi = resolve(base, provider.openapi);
+  }
+  config.temporal.address = env.TEMPORAL_ADDRESS || config.temporal.address;
+  config.temporal.namespace = env.TEMPORAL_NAMESPACE || config.temporal.namespace;
+  config.temporal.taskQueue = env.DURABLE_CODEMODE_TASK_QUEUE || config.temporal.taskQueue;
+  config.dataDir = resolve(base, env.DURABLE_CODEMODE_DATA_DIR || config.dataDir);
+  return config;
+}
+
+/** The config with `providers` replaced by these (validated like the file's own). */
+export function withProviders(config: Config, providers: Record<string, unknown>): Config {
+  return { ...config, providers: Config.shape.providers.parse(providers) };
+}

@@ -1,0 +1,96 @@
+/**
+ * The MCP tool surface: `search` and `execute`, plus the job tools. All definitions together stay
+ * near 1,000 tokens however many providers and operations are configured: the specs are reached
+ * through code, never listed.
+ */
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { z } from 'zod';
+import type { SpecSearch } from '../sandbox/search.ts';
+import type { JobService, JobView } from './jobs.ts';
+
+export interface McpDeps {
+  jobs: JobService;
+  search: SpecSearch;
+  providers: string[];
+  defaultWaitSeconds: number;
+}
+
+const VERSION = '0.1.0';
+
+export const SearchInput = {
+  code: z.string().describe('async () => { ... } run with the global `spec`; return only what you need'),
+};
+
+export const ExecuteInput = {
+  code: z.string().describe('async () => { ... } using the API clients; return a small JSON result'),
+  input: z.json().optional().describe('JSON value available to the script as `input`'),
+  wait_seconds: z.number().min(0).max(60).optional().describe('max seconds to wait inline (default 20)'),
+};
+
+export const JobStatusInput = {
+  job_id: z.string(),
+  wait_seconds: z.number().min(0).max(60).optional().describe('wait up to this long for the job to finish'),
+};
+
+export const JobCancelInput = { job_id: z.string() };
+
+function searchDescription(): string {
+  return [
+    'Query the API specs with JavaScript instead of reading them.',
+    '`spec` = { providers: { [name]: { title, operations } }, operations: [{ provider, method, path, operationId, summary, description, tags, parameters, requestBody, responses }] } with $refs resolved.',
+    "Example: async () => spec.operations.filter(o => o.path.includes('/leads')).map(o => `${o.method} ${o.path}: ${o.summary}`)",
+  ].join('\n');
+}
+
+function executeDescription(providers: string[], defaultWait: number): string {
+  const first = providers[0] ?? 'api';
+  return [
+    'Run JavaScript against the APIs as a durable job: it survives crashes and restarts, and completed calls are never repeated.',
+    `Globals: ${providers.length ? providers.join(', ') : '(no providers configured)'} — each has .request({ method, path, query, body }) resolving to the parsed response body; non-2xx throws an error with .status and .body.`,
+    '`input`; `await step(name, fn)` saves fn() (pure computation, no calls inside) so it never reruns; `progress(done, total, message)`; `await sleep(ms)`; console.log.',
+    'Use `await Promise.all` for parallel calls. Date.now() and Math.random() are recorded, so reruns stay deterministic.',
+    `Returns the result if done within wait_seconds (default ${defaultWait}), else { job_id, status: "running", progress }: poll job_status.`,
+    `Example: async () => { const r = await ${first}.request({ method: 'GET', path: '/items', query: { limit: 10 } }); return r.length; }`,
+  ].join('\n');
+}
+
+export function createMcpServer(deps: McpDeps): McpServer {
+  const server = new McpServer({ name: 'durable-codemode', version: VERSION });
+
+  server.registerTool('search', { description: searchDescription(), inputSchema: SearchInput }, async ({ code }) =>
+    answer(async () => ({ result: await deps.search.run(code) })),
+  );
+
+  server.registerTool(
+    'execute',
+    { description: executeDescription(deps.providers, deps.defaultWaitSeconds), inputSchema: ExecuteInput },
+    async ({ code, input, wait_seconds }) => answer(() => deps.jobs.execute({ code, input, waitSeconds: wait_seconds })),
+  );
+
+  server.registerTool(
+    'job_status',
+    { description: 'Status, progress, recent logs and the result or error of a job started by execute.', inputSchema: JobStatusInput },
+    async ({ job_id, wait_seconds }) => answer(() => deps.jobs.status(job_id, wait_seconds ?? 0)),
+  );
+
+  server.registerTool('job_cancel', { description: 'Cancel a running job.', inputSchema: JobCancelInput }, async ({ job_id }) =>
+    answer(() => deps.jobs.cancel(job_id)),
+  );
+
+  return server;
+}
+
+/** Structured content plus the same JSON as text; failures become tool errors the model can read. */
+async function answer(run: () => Promise<Record<string, unknown> | JobView>): Promise<CallToolResult> {
+  try {
+    const value = (await run()) as Record<string, unknown>;
+    return {
+      content: [{ type: 'text', text: JSON.stringify(value, null, 2) }],
+      structuredContent: value,
+      isError: value.status === 'failed',
+    };
+  } catch (e) {
+    return { content: [{ type: 'text', text: (e as Error).message }], isError: true };
+  }
+}

@@ -1,0 +1,135 @@
+/**
+ * Shared pieces of the integration tests: a config pointing at the suite's Temporal dev server
+ * with a task queue of the test's own, workers in this process or as real child processes (to be
+ * killed with SIGKILL), and MCP clients over both transports.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Client as McpClient } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection } from '@temporalio/worker';
+import { inject } from 'vitest';
+import { type Config, parseConfig } from '../server/config.ts';
+import { JobService } from '../server/jobs.ts';
+import { startWorker, type RunningWorker } from '../server/worker.ts';
+
+export const CLI = fileURLToPath(new URL('../server/cli.ts', import.meta.url));
+
+/** A config for one test: its own task queue on the suite's Temporal server. */
+export function testConfig(raw: Record<string, unknown>): Config {
+  const config = parseConfig(raw, undefined, { TEMPORAL_ADDRESS: inject('temporalAddress') });
+  config.temporal.taskQueue = `test-${randomUUID().slice(0, 8)}`;
+  return config;
+}
+
+/** Writes the config to a file a child process can read (`--config`). */
+export function writeConfigFile(config: Config): string {
+  const file = join(mkdtempSync(join(tmpdir(), 'dcm-test-')), 'config.json');
+  writeFileSync(file, JSON.stringify({ ...config, dataDir: undefined }));
+  return file;
+}
+
+export async function connectTestClient(config: Config): Promise<Client> {
+  const connection = await Connection.connect({ address: config.temporal.address });
+  return new Client({ connection, namespace: config.temporal.namespace });
+}
+
+export interface InProcessStack {
+  client: Client;
+  jobs: JobService;
+  worker: RunningWorker;
+  close(): Promise<void>;
+}
+
+/** A worker and a job service in this process: the fast path for tests that kill nothing. */
+export async function startInProcessStack(config: Config): Promise<InProcessStack> {
+  const connection = await NativeConnection.connect({ address: config.temporal.address });
+  const worker = await startWorker(config, connection);
+  const client = await connectTestClient(config);
+  return {
+    client,
+    jobs: new JobService(client, config),
+    worker,
+    async close() {
+      await worker.shutdown();
+      await connection.close();
+      await client.connection.close();
+    },
+  };
+}
+
+export interface ChildWorker {
+  process: ChildProcess;
+  output(): string;
+  kill(signal: NodeJS.Signals): Promise<void>;
+}
+
+/** Runs `durable-codemode worker` as a real process; resolves once it polls its task queue. */
+export async function spawnWorker(configFile: string): Promise<ChildWorker> {
+  const child = spawn(process.execPath, ['--no-node-snapshot', CLI, 'worker', '--config', configFile], {
+    env: { ...process.env, TEMPORAL_ADDRESS: inject('temporalAddress') },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout!.on('data', (d) => (output += d));
+  child.stderr!.on('data', (d) => (output += d));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`worker did not start within 60 s:\n${output}`)), 60_000);
+    const check = () => {
+      if (output.includes('worker polling')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    };
+    child.stderr!.on('data', check);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`worker exited with ${code} before polling:\n${output}`));
+    });
+  });
+  return {
+    process: child,
+    output: () => output,
+    async kill(signal) {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      await exited;
+    },
+  };
+}
+
+export async function mcpOverHttp(url: string): Promise<McpClient> {
+  const client = new McpClient({ name: 'durable-codemode-tests', version: '0' });
+  await client.connect(new StreamableHTTPClientTransport(new URL(url)));
+  return client;
+}
+
+export async function mcpOverStdio(configFile: string): Promise<McpClient> {
+  const client = new McpClient({ name: 'durable-codemode-tests', version: '0' });
+  await client.connect(
+    new StdioClientTransport({
+      command: process.execPath,
+      args: ['--no-node-snapshot', CLI, 'serve', '--stdio', '--config', configFile],
+      env: { ...(process.env as Record<string, string>), TEMPORAL_ADDRESS: inject('temporalAddress') },
+      stderr: 'pipe',
+    }),
+  );
+  return client;
+}
+
+/** Polls `check` until it returns a value other than undefined, or fails after `ms`. */
+export async function eventually<T>(check: () => Promise<T | undefined> | T | undefined, ms = 60_000, what = 'condition'): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
