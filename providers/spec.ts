@@ -65,11 +65,13 @@ async function load(provider: string, openapi: string): Promise<ProviderSpec> {
   if (!swagger2 && !(typeof root.openapi === 'string' && root.openapi.startsWith('3.'))) {
     throw new Error(`not an OpenAPI 3.x or Swagger 2.0 document (found ${JSON.stringify(root.openapi ?? root.swagger ?? null)} where "openapi": "3.x" was expected)`);
   }
-  // Remembers which $ref each shared value came from, to name it where a cycle has to be cut.
+  // Circular schemas are dereferenced into real cycles (with `circular: 'ignore'` every $ref to
+  // them would stay a bare $ref, hiding the schema from search: components are not exposed). The
+  // reducer cuts each cycle where it closes, naming the $ref it came from.
   const refOf = new WeakMap<object, string>();
   const doc = (await dereference(openapi, root, {
     dereference: {
-      circular: 'ignore',
+      circular: true,
       onDereference: (ref, value) => {
         if (!refOf.has(value)) refOf.set(value, ref);
       },

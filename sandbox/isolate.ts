@@ -62,20 +62,32 @@ export async function checkScriptSyntax(code: string): Promise<void> {
   script.release();
 }
 
-/** Maps a failure of isolated-vm itself (limits hit, isolate gone) to what the script author should read. */
-export function sandboxFailure(e: unknown, isolate: ivm.Isolate, limits: { memoryMb: number; timeoutMs: number }): ScriptErrorInfo {
+/** What the limits say in errors: the script sandbox and the search sandbox word them differently. */
+export interface LimitWording {
+  memoryMb: number;
+  timeoutMs: number;
+  /** e.g. "The script computed for more than" / "The search ran for more than" */
+  timeoutSubject: string;
+  /** What to do about a time-out, e.g. "raise limits.roundTimeoutMs" */
+  timeoutHint: string;
+}
+
+export const SCRIPT_LIMIT_WORDING = {
+  timeoutSubject: 'The script computed without waiting on an API call, sleep() or step() for more than',
+  timeoutHint: 'Look for an endless loop, or raise limits.roundTimeoutMs.',
+};
+
+/** Maps a failure of isolated-vm itself (limits hit, isolate gone) to what the code's author should read. */
+export function sandboxFailure(e: unknown, isolate: ivm.Isolate, limits: LimitWording): ScriptErrorInfo {
   const message = e instanceof Error ? e.message : String(e);
   if (isolate.isDisposed || /memory limit/i.test(message)) {
     return {
       name: 'MemoryLimitError',
-      message: `The script exceeded the sandbox memory limit of ${limits.memoryMb} MiB. Process data in smaller pieces, or raise limits.memoryMb.`,
+      message: `The sandbox memory limit of ${limits.memoryMb} MiB was exceeded. Process data in smaller pieces${limits.memoryMb >= 128 ? '' : ', or raise the limit'}.`,
     };
   }
   if (/timed out/i.test(message)) {
-    return {
-      name: 'TimeLimitError',
-      message: `The script computed for more than ${limits.timeoutMs} ms without waiting on an API call, sleep() or step(). Look for an endless loop, or raise limits.roundTimeoutMs.`,
-    };
+    return { name: 'TimeLimitError', message: `${limits.timeoutSubject} ${limits.timeoutMs} ms. ${limits.timeoutHint}` };
   }
   return { name: e instanceof Error ? e.name : 'Error', message };
 }

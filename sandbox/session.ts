@@ -12,7 +12,7 @@ import { readFileSync } from 'node:fs';
 import ivm from 'isolated-vm';
 import { canonicalJson } from '../core/effects.ts';
 import { RoundReport, type EffectOutcome, type EffectRequest, type JobInput, type Round } from '../core/journal.ts';
-import { compileUserFunction, createIsolate, sandboxFailure } from './isolate.ts';
+import { compileUserFunction, createIsolate, SCRIPT_LIMIT_WORDING, sandboxFailure } from './isolate.ts';
 
 const RUNTIME_SOURCE = readFileSync(new URL('./guest-runtime.js', import.meta.url), 'utf8');
 
@@ -120,7 +120,7 @@ export class ScriptSession {
       await call();
       text = await this.controls.report.apply(undefined, [], { timeout: this.limits.roundTimeoutMs });
     } catch (e) {
-      return this.fail(sandboxFailure(e, this.isolate, { memoryMb: this.limits.memoryMb, timeoutMs: this.limits.roundTimeoutMs }));
+      return this.fail(sandboxFailure(e, this.isolate, { ...SCRIPT_LIMIT_WORDING, memoryMb: this.limits.memoryMb, timeoutMs: this.limits.roundTimeoutMs }));
     }
     const report = parseReport(text);
     if (!report.outcome && report.effects.length > this.limits.maxEffectsPerRound) {

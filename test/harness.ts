@@ -13,11 +13,14 @@ import { Client as McpClient } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { Client, Connection } from '@temporalio/client';
-import { NativeConnection } from '@temporalio/worker';
 import { inject } from 'vitest';
+import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { type Config, parseConfig } from '../server/config.ts';
 import { JobService } from '../server/jobs.ts';
 import { startWorker, type RunningWorker } from '../server/worker.ts';
+
+// Worker state changes at INFO would bury the test output.
+Runtime.install({ logger: new DefaultLogger('WARN') });
 
 export const CLI = fileURLToPath(new URL('../server/cli.ts', import.meta.url));
 

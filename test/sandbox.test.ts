@@ -1,0 +1,146 @@
+/**
+ * The script sandbox on its own (real isolated-vm, no Temporal): rounds, replay from a journal,
+ * divergence, steps, determinism and the limits that end a script with a clear error.
+ */
+import { describe, expect, it } from 'vitest';
+import { SandboxLimits, type EffectOutcome, type JobInput, type Round, type RoundReport } from '../core/journal.ts';
+import { ScriptSession } from '../sandbox/session.ts';
+
+function job(code: string, limits: Partial<SandboxLimits> = {}): JobInput {
+  return { jobId: 'job-test', code, input: { n: 3 }, limits: SandboxLimits.parse(limits) };
+}
+
+/** Drives a session to the end like the workflow does, answering every call with `answer`, and returns the journal. */
+async function runToEnd(code: string, answer: (i: number) => EffectOutcome, limits: Partial<SandboxLimits> = {}) {
+  const rounds: Round[] = [];
+  let now = 1_000;
+  let { session, report } = await ScriptSession.open({ job: job(code, limits), providers: ['crm'], rounds: [], now });
+  const reports: RoundReport[] = [report];
+  let calls = 0;
+  while (!report.outcome) {
+    const outcomes = report.effects.map(() => answer(calls++));
+    rounds.push({ now, steps: report.steps, effects: report.effects.map((request, i) => ({ request, outcome: outcomes[i]! })) });
+    now += 1_000;
+    report = await session.deliver(outcomes, now);
+    reports.push(report);
+  }
+  return { rounds, reports, outcome: report.outcome };
+}
+
+describe('script sandbox', () => {
+  it('groups parallel calls into one round and delivers outcomes in order', async () => {
+    const { rounds, outcome } = await runToEnd(
+      `async () => Promise.all([1, 2, 3].map((i) => crm.request({ method: 'post', path: '/x/' + i, body: { i } })))`,
+      (i) => ({ ok: true, value: i * 10 }),
+    );
+    expect(rounds).toHaveLength(1);
+    expect(rounds[0]!.effects.map((e) => e.request)).toEqual([1, 2, 3].map((i) => ({ kind: 'http', provider: 'crm', method: 'POST', path: `/x/${i}`, body: { i } })));
+    expect(outcome).toEqual({ kind: 'returned', value: [0, 10, 20] });
+  });
+
+  it('replays a journal without re-running steps, then goes live where the journal ends', async () => {
+    const code = `async () => {
+      const seed = await step('seed', () => Math.random());
+      const a = await crm.request({ method: 'GET', path: '/a', query: { seed } });
+      const b = await crm.request({ method: 'GET', path: '/b' });
+      return { seed, a, b, now: Date.now() };
+    }`;
+    const first = await runToEnd(code, (i) => ({ ok: true, value: `answer ${i}` }));
+    // Tamper with the recorded step value: replay must return it instead of computing a new one.
+    const rounds = structuredClone(first.rounds);
+    rounds[0]!.steps[0]!.value = 42;
+    rounds[0]!.effects[0]!.request = { ...rounds[0]!.effects[0]!.request, query: { seed: 42 } } as Round['effects'][0]['request'];
+    const { report } = await ScriptSession.open({ job: job(code), providers: ['crm'], rounds: rounds.slice(0, 1), now: 99_000 });
+    expect(report.outcome).toBeNull();
+    expect(report.effects).toEqual([{ kind: 'http', provider: 'crm', method: 'GET', path: '/b' }]);
+    expect(report.steps).toEqual([]);
+  });
+
+  it('reports a divergence when the script asks for something else than the journal recorded', async () => {
+    const first = await runToEnd(`async () => crm.request({ method: 'POST', path: '/leads', body: { v: 1 } })`, () => ({ ok: true, value: 1 }));
+    const { report } = await ScriptSession.open({
+      job: job(`async () => crm.request({ method: 'POST', path: '/leads', body: { v: 2 } })`),
+      providers: ['crm'],
+      rounds: first.rounds,
+      now: 5_000,
+    });
+    expect(report.outcome).toMatchObject({ kind: 'threw', error: { name: 'ReplayDivergenceError' } });
+    expect((report.outcome as { error: { message: string } }).error.message).toMatch(/round 1, call 1: the journal has crm POST \/leads/);
+  });
+
+  it('makes the clock and randomness come from the journal', async () => {
+    const code = `async () => { const t0 = Date.now(); const r = Math.random(); await sleep(10); return { t0, t1: new Date().getTime(), r }; }`;
+    const a = await runToEnd(code, () => ({ ok: true }));
+    const b = await runToEnd(code, () => ({ ok: true }));
+    expect(a.outcome).toEqual(b.outcome);
+    expect(a.outcome).toMatchObject({ value: { t0: 1_000, t1: 2_000 } });
+  });
+
+  it('keeps console output out of replays and caps its size', async () => {
+    const { reports } = await runToEnd(`async () => { for (let i = 0; i < 100; i++) console.log('line ' + i, { i }); }`, () => ({ ok: true }), { maxLogBytes: 200 });
+    const last = reports.at(-1)!;
+    expect(last.logs[0]).toBe('line 0 {"i":0}');
+    expect(last.logs.join('').length).toBeLessThanOrEqual(200);
+    expect(last.droppedLogs).toBeGreaterThan(80);
+  });
+
+  it('fails a step that waits on an API call, naming the step', async () => {
+    const { outcome } = await runToEnd(`async () => step('fetch', () => crm.request({ method: 'GET', path: '/x' }))`, () => ({ ok: true }));
+    expect(outcome).toMatchObject({ kind: 'threw', error: { name: 'StepError' } });
+    expect((outcome as { error: { message: string } }).error.message).toMatch(/step\("fetch"\)/);
+  });
+
+  it('fails a step whose value is not JSON, naming the step', async () => {
+    const { outcome } = await runToEnd(`async () => step('parse', () => ({ f() {} }))`, () => ({ ok: true }));
+    expect((outcome as { error: { message: string } }).error.message).toMatch(/the value of step\("parse"\) is not JSON-serializable/);
+  });
+
+  it('ends an endless loop with a time-limit error', async () => {
+    const { outcome } = await runToEnd(`async () => { await crm.request({ method: 'GET', path: '/x' }); for (;;) {} }`, () => ({ ok: true }), { roundTimeoutMs: 200 });
+    expect(outcome).toMatchObject({ kind: 'threw', error: { name: 'TimeLimitError' } });
+  });
+
+  it('ends a script that exhausts its memory with a memory-limit error', async () => {
+    const { outcome } = await runToEnd(`async () => { const a = []; for (;;) a.push('x'.repeat(1e4) + a.length); }`, () => ({ ok: true }), { memoryMb: 16 });
+    expect(outcome).toMatchObject({ kind: 'threw', error: { name: 'MemoryLimitError' } });
+  });
+
+  it('refuses too many calls in one round and too large a result', async () => {
+    const many = await runToEnd(`async () => Promise.all(Array.from({ length: 20 }, () => sleep(1)))`, () => ({ ok: true }), { maxEffectsPerRound: 10 });
+    expect(many.outcome).toMatchObject({ error: { name: 'EffectLimitError' } });
+    const big = await runToEnd(`async () => 'x'.repeat(5000)`, () => ({ ok: true }), { maxResultBytes: 1000 });
+    expect(big.outcome).toMatchObject({ error: { name: 'ResultTooLargeError' } });
+  });
+
+  it('reports a non-function script and validates request arguments inside the script', async () => {
+    const notFn = await runToEnd(`42`, () => ({ ok: true }));
+    expect(notFn.outcome).toMatchObject({ error: { name: 'TypeError', message: expect.stringMatching(/must be a function expression/) } });
+    const bad = await runToEnd(
+      `async () => { const errs = []; for (const o of [null, { method: 'FETCH', path: '/' }, { path: 'x' }, { path: '/x', body: { f: () => 1 } }]) { try { await crm.request(o); } catch (e) { errs.push(e.message); } } return errs; }`,
+      () => ({ ok: true }),
+    );
+    expect((bad.outcome as { value: string[] }).value).toEqual([
+      'crm.request() takes an object: { method, path, query, body }',
+      'crm.request(): method must be one of GET, POST, PUT, PATCH, DELETE, HEAD; got FETCH',
+      'crm.request(): path must be a string starting with "/" relative to the provider\'s base URL; got "x"',
+      'crm.request() body is not JSON-serializable: found a function at key "f"',
+    ]);
+  });
+
+  it('gives the script no way to reach the host', async () => {
+    const { outcome } = await runToEnd(
+      `async () => {
+        const probes = {};
+        for (const [name, f] of Object.entries({
+          process: () => typeof process, require: () => typeof require, ctor: () => this.constructor.constructor('return typeof process')(),
+          fetch: () => typeof fetch, setTimeout: () => typeof setTimeout, controls: () => typeof __dcmControls + typeof __dcmInstall + typeof __dcmMain,
+        })) { try { probes[name] = f(); } catch (e) { probes[name] = e.name; } }
+        return probes;
+      }`,
+      () => ({ ok: true }),
+    );
+    expect((outcome as { value: unknown }).value).toEqual({
+      process: 'undefined', require: 'undefined', ctor: 'undefined', fetch: 'undefined', setTimeout: 'undefined', controls: 'undefinedundefinedundefined',
+    });
+  });
+});
