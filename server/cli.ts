@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
 import type { Client } from '@temporalio/client';
+import { DefaultLogger, type LogLevel, Runtime } from '@temporalio/worker';
 import { DEMO_PORTS, demoProvidersConfig, startDemoApis } from '../demo-apis/index.ts';
 import { loadProviderSpecs } from '../providers/spec.ts';
 import { SpecSearch } from '../sandbox/search.ts';
@@ -240,6 +241,9 @@ async function main(argv: string[]): Promise<void> {
   }
   await command.run(values, positionals);
 }
+
+// The SDK's INFO lines (every worker state change) would drown the URLs `dev` prints.
+Runtime.install({ logger: new DefaultLogger((process.env.DURABLE_CODEMODE_LOG_LEVEL?.toUpperCase() as LogLevel | undefined) ?? 'WARN') });
 
 main(process.argv.slice(2)).catch((e: Error) => {
   console.error(e instanceof UsageError ? e.message : `durable-codemode: ${e.message}`);

@@ -84,10 +84,16 @@ export function loadConfig(file: string | undefined, env: NodeJS.ProcessEnv = pr
   return parseConfig(raw, file, env);
 }
 
+/** zod reports a bad record key as "Invalid key in record"; the reason is one level down. */
+function issueMessage(issue: z.core.$ZodIssue): string {
+  if (issue.code === 'invalid_key' && issue.issues.length > 0) return issue.issues.map((i) => i.message).join('; ');
+  return issue.message;
+}
+
 export function parseConfig(raw: unknown, file: string | undefined, env: NodeJS.ProcessEnv = process.env): Config {
   const parsed = Config.safeParse(raw);
   if (!parsed.success) {
-    const problems = parsed.error.issues.map((i) => `  - ${i.path.join('.') || '(top level)'}: ${i.message}`).join('\n');
+    const problems = parsed.error.issues.map((i) => `  - ${i.path.join('.') || '(top level)'}: ${issueMessage(i)}`).join('\n');
     throw new ConfigError(`Invalid config${file ? ` in ${file}` : ''}:\n${problems}`);
   }
   const config = parsed.data;

@@ -94,7 +94,7 @@ export class JobService {
 
   async list(limit = 20): Promise<Array<{ job_id: string; status: string; started: string; closed?: string }>> {
     const jobs = [];
-    for await (const info of this.client.workflow.list({ query: `WorkflowType = 'durableScript' ORDER BY StartTime DESC` })) {
+    for await (const info of this.client.workflow.list({ query: `WorkflowType = 'durableScript'` /* newest first; ORDER BY is not supported by every visibility store */ })) {
       jobs.push({ job_id: info.workflowId, status: info.status.name.toLowerCase(), started: info.startTime.toISOString(), closed: info.closeTime?.toISOString() });
       if (jobs.length >= limit) break;
     }

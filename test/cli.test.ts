@@ -1,0 +1,48 @@
+/** The CLI as an operator meets it: help for every command, and clear errors for bad input. */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { CLI } from './harness.ts';
+
+function cli(args: string[], env: Record<string, string> = {}) {
+  const r = spawnSync(process.execPath, ['--no-node-snapshot', CLI, ...args], { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 60_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+describe('durable-codemode CLI', () => {
+  it('prints usage with every command', () => {
+    const r = cli(['--help']);
+    expect(r.code).toBe(0);
+    for (const command of ['dev', 'worker', 'serve', 'jobs']) expect(r.stdout).toContain(`  ${command}`);
+  });
+
+  it.each(['dev', 'worker', 'serve', 'jobs'])('answers %s --help', (command) => {
+    const r = cli([command, '--help']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(new RegExp(`^Usage: durable-codemode ${command}`));
+  });
+
+  it('rejects unknown commands and options with usage and exit code 2', () => {
+    expect(cli(['frobnicate'])).toMatchObject({ code: 2, stderr: expect.stringContaining('Unknown command "frobnicate"') });
+    expect(cli(['worker', '--nope'])).toMatchObject({ code: 2, stderr: expect.stringContaining("Unknown option '--nope'") });
+    expect(cli(['serve'])).toMatchObject({ code: 2, stderr: expect.stringContaining('exactly one of --stdio or --http') });
+  });
+
+  it('says which Temporal address it tried and how to set it', () => {
+    const r = cli(['jobs', 'list'], { TEMPORAL_ADDRESS: '127.0.0.1:1' });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('Could not reach Temporal at 127.0.0.1:1');
+    expect(r.stderr).toContain('TEMPORAL_ADDRESS');
+  });
+
+  it('names the offending key of an invalid config', () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'dcm-cli-')), 'config.json');
+    writeFileSync(file, JSON.stringify({ providers: { 'bad-name': { openapi: 'x.json', baseUrl: 'ftp://x' } } }));
+    const r = cli(['worker', '--config', file]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`Invalid config in ${file}`);
+    expect(r.stderr).toMatch(/providers\.bad-name: a provider name must be a JavaScript identifier/);
+  });
+});
