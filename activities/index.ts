@@ -1,14 +1,19 @@
 /**
- * The activities: everything with a side effect. Three kinds:
+ * The activities: everything with a side effect.
  * - openSession (shared task queue): start a sandbox for a job, replaying its journal, and keep it live here;
  * - advanceSession (this worker's own task queue): deliver one round's outcomes to a live session;
- * - callProvider (shared task queue): one API call, retried by Temporal when it fails transiently.
+ * - callProvider (shared task queue): one API call, retried by Temporal when it fails transiently;
+ * - saveJournal: store rounds as a journal segment, so they travel by reference.
+ * Values above the blob threshold cross into workflow history only as references (claim check).
  */
 import { randomUUID } from 'node:crypto';
 import { ApplicationFailure, cancellationSignal, heartbeat } from '@temporalio/activity';
-import type { AdvanceResult, AdvanceSessionArgs, EffectOutcome, HttpEffect, OpenSessionArgs, RoundReport } from '../core/journal.ts';
+import { ClaimCheck } from '../blobs/claim-check.ts';
+import type { BlobStore } from '../blobs/store.ts';
+import { effectLabel } from '../core/effects.ts';
+import type { AdvanceResult, AdvanceSessionArgs, BlobRef, EffectOutcome, HttpEffect, OpenSessionArgs, Round, RoundReport } from '../core/journal.ts';
 import { performRequest, TransientHttpError } from '../providers/http-client.ts';
-import { ScriptSession } from '../sandbox/session.ts';
+import { type Adopted, effectKey, ScriptSession } from '../sandbox/session.ts';
 import type { ProviderConfig } from '../server/config.ts';
 import type { SessionRegistry } from './sessions.ts';
 
@@ -19,6 +24,9 @@ export interface ActivityDeps {
   sessions: SessionRegistry;
   /** The task queue only this worker process polls; live sessions are reached through it. */
   sessionTaskQueue: string;
+  blobs: BlobStore;
+  /** Values whose JSON is larger than this go to the blob store. */
+  blobThresholdBytes: number;
 }
 
 export interface CallProviderArgs {
@@ -29,23 +37,52 @@ export interface CallProviderArgs {
 export function createActivities(deps: ActivityDeps) {
   const { sessions, sessionTaskQueue } = deps;
   const providerNames = Object.keys(deps.providers);
+  const claims = new ClaimCheck(deps.blobs, deps.blobThresholdBytes);
 
-  function keep(id: string, session: ScriptSession, report: RoundReport): AdvanceResult {
+  /** Turns the sandbox's report into what the workflow runs: keyed effects, large values by reference. */
+  async function plan(id: string, session: ScriptSession, report: RoundReport, adopted?: Adopted): Promise<AdvanceResult> {
     if (!session.isEnded) sessions.add(id, session);
-    return { ...report, session: { id, taskQueue: sessionTaskQueue } };
+    const effects = await Promise.all(
+      report.effects.map((request, i) => {
+        const prefilled = adopted?.prefilled[i];
+        return claims.offloadRequest({ request, key: effectKey(request), label: effectLabel(request), ...(prefilled ? { prefilled } : {}) });
+      }),
+    );
+    const steps = await Promise.all(report.steps.map((s) => claims.offloadStep(s)));
+    return { ...report, effects, steps, session: { id, taskQueue: sessionTaskQueue } };
+  }
+
+  async function loadJournal(segments: BlobRef[], rounds: Round[]): Promise<Round[]> {
+    const all = [...(await claims.loadRounds(segments)), ...rounds];
+    return Promise.all(all.map((r) => claims.resolveRound(r)));
   }
 
   return {
     async openSession(args: OpenSessionArgs): Promise<AdvanceResult> {
       const id = randomUUID();
-      const { session, report } = await ScriptSession.open({
+      // A resumed job replays the previous attempt's journal in adopt mode; otherwise its own, strictly.
+      const stored = args.previous ? await claims.loadRounds(args.previous) : undefined;
+      const rounds = stored ? await Promise.all(stored.map((r) => claims.resolveRound(r))) : await loadJournal(args.journal.segments, args.journal.rounds);
+      const { session, report, adopted } = await ScriptSession.open({
         job: args.job,
         providers: providerNames,
-        rounds: args.rounds,
+        rounds,
         now: args.now,
+        mode: stored ? 'adopt' : 'strict',
         onReplayedRound: (k) => heartbeat({ replayedRounds: k + 1 }),
       });
-      return keep(id, session, report);
+      const result = await plan(id, session, report, adopted);
+      if (!stored || !adopted) return result;
+      const kept = stored.slice(0, adopted.rounds);
+      return {
+        ...result,
+        adoption: {
+          journal: kept.length > 0 ? [await claims.saveRounds(kept)] : [],
+          rounds: kept.length,
+          effects: kept.reduce((n, r) => n + r.effects.length, 0),
+          divergence: adopted.divergence,
+        },
+      };
     },
 
     async advanceSession(args: AdvanceSessionArgs): Promise<AdvanceResult> {
@@ -54,8 +91,9 @@ export function createActivities(deps: ActivityDeps) {
         session?.dispose();
         throw ApplicationFailure.nonRetryable(`live session ${args.sessionId} is not on this worker; the job will replay its journal`, 'SessionLost');
       }
-      const report = await session.deliver(args.outcomes, args.now);
-      return keep(args.sessionId, session, report);
+      const outcomes = await Promise.all(args.outcomes.map((o) => claims.resolveOutcome(o)));
+      const report = await session.deliver(outcomes, args.now);
+      return plan(args.sessionId, session, report);
     },
 
     async callProvider({ request, idempotencyKey }: CallProviderArgs): Promise<EffectOutcome> {
@@ -66,11 +104,13 @@ export function createActivities(deps: ActivityDeps) {
           error: { name: 'RequestError', message: `unknown provider "${request.provider}"; this worker has: ${providerNames.join(', ') || 'none (check its --config)'}` },
         };
       }
+      const body = await claims.resolveBody(request.body, request.bodyRef);
       // Heartbeats let Temporal notice a dead worker within the heartbeat timeout instead of the
       // whole start-to-close timeout, and deliver cancellation to the request.
       const beat = setInterval(() => heartbeat(), HEARTBEAT_EVERY_MS);
       try {
-        return await performRequest(provider, request, idempotencyKey, cancellationSignal());
+        const outcome = await performRequest(provider, { ...request, body }, idempotencyKey, cancellationSignal());
+        return await claims.offloadOutcome(outcome);
       } catch (e) {
         if (e instanceof TransientHttpError) {
           throw ApplicationFailure.create({
@@ -84,6 +124,10 @@ export function createActivities(deps: ActivityDeps) {
       } finally {
         clearInterval(beat);
       }
+    },
+
+    async saveJournal(rounds: Round[]): Promise<BlobRef> {
+      return claims.saveRounds(rounds);
     },
   };
 }

@@ -5,9 +5,10 @@
  */
 import type { EffectRequest } from './journal.ts';
 
-/** A one-line label for the Temporal UI, e.g. `crm: POST /leads/batch`. */
-export function effectSummary(request: EffectRequest): string {
+/** How journals, divergence messages and the Temporal UI name an effect: `crm: POST /leads/batch`. */
+export function effectLabel(request: EffectRequest): string {
   if (request.kind === 'sleep') return `sleep ${request.ms} ms`;
+  if (request.kind === 'checkpoint') return 'checkpoint';
   return `${request.provider}: ${request.method} ${request.path}`;
 }
 
@@ -19,7 +20,14 @@ export function canonicalJson(value: unknown): string {
   });
 }
 
-/** Idempotency key of an effect: stable across retries, replays and worker restarts of one job. */
-export function idempotencyKey(jobId: string, effectSeq: number): string {
-  return `${jobId}:${effectSeq}`;
+/**
+ * Idempotency key of an effect: stable across retries, replays, worker restarts and resumed
+ * attempts of one job for the same request at the same position; a different request at that
+ * position (new code) gets a different key, so an API never answers it from another call's cache.
+ */
+export function idempotencyKey(jobId: string, effectSeq: number, requestKey: string): string {
+  return `${jobId}:${effectSeq}:${requestKey.slice(0, 16)}`;
 }
+
+/** The memo key under which a failed or cancelled job leaves its journal for job_resume. */
+export const RESUME_MEMO_KEY = 'durableCodemodeResume';

@@ -12,6 +12,9 @@ const json = z.json();
 
 export const HttpMethod = z.enum(['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD']);
 
+/** Where a value too large for workflow history was put (claim check); content-addressed. */
+export const BlobRef = z.object({ blob: z.string(), bytes: z.number().int().nonnegative() });
+
 const QueryValue = z.union([z.string(), z.number(), z.boolean(), z.array(z.union([z.string(), z.number(), z.boolean()]))]);
 
 /** An API call through a provider client: `crm.request({ method, path, query, body })`. */
@@ -22,12 +25,17 @@ export const HttpEffect = z.object({
   path: z.string(),
   query: z.record(z.string(), QueryValue).optional(),
   body: json.optional(),
+  /** Set instead of `body` when the body was too large for history. */
+  bodyRef: BlobRef.optional(),
 });
 
 /** A durable timer: `sleep(ms)`. */
 export const SleepEffect = z.object({ kind: z.literal('sleep'), ms: z.number().int().nonnegative() });
 
-export const EffectRequest = z.discriminatedUnion('kind', [HttpEffect, SleepEffect]);
+/** `checkpoint(state)`: a compact state kept durably; a resumed job starts with it as `resume`. */
+export const CheckpointEffect = z.object({ kind: z.literal('checkpoint'), state: json });
+
+export const EffectRequest = z.discriminatedUnion('kind', [HttpEffect, SleepEffect, CheckpointEffect]);
 
 export const ScriptErrorInfo = z.object({
   name: z.string(),
@@ -40,7 +48,7 @@ export const ScriptErrorInfo = z.object({
 
 /** What an effect produced. API errors carry the HTTP status and parsed body so scripts can branch on them. */
 export const EffectOutcome = z.discriminatedUnion('ok', [
-  z.object({ ok: z.literal(true), value: json.optional() }),
+  z.object({ ok: z.literal(true), value: json.optional(), ref: BlobRef.optional() }),
   z.object({
     ok: z.literal(false),
     error: z.object({ name: z.string(), message: z.string(), status: z.number().int().optional(), body: json.optional() }),
@@ -48,19 +56,27 @@ export const EffectOutcome = z.discriminatedUnion('ok', [
 ]);
 
 /** A `step(name, fn)` result, saved so replay returns it without running `fn` again. */
-export const StepRecord = z.object({ index: z.number().int().nonnegative(), name: z.string(), value: json });
+export const StepRecord = z.object({ index: z.number().int().nonnegative(), name: z.string(), value: json.optional(), ref: BlobRef.optional() });
 
 export const Progress = z.object({ done: z.number(), total: z.number().nullable(), message: z.string().nullable() });
+
+/**
+ * A journaled effect: what was asked (by hash, so the journal stays small however large the
+ * request) and what came back.
+ */
+export const JournalEffect = z.object({
+  /** sha256 of the request's canonical JSON: replay compares it with what the script asks now. */
+  key: z.string(),
+  /** Human-readable, for divergence messages: `crm POST /leads`. */
+  label: z.string(),
+  outcome: EffectOutcome,
+});
 
 /**
  * One round: the sandbox ran (at time `now`) until every pending promise waited on an effect;
  * those effects ran in parallel and their outcomes were delivered back in this order.
  */
-export const Round = z.object({
-  now: z.number(),
-  steps: z.array(StepRecord),
-  effects: z.array(z.object({ request: EffectRequest, outcome: EffectOutcome })),
-});
+export const Round = z.object({ now: z.number(), steps: z.array(StepRecord), effects: z.array(JournalEffect) });
 
 /** How a script ended, as reported by the sandbox. */
 export const ScriptOutcome = z.discriminatedUnion('kind', [
@@ -79,6 +95,9 @@ export const RoundReport = z.object({
 });
 
 export const SandboxLimits = z.object({
+  maxScriptBytes: z.number().int().positive().default(256 * 1024),
+  maxStepBytes: z.number().int().positive().default(64 * 1024 * 1024),
+  maxCheckpointBytes: z.number().int().positive().default(256 * 1024),
   memoryMb: z.number().int().min(8).default(128),
   roundTimeoutMs: z.number().int().positive().default(10_000),
   maxEffectsPerRound: z.number().int().positive().max(1_000).default(500),
@@ -87,19 +106,61 @@ export const SandboxLimits = z.object({
   maxResultBytes: z.number().int().positive().default(1024 * 1024),
 });
 
+/** How Temporal retries one provider's transient failures. */
+export const RetrySettings = z.object({
+  maximumAttempts: z.number().int().positive().default(8),
+  initialIntervalMs: z.number().int().positive().default(500),
+  maximumIntervalMs: z.number().int().positive().default(30_000),
+  backoffCoefficient: z.number().min(1).default(2),
+});
+
 export const JobInput = z.object({
   jobId: z.string(),
   code: z.string(),
   input: json.optional(),
-  limits: SandboxLimits,
+  limits: SandboxLimits.prefault({}),
+  /** Retry settings per provider, fixed when the job starts so replays agree. */
+  retry: z.record(z.string(), RetrySettings).default({}),
+  /** 1 for a new job; each job_resume starts the next attempt. */
+  attempt: z.number().int().positive().default(1),
+  /** The last checkpoint of the previous attempt, exposed to the script as `resume`. */
+  resume: json.optional(),
+  /** A run of the workflow continues as new after this many history events. */
+  maxEventsPerRun: z.number().int().min(200).default(10_000),
 });
 
 export const SessionRef = z.object({ id: z.string(), taskQueue: z.string() });
 
+/** An effect the workflow is to run, as prepared by the host from the sandbox's request. */
+export const PlannedEffect = JournalEffect.omit({ outcome: true }).extend({
+  request: EffectRequest,
+  /** Already known (a resumed job's agreeing effect): the workflow delivers it without running it. */
+  prefilled: EffectOutcome.optional(),
+});
+
+/** A resumed attempt's adoption of the previous attempt's journal, as far as the new code agreed. */
+export const Adoption = z.object({
+  journal: z.array(BlobRef),
+  rounds: z.number().int().nonnegative(),
+  effects: z.number().int().nonnegative(),
+  /** Where the new code stopped agreeing, or null when it agreed with the whole journal. */
+  divergence: z.string().nullable(),
+});
+
 /** The reply of the activities that advance a sandbox session by one round. */
-export const AdvanceResult = RoundReport.extend({ session: SessionRef });
+export const AdvanceResult = RoundReport.omit({ effects: true }).extend({
+  session: SessionRef,
+  effects: z.array(PlannedEffect),
+  adoption: Adoption.optional(),
+});
 
 export type Json = z.infer<typeof json>;
+export type BlobRef = z.infer<typeof BlobRef>;
+export type JournalEffect = z.infer<typeof JournalEffect>;
+export type PlannedEffect = z.infer<typeof PlannedEffect>;
+export type Adoption = z.infer<typeof Adoption>;
+export type RetrySettings = z.infer<typeof RetrySettings>;
+export type CheckpointEffect = z.infer<typeof CheckpointEffect>;
 export type HttpMethod = z.infer<typeof HttpMethod>;
 export type HttpEffect = z.infer<typeof HttpEffect>;
 export type SleepEffect = z.infer<typeof SleepEffect>;
@@ -116,13 +177,21 @@ export type JobInput = z.infer<typeof JobInput>;
 export type SessionRef = z.infer<typeof SessionRef>;
 export type AdvanceResult = z.infer<typeof AdvanceResult>;
 
+/** The journal of the current attempt: saved segments (earlier runs of the chain) plus this run's rounds. */
+export interface JournalParts {
+  segments: BlobRef[];
+  rounds: Round[];
+}
+
 /** Arguments of the activities that drive the sandbox. */
 export interface OpenSessionArgs {
   job: JobInput;
-  /** Every completed round so far; replayed before the session goes live. */
-  rounds: Round[];
+  /** Every completed round of this attempt; replayed before the session goes live. */
+  journal: JournalParts;
   /** Time to hand the script when it goes live. */
   now: number;
+  /** A resumed job: the previous attempt's journal, replayed as far as the script agrees with it. */
+  previous?: BlobRef[];
 }
 
 export interface AdvanceSessionArgs {
@@ -142,6 +211,31 @@ export interface JobState {
   rounds: number;
   effects: number;
   startedAt: number;
+  /** Runs of the continue-as-new chain so far, this one included. */
+  runs: number;
+  attempt: number;
+  /** Where a resumed attempt stopped agreeing with the previous journal (reported to the agent). */
+  divergence: string | null;
+}
+
+/** What a run of the workflow starts from: a new job, a continued run, or a resumed attempt. */
+export interface DurableScriptInput {
+  job: JobInput;
+  /** Set by continue-as-new: the chain so far, and the round the next run must deliver first. */
+  carried?: {
+    journal: BlobRef[];
+    state: JobState;
+    checkpoint?: Json;
+    pending: { session: SessionRef; outcomes: EffectOutcome[]; now: number };
+  };
+  /** Set by job_resume: the previous attempt's journal, replayed as far as the new code agrees. */
+  previous?: BlobRef[];
+}
+
+/** Memo a failed or cancelled job leaves behind, so job_resume can find its journal. */
+export interface ResumeMemo {
+  journal: BlobRef[];
+  checkpoint?: Json;
 }
 
 /** What a completed job returns: the script's value plus enough context to judge it. */
@@ -152,4 +246,7 @@ export interface JobResult {
   logCount: number;
   rounds: number;
   effects: number;
+  runs: number;
+  attempt: number;
+  divergence: string | null;
 }

@@ -15,6 +15,8 @@ export interface SheetsApiOptions {
   latencyMs?: number;
   /** Sheet id → row count. */
   sheets?: Record<string, number>;
+  /** Sheet id → indexes of rows served with a malformed email, to exercise a script's validation. */
+  malformedRows?: Record<string, number[]>;
   requiredBearerToken?: string;
 }
 
@@ -47,7 +49,10 @@ const COMPANIES = [
 const SOURCES = ['webinar', 'referral', 'trade show', 'newsletter', 'website', 'cold call', 'partner'];
 
 export async function startSheetsApi(options: SheetsApiOptions = {}): Promise<SheetsApi> {
-  const { sheets = { leads: 250 }, ...httpOptions } = options;
+  const { sheets = { leads: 250 }, malformedRows = {}, ...httpOptions } = options;
+  const malformed = new Map(Object.entries(malformedRows).map(([id, rows]) => [id, new Set(rows)]));
+  const rowOf = (id: string, index: number): SheetRow =>
+    malformed.get(id)?.has(index) ? { ...sheetRow(id, index), email: `malformed-row-${index}` } : sheetRow(id, index);
   for (const [id, rows] of Object.entries(sheets)) {
     if (!Number.isInteger(rows) || rows < 0) throw new RangeError(`sheet ${id}: row count must be an integer >= 0`);
   }
@@ -61,7 +66,7 @@ export async function startSheetsApi(options: SheetsApiOptions = {}): Promise<Sh
   function csvOf(sheet: { id: string; rows: number }): Csv {
     let csv = csvCache.get(sheet.id);
     if (!csv) {
-      csv = buildCsv(sheet.id, sheet.rows);
+      csv = buildCsv(sheet.id, sheet.rows, rowOf);
       csvCache.set(sheet.id, csv);
     }
     return csv;
@@ -99,7 +104,7 @@ export async function startSheetsApi(options: SheetsApiOptions = {}): Promise<Sh
       handle(request) {
         const sheet = sheetOf(request);
         const [start, end] = rowRange(request.query, sheet.rows, 100, 1000);
-        const rows = Array.from({ length: end - start }, (_, i) => sheetRow(sheet.id, start + i));
+        const rows = Array.from({ length: end - start }, (_, i) => rowOf(sheet.id, start + i));
         return json(200, { rows, total: sheet.rows });
       },
     },
@@ -131,13 +136,13 @@ interface Csv {
   rowStarts: number[];
 }
 
-function buildCsv(id: string, rows: number): Csv {
+function buildCsv(id: string, rows: number, rowOf: (id: string, index: number) => SheetRow): Csv {
   const lines = [SHEET_COLUMNS.join(',')];
   const rowStarts: number[] = [];
   let length = lines[0].length + 2;
   for (let i = 0; i < rows; i++) {
     rowStarts.push(length);
-    const row = sheetRow(id, i);
+    const row = rowOf(id, i);
     const line = SHEET_COLUMNS.map((column) => csvField(row[column])).join(',');
     lines.push(line);
     length += line.length + 2;

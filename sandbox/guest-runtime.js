@@ -26,7 +26,7 @@ globalThis.__dcmInstall = function install(setupJson) {
   let newSteps = [];
   let stepCount = 0;
   const openSteps = new Map(); // index → name of steps whose body has not settled yet
-  const recordedSteps = new Map(setup.recordedSteps.map((s) => [s.index, s]));
+  let recordedSteps = new Map(setup.recordedSteps.map((s) => [s.index, s]));
   let logs = [];
   let logBytes = 0;
   let droppedLogs = 0;
@@ -118,6 +118,18 @@ globalThis.__dcmInstall = function install(setupJson) {
     });
   }
 
+  function checkpoint(state) {
+    try {
+      const text = toJson(state, 'the checkpoint state');
+      if (text.length > setup.limits.maxCheckpointBytes) {
+        throw new NativeError(`checkpoint(state): the state is ${text.length} bytes; the limit is ${setup.limits.maxCheckpointBytes} (limits.maxCheckpointBytes). Keep a checkpoint compact (counters, cursors, ids) and save bulk data with step().`);
+      }
+      return issue({ kind: 'checkpoint', state: parse(text) });
+    } catch (e) {
+      return NativePromise.reject(e);
+    }
+  }
+
   function sleep(ms) {
     if (typeof ms !== 'number' || !(ms >= 0) || ms > 366 * 24 * 3600 * 1000) {
       return NativePromise.reject(new NativeTypeError(`sleep(ms): ms must be a number of milliseconds between 0 and one year; got ${ms}`));
@@ -130,7 +142,10 @@ globalThis.__dcmInstall = function install(setupJson) {
     if (typeof fn !== 'function') return NativePromise.reject(new NativeTypeError(`step("${name}", fn): fn must be a function`));
     const index = stepCount++;
     const recorded = recordedSteps.get(index);
-    if (recorded) {
+    if (recorded && recorded.name !== name && setup.lenient) {
+      // A resumed job's new code went another way: from here on, steps run for real.
+      recordedSteps = new Map();
+    } else if (recorded) {
       if (recorded.name !== name) {
         return NativePromise.reject(new NativeError(`replay diverged: step #${index} was "${recorded.name}" when the job first ran, but the script now calls step("${name}"). The script must make the same calls in the same order each time it runs.`));
       }
@@ -143,6 +158,9 @@ globalThis.__dcmInstall = function install(setupJson) {
         (value) => {
           openSteps.delete(index);
           const text = toJson(value, `the value of step("${name}")`);
+          if (text.length > setup.limits.maxStepBytes) {
+            throw new NativeError(`the value of step("${name}") is ${text.length} bytes; the limit is ${setup.limits.maxStepBytes} (limits.maxStepBytes). Save less, or split it into several steps.`);
+          }
           newSteps.push({ index, name, json: text });
           return parse(text);
         },
@@ -169,7 +187,7 @@ globalThis.__dcmInstall = function install(setupJson) {
     return (...args) => {
       if (replaying) return; // these lines were captured when the round first ran
       const line = (level === 'log' ? '' : `[${level}] `) + args.map(formatArg).join(' ');
-      if (logBytes + line.length > setup.maxLogBytes) {
+      if (logBytes + line.length > setup.limits.maxLogBytes) {
         droppedLogs++;
         return;
       }
@@ -207,10 +225,106 @@ globalThis.__dcmInstall = function install(setupJson) {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   }
 
+  // ---- CSV (RFC 4180), so scripts do not hand-roll one ------------------------------------------
+  function csvParse(text, options) {
+    if (typeof text !== 'string') throw new NativeTypeError(`CSV.parse(text): text must be a string; got ${typeof text}`);
+    const opts = options || {};
+    const delimiter = opts.delimiter === undefined ? ',' : String(opts.delimiter);
+    if (delimiter.length !== 1 || delimiter === '"' || delimiter === '\n' || delimiter === '\r') throw new NativeTypeError('CSV.parse: delimiter must be one character other than a quote or newline');
+    const rows = [];
+    let row = [];
+    let i = text.charCodeAt(0) === 0xfeff ? 1 : 0; // skip a byte-order mark
+    const n = text.length;
+    const d = delimiter.charCodeAt(0);
+    let line = 1;
+    for (;;) {
+      // One field per pass.
+      let field;
+      if (text.charCodeAt(i) === 34) {
+        const start = line;
+        let j = i + 1;
+        let value = '';
+        for (;;) {
+          const q = text.indexOf('"', j);
+          if (q === -1) throw new NativeError(`CSV.parse: unterminated quoted field starting on line ${start}`);
+          value += text.slice(j, q);
+          for (let k = j; k < q; k++) if (text.charCodeAt(k) === 10) line++;
+          if (text.charCodeAt(q + 1) === 34) {
+            value += '"';
+            j = q + 2;
+          } else {
+            i = q + 1;
+            break;
+          }
+        }
+        field = value;
+        const c = text.charCodeAt(i);
+        if (i < n && c !== d && c !== 10 && c !== 13) throw new NativeError(`CSV.parse: unexpected character after a closing quote on line ${line}`);
+      } else {
+        let j = i;
+        while (j < n) {
+          const c = text.charCodeAt(j);
+          if (c === d || c === 10 || c === 13) break;
+          j++;
+        }
+        field = text.slice(i, j);
+        i = j;
+      }
+      row.push(field);
+      if (i >= n) {
+        if (!(row.length === 1 && row[0] === '')) rows.push(row);
+        break;
+      }
+      const c = text.charCodeAt(i);
+      if (c === d) {
+        i++;
+        continue;
+      }
+      // End of record: \n, \r\n or \r.
+      i += c === 13 && text.charCodeAt(i + 1) === 10 ? 2 : 1;
+      line++;
+      if (!(row.length === 1 && row[0] === '')) rows.push(row);
+      row = [];
+      if (i >= n) break;
+    }
+    if (opts.header === false) return rows;
+    const header = rows.shift() || [];
+    return rows.map((cells) => {
+      const record = {};
+      for (let k = 0; k < header.length; k++) record[header[k]] = cells[k] === undefined ? '' : cells[k];
+      return record;
+    });
+  }
+
+  function csvField(value, delimiter) {
+    const text = value === null || value === undefined ? '' : typeof value === 'object' ? stringify(value) : String(value);
+    return text.includes('"') || text.includes(delimiter) || text.includes('\n') || text.includes('\r') ? `"${text.replace(/"/g, '""')}"` : text;
+  }
+
+  function csvStringify(rows, options) {
+    if (!isArray(rows)) throw new NativeTypeError('CSV.stringify(rows): rows must be an array of objects or arrays');
+    const opts = options || {};
+    const delimiter = opts.delimiter === undefined ? ',' : String(opts.delimiter);
+    const lines = [];
+    let columns = opts.columns;
+    if (rows.length > 0 && !isArray(rows[0])) {
+      columns = columns || Object.keys(rows[0]);
+      lines.push(columns.map((c) => csvField(c, delimiter)).join(delimiter));
+      for (const r of rows) lines.push(columns.map((c) => csvField(r[c], delimiter)).join(delimiter));
+    } else {
+      if (columns) lines.push(columns.map((c) => csvField(c, delimiter)).join(delimiter));
+      for (const r of rows) lines.push(r.map((v) => csvField(v, delimiter)).join(delimiter));
+    }
+    return lines.join('\r\n') + (lines.length ? '\r\n' : '');
+  }
+
   // ---- globals ------------------------------------------------------------------------------
   const globals = {
     input: setup.input === undefined ? undefined : parse(stringify(setup.input)),
+    resume: setup.resume === undefined ? undefined : parse(stringify(setup.resume)),
     step,
+    checkpoint,
+    CSV: freeze({ parse: csvParse, stringify: csvStringify }),
     sleep,
     progress,
     console: freeze({ log: log('log'), info: log('info'), warn: log('warn'), error: log('error'), debug: log('debug') }),
@@ -282,6 +396,7 @@ globalThis.__dcmInstall = function install(setupJson) {
       const delivery = parse(json);
       now = delivery.now;
       replaying = delivery.replaying;
+      for (const step of delivery.steps) recordedSteps.set(step.index, step);
       deliver(delivery.outcomes);
     },
     report,

@@ -8,27 +8,51 @@
  * A session opened with a journal replays it first: each recorded round's effects must match what
  * the script asks for again, and their recorded outcomes are delivered instantly. Then it is live.
  */
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import ivm from 'isolated-vm';
-import { canonicalJson } from '../core/effects.ts';
-import { RoundReport, type EffectOutcome, type EffectRequest, type JobInput, type Round } from '../core/journal.ts';
+import { canonicalJson, effectLabel } from '../core/effects.ts';
+import { RoundReport, type EffectOutcome, type EffectRequest, type JobInput, type Round, type StepRecord } from '../core/journal.ts';
 import { compileUserFunction, createIsolate, SCRIPT_LIMIT_WORDING, sandboxFailure } from './isolate.ts';
 
 const RUNTIME_SOURCE = readFileSync(new URL('./guest-runtime.js', import.meta.url), 'utf8');
 
 /** A report bigger than this is refused: large data belongs in step values kept off history (blob store). */
-const MAX_REPORT_BYTES = 64 * 1024 * 1024;
+const MAX_REPORT_BYTES = 256 * 1024 * 1024;
+
+/** The journal key of a request: what replay compares. */
+export function effectKey(request: EffectRequest): string {
+  return createHash('sha256').update(canonicalJson(request)).digest('hex');
+}
+
+/** A round as replay needs it: outcomes and step values resolved (no blob references left). */
+export type LoadedRound = Round;
 
 export interface OpenSessionOptions {
   job: JobInput;
   /** Names of the configured providers; each becomes a global client in the sandbox. */
   providers: string[];
   /** Completed rounds to replay before going live. */
-  rounds: Round[];
+  rounds: LoadedRound[];
   /** Time handed to the script once it is live. */
   now: number;
+  /**
+   * strict: the script must ask for exactly what the journal recorded (a normal replay).
+   * adopt: a resumed job's new code; replay as long as it agrees, then go live (see Adopted).
+   */
+  mode?: 'strict' | 'adopt';
   /** Called after each replayed round, so a long replay can heartbeat. */
   onReplayedRound?: (round: number) => void;
+}
+
+/** How far adopt-mode replay went. */
+export interface Adopted {
+  /** Rounds of the journal the script agreed with, and which were delivered from it. */
+  rounds: number;
+  /** Where it stopped agreeing; null when it agreed with the whole journal. */
+  divergence: string | null;
+  /** For the live round's effects: the journal's outcome where it still agreed (same call, same position, succeeded). */
+  prefilled: Array<EffectOutcome | undefined>;
 }
 
 interface Controls {
@@ -54,8 +78,9 @@ export class ScriptSession {
   }
 
   /** Creates the isolate, replays `rounds`, and returns the session with the first live report. */
-  static async open(options: OpenSessionOptions): Promise<{ session: ScriptSession; report: RoundReport }> {
+  static async open(options: OpenSessionOptions): Promise<{ session: ScriptSession; report: RoundReport; adopted?: Adopted }> {
     const { job, rounds } = options;
+    const adopt = options.mode === 'adopt';
     const isolate = createIsolate(job.limits.memoryMb);
     try {
       const context = await isolate.createContext();
@@ -63,12 +88,14 @@ export class ScriptSession {
       await runtime.run(context);
       const setup = {
         input: job.input,
+        resume: job.resume,
         providers: options.providers,
         seed: seedOf(job.jobId),
         now: rounds[0]?.now ?? options.now,
         replaying: rounds.length > 0,
-        recordedSteps: rounds.flatMap((r) => r.steps.map((s) => ({ index: s.index, name: s.name, json: JSON.stringify(s.value) }))),
-        maxLogBytes: job.limits.maxLogBytes,
+        lenient: adopt,
+        recordedSteps: stepsForGuest(rounds[0]?.steps),
+        limits: job.limits,
       };
       // References to the controls come from eval, then the global is removed so the script cannot
       // reach them. (A reference obtained with Reference.get() blocks Node's thread on apply, so the
@@ -82,14 +109,21 @@ export class ScriptSession {
       await context.global.set('__dcmMain', main.derefInto());
       let report = await session.run(() => controls.start.apply(undefined, [], { timeout: job.limits.roundTimeoutMs }));
       for (const [k, round] of rounds.entries()) {
-        const divergence = replayDivergence(report, round, k);
-        if (divergence) return { session, report: session.fail(divergence) };
+        const divergence = replayDivergence(report, round, k, adopt);
+        if (divergence && !adopt) return { session, report: session.fail(divergence) };
+        if (divergence) {
+          const prefilled = report.effects.map((request, i) => {
+            const recorded = round.effects[i];
+            return recorded && recorded.outcome.ok && recorded.key === effectKey(request) ? recorded.outcome : undefined;
+          });
+          return { session, report, adopted: { rounds: k, divergence: divergence.message, prefilled } };
+        }
         const last = k === rounds.length - 1;
         const outcomes = round.effects.map((e) => e.outcome);
-        report = await session.deliver(outcomes, last ? options.now : rounds[k + 1]!.now, !last);
+        report = await session.deliver(outcomes, last ? options.now : rounds[k + 1]!.now, !last, last ? undefined : rounds[k + 1]!.steps);
         options.onReplayedRound?.(k);
       }
-      return { session, report };
+      return { session, report, ...(adopt ? { adopted: { rounds: rounds.length, divergence: null, prefilled: [] } } : {}) };
     } catch (e) {
       if (!isolate.isDisposed) isolate.dispose();
       throw e;
@@ -97,8 +131,8 @@ export class ScriptSession {
   }
 
   /** Hands the outcomes of the last round to the script and runs it to quiescence. */
-  async deliver(outcomes: EffectOutcome[], now: number, replaying = false): Promise<RoundReport> {
-    const json = JSON.stringify({ outcomes, now, replaying });
+  async deliver(outcomes: EffectOutcome[], now: number, replaying = false, nextSteps?: StepRecord[]): Promise<RoundReport> {
+    const json = JSON.stringify({ outcomes, now, replaying, live: !replaying, steps: stepsForGuest(nextSteps) });
     const report = await this.run(() => this.controls.deliver.apply(undefined, [json], { arguments: { copy: true }, timeout: this.limits.roundTimeoutMs }));
     this.roundsDelivered++;
     return report;
@@ -156,32 +190,35 @@ function parseReport(text: unknown): RoundReport {
   return RoundReport.parse(JSON.parse(text));
 }
 
-/** Why replaying `round` does not match what the script now asks for, or undefined when it does. */
-function replayDivergence(report: RoundReport, round: Round, k: number): { name: string; message: string } | undefined {
-  const recorded = round.effects.map((e) => e.request);
-  if (report.outcome) {
-    return { name: 'ReplayDivergenceError', message: `replay diverged in round ${k + 1}: the script ended, but when the job first ran it went on to make ${recorded.length} more call(s). The script must behave the same each time it runs.` };
-  }
-  for (let i = 0; i < Math.max(recorded.length, report.effects.length); i++) {
-    const was = recorded[i];
-    const now = report.effects[i];
-    if (!was || !now || canonicalJson(was) !== canonicalJson(now)) {
-      return {
-        name: 'ReplayDivergenceError',
-        message: `replay diverged in round ${k + 1}, call ${i + 1}: the journal has ${describe(was)} but the script now asks for ${describe(now)}. The script must make the same calls in the same order each time it runs (use input, step() and the journaled clock rather than outside state).`,
-      };
-    }
-  }
-  if (report.steps.length > 0) {
-    return { name: 'ReplayDivergenceError', message: `replay diverged in round ${k + 1}: step("${report.steps[0]!.name}") was not part of the job when it first ran.` };
-  }
-  return undefined;
+/** Step records as the guest takes them: the value as JSON text, parsed only if the script asks. */
+function stepsForGuest(steps: StepRecord[] | undefined): Array<{ index: number; name: string; json: string }> {
+  return (steps ?? []).map((s) => ({ index: s.index, name: s.name, json: JSON.stringify(s.value ?? null) }));
 }
 
-function describe(request: EffectRequest | undefined): string {
-  if (!request) return 'nothing';
-  if (request.kind === 'sleep') return `sleep(${request.ms})`;
-  return `${request.provider} ${request.method} ${request.path}`;
+/**
+ * Why replaying `round` does not match what the script now asks for, or undefined when it does.
+ * For a resumed job (adopt), a recorded call that failed does not match either: it runs again.
+ */
+function replayDivergence(report: RoundReport, round: Round, k: number, adopt: boolean): { name: string; message: string } | undefined {
+  const where = `round ${k + 1}`;
+  if (report.outcome) {
+    return { name: 'ReplayDivergenceError', message: `replay diverged in ${where}: the script ended, but when the job first ran it went on to make ${round.effects.length} more call(s). The script must behave the same each time it runs.` };
+  }
+  for (let i = 0; i < Math.max(round.effects.length, report.effects.length); i++) {
+    const was = round.effects[i];
+    const now = report.effects[i];
+    if (!was || !now || was.key !== effectKey(now)) {
+      return {
+        name: 'ReplayDivergenceError',
+        message: `replay diverged in ${where}, call ${i + 1}: the journal has ${was?.label ?? 'nothing'} but the script now asks for ${now ? effectLabel(now) : 'nothing'}. The script must make the same calls in the same order each time it runs (use input, step() and the journaled clock rather than outside state).`,
+      };
+    }
+    if (adopt && !was.outcome.ok) return { name: 'ReplayDivergenceError', message: `${where}, call ${i + 1} (${was.label}) failed in the previous attempt; it runs again` };
+  }
+  if (report.steps.length > 0) {
+    return { name: 'ReplayDivergenceError', message: `replay diverged in ${where}: step("${report.steps[0]!.name}") was not part of the job when it first ran.` };
+  }
+  return undefined;
 }
 
 /** A per-job seed for Math.random, so replays draw the same numbers. */

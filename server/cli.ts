@@ -6,7 +6,7 @@
  *   serve    the MCP server (stdio or Streamable HTTP) against an existing Temporal server
  *   jobs     list / show / cancel jobs
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
@@ -68,14 +68,18 @@ ${TEMPORAL_HELP}`,
     run: runServe,
   },
   jobs: {
-    summary: 'list, show or cancel jobs',
+    summary: 'list, show, cancel or resume jobs',
     help: `Usage: durable-codemode jobs list [--limit N]
        durable-codemode jobs show JOB_ID [--wait SECONDS]
        durable-codemode jobs cancel JOB_ID
+       durable-codemode jobs resume JOB_ID [--code FILE] [--wait SECONDS]
+
+resume restarts a failed or cancelled job under the same id: its journal is replayed as far as
+the script (or the corrected one in FILE) agrees with it, so completed calls are not repeated.
 
 Prints JSON. ${TEMPORAL_HELP}
 ${CONFIG_HELP}`,
-    options: { config: { type: 'string' }, limit: { type: 'string' }, wait: { type: 'string' } },
+    options: { config: { type: 'string' }, limit: { type: 'string' }, wait: { type: 'string' }, code: { type: 'string' } },
     run: runJobs,
   },
 };
@@ -206,18 +210,30 @@ async function runServe(values: Values): Promise<void> {
 async function runJobs(values: Values, args: string[]): Promise<void> {
   const [action, jobId] = args;
   const { config } = loadRuntimeConfig(values);
-  const needsId = action === 'show' || action === 'cancel';
-  if (!action || !['list', 'show', 'cancel'].includes(action) || (needsId && !jobId)) throw new UsageError(COMMANDS.jobs!.help);
+  const needsId = action !== 'list';
+  if (!action || !['list', 'show', 'cancel', 'resume'].includes(action) || (needsId && !jobId)) throw new UsageError(COMMANDS.jobs!.help);
+  const code = typeof values.code === 'string' ? readCodeFile(values.code) : undefined;
   const client = await connectClient(config.temporal);
   const jobs = new JobService(client, config);
+  const wait = intOption(values, 'wait', 0);
   const result =
     action === 'list'
       ? await jobs.list(intOption(values, 'limit', 20))
       : action === 'show'
-        ? await jobs.status(jobId!, intOption(values, 'wait', 0))
-        : await jobs.cancel(jobId!);
+        ? await jobs.status(jobId!, wait)
+        : action === 'cancel'
+          ? await jobs.cancel(jobId!)
+          : await jobs.resume(jobId!, code, wait);
   console.log(JSON.stringify(result, null, 2));
   await client.connection.close();
+}
+
+function readCodeFile(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new UsageError(`Cannot read --code ${file}: ${(e as Error).message}`);
+  }
 }
 
 async function main(argv: string[]): Promise<void> {

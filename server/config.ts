@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
-import { SandboxLimits } from '../core/journal.ts';
+import { RetrySettings, SandboxLimits } from '../core/journal.ts';
 
 /** Globals the sandbox defines itself; a provider cannot take these names. */
 const RESERVED_NAMES = new Set(['input', 'step', 'sleep', 'progress', 'console', 'ApiError', 'spec', 'globalThis', 'Date', 'Math', 'JSON', 'Promise', 'Object', 'Array', 'Error']);
@@ -32,6 +32,8 @@ export const ProviderConfig = z.object({
   /** Header carrying the per-effect idempotency key on writes. */
   idempotencyHeader: z.string().default('Idempotency-Key'),
   timeoutMs: z.number().int().positive().default(30_000),
+  /** Retries of transient failures (connection errors, 408, 429, 5xx); Retry-After is honoured. */
+  retry: RetrySettings.prefault({}),
 });
 
 export const Config = z.object({
@@ -44,8 +46,16 @@ export const Config = z.object({
     })
     .prefault({}),
   limits: SandboxLimits.prefault({}),
-  /** Where `dev` keeps the Temporal SQLite file (and later the blob store). */
+  /** Where `dev` keeps the Temporal SQLite file, and the local blob store lives (<dataDir>/blobs). */
   dataDir: z.string().default('.durable-codemode'),
+  blobs: z
+    .object({
+      /** Values larger than this (JSON bytes) are kept in the blob store, not in workflow history. */
+      thresholdBytes: z.number().int().min(256).max(1024 * 1024).default(4096),
+    })
+    .prefault({}),
+  /** A job's workflow run continues as new after this many history events (Temporal's hard limit is 51,200). */
+  maxEventsPerRun: z.number().int().min(200).max(40_000).default(10_000),
   http: z.object({ host: z.string().default('127.0.0.1'), port: z.number().int().min(0).max(65535).default(3000) }).prefault({}),
   /** How long `execute` waits for a result before answering with a job id. */
   defaultWaitSeconds: z.number().min(0).max(300).default(20),

@@ -6,8 +6,9 @@
  */
 import { randomUUID } from 'node:crypto';
 import { CancelledFailure, type Client, type WorkflowHandle, WorkflowFailedError, WorkflowNotFoundError } from '@temporalio/client';
-import { ApplicationFailure, TerminatedFailure, TimeoutFailure } from '@temporalio/common';
-import type { JobInput, JobResult, JobState, Progress, ScriptErrorInfo } from '../core/journal.ts';
+import { ApplicationFailure, defaultPayloadConverter, TerminatedFailure, TimeoutFailure } from '@temporalio/common';
+import { RESUME_MEMO_KEY } from '../core/effects.ts';
+import type { DurableScriptInput, JobInput, JobResult, JobState, Progress, ResumeMemo, ScriptErrorInfo } from '../core/journal.ts';
 import { checkScriptSyntax } from '../sandbox/isolate.ts';
 import type { durableScript } from '../workflows/durable-script.ts';
 import type { Config } from './config.ts';
@@ -25,13 +26,34 @@ export interface JobView {
   log_count: number;
   rounds?: number;
   effects?: number;
+  /** Workflow runs of the continue-as-new chain so far. */
+  runs?: number;
+  /** 1 for the first run of a job; each job_resume adds one. */
+  attempt?: number;
+  /** For a resumed job: where the new code stopped agreeing with the previous attempt's journal. */
+  divergence?: string | null;
   note?: string;
+}
+
+/** A request that does not fit the job's state, e.g. resuming a job that is still running. */
+export class JobStateError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'JobStateError';
+  }
 }
 
 export class JobNotFoundError extends Error {
   constructor(jobId: string, namespace: string) {
     super(`No job "${jobId}" in Temporal namespace "${namespace}". Check the id returned by execute.`);
     this.name = 'JobNotFoundError';
+  }
+}
+
+export class ScriptTooLargeError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ScriptTooLargeError';
   }
 }
 
@@ -56,17 +78,66 @@ export class JobService {
 
   /** Validates and starts a script, then waits up to `waitSeconds` for it to finish. */
   async execute(request: ExecuteRequest): Promise<JobView> {
-    await checkScriptSyntax(request.code);
+    await this.validate(request.code);
     const jobId = `job-${randomUUID()}`;
-    const job: JobInput = { jobId, code: request.code, input: request.input as JobInput['input'], limits: this.config.limits };
+    const job: JobInput = {
+      jobId,
+      code: request.code,
+      input: request.input as JobInput['input'],
+      limits: this.config.limits,
+      retry: Object.fromEntries(Object.entries(this.config.providers).map(([name, p]) => [name, p.retry])),
+      attempt: 1,
+      maxEventsPerRun: this.config.maxEventsPerRun,
+    };
+    await this.start({ job }, summarize(request.code));
+    return this.status(jobId, request.waitSeconds ?? this.config.defaultWaitSeconds);
+  }
+
+  /**
+   * Starts the next attempt of a failed or cancelled job under the same id. It replays the previous
+   * attempt's journal as far as the (optionally corrected) code agrees with it, then runs live.
+   */
+  async resume(jobId: string, code?: string, waitSeconds = this.config.defaultWaitSeconds): Promise<JobView> {
+    const handle = this.client.workflow.getHandle(jobId);
+    const description = await this.describe(handle, jobId);
+    const status = description.status.name;
+    if (status === 'RUNNING') throw new JobStateError(`Job ${jobId} is still running; only a failed or cancelled job can be resumed. Cancel it first (job_cancel), or wait for it.`);
+    if (status === 'COMPLETED') throw new JobStateError(`Job ${jobId} completed; there is nothing to resume. Start a new job with execute.`);
+    const memo = description.memo?.[RESUME_MEMO_KEY] as ResumeMemo | undefined;
+    if (!memo) {
+      throw new JobStateError(`Job ${jobId} left no journal to resume from (it was ${status.toLowerCase()} before it could save one, e.g. terminated by an operator). Start a new job with execute.`);
+    }
+    if (code !== undefined) await this.validate(code);
+    const previous = await this.inputOf(handle);
+    const job: JobInput = { ...previous.job, code: code ?? previous.job.code, attempt: previous.job.attempt + 1, resume: memo.checkpoint };
+    await this.start({ job, previous: memo.journal }, `resume (attempt ${job.attempt}): ${summarize(job.code).replace(/^execute: /, '')}`);
+    return this.status(jobId, waitSeconds);
+  }
+
+  private async validate(code: string): Promise<void> {
+    const bytes = Buffer.byteLength(code);
+    if (bytes > this.config.limits.maxScriptBytes) {
+      throw new ScriptTooLargeError(`The script is ${bytes} bytes; the limit is ${this.config.limits.maxScriptBytes} (limits.maxScriptBytes). Move data into \`input\` or fetch it inside the script.`);
+    }
+    await checkScriptSyntax(code);
+  }
+
+  private async start(input: DurableScriptInput, summary: string): Promise<void> {
     await this.client.workflow.start<typeof durableScript>('durableScript', {
       taskQueue: this.config.temporal.taskQueue,
-      workflowId: jobId,
-      args: [job],
-      staticSummary: summarize(request.code),
-      staticDetails: '```js\n' + request.code.slice(0, STATIC_DETAILS_MAX_CHARS) + '\n```',
+      workflowId: input.job.jobId,
+      args: [input],
+      staticSummary: summary,
+      staticDetails: '```js\n' + input.job.code.slice(0, STATIC_DETAILS_MAX_CHARS) + '\n```',
     });
-    return this.status(jobId, request.waitSeconds ?? this.config.defaultWaitSeconds);
+  }
+
+  /** The input of the job's latest run (every run carries the whole job). */
+  private async inputOf(handle: WorkflowHandle): Promise<DurableScriptInput> {
+    const history = await handle.fetchHistory();
+    const payload = history.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
+    if (!payload) throw new Error(`cannot read the input of job ${handle.workflowId} from its history`);
+    return defaultPayloadConverter.fromPayload<DurableScriptInput>(payload);
   }
 
   /** The job's status, waiting up to `waitSeconds` for it to finish first. */
@@ -102,8 +173,12 @@ export class JobService {
   }
 
   private async describeStatus(handle: WorkflowHandle, jobId: string): Promise<string> {
+    return (await this.describe(handle, jobId)).status.name;
+  }
+
+  private async describe(handle: WorkflowHandle, jobId: string) {
     try {
-      return (await handle.describe()).status.name;
+      return await handle.describe();
     } catch (e) {
       if (e instanceof WorkflowNotFoundError) throw new JobNotFoundError(jobId, this.config.temporal.namespace);
       throw e;
@@ -126,7 +201,8 @@ export class JobService {
   private async runningView(handle: WorkflowHandle, jobId: string): Promise<JobView> {
     try {
       const state = await this.client.withDeadline(Date.now() + 5_000, () => handle.query<JobState>('jobState'));
-      return { job_id: jobId, status: 'running', progress: state.progress, logs: state.logs, log_count: state.logCount, rounds: state.rounds, effects: state.effects };
+      const { progress, logs, logCount, rounds, effects, runs, attempt, divergence } = state;
+      return { job_id: jobId, status: 'running', progress, logs, log_count: logCount, rounds, effects, runs, attempt, divergence };
     } catch {
       return {
         job_id: jobId,
@@ -151,6 +227,9 @@ export class JobService {
         log_count: result.logCount,
         rounds: result.rounds,
         effects: result.effects,
+        runs: result.runs,
+        attempt: result.attempt,
+        divergence: result.divergence,
       };
     } catch (e) {
       if (!(e instanceof WorkflowFailedError)) throw e;
@@ -166,20 +245,10 @@ function failureView(jobId: string, e: WorkflowFailedError): JobView {
     return { job_id: jobId, status: 'cancelled', progress: null, logs: [], log_count: 0, note: `The job was ${how}.` };
   }
   if (cause instanceof ApplicationFailure) {
-    const details = cause.details?.[0] as
-      | { error: ScriptErrorInfo; logs: string[]; logCount: number; progress: Progress | null; rounds: number; effects: number }
-      | undefined;
+    const details = cause.details?.[0] as (Omit<JobResult, 'value'> & { error: ScriptErrorInfo }) | undefined;
     if (details?.error) {
-      return {
-        job_id: jobId,
-        status: 'failed',
-        error: details.error,
-        progress: details.progress,
-        logs: details.logs,
-        log_count: details.logCount,
-        rounds: details.rounds,
-        effects: details.effects,
-      };
+      const { error, progress, logs, logCount, rounds, effects, runs, attempt, divergence } = details;
+      return { job_id: jobId, status: 'failed', error, progress, logs, log_count: logCount, rounds, effects, runs, attempt, divergence };
     }
   }
   return { job_id: jobId, status: 'failed', error: { name: cause?.name ?? 'Error', message: cause?.message ?? e.message }, progress: null, logs: [], log_count: 0 };

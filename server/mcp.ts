@@ -35,6 +35,12 @@ export const JobStatusInput = {
 
 export const JobCancelInput = { job_id: z.string() };
 
+export const JobResumeInput = {
+  job_id: z.string(),
+  code: z.string().optional().describe('corrected script; omit to retry the same one'),
+  wait_seconds: z.number().min(0).max(60).optional(),
+};
+
 function searchDescription(): string {
   return [
     'Query the API specs with JavaScript instead of reading them.',
@@ -48,7 +54,7 @@ function executeDescription(providers: string[], defaultWait: number): string {
   return [
     'Run JavaScript against the APIs as a durable job: it survives crashes and restarts, and completed calls are never repeated.',
     `Globals: ${providers.length ? providers.join(', ') : '(no providers configured)'} — each has .request({ method, path, query, body }) resolving to the parsed response body; non-2xx throws an error with .status and .body.`,
-    '`input`; `await step(name, fn)` saves fn() (pure computation, no calls inside) so it never reruns; `progress(done, total, message)`; `await sleep(ms)`; console.log.',
+    '`input`; `await step(name, fn)` saves fn() (pure computation, no calls inside) so it never reruns; `await checkpoint(state)` saves a small state, read back as `resume` by job_resume; `progress(done, total, message)`; `await sleep(ms)`; `CSV.parse(text)` → row objects, `CSV.stringify(rows)`; console.log.',
     'Use `await Promise.all` for parallel calls. Date.now() and Math.random() are recorded, so reruns stay deterministic.',
     `Returns the result if done within wait_seconds (default ${defaultWait}), else { job_id, status: "running", progress }: poll job_status.`,
     `Example: async () => { const r = await ${first}.request({ method: 'GET', path: '/items', query: { limit: 10 } }); return r.length; }`,
@@ -76,6 +82,16 @@ export function createMcpServer(deps: McpDeps): McpServer {
 
   server.registerTool('job_cancel', { description: 'Cancel a running job.', inputSchema: JobCancelInput }, async ({ job_id }) =>
     answer(() => deps.jobs.cancel(job_id)),
+  );
+
+  server.registerTool(
+    'job_resume',
+    {
+      description:
+        'Restart a failed or cancelled job under the same id. Completed calls are replayed, not repeated, as long as the (corrected) code makes the same calls; the answer reports where it diverged. `resume` holds its last checkpoint(state).',
+      inputSchema: JobResumeInput,
+    },
+    async ({ job_id, code, wait_seconds }) => answer(() => deps.jobs.resume(job_id, code, wait_seconds ?? deps.defaultWaitSeconds)),
   );
 
   return server;

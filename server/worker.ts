@@ -5,10 +5,12 @@
  */
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { bundleWorkflowCode, Worker, type NativeConnection, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { createActivities } from '../activities/index.ts';
 import { SessionRegistry } from '../activities/sessions.ts';
+import { LocalBlobStore } from '../blobs/local-store.ts';
 import type { Config } from './config.ts';
 
 const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
@@ -36,7 +38,13 @@ export async function startWorker(config: Config, connection: NativeConnection):
   const { namespace, taskQueue } = config.temporal;
   const sessionTaskQueue = `${taskQueue}/session/${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
   const sessions = new SessionRegistry({ idleMs: 10 * 60_000, maxSessions: 200 });
-  const activities = createActivities({ providers: config.providers, sessions, sessionTaskQueue });
+  const activities = createActivities({
+    providers: config.providers,
+    sessions,
+    sessionTaskQueue,
+    blobs: new LocalBlobStore(join(config.dataDir, 'blobs')),
+    blobThresholdBytes: config.blobs.thresholdBytes,
+  });
   const shared = await Worker.create({ connection, namespace, taskQueue, workflowBundle: await workflowBundle(), activities });
   const own = await Worker.create({ connection, namespace, taskQueue: sessionTaskQueue, activities });
   const done = Promise.all([shared.run(), own.run()]).then(

@@ -24,17 +24,18 @@ Runtime.install({ logger: new DefaultLogger('WARN') });
 
 export const CLI = fileURLToPath(new URL('../server/cli.ts', import.meta.url));
 
-/** A config for one test: its own task queue on the suite's Temporal server. */
+/** A config for one test: its own task queue on the suite's Temporal server, its own data directory. */
 export function testConfig(raw: Record<string, unknown>): Config {
-  const config = parseConfig(raw, undefined, { TEMPORAL_ADDRESS: inject('temporalAddress') });
+  const dataDir = mkdtempSync(join(tmpdir(), 'dcm-data-'));
+  const config = parseConfig({ dataDir, ...raw }, undefined, { TEMPORAL_ADDRESS: inject('temporalAddress') });
   config.temporal.taskQueue = `test-${randomUUID().slice(0, 8)}`;
   return config;
 }
 
-/** Writes the config to a file a child process can read (`--config`). */
+/** Writes the config to a file a child process can read (`--config`); it shares the test's blob store. */
 export function writeConfigFile(config: Config): string {
   const file = join(mkdtempSync(join(tmpdir(), 'dcm-test-')), 'config.json');
-  writeFileSync(file, JSON.stringify({ ...config, dataDir: undefined }));
+  writeFileSync(file, JSON.stringify(config));
   return file;
 }
 

@@ -3,11 +3,12 @@
  * divergence, steps, determinism and the limits that end a script with a clear error.
  */
 import { describe, expect, it } from 'vitest';
-import { SandboxLimits, type EffectOutcome, type JobInput, type Round, type RoundReport } from '../core/journal.ts';
-import { ScriptSession } from '../sandbox/session.ts';
+import { effectLabel } from '../core/effects.ts';
+import { JobInput, SandboxLimits, type EffectOutcome, type Round, type RoundReport } from '../core/journal.ts';
+import { effectKey, ScriptSession } from '../sandbox/session.ts';
 
 function job(code: string, limits: Partial<SandboxLimits> = {}): JobInput {
-  return { jobId: 'job-test', code, input: { n: 3 }, limits: SandboxLimits.parse(limits) };
+  return JobInput.parse({ jobId: 'job-test', code, input: { n: 3 }, limits: SandboxLimits.parse(limits) });
 }
 
 /** Drives a session to the end like the workflow does, answering every call with `answer`, and returns the journal. */
@@ -19,7 +20,7 @@ async function runToEnd(code: string, answer: (i: number) => EffectOutcome, limi
   let calls = 0;
   while (!report.outcome) {
     const outcomes = report.effects.map(() => answer(calls++));
-    rounds.push({ now, steps: report.steps, effects: report.effects.map((request, i) => ({ request, outcome: outcomes[i]! })) });
+    rounds.push({ now, steps: report.steps, effects: report.effects.map((request, i) => ({ key: effectKey(request), label: effectLabel(request), outcome: outcomes[i]! })) });
     now += 1_000;
     report = await session.deliver(outcomes, now);
     reports.push(report);
@@ -34,7 +35,10 @@ describe('script sandbox', () => {
       (i) => ({ ok: true, value: i * 10 }),
     );
     expect(rounds).toHaveLength(1);
-    expect(rounds[0]!.effects.map((e) => e.request)).toEqual([1, 2, 3].map((i) => ({ kind: 'http', provider: 'crm', method: 'POST', path: `/x/${i}`, body: { i } })));
+    expect(rounds[0]!.effects.map((e) => e.key)).toEqual(
+      [1, 2, 3].map((i) => effectKey({ kind: 'http', provider: 'crm', method: 'POST', path: `/x/${i}`, body: { i } })),
+    );
+    expect(rounds[0]!.effects.map((e) => e.label)).toEqual(['crm: POST /x/1', 'crm: POST /x/2', 'crm: POST /x/3']);
     expect(outcome).toEqual({ kind: 'returned', value: [0, 10, 20] });
   });
 
@@ -49,7 +53,7 @@ describe('script sandbox', () => {
     // Tamper with the recorded step value: replay must return it instead of computing a new one.
     const rounds = structuredClone(first.rounds);
     rounds[0]!.steps[0]!.value = 42;
-    rounds[0]!.effects[0]!.request = { ...rounds[0]!.effects[0]!.request, query: { seed: 42 } } as Round['effects'][0]['request'];
+    rounds[0]!.effects[0]!.key = effectKey({ kind: 'http', provider: 'crm', method: 'GET', path: '/a', query: { seed: 42 } });
     const { report } = await ScriptSession.open({ job: job(code), providers: ['crm'], rounds: rounds.slice(0, 1), now: 99_000 });
     expect(report.outcome).toBeNull();
     expect(report.effects).toEqual([{ kind: 'http', provider: 'crm', method: 'GET', path: '/b' }]);
@@ -65,7 +69,7 @@ describe('script sandbox', () => {
       now: 5_000,
     });
     expect(report.outcome).toMatchObject({ kind: 'threw', error: { name: 'ReplayDivergenceError' } });
-    expect((report.outcome as { error: { message: string } }).error.message).toMatch(/round 1, call 1: the journal has crm POST \/leads/);
+    expect((report.outcome as { error: { message: string } }).error.message).toMatch(/round 1, call 1: the journal has crm: POST \/leads but the script now asks for crm: POST \/leads/);
   });
 
   it('makes the clock and randomness come from the journal', async () => {
