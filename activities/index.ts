@@ -9,7 +9,7 @@
 import { randomUUID } from 'node:crypto';
 import { ApplicationFailure, cancellationSignal, heartbeat } from '@temporalio/activity';
 import { ClaimCheck } from '../blobs/claim-check.ts';
-import type { BlobStore } from '../blobs/store.ts';
+import { BlobCorruptError, BlobMissingError, type BlobStore } from '../blobs/store.ts';
 import { effectLabel } from '../core/effects.ts';
 import type { AdvanceResult, AdvanceSessionArgs, BlobRef, EffectOutcome, HttpEffect, OpenSessionArgs, Round, RoundReport } from '../core/journal.ts';
 import { performRequest, TransientHttpError } from '../providers/http-client.ts';
@@ -58,7 +58,13 @@ export function createActivities(deps: ActivityDeps) {
   }
 
   return {
-    async openSession(args: OpenSessionArgs): Promise<AdvanceResult> {
+    openSession: unrecoverableBlobsFail(openSession),
+    advanceSession: unrecoverableBlobsFail(advanceSession),
+    callProvider: unrecoverableBlobsFail(callProvider),
+    saveJournal: (rounds: Round[]): Promise<BlobRef> => claims.saveRounds(rounds),
+  };
+
+  async function openSession(args: OpenSessionArgs): Promise<AdvanceResult> {
       const id = randomUUID();
       // A resumed job replays the previous attempt's journal in adopt mode; otherwise its own, strictly.
       const stored = args.previous ? await claims.loadRounds(args.previous) : undefined;
@@ -83,9 +89,9 @@ export function createActivities(deps: ActivityDeps) {
           divergence: adopted.divergence,
         },
       };
-    },
+  }
 
-    async advanceSession(args: AdvanceSessionArgs): Promise<AdvanceResult> {
+  async function advanceSession(args: AdvanceSessionArgs): Promise<AdvanceResult> {
       const session = sessions.take(args.sessionId);
       if (!session || session.roundsDelivered !== args.roundsDelivered) {
         session?.dispose();
@@ -94,9 +100,9 @@ export function createActivities(deps: ActivityDeps) {
       const outcomes = await Promise.all(args.outcomes.map((o) => claims.resolveOutcome(o)));
       const report = await session.deliver(outcomes, args.now);
       return plan(args.sessionId, session, report);
-    },
+  }
 
-    async callProvider({ request, idempotencyKey }: CallProviderArgs): Promise<EffectOutcome> {
+  async function callProvider({ request, idempotencyKey }: CallProviderArgs): Promise<EffectOutcome> {
       const provider = deps.providers[request.provider];
       if (!provider) {
         return {
@@ -117,18 +123,26 @@ export function createActivities(deps: ActivityDeps) {
             type: 'TransientHttpError',
             message: e.message,
             details: [{ status: e.status }],
-            nextRetryDelay: e.retryAfterMs,
+            // Retry-After: 0 means "now"; a zero delay would end retrying, so leave it to the policy.
+            nextRetryDelay: e.retryAfterMs || undefined,
           });
         }
         throw e;
       } finally {
         clearInterval(beat);
       }
-    },
+  }
+}
 
-    async saveJournal(rounds: Round[]): Promise<BlobRef> {
-      return claims.saveRounds(rounds);
-    },
+/** A missing or corrupt blob will not heal by retrying: fail at once, with the reference in the message. */
+function unrecoverableBlobsFail<A extends unknown[], R>(activity: (...args: A) => Promise<R>): (...args: A) => Promise<R> {
+  return async (...args) => {
+    try {
+      return await activity(...args);
+    } catch (e) {
+      if (e instanceof BlobMissingError || e instanceof BlobCorruptError) throw ApplicationFailure.nonRetryable(e.message, e.name);
+      throw e;
+    }
   };
 }
 

@@ -98,7 +98,7 @@ export const SandboxLimits = z.object({
   maxScriptBytes: z.number().int().positive().default(256 * 1024),
   maxStepBytes: z.number().int().positive().default(64 * 1024 * 1024),
   maxCheckpointBytes: z.number().int().positive().default(256 * 1024),
-  memoryMb: z.number().int().min(8).default(128),
+  memoryMb: z.number().int().min(8).default(256),
   roundTimeoutMs: z.number().int().positive().default(10_000),
   maxEffectsPerRound: z.number().int().positive().max(1_000).default(500),
   maxEffectsPerJob: z.number().int().positive().default(100_000),

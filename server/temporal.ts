@@ -47,6 +47,13 @@ export function findTemporalCli(env: NodeJS.ProcessEnv = process.env): string | 
   return undefined;
 }
 
+/**
+ * The dev server moves queued tasks to workers at most 20 times a second by default, a floor of up
+ * to 50 ms on every activity dispatch: it would dominate a job of many small sequential rounds.
+ * (bench/ measures 200 sequential calls at 146 ms each with the default, 32 ms with this.)
+ */
+const DEV_SERVER_TUNING = ['--dynamic-config-value', 'history.transferProcessorMaxPollRPS=1000'];
+
 export interface DevServerOptions {
   /** SQLite file; reusing it keeps unfinished jobs across restarts. Omit for an in-memory server. */
   dbFilename?: string;
@@ -69,6 +76,7 @@ export async function startDevServer(options: DevServerOptions): Promise<TestWor
         port: options.port,
         ui: options.uiPort !== undefined,
         uiPort: options.uiPort,
+        extraArgs: DEV_SERVER_TUNING,
       },
     });
   } catch (e) {

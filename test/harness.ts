@@ -45,6 +45,7 @@ export async function connectTestClient(config: Config): Promise<Client> {
 }
 
 export interface InProcessStack {
+  config: Config;
   client: Client;
   jobs: JobService;
   worker: RunningWorker;
@@ -57,6 +58,7 @@ export async function startInProcessStack(config: Config): Promise<InProcessStac
   const worker = await startWorker(config, connection);
   const client = await connectTestClient(config);
   return {
+    config,
     client,
     jobs: new JobService(client, config),
     worker,

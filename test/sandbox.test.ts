@@ -5,6 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { effectLabel } from '../core/effects.ts';
 import { JobInput, SandboxLimits, type EffectOutcome, type Round, type RoundReport } from '../core/journal.ts';
+import { sheetRow } from '../demo-apis/sheets.ts';
 import { effectKey, ScriptSession } from '../sandbox/session.ts';
 
 function job(code: string, limits: Partial<SandboxLimits> = {}): JobInput {
@@ -146,5 +147,64 @@ describe('script sandbox', () => {
     expect((outcome as { value: unknown }).value).toEqual({
       process: 'undefined', require: 'undefined', ctor: 'undefined', fetch: 'undefined', setTimeout: 'undefined', controls: 'undefinedundefinedundefined',
     });
+  });
+
+  it('parses and writes RFC 4180 CSV: quotes, commas, newlines, CRLF, a BOM', async () => {
+    const csv = '\ufeffname,company,note\r\n"Ada","Engines, Ltd","said ""hi""\nthen left"\r\nAlan,Bletchley,\r\n';
+    const { outcome } = await runToEnd(
+      `async () => { const rows = CSV.parse(input.csv); return { rows, back: CSV.parse(CSV.stringify(rows)), arrays: CSV.parse('a,b\\n1,2', { header: false }) }; }`.replace('input.csv', JSON.stringify(csv)),
+      () => ({ ok: true }),
+    );
+    const rows = [
+      { name: 'Ada', company: 'Engines, Ltd', note: 'said "hi"\nthen left' },
+      { name: 'Alan', company: 'Bletchley', note: '' },
+    ];
+    expect((outcome as { value: unknown }).value).toEqual({ rows, back: rows, arrays: [['a', 'b'], ['1', '2']] });
+    const bad = await runToEnd(`async () => CSV.parse('a\\n"unterminated')`, () => ({ ok: true }));
+    expect(bad.outcome).toMatchObject({ error: { message: 'CSV.parse: unterminated quoted field starting on line 2' } });
+  });
+
+  it('parses a 100,000-row CSV within one round', async () => {
+    const lines = ['name,email,company,source'];
+    for (let i = 0; i < 100_000; i++) {
+      const r = sheetRow('leads', i);
+      lines.push([r.name, r.email, r.company, r.source].map((f) => (/[",]/.test(f) ? `"${f.replaceAll('"', '""')}"` : f)).join(','));
+    }
+    const { outcome } = await runToEnd(
+      `async () => { const csv = await crm.request({ method: 'GET', path: '/export.csv' }); const rows = CSV.parse(csv); return { n: rows.length, sample: rows[54321] }; }`,
+      () => ({ ok: true, value: lines.join('\r\n') }),
+    );
+    expect((outcome as { value: unknown }).value).toEqual({ n: 100_000, sample: sheetRow('leads', 54321) });
+  });
+
+  it('records checkpoints as effects and exposes the previous attempt\'s checkpoint as resume', async () => {
+    const code = `async () => { const from = resume ? resume.next : 0; await checkpoint({ next: from + 5 }); return { from }; }`;
+    const fresh = await runToEnd(code, () => ({ ok: true }));
+    expect(fresh.rounds[0]!.effects[0]!.label).toBe('checkpoint');
+    expect(fresh.outcome).toEqual({ kind: 'returned', value: { from: 0 } });
+    const { report } = await ScriptSession.open({ job: { ...job(code), resume: { next: 5 } }, providers: [], rounds: [], now: 1 });
+    expect(report.effects).toEqual([{ kind: 'checkpoint', state: { next: 10 } }]);
+    const big = await runToEnd(`async () => checkpoint({ rows: 'x'.repeat(300000) })`, () => ({ ok: true }));
+    expect(big.outcome).toMatchObject({ error: { message: expect.stringMatching(/^checkpoint\(state\): the state is \d+ bytes; the limit is 262144/) } });
+  });
+
+  it('caps step values, naming the step', async () => {
+    const { outcome } = await runToEnd(`async () => step('all rows', () => 'x'.repeat(5000))`, () => ({ ok: true }), { maxStepBytes: 1000 });
+    expect((outcome as { error: { message: string } }).error.message).toMatch(/^the value of step\("all rows"\) is 5002 bytes; the limit is 1000/);
+  });
+
+  it('adopts a previous journal as far as new code agrees, prefilling the agreeing calls of the first divergent round', async () => {
+    const v1 = `async () => { const a = await crm.request({ method: 'GET', path: '/a' }); const r = await Promise.all([crm.request({ method: 'POST', path: '/x', body: 1 }), crm.request({ method: 'POST', path: '/y', body: 1 })]); throw new Error('bug after ' + a + r); }`;
+    const first = await runToEnd(v1, (i) => ({ ok: true, value: i }));
+    expect(first.rounds).toHaveLength(2);
+    const v2 = v1.replace("path: '/y', body: 1", "path: '/y', body: 2").replace("throw new Error('bug after ' + a + r)", 'return [a, r]');
+    const { report, adopted } = await ScriptSession.open({ job: job(v2), providers: ['crm'], rounds: first.rounds, now: 9_000, mode: 'adopt' });
+    expect(adopted).toMatchObject({ rounds: 1, divergence: expect.stringMatching(/round 2, call 2: the journal has crm: POST \/y/) });
+    expect(adopted!.prefilled).toEqual([{ ok: true, value: 1 }, undefined]);
+    expect(report.effects.map((e) => (e.kind === 'http' ? e.body : null))).toEqual([1, 2]);
+
+    const same = await ScriptSession.open({ job: job(v1.replace("throw new Error('bug after ' + a + r)", 'return [a, r]')), providers: ['crm'], rounds: first.rounds, now: 9_000, mode: 'adopt' });
+    expect(same.adopted).toMatchObject({ rounds: 2, divergence: null });
+    expect(same.report.outcome).toEqual({ kind: 'returned', value: [0, [1, 2]] });
   });
 });

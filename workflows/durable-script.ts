@@ -139,6 +139,12 @@ export async function durableScript(input: DurableScriptInput): Promise<JobResul
         wf.upsertMemo({ [RESUME_MEMO_KEY]: { journal, checkpoint } });
       });
     }
+    // A sandbox that could not be opened (e.g. a blob of the journal is missing) ends the job with
+    // that reason, not a bare "activity task failed".
+    if (e instanceof wf.ActivityFailure && !wf.isCancellation(e)) {
+      const cause = e.cause instanceof wf.ApplicationFailure ? e.cause : undefined;
+      fail(state, { name: cause?.type ?? 'ActivityError', message: cause?.message ?? e.message });
+    }
     throw e;
   }
 }

@@ -1,0 +1,265 @@
+/**
+ * `npm run bench`: what the durable model costs, from one run on this machine.
+ *
+ * 1. Sandbox start: a bare isolate + context, and a full ScriptSession.open (runtime installed).
+ * 2. 200 sequential CRM creates by the same script, run directly (ScriptSession driven round by
+ *    round, each call made with performRequest: the worker's work minus Temporal) and durably
+ *    (JobService.execute on an in-process worker).
+ * 3. The floor: a bare Temporal workflow calling a no-op activity 200 times.
+ * 4. The same 200 creates as 20 rounds of Promise.all(10), directly and durably.
+ *
+ * Everything runs against its own in-memory Temporal dev server and a CRM demo API with 10 ms latency.
+ */
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { availableParallelism, cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
+import { idempotencyKey } from '../core/effects.ts';
+import { JobInput, type Json } from '../core/journal.ts';
+import { CRM_SPEC_PATH, startCrmApi } from '../demo-apis/crm.ts';
+import { performRequest } from '../providers/http-client.ts';
+import { createIsolate } from '../sandbox/isolate.ts';
+import { effectKey, ScriptSession } from '../sandbox/session.ts';
+import { parseConfig } from '../server/config.ts';
+import { JobService } from '../server/jobs.ts';
+import { connectClient, connectWorker, findTemporalCli, startDevServer } from '../server/temporal.ts';
+import { startWorker } from '../server/worker.ts';
+import type { baseline } from './baseline-workflow.ts';
+
+// Worker state changes at INFO would bury the table.
+Runtime.install({ logger: new DefaultLogger('WARN') });
+
+const CALLS = 200;
+/** Warm-up runs are shorter: they only need to load code and open connections. */
+const WARMUP_CALLS = 20;
+const PARALLEL = 10;
+const REPEATS = 3;
+const SANDBOX_SAMPLES = 50;
+const CRM_LATENCY_MS = 10;
+const MEMORY_MB = 128;
+const BASELINE_WORKFLOWS_PATH = fileURLToPath(new URL('./baseline-workflow.ts', import.meta.url));
+
+/** The one script of every run: `input.calls` creates, `input.batch` at a time (1 = sequential). */
+const SCRIPT = `async () => {
+  const ids = new Set();
+  for (let i = 0; i < input.calls; i += input.batch) {
+    const leads = await Promise.all(Array.from({ length: input.batch }, (_, j) => crm.request({
+      method: 'POST',
+      path: '/leads',
+      body: { name: 'Bench lead ' + (i + j), email: input.run + '-' + (i + j) + '@bench.example.com' },
+    })));
+    for (const lead of leads) ids.add(lead.id);
+  }
+  return ids.size;
+}`;
+
+const log = (line: string) => console.error(`[bench] ${line}`);
+
+async function timed(fn: () => Promise<unknown>): Promise<number> {
+  const start = performance.now();
+  await fn();
+  return performance.now() - start;
+}
+
+function percentile(samples: number[], p: number): number {
+  const sorted = [...samples].sort((a, b) => a - b);
+  return sorted[Math.max(0, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
+
+const median = (samples: number[]) => percentile(samples, 50);
+const round2 = (ms: number) => Math.round(ms * 100) / 100;
+
+/** `samples` timings of `fn`, after one warm-up. */
+async function sample(samples: number, fn: () => Promise<number>): Promise<number[]> {
+  await fn();
+  const times = [];
+  for (let i = 0; i < samples; i++) times.push(await fn());
+  return times;
+}
+
+async function isolateStart(): Promise<number> {
+  const start = performance.now();
+  const isolate = createIsolate(MEMORY_MB);
+  await isolate.createContext();
+  const ms = performance.now() - start;
+  isolate.dispose();
+  return ms;
+}
+
+async function trivialSessionOpen(): Promise<number> {
+  const job = JobInput.parse({ jobId: `bench-open-${randomUUID()}`, code: 'async () => 1' });
+  const start = performance.now();
+  const { report } = await ScriptSession.open({ job, providers: ['crm'], rounds: [], now: Date.now() });
+  const ms = performance.now() - start;
+  assert.deepEqual(report.outcome, { kind: 'returned', value: 1 });
+  return ms;
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
+  return rows.map((r) => r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('   ')).join('\n');
+}
+
+async function main(): Promise<void> {
+  log(`sandbox start: ${SANDBOX_SAMPLES} samples each`);
+  const isolateMs = await sample(SANDBOX_SAMPLES, isolateStart);
+  const sessionOpenMs = await sample(SANDBOX_SAMPLES, trivialSessionOpen);
+
+  const cleanup: Array<() => Promise<unknown>> = [];
+  try {
+    log('starting Temporal dev server, CRM demo API and workers');
+    const env = await startDevServer({});
+    cleanup.unshift(() => env.teardown());
+    const crm = await startCrmApi({ latencyMs: CRM_LATENCY_MS });
+    cleanup.unshift(() => crm.close());
+    // The worker's blob store lives under dataDir: a throwaway one, not the repository's.
+    const dataDir = await mkdtemp(join(tmpdir(), 'dcm-bench-'));
+    cleanup.unshift(() => rm(dataDir, { recursive: true, force: true }));
+    const config = parseConfig(
+      { providers: { crm: { openapi: CRM_SPEC_PATH, baseUrl: crm.url } }, temporal: { taskQueue: `bench-${randomUUID().slice(0, 8)}` }, dataDir },
+      undefined,
+      { TEMPORAL_ADDRESS: env.connection.options.address },
+    );
+    const crmProvider = config.providers.crm!;
+    const client = await connectClient(config.temporal);
+    cleanup.unshift(() => client.connection.close());
+    const connection = await connectWorker(config.temporal);
+    cleanup.unshift(() => connection.close());
+    const worker = await startWorker(config, connection);
+    cleanup.unshift(() => worker.shutdown());
+    const baselineTaskQueue = `${config.temporal.taskQueue}-baseline`;
+    const baselineWorker = await Worker.create({ connection, taskQueue: baselineTaskQueue, workflowsPath: BASELINE_WORKFLOWS_PATH, activities: { noop: async () => {} } });
+    const baselineRun = baselineWorker.run();
+    cleanup.unshift(() => {
+      baselineWorker.shutdown();
+      return baselineRun;
+    });
+    const jobs = new JobService(client, config);
+
+    /** What the worker does for a job, minus Temporal: open the session, make each round's calls, deliver. */
+    async function runDirect(input: Json): Promise<unknown> {
+      const job = JobInput.parse({ jobId: `bench-direct-${randomUUID()}`, code: SCRIPT, input, limits: config.limits });
+      const { session, report: first } = await ScriptSession.open({ job, providers: ['crm'], rounds: [], now: Date.now() });
+      let report = first;
+      let seq = 0;
+      while (!report.outcome) {
+        const outcomes = await Promise.all(
+          report.effects.map((effect) => {
+            if (effect.kind !== 'http') throw new Error('the bench script only makes API calls');
+            return performRequest(crmProvider, effect, idempotencyKey(job.jobId, seq++, effectKey(effect)));
+          }),
+        );
+        report = await session.deliver(outcomes, Date.now());
+      }
+      if (report.outcome.kind === 'threw') throw new Error(`direct run failed: ${report.outcome.error.name}: ${report.outcome.error.message}`);
+      return report.outcome.value;
+    }
+
+    async function runDurable(input: Json): Promise<unknown> {
+      let view = await jobs.execute({ code: SCRIPT, input, waitSeconds: 60 });
+      while (view.status === 'running') view = await jobs.status(view.job_id, 60);
+      if (view.status !== 'completed') throw new Error(`durable run ${view.status}: ${view.error?.message ?? view.note}`);
+      return view.result;
+    }
+
+    /** Times one run of the script on an emptied CRM, then checks the CRM got exactly `calls` creates. */
+    function creates(mode: string, batch: number, run: (input: Json) => Promise<unknown>): (calls: number) => Promise<number> {
+      return async (calls) => {
+        crm.reset();
+        let result: unknown;
+        const ms = await timed(async () => (result = await run({ run: `${mode}-${randomUUID().slice(0, 8)}`, calls, batch })));
+        const stats = crm.stats();
+        assert.deepEqual(
+          { result, leads: stats.leads, requests: stats.byRoute['POST /leads'], duplicateEmails: stats.duplicateEmails },
+          { result: calls, leads: calls, requests: calls, duplicateEmails: 0 },
+          `${mode}: the CRM must get exactly ${calls} creates`,
+        );
+        return ms;
+      };
+    }
+
+    const scenarios = {
+      sequentialDirect: creates('seq-direct', 1, runDirect),
+      sequentialDurable: creates('seq-durable', 1, runDurable),
+      baseline: (calls: number) =>
+        timed(async () => {
+          const workflowId = `bench-baseline-${randomUUID()}`;
+          assert.equal(await client.workflow.execute<typeof baseline>('baseline', { taskQueue: baselineTaskQueue, workflowId, args: [calls] }), calls);
+        }),
+      parallelDirect: creates('par-direct', PARALLEL, runDirect),
+      parallelDurable: creates('par-durable', PARALLEL, runDurable),
+    };
+    type Scenario = keyof typeof scenarios;
+    const names = Object.keys(scenarios) as Scenario[];
+
+    log(`warm-up: one run of each with ${WARMUP_CALLS} calls`);
+    for (const name of names) await scenarios[name](WARMUP_CALLS);
+    // Interleaved, so drift on the machine spreads over every scenario alike.
+    const samples = Object.fromEntries(names.map((name) => [name, [] as number[]])) as Record<Scenario, number[]>;
+    for (let rep = 1; rep <= REPEATS; rep++) {
+      log(`measuring: repetition ${rep} of ${REPEATS}`);
+      for (const name of names) samples[name].push(await scenarios[name](CALLS));
+    }
+
+    const ms = Object.fromEntries(names.map((name) => [name, median(samples[name])])) as Record<Scenario, number>;
+    const parallelRounds = CALLS / PARALLEL;
+    const overheadPerRound = {
+      sequential: (ms.sequentialDurable - ms.sequentialDirect) / CALLS,
+      parallel: (ms.parallelDurable - ms.parallelDirect) / parallelRounds,
+    };
+    const ratios = {
+      sequentialDurableVsDirect: ms.sequentialDurable / ms.sequentialDirect,
+      sequentialDurableVsBaseline: ms.sequentialDurable / ms.baseline,
+      parallelDurableVsDirect: ms.parallelDurable / ms.parallelDirect,
+    };
+
+    const f = (n: number) => n.toFixed(2);
+    const x = (n: number) => `×${n.toFixed(2)}`;
+    const row = (label: string, wall: number, rounds: number, note: string) => [label, f(wall), f(wall / CALLS), String(rounds), f(wall / rounds), note];
+    console.log(`\ndurable-codemode bench — ${new Date().toISOString().slice(0, 10)}, ${availableParallelism()} CPUs (${cpus()[0]?.model ?? 'unknown'}), Node ${process.version}`);
+    console.log(`CRM latency ${CRM_LATENCY_MS} ms; medians of ${REPEATS} runs after 1 warm-up\n`);
+    console.log(
+      table([
+        ['Sandbox start', 'median ms', 'p95 ms'],
+        [`new Isolate({ memoryLimit: ${MEMORY_MB} }) + createContext() (n=${SANDBOX_SAMPLES})`, f(median(isolateMs)), f(percentile(isolateMs, 95))],
+        [`ScriptSession.open('async () => 1') (n=${SANDBOX_SAMPLES})`, f(median(sessionOpenMs)), f(percentile(sessionOpenMs, 95))],
+      ]),
+    );
+    console.log();
+    console.log(
+      table([
+        [`${CALLS} POST /leads`, 'wall ms', 'ms/call', 'rounds', 'ms/round', 'comparison'],
+        row('sequential, direct (no Temporal)', ms.sequentialDirect, CALLS, ''),
+        row('sequential, durable (JobService.execute)', ms.sequentialDurable, CALLS, `${x(ratios.sequentialDurableVsDirect)} direct, +${f(overheadPerRound.sequential)} ms/round`),
+        row(`bare Temporal: ${CALLS} no-op activities`, ms.baseline, CALLS, `durable seq. is ${x(ratios.sequentialDurableVsBaseline)} this`),
+        row(`${parallelRounds} × Promise.all(${PARALLEL}), direct`, ms.parallelDirect, parallelRounds, ''),
+        row(`${parallelRounds} × Promise.all(${PARALLEL}), durable`, ms.parallelDurable, parallelRounds, `${x(ratios.parallelDurableVsDirect)} direct, +${f(overheadPerRound.parallel)} ms/round`),
+      ]),
+    );
+    const json = {
+      date: new Date().toISOString(),
+      node: process.version,
+      cpus: availableParallelism(),
+      temporalCli: findTemporalCli() ?? 'cached-download',
+      crmLatencyMs: CRM_LATENCY_MS,
+      calls: CALLS,
+      parallel: PARALLEL,
+      repeats: REPEATS,
+      isolateStartMs: { median: round2(median(isolateMs)), p95: round2(percentile(isolateMs, 95)) },
+      sessionOpenMs: { median: round2(median(sessionOpenMs)), p95: round2(percentile(sessionOpenMs, 95)) },
+      medianMs: Object.fromEntries(names.map((name) => [name, round2(ms[name])])),
+      samplesMs: Object.fromEntries(names.map((name) => [name, samples[name].map(round2)])),
+      overheadPerRoundMs: { sequential: round2(overheadPerRound.sequential), parallel: round2(overheadPerRound.parallel) },
+      ratios: Object.fromEntries(Object.entries(ratios).map(([k, v]) => [k, round2(v)])),
+    };
+    console.log(`\nBENCH_JSON ${JSON.stringify(json)}`);
+  } finally {
+    log('shutting down');
+    for (const step of cleanup) await step();
+  }
+}
+
+await main();
