@@ -11,16 +11,21 @@ import { ApplicationFailure, cancellationSignal, heartbeat } from '@temporalio/a
 import { ClaimCheck } from '../blobs/claim-check.ts';
 import { BlobCorruptError, BlobMissingError, type BlobStore } from '../blobs/store.ts';
 import { effectLabel } from '../core/effects.ts';
-import type { AdvanceResult, AdvanceSessionArgs, BlobRef, EffectOutcome, HttpEffect, OpenSessionArgs, Round, RoundReport } from '../core/journal.ts';
+import type { AdvanceResult, AdvanceSessionArgs, BlobRef, EffectOutcome, HttpEffect, OpenSessionArgs, Round, RoundReport, ToolEffect } from '../core/journal.ts';
 import { performRequest, TransientHttpError } from '../providers/http-client.ts';
-import { type Adopted, effectKey, ScriptSession } from '../sandbox/session.ts';
-import type { ProviderConfig } from '../server/config.ts';
+import { type Adopted, effectKey, type SandboxProvider, ScriptSession } from '../sandbox/session.ts';
+import { type HttpProviderConfig, isMcpProvider, type ProviderConfig } from '../server/config.ts';
+import type { UpstreamMcpServers } from '../providers/mcp-client.ts';
 import type { SessionRegistry } from './sessions.ts';
 
 const HEARTBEAT_EVERY_MS = 2_000;
 
 export interface ActivityDeps {
   providers: Record<string, ProviderConfig>;
+  /** The providers as sandboxes see them (upstream MCP servers with their tool names). */
+  sandboxProviders: SandboxProvider[];
+  /** Connections to the upstream MCP servers among the providers. */
+  upstream: UpstreamMcpServers;
   sessions: SessionRegistry;
   /** The task queue only this worker process polls; live sessions are reached through it. */
   sessionTaskQueue: string;
@@ -30,7 +35,7 @@ export interface ActivityDeps {
 }
 
 export interface CallProviderArgs {
-  request: HttpEffect;
+  request: HttpEffect | ToolEffect;
   idempotencyKey: string;
 }
 
@@ -71,7 +76,7 @@ export function createActivities(deps: ActivityDeps) {
       const rounds = stored ? await Promise.all(stored.map((r) => claims.resolveRound(r))) : await loadJournal(args.journal.segments, args.journal.rounds);
       const { session, report, adopted } = await ScriptSession.open({
         job: args.job,
-        providers: providerNames,
+        providers: deps.sandboxProviders,
         rounds,
         now: args.now,
         mode: stored ? 'adopt' : 'strict',
@@ -110,12 +115,17 @@ export function createActivities(deps: ActivityDeps) {
           error: { name: 'RequestError', message: `unknown provider "${request.provider}"; this worker has: ${providerNames.join(', ') || 'none (check its --config)'}` },
         };
       }
-      const body = await claims.resolveBody(request.body, request.bodyRef);
+      if ((request.kind === 'tool') !== isMcpProvider(provider)) {
+        return { ok: false, error: { name: 'RequestError', message: `provider "${request.provider}" is ${isMcpProvider(provider) ? 'an MCP server: call its tools' : 'an HTTP API: use request()'}` } };
+      }
       // Heartbeats let Temporal notice a dead worker within the heartbeat timeout instead of the
       // whole start-to-close timeout, and deliver cancellation to the request.
       const beat = setInterval(() => heartbeat(), HEARTBEAT_EVERY_MS);
       try {
-        const outcome = await performRequest(provider, { ...request, body }, idempotencyKey, cancellationSignal());
+        const outcome =
+          request.kind === 'tool'
+            ? await deps.upstream.call(request.provider, request.tool, request.args, cancellationSignal())
+            : await performRequest(provider as HttpProviderConfig, { ...request, body: await claims.resolveBody(request.body, request.bodyRef) }, idempotencyKey, cancellationSignal());
         return await claims.offloadOutcome(outcome);
       } catch (e) {
         if (e instanceof TransientHttpError) {

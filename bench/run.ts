@@ -23,7 +23,7 @@ import { CRM_SPEC_PATH, startCrmApi } from '../demo-apis/crm.ts';
 import { performRequest } from '../providers/http-client.ts';
 import { createIsolate } from '../sandbox/isolate.ts';
 import { effectKey, ScriptSession } from '../sandbox/session.ts';
-import { parseConfig } from '../server/config.ts';
+import { HttpProviderConfig, parseConfig } from '../server/config.ts';
 import { JobService } from '../server/jobs.ts';
 import { connectClient, connectWorker, findTemporalCli, startDevServer } from '../server/temporal.ts';
 import { startWorker } from '../server/worker.ts';
@@ -92,7 +92,7 @@ async function isolateStart(): Promise<number> {
 async function trivialSessionOpen(): Promise<number> {
   const job = JobInput.parse({ jobId: `bench-open-${randomUUID()}`, code: 'async () => 1' });
   const start = performance.now();
-  const { report } = await ScriptSession.open({ job, providers: ['crm'], rounds: [], now: Date.now() });
+  const { report } = await ScriptSession.open({ job, providers: [{ name: 'crm' }], rounds: [], now: Date.now() });
   const ms = performance.now() - start;
   assert.deepEqual(report.outcome, { kind: 'returned', value: 1 });
   return ms;
@@ -123,7 +123,7 @@ async function main(): Promise<void> {
       undefined,
       { TEMPORAL_ADDRESS: env.connection.options.address },
     );
-    const crmProvider = config.providers.crm!;
+    const crmProvider = HttpProviderConfig.parse(config.providers.crm);
     const client = await connectClient(config.temporal);
     cleanup.unshift(() => client.connection.close());
     const connection = await connectWorker(config.temporal);
@@ -142,7 +142,7 @@ async function main(): Promise<void> {
     /** What the worker does for a job, minus Temporal: open the session, make each round's calls, deliver. */
     async function runDirect(input: Json): Promise<unknown> {
       const job = JobInput.parse({ jobId: `bench-direct-${randomUUID()}`, code: SCRIPT, input, limits: config.limits });
-      const { session, report: first } = await ScriptSession.open({ job, providers: ['crm'], rounds: [], now: Date.now() });
+      const { session, report: first } = await ScriptSession.open({ job, providers: [{ name: 'crm' }], rounds: [], now: Date.now() });
       let report = first;
       let seq = 0;
       while (!report.outcome) {

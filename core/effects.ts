@@ -9,6 +9,7 @@ import type { EffectRequest } from './journal.ts';
 export function effectLabel(request: EffectRequest): string {
   if (request.kind === 'sleep') return `sleep ${request.ms} ms`;
   if (request.kind === 'checkpoint') return 'checkpoint';
+  if (request.kind === 'tool') return `${request.provider}: tool ${request.tool}`;
   return `${request.provider}: ${request.method} ${request.path}`;
 }
 

@@ -29,13 +29,16 @@ export const HttpEffect = z.object({
   bodyRef: BlobRef.optional(),
 });
 
+/** A tool call on an upstream MCP server: `name.tool_name(args)`. */
+export const ToolEffect = z.object({ kind: z.literal('tool'), provider: z.string(), tool: z.string(), args: json.optional() });
+
 /** A durable timer: `sleep(ms)`. */
 export const SleepEffect = z.object({ kind: z.literal('sleep'), ms: z.number().int().nonnegative() });
 
 /** `checkpoint(state)`: a compact state kept durably; a resumed job starts with it as `resume`. */
 export const CheckpointEffect = z.object({ kind: z.literal('checkpoint'), state: json });
 
-export const EffectRequest = z.discriminatedUnion('kind', [HttpEffect, SleepEffect, CheckpointEffect]);
+export const EffectRequest = z.discriminatedUnion('kind', [HttpEffect, ToolEffect, SleepEffect, CheckpointEffect]);
 
 export const ScriptErrorInfo = z.object({
   name: z.string(),
@@ -104,6 +107,8 @@ export const SandboxLimits = z.object({
   maxEffectsPerJob: z.number().int().positive().default(100_000),
   maxLogBytes: z.number().int().positive().default(64 * 1024),
   maxResultBytes: z.number().int().positive().default(1024 * 1024),
+  /** Wall time of one attempt of a job, sleeps and waits included (7 days). */
+  maxJobSeconds: z.number().int().positive().default(7 * 24 * 3600),
 });
 
 /** How Temporal retries one provider's transient failures. */
@@ -164,6 +169,7 @@ export type CheckpointEffect = z.infer<typeof CheckpointEffect>;
 export type HttpMethod = z.infer<typeof HttpMethod>;
 export type HttpEffect = z.infer<typeof HttpEffect>;
 export type SleepEffect = z.infer<typeof SleepEffect>;
+export type ToolEffect = z.infer<typeof ToolEffect>;
 export type EffectRequest = z.infer<typeof EffectRequest>;
 export type EffectOutcome = z.infer<typeof EffectOutcome>;
 export type ScriptErrorInfo = z.infer<typeof ScriptErrorInfo>;

@@ -3,7 +3,7 @@
  * are added and where the base URL is enforced: the sandbox can only ask, never reach the network.
  */
 import type { EffectOutcome, HttpEffect, Json } from '../core/journal.ts';
-import type { ProviderConfig } from '../server/config.ts';
+import type { HttpProviderConfig, ProviderAuth } from '../server/config.ts';
 
 /** A failure worth retrying (connection error, timeout, 408, 429, 5xx); the caller decides when. */
 export class TransientHttpError extends Error {
@@ -43,8 +43,8 @@ export function resolveProviderUrl(baseUrl: string, path: string): URL {
   return url;
 }
 
-function authOf(provider: ProviderConfig, env: NodeJS.ProcessEnv): { headers: Record<string, string>; query: Record<string, string> } {
-  const auth = provider.auth;
+/** Headers and query parameters that carry a provider's credential, read from the environment. */
+export function authOf(auth: ProviderAuth | undefined, env: NodeJS.ProcessEnv): { headers: Record<string, string>; query: Record<string, string> } {
   if (!auth) return { headers: {}, query: {} };
   const envName = auth.type === 'bearer' ? auth.tokenEnv : auth.valueEnv;
   const secret = env[envName];
@@ -59,7 +59,7 @@ function authOf(provider: ProviderConfig, env: NodeJS.ProcessEnv): { headers: Re
  * for the script to catch; transient failures throw TransientHttpError so Temporal retries them.
  */
 export async function performRequest(
-  provider: ProviderConfig,
+  provider: HttpProviderConfig,
   request: HttpEffect,
   idempotencyKey: string,
   signal?: AbortSignal,
@@ -70,7 +70,7 @@ export async function performRequest(
   let auth: ReturnType<typeof authOf>;
   try {
     url = resolveProviderUrl(provider.baseUrl, request.path);
-    auth = authOf(provider, env);
+    auth = authOf(provider.auth, env);
   } catch (e) {
     return { ok: false, error: { name: 'RequestError', message: `${request.provider}: ${label} refused: ${(e as Error).message}` } };
   }

@@ -29,6 +29,8 @@ export interface ProviderSpec {
   description?: string;
   version?: string;
   operations: Operation[];
+  /** An upstream MCP server's tools (it has no operations). */
+  tools?: Array<{ name: string; description?: string; inputSchema?: unknown }>;
 }
 
 type Obj = Record<string, unknown>;

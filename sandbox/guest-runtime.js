@@ -130,6 +130,22 @@ globalThis.__dcmInstall = function install(setupJson) {
     }
   }
 
+  function toolClient(provider, tools) {
+    const client = {};
+    for (const tool of tools) {
+      client[tool] = (args) => {
+        try {
+          const request = { kind: 'tool', provider, tool };
+          if (args !== undefined) request.args = parse(toJson(args, `${provider}.${tool}() arguments`));
+          return issue(request);
+        } catch (e) {
+          return NativePromise.reject(e);
+        }
+      };
+    }
+    return freeze(client);
+  }
+
   function sleep(ms) {
     if (typeof ms !== 'number' || !(ms >= 0) || ms > 366 * 24 * 3600 * 1000) {
       return NativePromise.reject(new NativeTypeError(`sleep(ms): ms must be a number of milliseconds between 0 and one year; got ${ms}`));
@@ -330,7 +346,8 @@ globalThis.__dcmInstall = function install(setupJson) {
     console: freeze({ log: log('log'), info: log('info'), warn: log('warn'), error: log('error'), debug: log('debug') }),
     ApiError,
   };
-  for (const provider of setup.providers) globals[provider] = providerClient(provider);
+  // An HTTP provider gets request(); an upstream MCP server gets one function per tool.
+  for (const provider of setup.providers) globals[provider.name] = provider.tools ? toolClient(provider.name, provider.tools) : providerClient(provider.name);
   for (const [key, value] of Object.entries(globals)) {
     defineProperty(globalThis, key, { value, writable: false, enumerable: false, configurable: false });
   }

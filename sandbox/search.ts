@@ -21,11 +21,15 @@ globalThis.__dcmSearchInstall = function install(specsJson) {
   const specs = JSON.parse(specsJson);
   const providers = {};
   const operations = [];
+  const tools = [];
   for (const s of specs) {
-    providers[s.provider] = { title: s.title, description: s.description, version: s.version, operations: s.operations.length };
+    providers[s.provider] = s.tools
+      ? { title: s.title, description: s.description, tools: s.tools.length }
+      : { title: s.title, description: s.description, version: s.version, operations: s.operations.length };
     for (const op of s.operations) operations.push(op);
+    for (const tool of s.tools || []) tools.push({ provider: s.provider, ...tool });
   }
-  const spec = { providers, operations };
+  const spec = { providers, operations, tools };
   freezeData(spec);
   Object.defineProperty(globalThis, 'spec', { value: spec, enumerable: true, writable: false, configurable: false });
 

@@ -28,10 +28,17 @@ export function effectKey(request: EffectRequest): string {
 /** A round as replay needs it: outcomes and step values resolved (no blob references left). */
 export type LoadedRound = Round;
 
+/** A provider as the sandbox sees it: an HTTP API (request()) or an MCP server (its tools). */
+export interface SandboxProvider {
+  name: string;
+  /** Set for an upstream MCP server: the names of its tools. */
+  tools?: string[];
+}
+
 export interface OpenSessionOptions {
   job: JobInput;
-  /** Names of the configured providers; each becomes a global client in the sandbox. */
-  providers: string[];
+  /** The configured providers; each becomes a global client in the sandbox. */
+  providers: SandboxProvider[];
   /** Completed rounds to replay before going live. */
   rounds: LoadedRound[];
   /** Time handed to the script once it is live. */

@@ -13,10 +13,10 @@ import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js'
 import type { Client } from '@temporalio/client';
 import { DefaultLogger, type LogLevel, Runtime } from '@temporalio/worker';
 import { DEMO_PORTS, demoProvidersConfig, startDemoApis } from '../demo-apis/index.ts';
-import { loadProviderSpecs } from '../providers/spec.ts';
 import { SpecSearch } from '../sandbox/search.ts';
 import { type Config, loadConfig, withProviders } from './config.ts';
 import { startMcpHttpServer } from './http.ts';
+import { readyProviders } from './providers.ts';
 import { JobService } from './jobs.ts';
 import { createMcpServer, type McpDeps } from './mcp.ts';
 import { connectClient, connectWorker, startDevServer } from './temporal.ts';
@@ -117,7 +117,9 @@ function loadRuntimeConfig(values: Values): { config: Config; usesDemo: boolean 
 }
 
 async function mcpDeps(config: Config, client: Client): Promise<McpDeps> {
-  const specs = await loadProviderSpecs(config.providers);
+  const { specs, upstream } = await readyProviders(config);
+  // The MCP server only needs the upstream tool lists (for search); calls happen in workers.
+  await upstream.close();
   return {
     jobs: new JobService(client, config),
     search: await SpecSearch.create(specs),
@@ -165,7 +167,7 @@ async function runDev(values: Values): Promise<void> {
   MCP endpoint (HTTP)  ${http.url}
   Temporal UI          http://localhost:${uiPort}/namespaces/${config.temporal.namespace}/workflows
   Temporal server      ${config.temporal.address}  (state kept in ${dbFilename})
-  Providers            ${Object.entries(config.providers).map(([name, p]) => `${name} ${p.baseUrl}`).join(', ')}${usesDemo ? '  (bundled demo APIs)' : ''}
+  Providers            ${Object.entries(config.providers).map(([name, p]) => `${name} ${'baseUrl' in p ? p.baseUrl : 'MCP'}`).join(', ')}${usesDemo ? '  (bundled demo APIs)' : ''}
 
 Connect an MCP client to the endpoint above, or run \`durable-codemode serve --stdio\` for stdio.
 Press Ctrl-C to stop; unfinished jobs continue on the next start.`);

@@ -24,7 +24,8 @@ export const ProviderAuth = z.discriminatedUnion('type', [
   z.object({ type: z.literal('query'), param: z.string(), valueEnv: EnvVarName }),
 ]);
 
-export const ProviderConfig = z.object({
+/** An HTTP API described by an OpenAPI document: `name.request({ method, path, query, body })` in the sandbox. */
+export const HttpProviderConfig = z.object({
   /** OpenAPI document: a file path (relative to the config file) or an http(s) URL. */
   openapi: z.string().min(1),
   baseUrl: z.url({ protocol: /^https?$/ }),
@@ -35,6 +36,23 @@ export const ProviderConfig = z.object({
   /** Retries of transient failures (connection errors, 408, 429, 5xx); Retry-After is honoured. */
   retry: RetrySettings.prefault({}),
 });
+
+/** An upstream MCP server: its tools become `name.tool_name(args)` in the sandbox. */
+export const McpProviderConfig = z.object({
+  mcp: z.union([
+    z.object({
+      /** Command line of a stdio server, e.g. ["node", "server.js"]; each worker process starts its own. */
+      command: z.array(z.string()).min(1),
+      /** Environment for the server, as names of the worker's variables to pass through (secrets stay out of the file). */
+      env: z.array(EnvVarName).default([]),
+    }),
+    z.object({ url: z.url({ protocol: /^https?$/ }), auth: ProviderAuth.optional() }),
+  ]),
+  timeoutMs: z.number().int().positive().default(60_000),
+  retry: RetrySettings.prefault({}),
+});
+
+export const ProviderConfig = z.union([HttpProviderConfig, McpProviderConfig]);
 
 export const Config = z.object({
   providers: z.record(ProviderName, ProviderConfig).default({}),
@@ -63,6 +81,12 @@ export const Config = z.object({
 
 export type ProviderAuth = z.infer<typeof ProviderAuth>;
 export type ProviderConfig = z.infer<typeof ProviderConfig>;
+export type HttpProviderConfig = z.infer<typeof HttpProviderConfig>;
+export type McpProviderConfig = z.infer<typeof McpProviderConfig>;
+
+export function isMcpProvider(provider: ProviderConfig): provider is McpProviderConfig {
+  return 'mcp' in provider;
+}
 export type Config = z.infer<typeof Config>;
 
 export class ConfigError extends Error {
@@ -109,7 +133,7 @@ export function parseConfig(raw: unknown, file: string | undefined, env: NodeJS.
   const config = parsed.data;
   const base = file ? dirname(resolve(file)) : process.cwd();
   for (const provider of Object.values(config.providers)) {
-    if (!/^https?:\/\//.test(provider.openapi)) provider.openapi = resolve(base, provider.openapi);
+    if (!isMcpProvider(provider) && !/^https?:\/\//.test(provider.openapi)) provider.openapi = resolve(base, provider.openapi);
   }
   config.temporal.address = env.TEMPORAL_ADDRESS || config.temporal.address;
   config.temporal.namespace = env.TEMPORAL_NAMESPACE || config.temporal.namespace;

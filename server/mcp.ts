@@ -44,7 +44,7 @@ export const JobResumeInput = {
 function searchDescription(): string {
   return [
     'Query the API specs with JavaScript instead of reading them.',
-    '`spec` = { providers: { [name]: { title, operations } }, operations: [{ provider, method, path, operationId, summary, description, tags, parameters, requestBody, responses }] } with $refs resolved.',
+    '`spec` = { providers: { [name]: { title, operations } }, operations: [{ provider, method, path, operationId, summary, description, tags, parameters, requestBody, responses }], tools: [{ provider, name, description, inputSchema }] } with $refs resolved.',
     "Example: async () => spec.operations.filter(o => o.path.includes('/leads')).map(o => `${o.method} ${o.path}: ${o.summary}`)",
   ].join('\n');
 }
@@ -53,7 +53,7 @@ function executeDescription(providers: string[], defaultWait: number): string {
   const first = providers[0] ?? 'api';
   return [
     'Run JavaScript against the APIs as a durable job: it survives crashes and restarts, and completed calls are never repeated.',
-    `Globals: ${providers.length ? providers.join(', ') : '(no providers configured)'} — each has .request({ method, path, query, body }) resolving to the parsed response body; non-2xx throws an error with .status and .body.`,
+    `Globals: ${providers.length ? providers.join(', ') : '(no providers configured)'} — an API has .request({ method, path, query, body }) resolving to the parsed response body (non-2xx throws an error with .status and .body); an MCP server has one async function per tool (spec.tools).`,
     '`input`; `await step(name, fn)` saves fn() (pure computation, no calls inside) so it never reruns; `await checkpoint(state)` saves a small state, read back as `resume` by job_resume; `progress(done, total, message)`; `await sleep(ms)`; `CSV.parse(text)` → row objects, `CSV.stringify(rows)`; console.log.',
     'Use `await Promise.all` for parallel calls. Date.now() and Math.random() are recorded, so reruns stay deterministic.',
     `Returns the result if done within wait_seconds (default ${defaultWait}), else { job_id, status: "running", progress }: poll job_status.`,

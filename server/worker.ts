@@ -12,6 +12,7 @@ import { createActivities } from '../activities/index.ts';
 import { SessionRegistry } from '../activities/sessions.ts';
 import { LocalBlobStore } from '../blobs/local-store.ts';
 import type { Config } from './config.ts';
+import { readyProviders } from './providers.ts';
 
 const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
 
@@ -38,8 +39,11 @@ export async function startWorker(config: Config, connection: NativeConnection):
   const { namespace, taskQueue } = config.temporal;
   const sessionTaskQueue = `${taskQueue}/session/${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
   const sessions = new SessionRegistry({ idleMs: 10 * 60_000, maxSessions: 200 });
+  const providers = await readyProviders(config);
   const activities = createActivities({
     providers: config.providers,
+    sandboxProviders: providers.sandboxProviders,
+    upstream: providers.upstream,
     sessions,
     sessionTaskQueue,
     blobs: new LocalBlobStore(join(config.dataDir, 'blobs')),
@@ -47,13 +51,10 @@ export async function startWorker(config: Config, connection: NativeConnection):
   });
   const shared = await Worker.create({ connection, namespace, taskQueue, workflowBundle: await workflowBundle(), activities });
   const own = await Worker.create({ connection, namespace, taskQueue: sessionTaskQueue, activities });
-  const done = Promise.all([shared.run(), own.run()]).then(
-    () => sessions.close(),
-    (e) => {
-      sessions.close();
-      throw e;
-    },
-  );
+  const done = Promise.all([shared.run(), own.run()]).finally(async () => {
+    sessions.close();
+    await providers.upstream.close();
+  }).then(() => undefined);
   return {
     sessionTaskQueue,
     sessions,

@@ -7,7 +7,7 @@ import { getEncoding } from 'js-tiktoken';
 import type { Client as McpClient } from '@modelcontextprotocol/sdk/client/index.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { demoProvidersConfig, startCrmApi, startSheetsApi, type CrmApi, type SheetsApi } from '../demo-apis/index.ts';
-import { loadProviderSpecs } from '../providers/spec.ts';
+import { readyProviders } from '../server/providers.ts';
 import { SpecSearch } from '../sandbox/search.ts';
 import { startMcpHttpServer, type McpHttpServer } from '../server/http.ts';
 import { mcpOverHttp, mcpOverStdio, startInProcessStack, testConfig, writeConfigFile, type InProcessStack } from './harness.ts';
@@ -23,7 +23,7 @@ beforeAll(async () => {
   sheets = await startSheetsApi({ sheets: { leads: 5 } });
   const config = testConfig({ providers: demoProvidersConfig({ crm, sheets }) });
   stack = await startInProcessStack(config);
-  const search = await SpecSearch.create(await loadProviderSpecs(config.providers));
+  const search = await SpecSearch.create((await readyProviders(config)).specs);
   http = await startMcpHttpServer({ jobs: stack.jobs, search, providers: Object.keys(config.providers), defaultWaitSeconds: 20 }, { host: '127.0.0.1', port: 0 });
   clients.http = await mcpOverHttp(http.url);
   clients.stdio = await mcpOverStdio(writeConfigFile(config));

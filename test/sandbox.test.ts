@@ -16,7 +16,7 @@ function job(code: string, limits: Partial<SandboxLimits> = {}): JobInput {
 async function runToEnd(code: string, answer: (i: number) => EffectOutcome, limits: Partial<SandboxLimits> = {}) {
   const rounds: Round[] = [];
   let now = 1_000;
-  let { session, report } = await ScriptSession.open({ job: job(code, limits), providers: ['crm'], rounds: [], now });
+  let { session, report } = await ScriptSession.open({ job: job(code, limits), providers: [{ name: 'crm' }], rounds: [], now });
   const reports: RoundReport[] = [report];
   let calls = 0;
   while (!report.outcome) {
@@ -55,7 +55,7 @@ describe('script sandbox', () => {
     const rounds = structuredClone(first.rounds);
     rounds[0]!.steps[0]!.value = 42;
     rounds[0]!.effects[0]!.key = effectKey({ kind: 'http', provider: 'crm', method: 'GET', path: '/a', query: { seed: 42 } });
-    const { report } = await ScriptSession.open({ job: job(code), providers: ['crm'], rounds: rounds.slice(0, 1), now: 99_000 });
+    const { report } = await ScriptSession.open({ job: job(code), providers: [{ name: 'crm' }], rounds: rounds.slice(0, 1), now: 99_000 });
     expect(report.outcome).toBeNull();
     expect(report.effects).toEqual([{ kind: 'http', provider: 'crm', method: 'GET', path: '/b' }]);
     expect(report.steps).toEqual([]);
@@ -65,7 +65,7 @@ describe('script sandbox', () => {
     const first = await runToEnd(`async () => crm.request({ method: 'POST', path: '/leads', body: { v: 1 } })`, () => ({ ok: true, value: 1 }));
     const { report } = await ScriptSession.open({
       job: job(`async () => crm.request({ method: 'POST', path: '/leads', body: { v: 2 } })`),
-      providers: ['crm'],
+      providers: [{ name: 'crm' }],
       rounds: first.rounds,
       now: 5_000,
     });
@@ -198,12 +198,12 @@ describe('script sandbox', () => {
     const first = await runToEnd(v1, (i) => ({ ok: true, value: i }));
     expect(first.rounds).toHaveLength(2);
     const v2 = v1.replace("path: '/y', body: 1", "path: '/y', body: 2").replace("throw new Error('bug after ' + a + r)", 'return [a, r]');
-    const { report, adopted } = await ScriptSession.open({ job: job(v2), providers: ['crm'], rounds: first.rounds, now: 9_000, mode: 'adopt' });
+    const { report, adopted } = await ScriptSession.open({ job: job(v2), providers: [{ name: 'crm' }], rounds: first.rounds, now: 9_000, mode: 'adopt' });
     expect(adopted).toMatchObject({ rounds: 1, divergence: expect.stringMatching(/round 2, call 2: the journal has crm: POST \/y/) });
     expect(adopted!.prefilled).toEqual([{ ok: true, value: 1 }, undefined]);
     expect(report.effects.map((e) => (e.kind === 'http' ? e.body : null))).toEqual([1, 2]);
 
-    const same = await ScriptSession.open({ job: job(v1.replace("throw new Error('bug after ' + a + r)", 'return [a, r]')), providers: ['crm'], rounds: first.rounds, now: 9_000, mode: 'adopt' });
+    const same = await ScriptSession.open({ job: job(v1.replace("throw new Error('bug after ' + a + r)", 'return [a, r]')), providers: [{ name: 'crm' }], rounds: first.rounds, now: 9_000, mode: 'adopt' });
     expect(same.adopted).toMatchObject({ rounds: 2, divergence: null });
     expect(same.report.outcome).toEqual({ kind: 'returned', value: [0, [1, 2]] });
   });

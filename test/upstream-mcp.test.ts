@@ -1,0 +1,96 @@
+/**
+ * Upstream MCP servers as providers: their tools are globals in the sandbox, discoverable through
+ * search, and every call is a journaled activity, so a job calling them survives a killed worker.
+ */
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SpecSearch } from '../sandbox/search.ts';
+import { JobService } from '../server/jobs.ts';
+import { readyProviders } from '../server/providers.ts';
+import { connectTestClient, eventually, spawnWorker, startInProcessStack, testConfig, writeConfigFile, type ChildWorker, type InProcessStack } from './harness.ts';
+
+const SERVER = fileURLToPath(new URL('./fixtures/upstream-mcp-server.ts', import.meta.url));
+const callLog = join(mkdtempSync(join(tmpdir(), 'dcm-upstream-')), 'calls.log');
+process.env.UPSTREAM_CALL_LOG = callLog;
+const providers = { tools: { mcp: { command: [process.execPath, SERVER], env: ['UPSTREAM_CALL_LOG'] } } };
+const recorded = () => readFileSync(callLog, 'utf8').split('\n').filter(Boolean);
+
+describe('an upstream MCP server as a provider', () => {
+  let stack: InProcessStack;
+
+  beforeAll(async () => {
+    writeFileSync(callLog, '');
+    stack = await startInProcessStack(testConfig({ providers }));
+  });
+
+  afterAll(async () => {
+    await stack?.close();
+  });
+
+  it('is discoverable through search', async () => {
+    const { specs, upstream } = await readyProviders(stack.config);
+    await upstream.close();
+    const search = await SpecSearch.create(specs);
+    const found = await search.run(`async () => ({ provider: spec.providers.tools, tools: spec.tools.map((t) => t.provider + '.' + t.name + ': ' + t.description) })`);
+    expect(found).toEqual({
+      provider: { title: 'MCP server tools', tools: 3 },
+      tools: ['tools.add: Adds two numbers.', 'tools.record: Records an id in the call log, slowly (100 ms).', 'tools.refuse: Always fails.'],
+    });
+    search.dispose();
+  });
+
+  it('calls tools from a script; tool errors are catchable', async () => {
+    const view = await stack.jobs.execute({
+      code: `async () => {
+        const { sum } = await tools.add({ a: 2, b: 3 });
+        let refused;
+        try { await tools.refuse(); } catch (e) { refused = e.name + ': ' + e.message; }
+        let invalid;
+        try { await tools.add({ a: 'two' }); } catch (e) { invalid = e.name; }
+        return { sum, refused, invalid };
+      }`,
+      waitSeconds: 30,
+    });
+    expect(view).toMatchObject({ status: 'completed', result: { sum: 5, refused: 'ToolError: tools.refuse failed: upstream says no', invalid: 'ToolError' } });
+    const history = await stack.client.workflow.getHandle(view.job_id).fetchHistory();
+    const calls = (history.events ?? []).filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'callProvider');
+    expect(calls).toHaveLength(3);
+  });
+});
+
+describe('tool calls across a killed worker', () => {
+  const workers: ChildWorker[] = [];
+
+  afterAll(async () => {
+    await Promise.all(workers.map((w) => w.kill('SIGTERM')));
+  });
+
+  it('finishes after SIGKILL without repeating a completed tool call', async () => {
+    writeFileSync(callLog, '');
+    const config = testConfig({ providers });
+    const configFile = writeConfigFile(config);
+    workers.push(await spawnWorker(configFile));
+    const client = await connectTestClient(config);
+    const jobs = new JobService(client, config);
+    const started = await jobs.execute({
+      code: `async () => { for (let i = 0; i < 20; i++) await tools.record({ id: 'call-' + i }); return 'done'; }`,
+      waitSeconds: 0,
+    });
+    await eventually(() => (recorded().length >= 8 ? true : undefined), 60_000, '8 recorded calls');
+    await workers[0]!.kill('SIGKILL');
+    workers.push(await spawnWorker(configFile));
+    const done = await eventually(async () => {
+      const view = await jobs.status(started.job_id, 20);
+      return view.status === 'running' ? undefined : view;
+    }, 120_000);
+    expect(done).toMatchObject({ status: 'completed', result: 'done' });
+    const ids = recorded();
+    expect(new Set(ids).size).toBe(20);
+    // At most the call in flight at the kill ran twice (tools carry no idempotency key).
+    expect(ids.length).toBeLessThanOrEqual(21);
+    await client.connection.close();
+  });
+});
