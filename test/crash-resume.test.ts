@@ -62,9 +62,9 @@ it('finishes a job after its worker is killed with SIGKILL, repeating no complet
   // Every lead exists exactly once on the API's side...
   expect(stats.leads).toBe(CALLS);
   expect(stats.duplicateEmails).toBe(0);
-  // ...and at most the one call in flight at the kill reached the API a second time (answered
-  // from its idempotency cache, so nothing was applied twice).
+  // ...and at most the one call in flight at the kill reached the API a second time: either it had
+  // been applied (then its idempotency key answered the retry from the cache) or it had not.
   expect(stats.byRoute['POST /leads']).toBeLessThanOrEqual(CALLS + 1);
-  expect(stats.idempotentReplays).toBe(stats.byRoute['POST /leads']! - CALLS);
+  expect(stats.idempotentReplays).toBeLessThanOrEqual(1);
   await client.connection.close();
 });

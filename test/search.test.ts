@@ -10,7 +10,8 @@ import { SearchError, SpecSearch } from '../sandbox/search.ts';
 
 const CRM_SPEC = fileURLToPath(new URL('../demo-apis/crm.openapi.json', import.meta.url));
 const SHEETS_SPEC = fileURLToPath(new URL('../demo-apis/sheets.openapi.json', import.meta.url));
-const CLOUDFLARE_SPEC = fileURLToPath(new URL('../../shared/data/specs/cloudflare-openapi-2024-08-06.json', import.meta.url));
+// Cloudflare's real API spec (2024-08, BSD-3-Clause, see fixtures/cloudflare-openapi.LICENSE).
+const CLOUDFLARE_SPEC = fileURLToPath(new URL('./fixtures/cloudflare-openapi-2024-08-06.json', import.meta.url));
 
 let tmp: string;
 beforeAll(() => {
