@@ -1,0 +1,96 @@
+#!/usr/bin/env -S node --no-node-snapshot
+/**
+ * Records workflow histories of this release into test/fixtures/histories/, one file per run.
+ * test/replay.test.ts replays every recorded file with the current workflow code, so a change that
+ * would break jobs started under an earlier release fails the suite. Run it for each release
+ * (`npm run record-histories`) and keep the older files: they are the compatibility promise.
+ */
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
+import { DefaultLogger, Runtime } from '@temporalio/worker';
+import { demoProvidersConfig, startCrmApi, startSheetsApi } from '../demo-apis/index.ts';
+import { parseConfig } from '../server/config.ts';
+import { JobService } from '../server/jobs.ts';
+import { connectClient, connectWorker, startDevServer } from '../server/temporal.ts';
+import { startWorker } from '../server/worker.ts';
+
+Runtime.install({ logger: new DefaultLogger('ERROR') });
+
+const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+const OUT = new URL('../test/fixtures/histories/', import.meta.url);
+
+const SCRIPTS: Record<string, { code: string; input?: unknown; loseSessionAfterMs?: number; resumeWith?: string; cancelAfterMs?: number }> = {
+  'parallel-steps-sleep-checkpoint': {
+    code: `async () => {
+      const rows = await step('rows', () => [1, 2, 3].map((i) => ({ name: 'H' + i, email: 'h' + i + '.' + Math.floor(Math.random() * 1e9) + '@example.com' })));
+      const created = await Promise.all(rows.map((body) => crm.request({ method: 'POST', path: '/leads', body })));
+      await sleep(50);
+      await checkpoint({ done: created.length });
+      progress(3, 3, 'done');
+      console.log('created', created.length);
+      return created.map((l) => l.name);
+    }`,
+  },
+  'replay-after-lost-session': {
+    code: `async () => { for (let i = 0; i < 4; i++) { await crm.request({ method: 'GET', path: '/leads', query: { limit: 1 } }); await sleep(300); } return 'ok'; }`,
+    loseSessionAfterMs: 700,
+  },
+  'continue-as-new': {
+    code: `async () => { let n = 0; for (let i = 0; i < 40; i++) n += (await crm.request({ method: 'GET', path: '/leads', query: { limit: 1 } })).leads.length; return n; }`,
+  },
+  'failed-then-resumed': {
+    code: `async () => { await crm.request({ method: 'GET', path: '/leads', query: { limit: 1 } }); throw new Error('bug'); }`,
+    resumeWith: `async () => { await crm.request({ method: 'GET', path: '/leads', query: { limit: 1 } }); return 'fixed'; }`,
+  },
+  cancelled: { code: `async () => { await checkpoint({ at: 1 }); await sleep(600000); }`, cancelAfterMs: 1000 },
+};
+
+const env = await startDevServer({});
+const crm = await startCrmApi();
+const sheets = await startSheetsApi();
+const dataDir = mkdtempSync(join(tmpdir(), 'dcm-record-'));
+const config = parseConfig(
+  { providers: demoProvidersConfig({ crm, sheets }), dataDir, maxEventsPerRun: 200, temporal: { taskQueue: 'record-histories' } },
+  undefined,
+  { TEMPORAL_ADDRESS: env.connection.options.address },
+);
+const connection = await connectWorker(config.temporal);
+const worker = await startWorker(config, connection);
+const client = await connectClient(config.temporal);
+const jobs = new JobService(client, config);
+mkdirSync(OUT, { recursive: true });
+
+try {
+  for (const [name, scenario] of Object.entries(SCRIPTS)) {
+    const started = await jobs.execute({ code: scenario.code, input: scenario.input, waitSeconds: 0 });
+    if (scenario.loseSessionAfterMs) {
+      await new Promise((r) => setTimeout(r, scenario.loseSessionAfterMs));
+      worker.sessions.close();
+    }
+    if (scenario.cancelAfterMs) {
+      await new Promise((r) => setTimeout(r, scenario.cancelAfterMs));
+      await jobs.cancel(started.job_id);
+    }
+    let view = await jobs.status(started.job_id, 60);
+    if (scenario.resumeWith) view = await jobs.resume(started.job_id, scenario.resumeWith, 60);
+    if (view.status === 'running') throw new Error(`${name}: still running`);
+    let run = 0;
+    const runs = [];
+    for await (const info of client.workflow.list({ query: `WorkflowId = '${started.job_id}'` })) runs.push(info);
+    for (const info of runs.sort((a, b) => a.startTime.getTime() - b.startTime.getTime())) {
+      const history = await client.workflow.getHandle(started.job_id, info.runId).fetchHistory();
+      writeFileSync(new URL(`v${VERSION}-${name}-run${++run}.json`, OUT), historyToJSON(history));
+    }
+    console.log(`${name}: ${view.status}, ${run} run(s) recorded`);
+  }
+} finally {
+  await worker.shutdown();
+  await connection.close();
+  await client.connection.close();
+  await crm.close();
+  await sheets.close();
+  await env.teardown();
+  rmSync(dataDir, { recursive: true, force: true });
+}
