@@ -16,6 +16,7 @@ import { performRequest, TransientHttpError } from '../providers/http-client.ts'
 import { type Adopted, effectKey, type SandboxProvider, ScriptSession } from '../sandbox/session.ts';
 import { type HttpProviderConfig, isMcpProvider, type ProviderConfig } from '../server/config.ts';
 import type { UpstreamMcpServers } from '../providers/mcp-client.ts';
+import type { RequestValidator } from '../providers/validate.ts';
 import type { SessionRegistry } from './sessions.ts';
 
 const HEARTBEAT_EVERY_MS = 2_000;
@@ -32,6 +33,8 @@ export interface ActivityDeps {
   blobs: BlobStore;
   /** Values whose JSON is larger than this go to the blob store. */
   blobThresholdBytes: number;
+  /** Per HTTP provider: checks a request against its spec's operations before it is sent. */
+  validators?: Record<string, RequestValidator>;
 }
 
 export interface CallProviderArgs {
@@ -118,6 +121,8 @@ export function createActivities(deps: ActivityDeps) {
       if ((request.kind === 'tool') !== isMcpProvider(provider)) {
         return { ok: false, error: { name: 'RequestError', message: `provider "${request.provider}" is ${isMcpProvider(provider) ? 'an MCP server: call its tools' : 'an HTTP API: use request()'}` } };
       }
+      const invalid = request.kind === 'http' ? deps.validators?.[request.provider]?.check(request) : undefined;
+      if (invalid) return { ok: false, error: { name: 'RequestError', message: invalid } };
       // Heartbeats let Temporal notice a dead worker within the heartbeat timeout instead of the
       // whole start-to-close timeout, and deliver cancellation to the request.
       const beat = setInterval(() => heartbeat(), HEARTBEAT_EVERY_MS);

@@ -49,6 +49,10 @@ export function authOf(auth: ProviderAuth | undefined, env: NodeJS.ProcessEnv): 
   const envName = auth.type === 'bearer' ? auth.tokenEnv : auth.valueEnv;
   const secret = env[envName];
   if (!secret) throw new Error(`the provider's credential is missing: set the environment variable ${envName} for the worker`);
+  // fetch would refuse such a header value by quoting it in its error: the secret would travel on in the message.
+  if (auth.type !== 'query' && /[\0\r\n]|[^\0-\xff]/.test(secret.trim())) {
+    throw new Error(`the provider's credential in ${envName} cannot be sent in an HTTP header (it holds a line break, a NUL or a character beyond Latin-1): fix the variable`);
+  }
   if (auth.type === 'bearer') return { headers: { authorization: `Bearer ${secret}` }, query: {} };
   if (auth.type === 'header') return { headers: { [auth.header]: secret }, query: {} };
   return { headers: {}, query: { [auth.param]: secret } };
@@ -94,7 +98,7 @@ export async function performRequest(
     });
   } catch (e) {
     const cause = (e as Error & { cause?: Error }).cause?.message ?? (e as Error).message;
-    throw new TransientHttpError(`${label}: ${cause}`);
+    throw new TransientHttpError(`${label}: ${withoutCredentials(cause, auth)}`);
   }
   const body = await readBody(response);
   if (response.ok) return { ok: true, value: body };
@@ -106,6 +110,16 @@ export async function performRequest(
     ok: false,
     error: { name: 'ApiError', message: `${request.provider}: ${label} → ${response.status} ${response.statusText}${detail ? `: ${detail}` : ''}`, status: response.status, body },
   };
+}
+
+/** A message from fetch may quote a header value or the URL; the credential in it must not reach history or the script. */
+function withoutCredentials(text: string, auth: ReturnType<typeof authOf>): string {
+  const secrets = [...Object.values(auth.headers).flatMap((v) => [v, v.replace(/^Bearer /, '')]), ...Object.values(auth.query)];
+  let out = text;
+  for (const secret of secrets) {
+    for (const form of [secret, encodeURIComponent(secret), new URLSearchParams({ s: secret }).toString().slice(2)]) out = out.replaceAll(form, '[credential]');
+  }
+  return out;
 }
 
 async function readBody(response: Response): Promise<Json> {

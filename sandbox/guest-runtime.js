@@ -353,6 +353,8 @@ globalThis.__dcmInstall = function install(setupJson) {
   }
   globalThis.Date = DurableDate;
   Math.random = random;
+  // WebAssembly memory is allocated outside the isolate's heap, so the memory limit would not hold it.
+  delete globalThis.WebAssembly;
   delete globalThis.__dcmInstall;
 
   // ---- the host's controls ------------------------------------------------------------------

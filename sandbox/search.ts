@@ -85,6 +85,8 @@ globalThis.__dcmSearchInstall = function install(specsJson) {
   function seal() {
     delete globalThis.__dcmSearchInstall;
     delete globalThis.__dcmSearch;
+    // WebAssembly memory is allocated outside the isolate's heap, so the memory limit would not hold it.
+    delete globalThis.WebAssembly;
     allowOverride(Object.prototype, ['constructor', 'toString', 'toLocaleString', 'valueOf', 'hasOwnProperty', 'isPrototypeOf', 'propertyIsEnumerable']);
     allowOverride(Function.prototype, ['constructor', 'toString']);
     allowOverride(Array.prototype, ['constructor', 'toString']);

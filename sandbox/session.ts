@@ -163,7 +163,17 @@ export class ScriptSession {
     } catch (e) {
       return this.fail(sandboxFailure(e, this.isolate, { ...SCRIPT_LIMIT_WORDING, memoryMb: this.limits.memoryMb, timeoutMs: this.limits.roundTimeoutMs }));
     }
-    const report = parseReport(text);
+    let report: RoundReport;
+    try {
+      report = parseReport(text);
+    } catch (e) {
+      // The guest wrote the report: whatever is wrong with it is the script's doing and ends only its job.
+      const reason = e instanceof Error && e.name === 'ZodError' ? 'it is not shaped like a report' : (e as Error).message;
+      return this.fail({
+        name: 'SandboxReportError',
+        message: `The sandbox's report of this round was refused (${reason}). The script may have replaced built-ins the runtime relies on (JSON, Object.prototype.toJSON, Array.prototype), or passed a value nested too deeply.`,
+      });
+    }
     if (!report.outcome && report.effects.length > this.limits.maxEffectsPerRound) {
       return this.fail({
         name: 'EffectLimitError',

@@ -15,7 +15,9 @@ import { DefaultLogger, type LogLevel, Runtime } from '@temporalio/worker';
 import { DEMO_PORTS, demoProvidersConfig, startDemoApis } from '../demo-apis/index.ts';
 import { SpecSearch } from '../sandbox/search.ts';
 import { type Config, loadConfig, withProviders } from './config.ts';
-import { startMcpHttpServer } from './http.ts';
+import { loadTokens } from './auth.ts';
+import { codecFromEnv } from './codec.ts';
+import { checkHttpBind, type McpHttpOptions, startMcpHttpServer } from './http.ts';
 import { readyProviders } from './providers.ts';
 import { JobService } from './jobs.ts';
 import { createMcpServer, type McpDeps } from './mcp.ts';
@@ -24,7 +26,9 @@ import { startWorker } from './worker.ts';
 
 const CONFIG_HELP = `  --config FILE       JSON config (providers, limits, ...); also DURABLE_CODEMODE_CONFIG.
                       Without one, the bundled demo APIs (crm, sheets) are the providers.`;
-const TEMPORAL_HELP = `Environment: TEMPORAL_ADDRESS (default localhost:7233), TEMPORAL_NAMESPACE (default "default").`;
+const TEMPORAL_HELP = `Environment (Temporal's own conventions): TEMPORAL_ADDRESS (default localhost:7233), TEMPORAL_NAMESPACE
+(default "default"), TEMPORAL_API_KEY, TEMPORAL_TLS_CLIENT_CERT_PATH / TEMPORAL_TLS_CLIENT_KEY_PATH,
+TEMPORAL_PROFILE with the TOML config file (TEMPORAL_CONFIG_FILE).`;
 
 const COMMANDS: Record<string, { summary: string; help: string; options: ParseArgsConfig['options']; run: (values: Values, args: string[]) => Promise<void> }> = {
   dev: {
@@ -61,8 +65,13 @@ ${TEMPORAL_HELP}`,
   --stdio             speak MCP on stdin/stdout (for clients that spawn the server)
   --http              serve MCP Streamable HTTP at http://HOST:PORT/mcp
   --port N            HTTP port (default 3000)
-  --host H            HTTP host (default 127.0.0.1)
+  --host H            HTTP host (default 127.0.0.1); a non-loopback host needs tokens
 ${CONFIG_HELP}
+
+Over HTTP, DURABLE_CODEMODE_HTTP_TOKENS="alice:TOKEN,bob:TOKEN" (or http.tokens in the config)
+requires a bearer token, and each principal sees only its own jobs. Without tokens the server
+listens on loopback only, and local callers act as the operator (as stdio and the CLI do): they
+see every job.
 ${TEMPORAL_HELP}`,
     options: { config: { type: 'string' }, stdio: { type: 'boolean' }, http: { type: 'boolean' }, port: { type: 'string' }, host: { type: 'string' } },
     run: runServe,
@@ -128,6 +137,28 @@ async function mcpDeps(config: Config, client: Client): Promise<McpDeps> {
   };
 }
 
+/**
+ * The HTTP server's options, checked before anything starts: tokens and the codec key must load, and
+ * without tokens the host must be loopback. `origins` are trusted besides http.allowedOrigins.
+ */
+function httpOptionsOf(config: Config, host: string, port: number, origins: string[] = []): McpHttpOptions {
+  const tokens = loadTokens(config.http);
+  checkHttpBind(host, tokens);
+  return { host, port, tokens, allowedOrigins: [...config.http.allowedOrigins, ...origins], codec: codecFromEnv() };
+}
+
+/** Starts the MCP HTTP server, warning when it runs without authentication. */
+async function serveHttp(deps: McpDeps, options: McpHttpOptions) {
+  const http = await startMcpHttpServer(deps, options);
+  if (!http.authenticated) {
+    console.error(
+      `WARNING: the MCP HTTP server has no authentication: it listens on loopback only (${options.host}), and every local caller acts as the operator, who sees all jobs. ` +
+        'Set DURABLE_CODEMODE_HTTP_TOKENS="name:TOKEN,..." (or http.tokens in the config) to require bearer tokens.',
+    );
+  }
+  return http;
+}
+
 /** Runs `stop` once on SIGINT/SIGTERM; a second signal exits at once. */
 function onShutdown(stop: () => Promise<void>): void {
   let stopping = false;
@@ -151,20 +182,24 @@ async function runDev(values: Values): Promise<void> {
   const { config, usesDemo } = loadRuntimeConfig(values);
   const temporalPort = intOption(values, 'temporal-port', 7233);
   const uiPort = intOption(values, 'ui-port', 8233);
+  // The Temporal UI calls the codec endpoint from its own origin.
+  const httpOptions = httpOptionsOf(config, config.http.host, intOption(values, 'port', config.http.port), [`http://localhost:${uiPort}`, `http://127.0.0.1:${uiPort}`]);
+  // Served to the operator only, i.e. by a server without tokens (server/http.ts).
+  const codecEndpoint = httpOptions.codec && !httpOptions.tokens?.principals.length && httpOptions.port ? `http://127.0.0.1:${httpOptions.port}/codec` : undefined;
   mkdirSync(config.dataDir, { recursive: true });
   const dbFilename = join(config.dataDir, 'temporal.sqlite');
   const demo = usesDemo ? await startDemoApis() : undefined;
-  const env = await startDevServer({ dbFilename, port: temporalPort, uiPort }).catch(async (e) => {
+  const env = await startDevServer({ dbFilename, port: temporalPort, uiPort, codecEndpoint }).catch(async (e) => {
     await demo?.close();
     throw e;
   });
   config.temporal.address = `localhost:${temporalPort}`;
   const worker = await startWorker(config, env.nativeConnection);
-  const http = await startMcpHttpServer(await mcpDeps(config, env.client), { host: config.http.host, port: intOption(values, 'port', config.http.port) });
+  const http = await serveHttp(await mcpDeps(config, env.client), httpOptions);
 
   console.log(`durable-codemode dev is running
 
-  MCP endpoint (HTTP)  ${http.url}
+  MCP endpoint (HTTP)  ${http.url}${codecEndpoint ? `\n  Codec endpoint       ${codecEndpoint}  (payloads are encrypted; the UI decodes through it)` : ''}
   Temporal UI          http://localhost:${uiPort}/namespaces/${config.temporal.namespace}/workflows
   Temporal server      ${config.temporal.address}  (state kept in ${dbFilename})
   Providers            ${Object.entries(config.providers).map(([name, p]) => `${name} ${'baseUrl' in p ? p.baseUrl : 'MCP'}`).join(', ')}${usesDemo ? '  (bundled demo APIs)' : ''}
@@ -196,15 +231,16 @@ async function runWorker(values: Values): Promise<void> {
 async function runServe(values: Values): Promise<void> {
   if (Boolean(values.stdio) === Boolean(values.http)) throw new UsageError('serve needs exactly one of --stdio or --http');
   const { config } = loadRuntimeConfig(values);
+  const httpOptions = values.http ? httpOptionsOf(config, (values.host as string | undefined) ?? config.http.host, intOption(values, 'port', config.http.port)) : undefined;
   const client = await connectClient(config.temporal);
   const deps = await mcpDeps(config, client);
-  if (values.stdio) {
+  if (!httpOptions) {
     // stdout belongs to the protocol: everything human goes to stderr.
     await createMcpServer(deps).connect(new StdioServerTransport());
     console.error(`durable-codemode MCP server on stdio (Temporal ${config.temporal.address}, providers: ${deps.providers.join(', ')})`);
     return;
   }
-  const http = await startMcpHttpServer(deps, { host: (values.host as string | undefined) ?? config.http.host, port: intOption(values, 'port', config.http.port) });
+  const http = await serveHttp(deps, httpOptions);
   console.error(`durable-codemode MCP server at ${http.url} (Temporal ${config.temporal.address}, providers: ${deps.providers.join(', ')})`);
   onShutdown(() => http.close());
 }

@@ -6,11 +6,13 @@
  */
 import { randomUUID } from 'node:crypto';
 import { CancelledFailure, type Client, type WorkflowHandle, WorkflowFailedError, WorkflowNotFoundError } from '@temporalio/client';
-import { ApplicationFailure, defaultPayloadConverter, TerminatedFailure, TimeoutFailure } from '@temporalio/common';
+import { ApplicationFailure, TerminatedFailure, TimeoutFailure } from '@temporalio/common';
 import { RESUME_MEMO_KEY } from '../core/effects.ts';
 import type { DurableScriptInput, JobInput, JobResult, JobState, Progress, ResumeMemo, ScriptErrorInfo } from '../core/journal.ts';
 import { checkScriptSyntax } from '../sandbox/isolate.ts';
 import type { durableScript } from '../workflows/durable-script.ts';
+import { OPERATOR, type Principal } from './auth.ts';
+import { type ResultBudget, resultBudgetOf } from './budget.ts';
 import type { Config } from './config.ts';
 
 export type JobStatus = 'running' | 'completed' | 'failed' | 'cancelled';
@@ -63,17 +65,37 @@ export interface ExecuteRequest {
   waitSeconds?: number;
 }
 
+/** The memo naming the principal that started a job; only it (and the operator) can see the job. */
+export const OWNER_MEMO_KEY = 'owner';
+
 /** A status read never waits longer than this, whatever the caller asks: MCP clients time out. */
 const MAX_WAIT_SECONDS = 60;
 const STATIC_DETAILS_MAX_CHARS = 20_000;
 
+/**
+ * Every method acts for one principal: it starts jobs owned by that principal, and a job owned by
+ * anyone else looks exactly like a job that does not exist. The operator (the default: CLI, stdio)
+ * sees all jobs.
+ */
 export class JobService {
   private readonly client: Client;
   private readonly config: Config;
+  readonly principal: Principal;
 
-  constructor(client: Client, config: Config) {
+  constructor(client: Client, config: Config, principal: Principal = OPERATOR) {
     this.client = client;
     this.config = config;
+    this.principal = principal;
+  }
+
+  /** The same service acting for `principal`. */
+  as(principal: Principal): JobService {
+    return new JobService(this.client, this.config, principal);
+  }
+
+  /** How large an answer may be, and where results over that are stored to be paged. */
+  get results(): ResultBudget {
+    return resultBudgetOf(this.config);
   }
 
   /** Validates and starts a script, then waits up to `waitSeconds` for it to finish. */
@@ -89,7 +111,7 @@ export class JobService {
       attempt: 1,
       maxEventsPerRun: this.config.maxEventsPerRun,
     };
-    await this.start({ job }, summarize(request.code));
+    await this.start({ job }, summarize(request.code), this.principal.name);
     return this.status(jobId, request.waitSeconds ?? this.config.defaultWaitSeconds);
   }
 
@@ -110,7 +132,8 @@ export class JobService {
     if (code !== undefined) await this.validate(code);
     const previous = await this.inputOf(handle);
     const job: JobInput = { ...previous.job, code: code ?? previous.job.code, attempt: previous.job.attempt + 1, resume: memo.checkpoint };
-    await this.start({ job, previous: memo.journal }, `resume (attempt ${job.attempt}): ${summarize(job.code).replace(/^execute: /, '')}`);
+    const owner = (description.memo?.[OWNER_MEMO_KEY] as string | undefined) ?? this.principal.name;
+    await this.start({ job, previous: memo.journal }, `resume (attempt ${job.attempt}): ${summarize(job.code).replace(/^execute: /, '')}`, owner);
     return this.status(jobId, waitSeconds);
   }
 
@@ -122,22 +145,25 @@ export class JobService {
     await checkScriptSyntax(code);
   }
 
-  private async start(input: DurableScriptInput, summary: string): Promise<void> {
+  private async start(input: DurableScriptInput, summary: string, owner: string): Promise<void> {
     await this.client.workflow.start<typeof durableScript>('durableScript', {
       taskQueue: this.config.temporal.taskQueue,
       workflowId: input.job.jobId,
       args: [input],
+      memo: { [OWNER_MEMO_KEY]: owner },
       staticSummary: summary,
       staticDetails: '```js\n' + input.job.code.slice(0, STATIC_DETAILS_MAX_CHARS) + '\n```',
     });
   }
 
-  /** The input of the job's latest run (every run carries the whole job). */
+  /** The input of the job's latest run (every run carries the whole job), decrypted when a codec is set. */
   private async inputOf(handle: WorkflowHandle): Promise<DurableScriptInput> {
     const history = await handle.fetchHistory();
-    const payload = history.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
+    let payload = history.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
     if (!payload) throw new Error(`cannot read the input of job ${handle.workflowId} from its history`);
-    return defaultPayloadConverter.fromPayload<DurableScriptInput>(payload);
+    const { payloadCodecs, payloadConverter } = this.client.options.loadedDataConverter;
+    for (const codec of [...payloadCodecs].reverse()) [payload] = await codec.decode([payload]);
+    return payloadConverter.fromPayload<DurableScriptInput>(payload!);
   }
 
   /** The job's status, waiting up to `waitSeconds` for it to finish first. */
@@ -166,6 +192,7 @@ export class JobService {
   async list(limit = 20): Promise<Array<{ job_id: string; status: string; started: string; closed?: string }>> {
     const jobs = [];
     for await (const info of this.client.workflow.list({ query: `WorkflowType = 'durableScript'` /* newest first; ORDER BY is not supported by every visibility store */ })) {
+      if (!this.owns(info.memo)) continue;
       jobs.push({ job_id: info.workflowId, status: info.status.name.toLowerCase(), started: info.startTime.toISOString(), closed: info.closeTime?.toISOString() });
       if (jobs.length >= limit) break;
     }
@@ -176,13 +203,21 @@ export class JobService {
     return (await this.describe(handle, jobId)).status.name;
   }
 
+  /** Describes the job, or answers "not found" when it does not exist or belongs to someone else. */
   private async describe(handle: WorkflowHandle, jobId: string) {
+    let description;
     try {
-      return await handle.describe();
+      description = await handle.describe();
     } catch (e) {
       if (e instanceof WorkflowNotFoundError) throw new JobNotFoundError(jobId, this.config.temporal.namespace);
       throw e;
     }
+    if (!this.owns(description.memo)) throw new JobNotFoundError(jobId, this.config.temporal.namespace);
+    return description;
+  }
+
+  private owns(memo: Record<string, unknown> | undefined): boolean {
+    return this.principal.seesAll || memo?.[OWNER_MEMO_KEY] === this.principal.name;
   }
 
   /** Waits for the workflow to close, or `ms`, whichever is first; the long poll is aborted either way. */

@@ -7,7 +7,8 @@ import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
 import type { SpecSearch } from '../sandbox/search.ts';
-import type { JobService, JobView } from './jobs.ts';
+import { jsonText } from './budget.ts';
+import type { JobService } from './jobs.ts';
 
 export interface McpDeps {
   jobs: JobService;
@@ -31,6 +32,7 @@ export const ExecuteInput = {
 export const JobStatusInput = {
   job_id: z.string(),
   wait_seconds: z.number().min(0).max(60).optional().describe('wait up to this long for the job to finish'),
+  page: z.number().min(1).optional().describe('page of result_ref'),
 };
 
 export const JobCancelInput = { job_id: z.string() };
@@ -65,23 +67,27 @@ export function createMcpServer(deps: McpDeps): McpServer {
   const server = new McpServer({ name: 'durable-codemode', version: VERSION });
 
   server.registerTool('search', { description: searchDescription(), inputSchema: SearchInput }, async ({ code }) =>
-    answer(async () => ({ result: await deps.search.run(code) })),
+    answer(async () => deps.jobs.results.search(await deps.search.run(code))),
   );
 
   server.registerTool(
     'execute',
     { description: executeDescription(deps.providers, deps.defaultWaitSeconds), inputSchema: ExecuteInput },
-    async ({ code, input, wait_seconds }) => answer(() => deps.jobs.execute({ code, input, waitSeconds: wait_seconds })),
+    async ({ code, input, wait_seconds }) => answer(async () => deps.jobs.results.job(await deps.jobs.execute({ code, input, waitSeconds: wait_seconds }))),
   );
 
   server.registerTool(
     'job_status',
     { description: 'Status, progress, recent logs and the result or error of a job started by execute.', inputSchema: JobStatusInput },
-    async ({ job_id, wait_seconds }) => answer(() => deps.jobs.status(job_id, wait_seconds ?? 0)),
+    async ({ job_id, wait_seconds, page }) =>
+      answer(async () => {
+        const view = await deps.jobs.status(job_id, wait_seconds ?? 0);
+        return page === undefined ? deps.jobs.results.job(view) : deps.jobs.results.page(view, page);
+      }),
   );
 
   server.registerTool('job_cancel', { description: 'Cancel a running job.', inputSchema: JobCancelInput }, async ({ job_id }) =>
-    answer(() => deps.jobs.cancel(job_id)),
+    answer(async () => deps.jobs.results.job(await deps.jobs.cancel(job_id))),
   );
 
   server.registerTool(
@@ -91,18 +97,21 @@ export function createMcpServer(deps: McpDeps): McpServer {
         'Restart a failed or cancelled job under the same id. Completed calls are replayed, not repeated, as long as the (corrected) code makes the same calls; the answer reports where it diverged. `resume` holds its last checkpoint(state).',
       inputSchema: JobResumeInput,
     },
-    async ({ job_id, code, wait_seconds }) => answer(() => deps.jobs.resume(job_id, code, wait_seconds ?? deps.defaultWaitSeconds)),
+    async ({ job_id, code, wait_seconds }) => answer(async () => deps.jobs.results.job(await deps.jobs.resume(job_id, code, wait_seconds ?? deps.defaultWaitSeconds))),
   );
 
   return server;
 }
 
-/** Structured content plus the same JSON as text; failures become tool errors the model can read. */
-async function answer(run: () => Promise<Record<string, unknown> | JobView>): Promise<CallToolResult> {
+/**
+ * Structured content plus the same JSON as text (compact: the token budget counts it so); failures
+ * become tool errors the model can read.
+ */
+async function answer(run: () => Promise<object>): Promise<CallToolResult> {
   try {
     const value = (await run()) as Record<string, unknown>;
     return {
-      content: [{ type: 'text', text: JSON.stringify(value, null, 2) }],
+      content: [{ type: 'text', text: jsonText(value) }],
       structuredContent: value,
       isError: value.status === 'failed',
     };

@@ -5,22 +5,28 @@
  */
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { heartbeat } from '@temporalio/activity';
 import { bundleWorkflowCode, Worker, type NativeConnection, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { createActivities } from '../activities/index.ts';
 import { SessionRegistry } from '../activities/sessions.ts';
-import { LocalBlobStore } from '../blobs/local-store.ts';
+import { createBlobStore } from '../blobs/index.ts';
+import { requestValidators } from '../providers/validate.ts';
+import { dataConverter } from './codec.ts';
 import type { Config } from './config.ts';
 import { readyProviders } from './providers.ts';
 
 const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
 
-let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
+const bundles = new Map<string | undefined, Promise<WorkflowBundleWithSourceMap>>();
 
-/** Bundling takes seconds; one bundle serves every worker of the process. */
-function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
-  bundle ??= bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: quietBundlerLogger });
+/** Bundling takes seconds; one bundle (per failure converter: encrypted or not) serves every worker of the process. */
+function workflowBundle(failureConverterPath: string | undefined): Promise<WorkflowBundleWithSourceMap> {
+  let bundle = bundles.get(failureConverterPath);
+  if (!bundle) {
+    bundle = bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, failureConverterPath, logger: quietBundlerLogger });
+    bundles.set(failureConverterPath, bundle);
+  }
   return bundle;
 }
 
@@ -38,19 +44,40 @@ export interface RunningWorker {
 export async function startWorker(config: Config, connection: NativeConnection): Promise<RunningWorker> {
   const { namespace, taskQueue } = config.temporal;
   const sessionTaskQueue = `${taskQueue}/session/${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
-  const sessions = new SessionRegistry({ idleMs: 10 * 60_000, maxSessions: 200 });
+  const sessions = new SessionRegistry({ idleMs: 10 * 60_000, maxSessions: config.worker.maxConcurrentSessions });
   const providers = await readyProviders(config);
-  const activities = createActivities({
+  const unbounded = createActivities({
     providers: config.providers,
     sandboxProviders: providers.sandboxProviders,
     upstream: providers.upstream,
     sessions,
     sessionTaskQueue,
-    blobs: new LocalBlobStore(join(config.dataDir, 'blobs')),
+    blobs: createBlobStore(config),
     blobThresholdBytes: config.blobs.thresholdBytes,
+    validators: requestValidators(config.providers, providers.specs),
   });
-  const shared = await Worker.create({ connection, namespace, taskQueue, workflowBundle: await workflowBundle(), activities });
-  const own = await Worker.create({ connection, namespace, taskQueue: sessionTaskQueue, activities });
+  // Every round that runs a sandbox takes one of the worker's session slots (waiting, heartbeating, if none is free).
+  const activities: typeof unbounded = {
+    ...unbounded,
+    openSession: (args) => sessions.withSlot(undefined, () => unbounded.openSession(args), () => heartbeat()),
+    advanceSession: (args) => sessions.withSlot(args.sessionId, () => unbounded.advanceSession(args)),
+  };
+  // On SIGTERM (a deploy), API calls in flight get this long to finish before they are cancelled;
+  // live sessions end with the process and their jobs replay on another worker.
+  const shutdownGraceTime = '10 seconds';
+  const converter = dataConverter();
+  const shared = await Worker.create({
+    connection,
+    namespace,
+    taskQueue,
+    workflowBundle: await workflowBundle(converter.failureConverterPath),
+    activities,
+    dataConverter: converter,
+    shutdownGraceTime,
+    // A job cached on a dead worker waits this long before any worker takes its next workflow task.
+    stickyQueueScheduleToStartTimeout: '3 seconds',
+  });
+  const own = await Worker.create({ connection, namespace, taskQueue: sessionTaskQueue, activities, dataConverter: converter, shutdownGraceTime });
   const done = Promise.all([shared.run(), own.run()]).finally(async () => {
     sessions.close();
     await providers.upstream.close();

@@ -15,6 +15,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { Client, Connection } from '@temporalio/client';
 import { inject } from 'vitest';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
+import { dataConverter } from '../server/codec.ts';
 import { type Config, parseConfig } from '../server/config.ts';
 import { JobService } from '../server/jobs.ts';
 import { startWorker, type RunningWorker } from '../server/worker.ts';
@@ -32,6 +33,18 @@ export function testConfig(raw: Record<string, unknown>): Config {
   return config;
 }
 
+/** Writes a minimal OpenAPI document with these operations (e.g. `GET /items/{id}`), for a test's own API. */
+export function writeOpenApiSpec(operations: string[]): string {
+  const paths: Record<string, Record<string, unknown>> = {};
+  for (const op of operations) {
+    const [method, path] = op.split(' ') as [string, string];
+    (paths[path] ??= {})[method.toLowerCase()] = { operationId: `${method.toLowerCase()}${path.replace(/\W+/g, '_')}`, summary: op, responses: { 200: { description: 'ok' } } };
+  }
+  const file = join(mkdtempSync(join(tmpdir(), 'dcm-spec-')), 'openapi.json');
+  writeFileSync(file, JSON.stringify({ openapi: '3.0.3', info: { title: 'test API', version: '1' }, paths }));
+  return file;
+}
+
 /** Writes the config to a file a child process can read (`--config`); it shares the test's blob store. */
 export function writeConfigFile(config: Config): string {
   const file = join(mkdtempSync(join(tmpdir(), 'dcm-test-')), 'config.json');
@@ -41,7 +54,7 @@ export function writeConfigFile(config: Config): string {
 
 export async function connectTestClient(config: Config): Promise<Client> {
   const connection = await Connection.connect({ address: config.temporal.address });
-  return new Client({ connection, namespace: config.temporal.namespace });
+  return new Client({ connection, namespace: config.temporal.namespace, dataConverter: dataConverter() });
 }
 
 export interface InProcessStack {
@@ -110,9 +123,10 @@ export async function spawnWorker(configFile: string): Promise<ChildWorker> {
   };
 }
 
-export async function mcpOverHttp(url: string): Promise<McpClient> {
+/** An MCP client over HTTP; with `token`, every request carries it as a bearer token. */
+export async function mcpOverHttp(url: string, token?: string): Promise<McpClient> {
   const client = new McpClient({ name: 'durable-codemode-tests', version: '0' });
-  await client.connect(new StreamableHTTPClientTransport(new URL(url)));
+  await client.connect(new StreamableHTTPClientTransport(new URL(url), token ? { requestInit: { headers: { authorization: `Bearer ${token}` } } } : undefined));
   return client;
 }
 

@@ -74,69 +74,80 @@ export async function durableScript(input: DurableScriptInput): Promise<JobResul
   let inlineBytes = 0;
   let checkpoint: Json | undefined = input.carried?.checkpoint;
 
+  // The job's wall-time limit: when it passes, everything the job waits on is cancelled.
+  const deadline = state.startedAt + job.limits.maxJobSeconds * 1000;
   try {
-    let runStartedAt: number;
-    let report: AdvanceResult;
-    if (input.carried) {
-      const { session, outcomes, now } = input.carried.pending;
-      runStartedAt = now;
-      report = await advance(job, session, segments, rounds, state.rounds, outcomes, now);
-    } else {
-      runStartedAt = Date.now();
-      const summary = input.previous ? `resume attempt ${job.attempt}: replay the previous journal` : 'start script';
-      report = await openSessionActivity(summary).openSession({ job, journal: { segments, rounds }, now: runStartedAt, previous: input.previous });
-    }
-
-    for (;;) {
-      if (report.adoption) {
-        // A resumed attempt starts from the previous journal, as far as the new code agreed with it.
-        segments = report.adoption.journal;
-        state.rounds = report.adoption.rounds;
-        state.effects = report.adoption.effects;
-        state.divergence = report.adoption.divergence;
-      }
-      absorb(state, report);
-      const { outcome } = report;
-      if (outcome?.kind === 'returned') {
-        state.status = 'completed';
-        const { progress, logs, logCount, rounds: roundCount, effects, runs, attempt, divergence } = state;
-        return { value: outcome.value, progress, logs, logCount, rounds: roundCount, effects, runs, attempt, divergence };
-      }
-      if (outcome?.kind === 'threw') fail(state, outcome.error);
-      if (state.effects + report.effects.length > job.limits.maxEffectsPerJob) {
-        fail(state, {
-          name: 'EffectLimitError',
-          message: `The job reached its limit of ${job.limits.maxEffectsPerJob} API calls/sleeps. Split the work into several jobs, or raise limits.maxEffectsPerJob.`,
-        });
+    return await wf.CancellationScope.withTimeout(Math.max(1, deadline - Date.now()), async () => {
+      let runStartedAt: number;
+      let report: AdvanceResult;
+      if (input.carried) {
+        const { session, outcomes, now } = input.carried.pending;
+        runStartedAt = now;
+        report = await advance(job, session, segments, rounds, state.rounds, outcomes, now);
+      } else {
+        runStartedAt = Date.now();
+        const summary = input.previous ? `resume attempt ${job.attempt}: replay the previous journal` : 'start script';
+        report = await openSessionActivity(summary).openSession({ job, journal: { segments, rounds }, now: runStartedAt, previous: input.previous });
       }
 
-      const firstSeq = state.effects;
-      const outcomes = await Promise.all(
-        report.effects.map((effect, i) => {
-          if (effect.prefilled) return effect.prefilled;
-          if (effect.request.kind === 'checkpoint') checkpoint = effect.request.state;
-          return runEffect(job, effect, firstSeq + i);
-        }),
-      );
-      const round: Round = { now: runStartedAt, steps: report.steps, effects: report.effects.map(({ key, label }, i) => ({ key, label, outcome: outcomes[i]! })) };
-      rounds.push(round);
-      inlineBytes += JSON.stringify(round).length;
-      state.effects += outcomes.length;
-      state.rounds++;
-      runStartedAt = Date.now();
+      for (;;) {
+        if (report.adoption) {
+          // A resumed attempt starts from the previous journal, as far as the new code agreed with it.
+          segments = report.adoption.journal;
+          state.rounds = report.adoption.rounds;
+          state.effects = report.adoption.effects;
+          state.divergence = report.adoption.divergence;
+        }
+        absorb(state, report);
+        const { outcome } = report;
+        if (outcome?.kind === 'returned') {
+          state.status = 'completed';
+          const { progress, logs, logCount, rounds: roundCount, effects, runs, attempt, divergence } = state;
+          return { value: outcome.value, progress, logs, logCount, rounds: roundCount, effects, runs, attempt, divergence };
+        }
+        if (outcome?.kind === 'threw') fail(state, outcome.error);
+        if (state.effects + report.effects.length > job.limits.maxEffectsPerJob) {
+          fail(state, {
+            name: 'EffectLimitError',
+            message: `The job reached its limit of ${job.limits.maxEffectsPerJob} API calls/sleeps. Split the work into several jobs, or raise limits.maxEffectsPerJob.`,
+          });
+        }
 
-      if (shouldContinueAsNew(job, inlineBytes)) {
-        const carried = { journal: [...segments, await saveJournal(rounds)], state, checkpoint, pending: { session: report.session, outcomes, now: runStartedAt } };
-        return await wf.continueAsNew<typeof durableScript>({ job, carried });
+        const firstSeq = state.effects;
+        const outcomes = await Promise.all(
+          report.effects.map((effect, i) => {
+            if (effect.prefilled) return effect.prefilled;
+            if (effect.request.kind === 'checkpoint') checkpoint = effect.request.state;
+            return runEffect(job, effect, firstSeq + i);
+          }),
+        );
+        const round: Round = { now: runStartedAt, steps: report.steps, effects: report.effects.map(({ key, label }, i) => ({ key, label, outcome: outcomes[i]! })) };
+        rounds.push(round);
+        inlineBytes += JSON.stringify(round).length;
+        state.effects += outcomes.length;
+        state.rounds++;
+        runStartedAt = Date.now();
+
+        if (shouldContinueAsNew(job, inlineBytes)) {
+          const carried = { journal: [...segments, await saveJournal(rounds)], state, checkpoint, pending: { session: report.session, outcomes, now: runStartedAt } };
+          return await wf.continueAsNew<typeof durableScript>({ job, carried });
+        }
+        report = await advance(job, report.session, segments, rounds, state.rounds, outcomes, runStartedAt);
       }
-      report = await advance(job, report.session, segments, rounds, state.rounds, outcomes, runStartedAt);
-    }
+    });
   } catch (e) {
     if (!(e instanceof wf.ContinueAsNew)) {
       // Leave the journal behind for job_resume, even when cancelled.
       await wf.CancellationScope.nonCancellable(async () => {
         const journal = rounds.length > 0 ? [...segments, await saveJournal(rounds)] : segments;
         wf.upsertMemo({ [RESUME_MEMO_KEY]: { journal, checkpoint } });
+      });
+    }
+    // Cancelled, but not by job_cancel: the time limit's scope was.
+    if (wf.isCancellation(e) && !wf.CancellationScope.current().consideredCancelled) {
+      fail(state, {
+        name: 'JobTimeLimitError',
+        message: `The job ran longer than its limit of ${job.limits.maxJobSeconds} s (limits.maxJobSeconds), so what it was waiting on was cancelled. Resume it with job_resume to continue from its journal, or split the work into smaller jobs.`,
       });
     }
     // A sandbox that could not be opened (e.g. a blob of the journal is missing) ends the job with
@@ -196,7 +207,8 @@ async function runEffect(job: JobInput, { request, key, label }: PlannedEffect, 
   try {
     const { callProvider } = wf.proxyActivities<Activities>({
       startToCloseTimeout: '2 minutes',
-      heartbeatTimeout: '10 seconds',
+      // A dead worker's in-flight call is retried elsewhere after this (the activity heartbeats every 2 s).
+      heartbeatTimeout: '5 seconds',
       retry: retry && {
         maximumAttempts: retry.maximumAttempts,
         initialInterval: retry.initialIntervalMs,
