@@ -2,6 +2,7 @@
  * Upstream MCP servers as providers: their tools are globals in the sandbox, discoverable through
  * search, and every call is a journaled activity, so a job calling them survives a killed worker.
  */
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -58,6 +59,33 @@ describe('an upstream MCP server as a provider', () => {
     const history = await stack.client.workflow.getHandle(view.job_id).fetchHistory();
     const calls = (history.events ?? []).filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'callProvider');
     expect(calls).toHaveLength(3);
+  });
+});
+
+describe('an upstream MCP server over Streamable HTTP', () => {
+  let upstream: ChildProcess;
+  let stack: InProcessStack;
+
+  beforeAll(async () => {
+    upstream = spawn(process.execPath, [SERVER, '--http'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const url = await new Promise<string>((resolve, reject) => {
+      upstream.stdout!.on('data', (d: Buffer) => {
+        const found = /listening (\S+)/.exec(String(d));
+        if (found) resolve(found[1]!);
+      });
+      upstream.once('exit', (code) => reject(new Error(`upstream MCP server exited with ${code}`)));
+    });
+    stack = await startInProcessStack(testConfig({ providers: { remote: { mcp: { url } } } }));
+  });
+
+  afterAll(async () => {
+    await stack?.close();
+    upstream?.kill();
+  });
+
+  it('calls its tools like a stdio server', async () => {
+    const view = await stack.jobs.execute({ code: `async () => (await remote.add({ a: 40, b: 2 })).sum`, waitSeconds: 30 });
+    expect(view).toMatchObject({ status: 'completed', result: 42 });
   });
 });
 
