@@ -12,7 +12,6 @@
  *
  * No Temporal server is needed: listing tools and searching never start a job.
  */
-import { fileURLToPath } from 'node:url';
 import { Client as McpClient } from '@modelcontextprotocol/sdk/client/index.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import { Client } from '@temporalio/client';
@@ -24,8 +23,8 @@ import { countTokens } from '../server/budget.ts';
 import { parseConfig } from '../server/config.ts';
 import { JobService } from '../server/jobs.ts';
 import { createMcpServer } from '../server/mcp.ts';
+import { CLOUDFLARE_SPEC } from '../test/fixtures/cloudflare.ts';
 
-const CLOUDFLARE_SPEC = fileURLToPath(new URL('../../shared/data/specs/cloudflare-openapi-2024-08-06.json', import.meta.url));
 const SEARCHES = 200;
 
 type Schema = Record<string, unknown>;

@@ -1,17 +1,15 @@
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadProviderSpec, loadProviderSpecs } from '../providers/spec.ts';
 import type { Operation, ProviderSpec } from '../providers/spec.ts';
 import { ScriptSyntaxError } from '../sandbox/isolate.ts';
 import { SearchError, SpecSearch } from '../sandbox/search.ts';
+import { CLOUDFLARE_SPEC } from './fixtures/cloudflare.ts';
+import { CRM_SPEC_PATH as CRM_SPEC } from '../demo-apis/crm.ts';
+import { SHEETS_SPEC_PATH as SHEETS_SPEC } from '../demo-apis/sheets.ts';
 
-const CRM_SPEC = fileURLToPath(new URL('../demo-apis/crm.openapi.json', import.meta.url));
-const SHEETS_SPEC = fileURLToPath(new URL('../demo-apis/sheets.openapi.json', import.meta.url));
-// Cloudflare's real API spec (2024-08, BSD-3-Clause, see fixtures/cloudflare-openapi.LICENSE).
-const CLOUDFLARE_SPEC = fileURLToPath(new URL('./fixtures/cloudflare-openapi-2024-08-06.json', import.meta.url));
 
 let tmp: string;
 beforeAll(() => {

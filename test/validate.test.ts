@@ -5,15 +5,14 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { demoProvidersConfig, startCrmApi, startSheetsApi, type CrmApi, type SheetsApi } from '../demo-apis/index.ts';
 import { loadProviderSpec } from '../providers/spec.ts';
 import { RequestValidator, requestValidators } from '../providers/validate.ts';
 import { startInProcessStack, testConfig, type InProcessStack } from './harness.ts';
+import { CLOUDFLARE_SPEC } from './fixtures/cloudflare.ts';
+import { CRM_SPEC_PATH as CRM_SPEC } from '../demo-apis/crm.ts';
 
-const CRM_SPEC = fileURLToPath(new URL('../demo-apis/crm.openapi.json', import.meta.url));
-const CLOUDFLARE_SPEC = fileURLToPath(new URL('../../shared/data/specs/cloudflare-openapi-2024-08-06.json', import.meta.url));
 
 let tmp: string;
 beforeAll(() => {
