@@ -73,79 +73,89 @@ export function createActivities(deps: ActivityDeps) {
   };
 
   async function openSession(args: OpenSessionArgs): Promise<AdvanceResult> {
-      const id = randomUUID();
-      // A resumed job replays the previous attempt's journal in adopt mode; otherwise its own, strictly.
-      const stored = args.previous ? await claims.loadRounds(args.previous) : undefined;
-      const rounds = stored ? await Promise.all(stored.map((r) => claims.resolveRound(r))) : await loadJournal(args.journal.segments, args.journal.rounds);
-      const { session, report, adopted } = await ScriptSession.open({
+    const id = randomUUID();
+    // A resumed job replays the previous attempt's journal in adopt mode; otherwise its own, strictly.
+    const stored = args.previous ? await claims.loadRounds(args.previous) : undefined;
+    const { session, report, adopted } = await heartbeating(async () =>
+      ScriptSession.open({
         job: args.job,
         providers: deps.sandboxProviders,
-        rounds,
+        rounds: stored ? await Promise.all(stored.map((r) => claims.resolveRound(r))) : await loadJournal(args.journal.segments, args.journal.rounds),
         now: args.now,
         mode: stored ? 'adopt' : 'strict',
         onReplayedRound: (k) => heartbeat({ replayedRounds: k + 1 }),
-      });
-      const result = await plan(id, session, report, adopted);
-      if (!stored || !adopted) return result;
-      const kept = stored.slice(0, adopted.rounds);
-      return {
-        ...result,
-        adoption: {
-          journal: kept.length > 0 ? [await claims.saveRounds(kept)] : [],
-          rounds: kept.length,
-          effects: kept.reduce((n, r) => n + r.effects.length, 0),
-          divergence: adopted.divergence,
-        },
-      };
+      }),
+    );
+    const result = await plan(id, session, report, adopted);
+    if (!stored || !adopted) return result;
+    const kept = stored.slice(0, adopted.rounds);
+    return {
+      ...result,
+      adoption: {
+        journal: kept.length > 0 ? [await claims.saveRounds(kept)] : [],
+        rounds: kept.length,
+        effects: kept.reduce((n, r) => n + r.effects.length, 0),
+        divergence: adopted.divergence,
+      },
+    };
   }
 
   async function advanceSession(args: AdvanceSessionArgs): Promise<AdvanceResult> {
-      const session = sessions.take(args.sessionId);
-      if (!session || session.roundsDelivered !== args.roundsDelivered) {
-        session?.dispose();
-        throw ApplicationFailure.nonRetryable(`live session ${args.sessionId} is not on this worker; the job will replay its journal`, 'SessionLost');
-      }
-      const outcomes = await Promise.all(args.outcomes.map((o) => claims.resolveOutcome(o)));
-      const report = await session.deliver(outcomes, args.now);
-      return plan(args.sessionId, session, report);
+    const session = sessions.take(args.sessionId);
+    if (!session || session.roundsDelivered !== args.roundsDelivered) {
+      session?.dispose();
+      throw ApplicationFailure.nonRetryable(`live session ${args.sessionId} is not on this worker; the job will replay its journal`, 'SessionLost');
+    }
+    const outcomes = await Promise.all(args.outcomes.map((o) => claims.resolveOutcome(o)));
+    const report = await heartbeating(() => session.deliver(outcomes, args.now));
+    return plan(args.sessionId, session, report);
   }
 
   async function callProvider({ request, idempotencyKey }: CallProviderArgs): Promise<EffectOutcome> {
-      const provider = deps.providers[request.provider];
-      if (!provider) {
-        return {
-          ok: false,
-          error: { name: 'RequestError', message: `unknown provider "${request.provider}"; this worker has: ${providerNames.join(', ') || 'none (check its --config)'}` },
-        };
+    const provider = deps.providers[request.provider];
+    if (!provider) {
+      return {
+        ok: false,
+        error: { name: 'RequestError', message: `unknown provider "${request.provider}"; this worker has: ${providerNames.join(', ') || 'none (check its --config)'}` },
+      };
+    }
+    if ((request.kind === 'tool') !== isMcpProvider(provider)) {
+      return { ok: false, error: { name: 'RequestError', message: `provider "${request.provider}" is ${isMcpProvider(provider) ? 'an MCP server: call its tools' : 'an HTTP API: use request()'}` } };
+    }
+    const invalid = request.kind === 'http' ? deps.validators?.[request.provider]?.check(request) : undefined;
+    if (invalid) return { ok: false, error: { name: 'RequestError', message: invalid } };
+    try {
+      const outcome = await heartbeating(() =>
+        request.kind === 'tool'
+          ? deps.upstream.call(request.provider, request.tool, request.args, cancellationSignal())
+          : claims.resolveBody(request.body, request.bodyRef).then((body) => performRequest(provider as HttpProviderConfig, { ...request, body }, idempotencyKey, cancellationSignal())),
+      );
+      return await claims.offloadOutcome(outcome);
+    } catch (e) {
+      if (e instanceof TransientHttpError) {
+        throw ApplicationFailure.create({
+          type: 'TransientHttpError',
+          message: e.message,
+          details: [{ status: e.status }],
+          // Retry-After: 0 means "now"; a zero delay would end retrying, so leave it to the policy.
+          nextRetryDelay: e.retryAfterMs || undefined,
+        });
       }
-      if ((request.kind === 'tool') !== isMcpProvider(provider)) {
-        return { ok: false, error: { name: 'RequestError', message: `provider "${request.provider}" is ${isMcpProvider(provider) ? 'an MCP server: call its tools' : 'an HTTP API: use request()'}` } };
-      }
-      const invalid = request.kind === 'http' ? deps.validators?.[request.provider]?.check(request) : undefined;
-      if (invalid) return { ok: false, error: { name: 'RequestError', message: invalid } };
-      // Heartbeats let Temporal notice a dead worker within the heartbeat timeout instead of the
-      // whole start-to-close timeout, and deliver cancellation to the request.
-      const beat = setInterval(() => heartbeat(), HEARTBEAT_EVERY_MS);
-      try {
-        const outcome =
-          request.kind === 'tool'
-            ? await deps.upstream.call(request.provider, request.tool, request.args, cancellationSignal())
-            : await performRequest(provider as HttpProviderConfig, { ...request, body: await claims.resolveBody(request.body, request.bodyRef) }, idempotencyKey, cancellationSignal());
-        return await claims.offloadOutcome(outcome);
-      } catch (e) {
-        if (e instanceof TransientHttpError) {
-          throw ApplicationFailure.create({
-            type: 'TransientHttpError',
-            message: e.message,
-            details: [{ status: e.status }],
-            // Retry-After: 0 means "now"; a zero delay would end retrying, so leave it to the policy.
-            nextRetryDelay: e.retryAfterMs || undefined,
-          });
-        }
-        throw e;
-      } finally {
-        clearInterval(beat);
-      }
+      throw e;
+    }
+  }
+}
+
+/**
+ * Heartbeats while `work` runs, so Temporal notices a dead worker within the heartbeat timeout
+ * instead of the whole start-to-close timeout, and cancellation reaches the activity.
+ */
+async function heartbeating<T>(work: () => Promise<T>): Promise<T> {
+  const beat = setInterval(() => heartbeat(), HEARTBEAT_EVERY_MS);
+  try {
+    return await work();
+  } finally {
+    clearInterval(beat);
   }
 }
 

@@ -17,17 +17,16 @@ import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
-import { idempotencyKey } from '../core/effects.ts';
 import { JobInput, type Json } from '../core/journal.ts';
 import { CRM_SPEC_PATH, startCrmApi } from '../demo-apis/crm.ts';
-import { performRequest } from '../providers/http-client.ts';
 import { createIsolate } from '../sandbox/isolate.ts';
-import { effectKey, ScriptSession } from '../sandbox/session.ts';
+import { ScriptSession } from '../sandbox/session.ts';
 import { HttpProviderConfig, parseConfig } from '../server/config.ts';
 import { JobService } from '../server/jobs.ts';
 import { connectClient, connectWorker, findTemporalCli, startDevServer } from '../server/temporal.ts';
 import { startWorker } from '../server/worker.ts';
 import type { baseline } from './baseline-workflow.ts';
+import { runDirect } from './direct.ts';
 
 // Worker state changes at INFO would bury the table.
 Runtime.install({ logger: new DefaultLogger('WARN') });
@@ -139,24 +138,7 @@ async function main(): Promise<void> {
     });
     const jobs = new JobService(client, config);
 
-    /** What the worker does for a job, minus Temporal: open the session, make each round's calls, deliver. */
-    async function runDirect(input: Json): Promise<unknown> {
-      const job = JobInput.parse({ jobId: `bench-direct-${randomUUID()}`, code: SCRIPT, input, limits: config.limits });
-      const { session, report: first } = await ScriptSession.open({ job, providers: [{ name: 'crm' }], rounds: [], now: Date.now() });
-      let report = first;
-      let seq = 0;
-      while (!report.outcome) {
-        const outcomes = await Promise.all(
-          report.effects.map((effect) => {
-            if (effect.kind !== 'http') throw new Error('the bench script only makes API calls');
-            return performRequest(crmProvider, effect, idempotencyKey(job.jobId, seq++, effectKey(effect)));
-          }),
-        );
-        report = await session.deliver(outcomes, Date.now());
-      }
-      if (report.outcome.kind === 'threw') throw new Error(`direct run failed: ${report.outcome.error.name}: ${report.outcome.error.message}`);
-      return report.outcome.value;
-    }
+    const direct = (input: Json) => runDirect({ code: SCRIPT, input, providers: { crm: crmProvider }, limits: config.limits });
 
     async function runDurable(input: Json): Promise<unknown> {
       let view = await jobs.execute({ code: SCRIPT, input, waitSeconds: 60 });
@@ -182,14 +164,14 @@ async function main(): Promise<void> {
     }
 
     const scenarios = {
-      sequentialDirect: creates('seq-direct', 1, runDirect),
+      sequentialDirect: creates('seq-direct', 1, direct),
       sequentialDurable: creates('seq-durable', 1, runDurable),
       baseline: (calls: number) =>
         timed(async () => {
           const workflowId = `bench-baseline-${randomUUID()}`;
           assert.equal(await client.workflow.execute<typeof baseline>('baseline', { taskQueue: baselineTaskQueue, workflowId, args: [calls] }), calls);
         }),
-      parallelDirect: creates('par-direct', PARALLEL, runDirect),
+      parallelDirect: creates('par-direct', PARALLEL, direct),
       parallelDurable: creates('par-durable', PARALLEL, runDurable),
     };
     type Scenario = keyof typeof scenarios;

@@ -45,7 +45,7 @@ const MAX_HISTORY_BYTES = 16 * 1024 * 1024;
 /** Opening a session may replay a long journal: generous overall, but a dead worker shows within a heartbeat. */
 const OPEN_SESSION_OPTIONS: wf.ActivityOptions = {
   startToCloseTimeout: '30 minutes',
-  heartbeatTimeout: '30 seconds',
+  heartbeatTimeout: '10 seconds',
   retry: { initialInterval: '1 second', maximumAttempts: 5 },
 };
 
@@ -181,6 +181,8 @@ async function advance(
     taskQueue: session.taskQueue,
     scheduleToStartTimeout: SESSION_PICKUP_TIMEOUT,
     startToCloseTimeout: job.limits.roundTimeoutMs + 30_000,
+    // The worker dying mid-round shows within this (the activity heartbeats every 2 s).
+    heartbeatTimeout: '5 seconds',
     retry: { maximumAttempts: 1 },
     summary: `round ${roundCount + 1}`,
   });

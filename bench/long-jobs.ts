@@ -1,0 +1,398 @@
+/**
+ * `npm run bench:long`: the lead import of issue 3 at 10,000 and 100,000 rows, on this machine.
+ *
+ * The script is the one test/long-jobs.test.ts runs: GET the sheet's CSV, parse it once as a step,
+ * POST batches of 100 rows with progress. For each size it runs
+ * 1. durably, on a worker that is a separate process (`durable-codemode worker`, started fresh for
+ *    the run): wall time, the worker's peak RSS (the kernel's VmHWM at the end; VmRSS is also
+ *    sampled every 200 ms), and the job's workflow runs with their history events and size;
+ * 2. directly (bench/direct.ts: the worker's work minus Temporal) in this process, three times
+ *    (the median counts), for the durable/direct ratio.
+ * 3. Then durably at 10,000 rows again, five times, with the worker SIGKILLed once 40% of the rows
+ *    are in (plus a random delay under 150 ms) and a new worker started at once: the time from the
+ *    kill until the new worker polls, and until the CRM gets its next new lead, and the wall time
+ *    the kill cost. The first new lead may come from a call already scheduled while the job still
+ *    waits to reach its sandbox; Temporal's timeouts in the history show what the job waited out.
+ *
+ * Every run must leave exactly N leads and no duplicate email in the CRM. Everything runs against
+ * its own in-memory Temporal dev server and demo APIs (no latency, no failure injection).
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { availableParallelism, cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import type { Client } from '@temporalio/client';
+import { decodeTimeoutType } from '@temporalio/common';
+import type { History } from '@temporalio/common/lib/proto-utils.js';
+import { DefaultLogger, Runtime } from '@temporalio/worker';
+import { demoProvidersConfig, startCrmApi, startSheetsApi } from '../demo-apis/index.ts';
+import { sheetRow } from '../demo-apis/sheets.ts';
+import { HttpProviderConfig, parseConfig } from '../server/config.ts';
+import { JobService, type JobView } from '../server/jobs.ts';
+import { findTemporalCli, startDevServer } from '../server/temporal.ts';
+import { runDirect } from './direct.ts';
+
+// The dev server's client logs at INFO would bury the table.
+Runtime.install({ logger: new DefaultLogger('WARN') });
+
+const SIZES = [10_000, 100_000];
+/** One of SIZES, so the uninterrupted run is the reference for what a kill costs. */
+const RESTART_ROWS = 10_000;
+const RESTARTS = 5;
+/** The worker is killed once this share of the rows is in the CRM, plus a random delay of up to a few rounds. */
+const KILL_AT = 0.4;
+const KILL_JITTER_MS = 150;
+/** Direct runs are short and vary more: the median of this many counts. */
+const DIRECT_REPEATS = 3;
+const MEMORY_MB = 512;
+const RSS_SAMPLE_MS = 200;
+/** Requests the killed worker had sent land within this; leads after it are the new worker's. */
+const IN_FLIGHT_SETTLE_MS = 200;
+const WORKER_START_TIMEOUT_MS = 60_000;
+const CLI = fileURLToPath(new URL('../server/cli.ts', import.meta.url));
+
+/** test/long-jobs.test.ts's import, with the sheet as input. */
+const SCRIPT = `async () => {
+  const csv = await sheets.request({ method: 'GET', path: '/sheets/' + input.sheet + '/csv' });
+  const rows = await step('parse rows', () => CSV.parse(csv));
+  let created = 0;
+  for (let i = 0; i < rows.length; i += 100) {
+    const batch = rows.slice(i, i + 100);
+    const r = await crm.request({ method: 'POST', path: '/leads/batch', body: { leads: batch } });
+    created += r.count;
+    progress(created, rows.length, 'importing leads');
+  }
+  return { created };
+}`;
+
+const sheetOf = (rows: number) => `leads-${rows}`;
+const log = (line: string) => console.error(`[bench] ${line}`);
+const mb = (bytes: number) => Math.round(bytes / 1024 / 1024);
+const seconds = (ms: number) => (ms / 1000).toFixed(1);
+const median = (samples: number[]) => [...samples].sort((a, b) => a - b)[Math.floor(samples.length / 2)]!;
+
+/** A field of /proc/<pid>/status in bytes; undefined once the process is gone. */
+function procStatus(pid: number, field: 'VmRSS' | 'VmHWM'): number | undefined {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/status`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const kb = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(text)?.[1];
+  return kb === undefined ? undefined : Number(kb) * 1024;
+}
+
+interface WorkerProcess {
+  /** performance.now() when it was spawned and when it reported polling. */
+  spawnedAt: number;
+  pollingAt: number;
+  /**
+   * RSS and peak RSS (the kernel's VmHWM) when it started polling (bundling the workflow code
+   * peaks on its own), the largest RSS sample since, and the peak RSS now.
+   */
+  memory(): { startRss: number; startPeakRss: number; sampledPeakRss: number; peakRss: number };
+  kill(signal: NodeJS.Signals): Promise<void>;
+}
+
+/**
+ * `durable-codemode worker` as a child process, like test/harness.ts's spawnWorker (which needs
+ * vitest); resolves once it polls.
+ */
+async function spawnWorker(configFile: string, address: string): Promise<WorkerProcess> {
+  const spawnedAt = performance.now();
+  const child = spawn(process.execPath, ['--no-node-snapshot', CLI, 'worker', '--config', configFile], {
+    env: { ...process.env, TEMPORAL_ADDRESS: address },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const kill = async (signal: NodeJS.Signals) => {
+    if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+    // A worker that does not stop on SIGTERM within 10 s is killed: the bench must exit by itself.
+    const force = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    await exited;
+    clearTimeout(force);
+  };
+  let pollingAt = 0;
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`the worker did not start polling within ${WORKER_START_TIMEOUT_MS / 1000} s:\n${output}`)), WORKER_START_TIMEOUT_MS);
+      const read = (data: Buffer) => {
+        output += data;
+        if (!pollingAt && output.includes('worker polling')) {
+          pollingAt = performance.now();
+          clearTimeout(timer);
+          resolve();
+        }
+      };
+      child.stdout.on('data', read);
+      child.stderr.on('data', read);
+      child.once('error', reject);
+      child.once('exit', (code, signal) => {
+        clearTimeout(timer);
+        reject(new Error(`the worker exited (${code ?? signal}) before polling:\n${output}`));
+      });
+    });
+  } catch (e) {
+    await kill('SIGKILL');
+    throw e;
+  }
+  const pid = child.pid!;
+  const startRss = procStatus(pid, 'VmRSS') ?? 0;
+  const startPeakRss = procStatus(pid, 'VmHWM') ?? 0;
+  let sampledPeakRss = startRss;
+  const sampler = setInterval(() => (sampledPeakRss = Math.max(sampledPeakRss, procStatus(pid, 'VmRSS') ?? 0)), RSS_SAMPLE_MS);
+  void exited.then(() => clearInterval(sampler));
+  return {
+    spawnedAt,
+    pollingAt,
+    memory() {
+      const peakRss = procStatus(pid, 'VmHWM');
+      if (peakRss === undefined) throw new Error(`cannot read VmHWM of worker ${pid} from /proc: it must still run, on Linux`);
+      return { startRss, startPeakRss, sampledPeakRss, peakRss };
+    },
+    kill,
+  };
+}
+
+type HistoryEvent = NonNullable<History['events']>[number];
+
+interface RunHistory {
+  events: HistoryEvent[];
+  /** The history as JSON, payloads as their (JSON) text. */
+  jsonBytes: number;
+  /** The size Temporal counts against its 50 MiB limit. */
+  temporalBytes: number;
+}
+
+/** Every run of the job's continue-as-new chain, checked to hold no row of the sheet inline. */
+async function runsOf(client: Client, view: JobView, sheet: string, rows: number): Promise<RunHistory[]> {
+  const runs: RunHistory[] = [];
+  // Visibility lags a little behind the chain.
+  for (let tries = 0; runs.length !== view.runs; tries++) {
+    if (tries === 50) throw new Error(`job ${view.job_id}: visibility lists ${runs.length} runs, the job reports ${view.runs}`);
+    if (tries > 0) await delay(100);
+    runs.length = 0;
+    for await (const info of client.workflow.list({ query: `WorkflowId = '${view.job_id}'` })) {
+      const history = await client.workflow.getHandle(view.job_id, info.runId).fetchHistory();
+      const text = JSON.stringify(history, (_k, v: unknown) => (v instanceof Uint8Array ? Buffer.from(v).toString('utf8') : v));
+      const lastEmail = sheetRow(sheet, rows - 1).email;
+      assert(!text.includes(lastEmail), `run ${info.runId} of job ${view.job_id} holds a row of the sheet (${lastEmail}) inline: it belongs in the blob store`);
+      runs.push({ events: history.events ?? [], jsonBytes: text.length, temporalBytes: info.historySize ?? 0 });
+    }
+  }
+  // list() answers newest first.
+  return runs.reverse();
+}
+
+const eventMs = (e: HistoryEvent) => Number(String(e.eventTime?.seconds ?? 0)) * 1000 + (e.eventTime?.nanos ?? 0) / 1e6;
+
+/** The timeouts Temporal recorded from `sinceEpochMs` on, with seconds since then: what the job waited out after the kill. */
+function timeoutsSince(events: HistoryEvent[], sinceEpochMs: number): string[] {
+  const activityTypes = new Map<string, string>();
+  const timeouts = [];
+  for (const event of events) {
+    const at = `+${seconds(eventMs(event) - sinceEpochMs)} s`;
+    const scheduled = event.activityTaskScheduledEventAttributes;
+    if (scheduled) activityTypes.set(String(event.eventId), scheduled.activityType?.name ?? 'activity');
+    if (eventMs(event) < sinceEpochMs) continue;
+    const activity = event.activityTaskTimedOutEventAttributes;
+    if (activity) timeouts.push(`${at} ${activityTypes.get(String(activity.scheduledEventId))} ${decodeTimeoutType(activity.failure?.timeoutFailureInfo?.timeoutType)}`);
+    const task = event.workflowTaskTimedOutEventAttributes;
+    if (task) timeouts.push(`${at} workflow task ${decodeTimeoutType(task.timeoutType)}`);
+  }
+  return timeouts;
+}
+
+interface Restart {
+  leadsAtKill: number;
+  /** Once the killed worker's requests in flight have landed. */
+  leadsAfterKill: number;
+  killToPollingMs: number;
+  killToProgressMs: number;
+  wallMs: number;
+  timeouts: string[];
+}
+
+async function main(): Promise<void> {
+  const cleanup: Array<() => Promise<unknown>> = [];
+  const workers = new Set<WorkerProcess>();
+  try {
+    log('starting Temporal dev server and demo APIs');
+    const env = await startDevServer({});
+    cleanup.unshift(() => env.teardown());
+    const address = env.connection.options.address;
+    const crm = await startCrmApi();
+    cleanup.unshift(() => crm.close());
+    const sheets = await startSheetsApi({ sheets: Object.fromEntries(SIZES.map((rows) => [sheetOf(rows), rows])) });
+    cleanup.unshift(() => sheets.close());
+    // The workers' blob store and config file live here: a throwaway directory, not the repository's.
+    const dataDir = await mkdtemp(join(tmpdir(), 'dcm-bench-long-'));
+    cleanup.unshift(() => rm(dataDir, { recursive: true, force: true }));
+    const config = parseConfig(
+      { providers: demoProvidersConfig({ crm, sheets }), temporal: { taskQueue: `bench-long-${randomUUID().slice(0, 8)}` }, dataDir, limits: { memoryMb: MEMORY_MB } },
+      undefined,
+      { TEMPORAL_ADDRESS: address },
+    );
+    const configFile = join(dataDir, 'config.json');
+    await writeFile(configFile, JSON.stringify(config));
+    const providers = Object.fromEntries(Object.entries(config.providers).map(([name, p]) => [name, HttpProviderConfig.parse(p)]));
+    const jobs = new JobService(env.client, config);
+
+    const startWorker = async () => {
+      const worker = await spawnWorker(configFile, address);
+      workers.add(worker);
+      return worker;
+    };
+    const stopWorker = async (worker: WorkerProcess, signal: NodeJS.Signals) => {
+      await worker.kill(signal);
+      workers.delete(worker);
+    };
+    /** The CRM must hold exactly the sheet's rows, each once, and the script must have counted them. */
+    const checkImport = (what: string, rows: number, result: unknown) => {
+      const { leads, duplicateEmails } = crm.stats();
+      assert.deepEqual({ result, leads, duplicateEmails }, { result: { created: rows }, leads: rows, duplicateEmails: 0 }, `${what}: the CRM must hold each of the ${rows} rows exactly once`);
+    };
+    const startJob = (rows: number) => jobs.execute({ code: SCRIPT, input: { sheet: sheetOf(rows) }, waitSeconds: 0 });
+    const finish = async (started: JobView, rows: number) => {
+      let view = started;
+      while (view.status === 'running') view = await jobs.status(view.job_id, 60);
+      if (view.status !== 'completed') throw new Error(`the durable import of ${rows} rows ended ${view.status}: ${view.error ? `${view.error.name}: ${view.error.message}` : view.note}`);
+      return view;
+    };
+
+    const imports = [];
+    for (const rows of SIZES) {
+      log(`${rows} rows, direct (${DIRECT_REPEATS} times)`);
+      const directSamples = [];
+      for (let rep = 0; rep < DIRECT_REPEATS; rep++) {
+        crm.reset();
+        const start = performance.now();
+        const result = await runDirect({ code: SCRIPT, input: { sheet: sheetOf(rows) }, providers, limits: config.limits });
+        directSamples.push(performance.now() - start);
+        checkImport(`direct import of ${rows} rows`, rows, result);
+      }
+      const directMs = median(directSamples);
+
+      log(`${rows} rows, durable, on a new worker process`);
+      crm.reset();
+      const worker = await startWorker();
+      const durableStart = performance.now();
+      const view = await finish(await startJob(rows), rows);
+      const durableMs = performance.now() - durableStart;
+      const memory = worker.memory();
+      await stopWorker(worker, 'SIGTERM');
+      checkImport(`durable import of ${rows} rows`, rows, view.result);
+      const runs = await runsOf(env.client, view, sheetOf(rows), rows);
+      imports.push({
+        rows,
+        directMs,
+        directSamples,
+        durableMs,
+        ratio: durableMs / directMs,
+        rounds: view.rounds!,
+        effects: view.effects!,
+        workerStartMs: worker.pollingAt - worker.spawnedAt,
+        memory,
+        runs: runs.map(({ events, jsonBytes, temporalBytes }) => ({ events: events.length, jsonBytes, temporalBytes })),
+      });
+    }
+
+    // Where the kill lands (a workflow task, an API call, between them) decides which timeouts
+    // the job waits out, so the kill is repeated.
+    const restarts: Restart[] = [];
+    let worker = await startWorker();
+    for (let rep = 1; rep <= RESTARTS; rep++) {
+      log(`${RESTART_ROWS} rows, durable, worker SIGKILLed at ${KILL_AT * 100}% and replaced (${rep} of ${RESTARTS})`);
+      crm.reset();
+      const start = performance.now();
+      const started = await startJob(RESTART_ROWS);
+      while (crm.stats().leads < KILL_AT * RESTART_ROWS) await delay(5);
+      // Without it the kill would always land just after a write, in the same phase of a round.
+      await delay(Math.random() * KILL_JITTER_MS);
+      const killedAt = performance.now();
+      const killedAtEpoch = Date.now();
+      const leadsAtKill = crm.stats().leads;
+      const killed = stopWorker(worker, 'SIGKILL');
+      const replacement = startWorker();
+      await killed;
+      await delay(IN_FLIGHT_SETTLE_MS);
+      const leadsAfterKill = crm.stats().leads;
+      worker = await replacement;
+      while (crm.stats().leads <= leadsAfterKill) await delay(5);
+      const progressAt = performance.now();
+      const view = await finish(started, RESTART_ROWS);
+      const wallMs = performance.now() - start;
+      checkImport(`durable import of ${RESTART_ROWS} rows with a killed worker`, RESTART_ROWS, view.result);
+      const runs = await runsOf(env.client, view, sheetOf(RESTART_ROWS), RESTART_ROWS);
+      restarts.push({
+        leadsAtKill,
+        leadsAfterKill,
+        killToPollingMs: worker.pollingAt - killedAt,
+        killToProgressMs: progressAt - killedAt,
+        wallMs,
+        timeouts: timeoutsSince(runs.flatMap((r) => r.events), killedAtEpoch),
+      });
+    }
+    await stopWorker(worker, 'SIGTERM');
+
+    const uninterruptedMs = imports.find((i) => i.rows === RESTART_ROWS)!.durableMs;
+    const cell = (values: number[], f: (n: number) => string) => values.map(f).join(' / ');
+    console.log(`\ndurable-codemode long-jobs bench — ${new Date().toISOString().slice(0, 10)}, ${availableParallelism()} CPUs (${cpus()[0]?.model ?? 'unknown'}), Node ${process.version}`);
+    console.log(`lead import in batches of 100; CRM latency 0, no failures; worker limits.memoryMb ${MEMORY_MB}, maxEventsPerRun ${config.maxEventsPerRun}\n`);
+    console.log('| rows | direct | durable | durable/direct | rounds | worker RSS idle (peak so far) | worker peak RSS (VmHWM) | max RSS sample | runs | events per run | history per run (Temporal) |');
+    console.log('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+    for (const i of imports) {
+      console.log(
+        `| ${i.rows.toLocaleString('en')} | ${seconds(i.directMs)} s | ${seconds(i.durableMs)} s | ×${i.ratio.toFixed(1)} | ${i.rounds} | ${mb(i.memory.startRss)} MB (${mb(i.memory.startPeakRss)} MB) | ${mb(i.memory.peakRss)} MB | ${mb(i.memory.sampledPeakRss)} MB | ${i.runs.length} | ${cell(i.runs.map((r) => r.events), String)} | ${cell(i.runs.map((r) => r.temporalBytes), (b) => `${(b / 1024).toFixed(0)} KiB`)} |`,
+      );
+    }
+    console.log(`\n${RESTART_ROWS.toLocaleString('en')} rows, worker SIGKILLed at ${KILL_AT * 100}% and a new one started at once (uninterrupted: ${seconds(uninterruptedMs)} s)`);
+    const lost = (r: Restart) => r.wallMs - uninterruptedMs;
+    console.log(
+      `medians: kill → new worker polling ${seconds(median(restarts.map((r) => r.killToPollingMs)))} s, kill → next new lead ${seconds(median(restarts.map((r) => r.killToProgressMs)))} s, wall time lost ${seconds(median(restarts.map(lost)))} s\n`,
+    );
+    console.log('| leads at the kill (+ in flight) | kill → new worker polling | kill → next new lead | wall (lost) | Temporal timeouts after the kill |');
+    console.log('|---:|---:|---:|---:|---|');
+    for (const r of restarts) {
+      console.log(`| ${r.leadsAtKill} (+${r.leadsAfterKill - r.leadsAtKill}) | ${seconds(r.killToPollingMs)} s | ${seconds(r.killToProgressMs)} s | ${seconds(r.wallMs)} s (${seconds(lost(r))} s) | ${r.timeouts.join('; ') || 'none'} |`);
+    }
+    const round = (n: number) => Math.round(n);
+    const json = {
+      date: new Date().toISOString(),
+      node: process.version,
+      cpus: availableParallelism(),
+      temporalCli: findTemporalCli() ?? 'cached-download',
+      memoryMb: MEMORY_MB,
+      maxEventsPerRun: config.maxEventsPerRun,
+      imports: imports.map((i) => ({
+        rows: i.rows,
+        directMs: round(i.directMs),
+        directSamplesMs: i.directSamples.map(round),
+        durableMs: round(i.durableMs),
+        ratio: Math.round(i.ratio * 100) / 100,
+        rounds: i.rounds,
+        effects: i.effects,
+        workerStartMs: round(i.workerStartMs),
+        workerRssMb: { idle: mb(i.memory.startRss), peakAtIdle: mb(i.memory.startPeakRss), peak: mb(i.memory.peakRss), sampledPeak: mb(i.memory.sampledPeakRss) },
+        runs: i.runs,
+      })),
+      restartRows: RESTART_ROWS,
+      restarts: restarts.map((r) => ({ ...r, killToPollingMs: round(r.killToPollingMs), killToProgressMs: round(r.killToProgressMs), wallMs: round(r.wallMs), lostMs: round(lost(r)) })),
+    };
+    console.log(`\nBENCH_JSON ${JSON.stringify(json)}`);
+  } finally {
+    log('shutting down');
+    // Workers first, while Temporal still answers their shutdown.
+    await Promise.all([...workers].map((w) => w.kill('SIGTERM')));
+    for (const step of cleanup) await step();
+  }
+}
+
+await main();
