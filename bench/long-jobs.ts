@@ -1,7 +1,7 @@
 /**
  * `npm run bench:long`: the lead import of issue 3 at 10,000 and 100,000 rows, on this machine.
  *
- * The script is the one test/long-jobs.test.ts runs: GET the sheet's CSV, parse it once as a step,
+ * The script is demo-apis/lead-import.ts (as test/long-jobs.test.ts runs it): GET the sheet's CSV, parse it once as a step,
  * POST batches of 100 rows with progress. For each size it runs
  * 1. durably, on a worker that is a separate process (`durable-codemode worker`, started fresh for
  *    the run): wall time, the worker's peak RSS (the kernel's VmHWM at the end; VmRSS is also
@@ -18,14 +18,11 @@
  * its own in-memory Temporal dev server and demo APIs (no latency, no failure injection).
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import type { Client } from '@temporalio/client';
 import { decodeTimeoutType } from '@temporalio/common';
 import type { History } from '@temporalio/common/lib/proto-utils.js';
@@ -35,7 +32,9 @@ import { sheetRow } from '../demo-apis/sheets.ts';
 import { HttpProviderConfig, parseConfig } from '../server/config.ts';
 import { JobService, type JobView } from '../server/jobs.ts';
 import { findTemporalCli, startDevServer } from '../server/temporal.ts';
+import { leadImportScript } from '../demo-apis/lead-import.ts';
 import { runDirect } from './direct.ts';
+import { spawnWorker, type WorkerProcess } from './worker-process.ts';
 
 // The dev server's client logs at INFO would bury the table.
 Runtime.install({ logger: new DefaultLogger('WARN') });
@@ -50,116 +49,14 @@ const KILL_JITTER_MS = 150;
 /** Direct runs are short and vary more: the median of this many counts. */
 const DIRECT_REPEATS = 3;
 const MEMORY_MB = 512;
-const RSS_SAMPLE_MS = 200;
 /** Requests the killed worker had sent land within this; leads after it are the new worker's. */
 const IN_FLIGHT_SETTLE_MS = 200;
-const WORKER_START_TIMEOUT_MS = 60_000;
-const CLI = fileURLToPath(new URL('../server/cli.ts', import.meta.url));
-
-/** test/long-jobs.test.ts's import, with the sheet as input. */
-const SCRIPT = `async () => {
-  const csv = await sheets.request({ method: 'GET', path: '/sheets/' + input.sheet + '/csv' });
-  const rows = await step('parse rows', () => CSV.parse(csv));
-  let created = 0;
-  for (let i = 0; i < rows.length; i += 100) {
-    const batch = rows.slice(i, i + 100);
-    const r = await crm.request({ method: 'POST', path: '/leads/batch', body: { leads: batch } });
-    created += r.count;
-    progress(created, rows.length, 'importing leads');
-  }
-  return { created };
-}`;
 
 const sheetOf = (rows: number) => `leads-${rows}`;
 const log = (line: string) => console.error(`[bench] ${line}`);
 const mb = (bytes: number) => Math.round(bytes / 1024 / 1024);
 const seconds = (ms: number) => (ms / 1000).toFixed(1);
 const median = (samples: number[]) => [...samples].sort((a, b) => a - b)[Math.floor(samples.length / 2)]!;
-
-/** A field of /proc/<pid>/status in bytes; undefined once the process is gone. */
-function procStatus(pid: number, field: 'VmRSS' | 'VmHWM'): number | undefined {
-  let text: string;
-  try {
-    text = readFileSync(`/proc/${pid}/status`, 'utf8');
-  } catch {
-    return undefined;
-  }
-  const kb = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(text)?.[1];
-  return kb === undefined ? undefined : Number(kb) * 1024;
-}
-
-interface WorkerProcess {
-  /** performance.now() when it was spawned and when it reported polling. */
-  spawnedAt: number;
-  pollingAt: number;
-  /**
-   * RSS and peak RSS (the kernel's VmHWM) when it started polling (bundling the workflow code
-   * peaks on its own), the largest RSS sample since, and the peak RSS now.
-   */
-  memory(): { startRss: number; startPeakRss: number; sampledPeakRss: number; peakRss: number };
-  kill(signal: NodeJS.Signals): Promise<void>;
-}
-
-/**
- * `durable-codemode worker` as a child process, like test/harness.ts's spawnWorker (which needs
- * vitest); resolves once it polls.
- */
-async function spawnWorker(configFile: string, address: string): Promise<WorkerProcess> {
-  const spawnedAt = performance.now();
-  const child = spawn(process.execPath, ['--no-node-snapshot', CLI, 'worker', '--config', configFile], {
-    env: { ...process.env, TEMPORAL_ADDRESS: address },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const kill = async (signal: NodeJS.Signals) => {
-    if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-    // A worker that does not stop on SIGTERM within 10 s is killed: the bench must exit by itself.
-    const force = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    await exited;
-    clearTimeout(force);
-  };
-  let pollingAt = 0;
-  try {
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`the worker did not start polling within ${WORKER_START_TIMEOUT_MS / 1000} s:\n${output}`)), WORKER_START_TIMEOUT_MS);
-      const read = (data: Buffer) => {
-        output += data;
-        if (!pollingAt && output.includes('worker polling')) {
-          pollingAt = performance.now();
-          clearTimeout(timer);
-          resolve();
-        }
-      };
-      child.stdout.on('data', read);
-      child.stderr.on('data', read);
-      child.once('error', reject);
-      child.once('exit', (code, signal) => {
-        clearTimeout(timer);
-        reject(new Error(`the worker exited (${code ?? signal}) before polling:\n${output}`));
-      });
-    });
-  } catch (e) {
-    await kill('SIGKILL');
-    throw e;
-  }
-  const pid = child.pid!;
-  const startRss = procStatus(pid, 'VmRSS') ?? 0;
-  const startPeakRss = procStatus(pid, 'VmHWM') ?? 0;
-  let sampledPeakRss = startRss;
-  const sampler = setInterval(() => (sampledPeakRss = Math.max(sampledPeakRss, procStatus(pid, 'VmRSS') ?? 0)), RSS_SAMPLE_MS);
-  void exited.then(() => clearInterval(sampler));
-  return {
-    spawnedAt,
-    pollingAt,
-    memory() {
-      const peakRss = procStatus(pid, 'VmHWM');
-      if (peakRss === undefined) throw new Error(`cannot read VmHWM of worker ${pid} from /proc: it must still run, on Linux`);
-      return { startRss, startPeakRss, sampledPeakRss, peakRss };
-    },
-    kill,
-  };
-}
 
 type HistoryEvent = NonNullable<History['events']>[number];
 
@@ -259,7 +156,7 @@ async function main(): Promise<void> {
       const { leads, duplicateEmails } = crm.stats();
       assert.deepEqual({ result, leads, duplicateEmails }, { result: { created: rows }, leads: rows, duplicateEmails: 0 }, `${what}: the CRM must hold each of the ${rows} rows exactly once`);
     };
-    const startJob = (rows: number) => jobs.execute({ code: SCRIPT, input: { sheet: sheetOf(rows) }, waitSeconds: 0 });
+    const startJob = (rows: number) => jobs.execute({ code: leadImportScript(sheetOf(rows)), waitSeconds: 0 });
     const finish = async (started: JobView, rows: number) => {
       let view = started;
       while (view.status === 'running') view = await jobs.status(view.job_id, 60);
@@ -274,7 +171,7 @@ async function main(): Promise<void> {
       for (let rep = 0; rep < DIRECT_REPEATS; rep++) {
         crm.reset();
         const start = performance.now();
-        const result = await runDirect({ code: SCRIPT, input: { sheet: sheetOf(rows) }, providers, limits: config.limits });
+        const result = await runDirect({ code: leadImportScript(sheetOf(rows)), providers, limits: config.limits });
         directSamples.push(performance.now() - start);
         checkImport(`direct import of ${rows} rows`, rows, result);
       }

@@ -9,28 +9,12 @@ import { join } from 'node:path';
 import type { Client } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { demoProvidersConfig, startCrmApi, startSheetsApi, type CrmApi, type SheetsApi } from '../demo-apis/index.ts';
+import { leadImportScript } from '../demo-apis/lead-import.ts';
 import { sheetRow } from '../demo-apis/sheets.ts';
 import { JobService, JobStateError } from '../server/jobs.ts';
 import { connectTestClient, eventually, spawnWorker, startInProcessStack, testConfig, writeConfigFile, type ChildWorker, type InProcessStack } from './harness.ts';
 
 const ROWS = 100_000;
-
-/** The import an agent would write: fetch the sheet, parse it once (saved as a step), write batches of 100. */
-function importScript(sheet: string, validation = '') {
-  return `async () => {
-    const csv = await sheets.request({ method: 'GET', path: '/sheets/${sheet}/csv' });
-    const rows = await step('parse rows', () => CSV.parse(csv));
-    let created = 0;
-    for (let i = 0; i < rows.length; i += 100) {
-      let batch = rows.slice(i, i + 100);
-      ${validation}
-      const r = await crm.request({ method: 'POST', path: '/leads/batch', body: { leads: batch } });
-      created += r.count;
-      progress(created, rows.length, 'importing leads');
-    }
-    return { created };
-  }`;
-}
 
 /** Every run of a job's continue-as-new chain, with its history as text (payloads decoded). */
 async function runsOf(client: Client, jobId: string): Promise<Array<{ runId: string; events: number; bytes: number; text: string }>> {
@@ -77,7 +61,7 @@ describe('a 100,000-row lead import', () => {
     workers.push(await spawnWorker(configFile));
     const client = await connectTestClient(config);
     const jobs = new JobService(client, config);
-    const started = await jobs.execute({ code: importScript('leads'), waitSeconds: 0 });
+    const started = await jobs.execute({ code: leadImportScript('leads'), waitSeconds: 0 });
 
     const imported = () => crm.stats().leads;
     for (const killAt of [30_000, 65_000]) {
@@ -129,14 +113,14 @@ describe('resuming a failed import with corrected code', () => {
   it('replays the agreeing journal and never writes the first 60,000 rows twice', async () => {
     const strict = `for (const row of batch) if (!row.email.includes('@')) throw new Error('malformed email in row ' + (i + batch.indexOf(row)) + ': ' + row.email);`;
     const lenient = `batch = batch.filter((row) => row.email.includes('@'));`;
-    const failed = await stack.jobs.execute({ code: importScript('leads', strict), waitSeconds: 0 });
+    const failed = await stack.jobs.execute({ code: leadImportScript('leads', strict), waitSeconds: 0 });
     const first = await waitForEnd(stack.jobs, failed.job_id, 300_000);
     expect(first.status).toBe('failed');
     expect(first.error!.message).toBe('malformed email in row 60042: malformed-row-60042');
     expect(crm.stats().leads).toBe(60_000);
 
     await expect(stack.jobs.resume('job-does-not-exist')).rejects.toThrow(/No job "job-does-not-exist"/);
-    const resumed = await stack.jobs.resume(failed.job_id, importScript('leads', lenient), 0);
+    const resumed = await stack.jobs.resume(failed.job_id, leadImportScript('leads', lenient), 0);
     expect(resumed.job_id).toBe(failed.job_id);
     await expect(stack.jobs.resume(failed.job_id)).rejects.toThrow(JobStateError);
 

@@ -1,0 +1,104 @@
+/**
+ * A `durable-codemode worker` as a child process for the benchmarks (test/harness.ts has the
+ * vitest flavour), with its memory and CPU read from /proc.
+ */
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+const CLI = fileURLToPath(new URL('../server/cli.ts', import.meta.url));
+const RSS_SAMPLE_MS = 200;
+const WORKER_START_TIMEOUT_MS = 60_000;
+
+/** A field of /proc/<pid>/status in bytes; undefined once the process is gone. */
+function procStatus(pid: number, field: 'VmRSS' | 'VmHWM'): number | undefined {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/status`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const kb = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(text)?.[1];
+  return kb === undefined ? undefined : Number(kb) * 1024;
+}
+
+export interface WorkerProcess {
+  /** performance.now() when it was spawned and when it reported polling. */
+  spawnedAt: number;
+  pollingAt: number;
+  /**
+   * RSS and peak RSS (the kernel's VmHWM) when it started polling (bundling the workflow code
+   * peaks on its own), the largest RSS sample since, and the peak RSS now.
+   */
+  memory(): { startRss: number; startPeakRss: number; sampledPeakRss: number; peakRss: number };
+  /** CPU time (user + system) the process has used so far, in seconds. */
+  cpuSeconds(): number;
+  kill(signal: NodeJS.Signals): Promise<void>;
+}
+
+/**
+ * `durable-codemode worker` as a child process, like test/harness.ts's spawnWorker (which needs
+ * vitest); resolves once it polls.
+ */
+export async function spawnWorker(configFile: string, address: string): Promise<WorkerProcess> {
+  const spawnedAt = performance.now();
+  const child = spawn(process.execPath, ['--no-node-snapshot', CLI, 'worker', '--config', configFile], {
+    env: { ...process.env, TEMPORAL_ADDRESS: address },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const kill = async (signal: NodeJS.Signals) => {
+    if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+    // A worker that does not stop on SIGTERM within 10 s is killed: the bench must exit by itself.
+    const force = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    await exited;
+    clearTimeout(force);
+  };
+  let pollingAt = 0;
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`the worker did not start polling within ${WORKER_START_TIMEOUT_MS / 1000} s:\n${output}`)), WORKER_START_TIMEOUT_MS);
+      const read = (data: Buffer) => {
+        output += data;
+        if (!pollingAt && output.includes('worker polling')) {
+          pollingAt = performance.now();
+          clearTimeout(timer);
+          resolve();
+        }
+      };
+      child.stdout.on('data', read);
+      child.stderr.on('data', read);
+      child.once('error', reject);
+      child.once('exit', (code, signal) => {
+        clearTimeout(timer);
+        reject(new Error(`the worker exited (${code ?? signal}) before polling:\n${output}`));
+      });
+    });
+  } catch (e) {
+    await kill('SIGKILL');
+    throw e;
+  }
+  const pid = child.pid!;
+  const startRss = procStatus(pid, 'VmRSS') ?? 0;
+  const startPeakRss = procStatus(pid, 'VmHWM') ?? 0;
+  let sampledPeakRss = startRss;
+  const sampler = setInterval(() => (sampledPeakRss = Math.max(sampledPeakRss, procStatus(pid, 'VmRSS') ?? 0)), RSS_SAMPLE_MS);
+  void exited.then(() => clearInterval(sampler));
+  return {
+    spawnedAt,
+    pollingAt,
+    memory() {
+      const peakRss = procStatus(pid, 'VmHWM');
+      if (peakRss === undefined) throw new Error(`cannot read VmHWM of worker ${pid} from /proc: it must still run, on Linux`);
+      return { startRss, startPeakRss, sampledPeakRss, peakRss };
+    },
+    cpuSeconds() {
+      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      // utime and stime are fields 14 and 15 of /proc/<pid>/stat, in clock ticks (100 per second on Linux).
+      return (Number(fields[11]) + Number(fields[12])) / 100;
+    },
+    kill,
+  };
+}
+
