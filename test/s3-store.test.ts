@@ -53,19 +53,20 @@ async function objectAt(client: S3Client, key: string): Promise<Buffer> {
   return Buffer.from(await object.Body!.transformToByteArray());
 }
 
+// One S3-protocol server on loopback for the whole file.
+let s3: Awaited<ReturnType<typeof startS3>>;
+let raw: S3Client;
+
+beforeAll(async () => {
+  s3 = await startS3();
+  raw = rawClient(s3.endpoint);
+});
+afterAll(async () => {
+  raw?.destroy();
+  await s3?.server.close();
+});
+
 describe('S3BlobStore', () => {
-  let s3: Awaited<ReturnType<typeof startS3>>;
-  let raw: S3Client;
-
-  beforeAll(async () => {
-    s3 = await startS3();
-    raw = rawClient(s3.endpoint);
-  });
-  afterAll(async () => {
-    raw?.destroy();
-    await s3?.server.close();
-  });
-
   it('stores content-addressed objects under the prefix and reads them back verified', async () => {
     const store = new S3BlobStore({ bucket: BUCKET, prefix: 'round-trip/', endpoint: s3.endpoint });
     const bytes = Buffer.from(JSON.stringify({ rows: Array.from({ length: 5000 }, (_, i) => ({ i, name: `lead ${i}` })) }));
@@ -144,18 +145,6 @@ describe('blobs.store in the config', () => {
 });
 
 describe('jobs on a worker whose blob store is S3', () => {
-  let s3: Awaited<ReturnType<typeof startS3>>;
-  let raw: S3Client;
-
-  beforeAll(async () => {
-    s3 = await startS3();
-    raw = rawClient(s3.endpoint);
-  });
-  afterAll(async () => {
-    raw?.destroy();
-    await s3?.server.close();
-  });
-
   it('keeps a large step value in the bucket and replays it from there in a fresh sandbox', async () => {
     const config = testConfig({ providers: {}, blobs: { store: { type: 's3', bucket: BUCKET, prefix: 'job/', endpoint: s3.endpoint } } });
     const stack = await startInProcessStack(config);
