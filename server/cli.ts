@@ -296,8 +296,15 @@ async function main(argv: string[]): Promise<void> {
   await command.run(values, positionals);
 }
 
-// The SDK's INFO lines (every worker state change) would drown the URLs `dev` prints.
-Runtime.install({ logger: new DefaultLogger((process.env.DURABLE_CODEMODE_LOG_LEVEL?.toUpperCase() as LogLevel | undefined) ?? 'WARN') });
+// The SDK's INFO lines (every worker state change) would drown the URLs `dev` prints. Its warning
+// that a worker has no workflows is expected for the session worker (activities only), so dropped.
+const logLevel = (process.env.DURABLE_CODEMODE_LOG_LEVEL?.toUpperCase() as LogLevel | undefined) ?? 'WARN';
+const sdkLogger = new DefaultLogger(logLevel);
+Runtime.install({
+  logger: new DefaultLogger(logLevel, (entry) => {
+    if (!entry.message.startsWith('No workflows registered')) sdkLogger.log(entry.level, entry.message, entry.meta);
+  }),
+});
 
 main(process.argv.slice(2)).catch((e: Error) => {
   console.error(e instanceof UsageError ? e.message : `durable-codemode: ${e.message}`);
