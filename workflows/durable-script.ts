@@ -201,7 +201,7 @@ function openSessionActivity(summary: string) {
 
 async function runEffect(job: JobInput, { request, key, label }: PlannedEffect, seq: number): Promise<EffectOutcome> {
   if (request.kind === 'sleep') {
-    await wf.sleep(request.ms);
+    await wf.sleep(request.ms, { summary: label });
     return { ok: true };
   }
   if (request.kind === 'checkpoint') return { ok: true };
