@@ -25,9 +25,6 @@ export function effectKey(request: EffectRequest): string {
   return createHash('sha256').update(canonicalJson(request)).digest('hex');
 }
 
-/** A round as replay needs it: outcomes and step values resolved (no blob references left). */
-export type LoadedRound = Round;
-
 /** A provider as the sandbox sees it: an HTTP API (request()) or an MCP server (its tools). */
 export interface SandboxProvider {
   name: string;
@@ -39,8 +36,8 @@ export interface OpenSessionOptions {
   job: JobInput;
   /** The configured providers; each becomes a global client in the sandbox. */
   providers: SandboxProvider[];
-  /** Completed rounds to replay before going live. */
-  rounds: LoadedRound[];
+  /** Completed rounds to replay before going live, with outcomes and step values resolved (no blob references). */
+  rounds: Round[];
   /** Time handed to the script once it is live. */
   now: number;
   /**
