@@ -30,12 +30,15 @@ COPY workflows ./workflows
 COPY activities ./activities
 COPY blobs ./blobs
 COPY providers ./providers
+COPY temporal ./temporal
+COPY jobs ./jobs
 COPY server ./server
+COPY cli ./cli
 COPY demo-apis ./demo-apis
 # Fail the build, not the first job, if a native module does not load on this platform.
 RUN node --no-node-snapshot -e "require('isolated-vm'); require('@swc/core'); require('@temporalio/core-bridge')" \
  && mkdir -p /var/lib/durable-codemode && chown node:node /var/lib/durable-codemode
 # The code stays root-owned and read-only to the process.
 USER node
-ENTRYPOINT ["node", "--no-node-snapshot", "server/cli.ts"]
+ENTRYPOINT ["node", "--no-node-snapshot", "cli/main.ts"]
 CMD ["worker"]

@@ -15,8 +15,8 @@ help: ## Show this help
 setup: ## Install the toolchain only (Node 24, Temporal CLI, npm packages) into .tools/
 	@$(TOOLCHAIN)
 
-dev: ## Run the dev server (node server/cli.ts dev)
-	@$(TOOLCHAIN) && node --no-node-snapshot server/cli.ts dev
+dev: ## Run the dev server (node cli/main.ts dev)
+	@$(TOOLCHAIN) && node --no-node-snapshot cli/main.ts dev
 
 test: ## Run the test suite (npm test)
 	@$(TOOLCHAIN) && npm test

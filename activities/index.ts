@@ -14,7 +14,7 @@ import { effectLabel } from '../core/effects.ts';
 import type { AdvanceResult, AdvanceSessionArgs, BlobRef, EffectOutcome, HttpEffect, OpenSessionArgs, Round, RoundReport, ToolEffect } from '../core/journal.ts';
 import { performRequest, TransientHttpError } from '../providers/http-client.ts';
 import { type Adopted, effectKey, type SandboxProvider, ScriptSession } from '../sandbox/session.ts';
-import { type HttpProviderConfig, isMcpProvider, type ProviderConfig } from '../server/config.ts';
+import { type HttpProviderConfig, isMcpProvider, type ProviderConfig } from '../providers/config.ts';
 import type { UpstreamMcpServers } from '../providers/mcp-client.ts';
 import type { RequestValidator } from '../providers/validate.ts';
 import type { SessionRegistry } from './sessions.ts';

@@ -8,7 +8,7 @@ import { idempotencyKey } from '../core/effects.ts';
 import { JobInput, type Json, type SandboxLimits } from '../core/journal.ts';
 import { performRequest } from '../providers/http-client.ts';
 import { effectKey, ScriptSession } from '../sandbox/session.ts';
-import type { HttpProviderConfig } from '../server/config.ts';
+import type { HttpProviderConfig } from '../providers/config.ts';
 
 export interface DirectRun {
   code: string;

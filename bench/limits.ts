@@ -15,10 +15,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { createIsolate } from '../sandbox/isolate.ts';
-import { parseConfig } from '../server/config.ts';
-import { JobService } from '../server/jobs.ts';
-import { connectClient, connectWorker, startDevServer } from '../server/temporal.ts';
-import { startWorker } from '../server/worker.ts';
+import { parseConfig } from '../cli/config.ts';
+import { JobService } from '../jobs/service.ts';
+import { connectClient, connectWorker } from '../temporal/connection.ts';
+import { startDevServer } from '../temporal/dev-server.ts';
+import { startWorker } from '../temporal/worker.ts';
 
 Runtime.install({ logger: new DefaultLogger('WARN') });
 

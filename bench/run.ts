@@ -21,10 +21,12 @@ import { JobInput, type Json } from '../core/journal.ts';
 import { CRM_SPEC_PATH, startCrmApi } from '../demo-apis/crm.ts';
 import { createIsolate } from '../sandbox/isolate.ts';
 import { ScriptSession } from '../sandbox/session.ts';
-import { HttpProviderConfig, parseConfig } from '../server/config.ts';
-import { JobService } from '../server/jobs.ts';
-import { connectClient, connectWorker, findTemporalCli, startDevServer } from '../server/temporal.ts';
-import { startWorker } from '../server/worker.ts';
+import { parseConfig } from '../cli/config.ts';
+import { HttpProviderConfig } from '../providers/config.ts';
+import { JobService } from '../jobs/service.ts';
+import { connectClient, connectWorker } from '../temporal/connection.ts';
+import { findTemporalCli, startDevServer } from '../temporal/dev-server.ts';
+import { startWorker } from '../temporal/worker.ts';
 import type { baseline } from './baseline-workflow.ts';
 import { runDirect } from './direct.ts';
 

@@ -14,9 +14,10 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { CRM_SPEC_PATH, startCrmApi } from '../demo-apis/crm.ts';
-import { parseConfig } from '../server/config.ts';
-import { JobService } from '../server/jobs.ts';
-import { connectClient, startDevServer } from '../server/temporal.ts';
+import { parseConfig } from '../cli/config.ts';
+import { JobService } from '../jobs/service.ts';
+import { connectClient } from '../temporal/connection.ts';
+import { startDevServer } from '../temporal/dev-server.ts';
 import { spawnWorker, type WorkerProcess } from './worker-process.ts';
 
 Runtime.install({ logger: new DefaultLogger('WARN') });

@@ -19,9 +19,10 @@ import { demoProvidersConfig } from '../demo-apis/index.ts';
 import { loadProviderSpec, type Operation, type ProviderSpec } from '../providers/spec.ts';
 import { RequestValidator } from '../providers/validate.ts';
 import { SpecSearch } from '../sandbox/search.ts';
-import { countTokens } from '../server/budget.ts';
-import { parseConfig } from '../server/config.ts';
-import { JobService } from '../server/jobs.ts';
+import { createBlobStore } from '../blobs/index.ts';
+import { countTokens, ResultBudget } from '../server/budget.ts';
+import { parseConfig } from '../cli/config.ts';
+import { JobService } from '../jobs/service.ts';
 import { createMcpServer } from '../server/mcp.ts';
 import { CLOUDFLARE_SPEC } from '../test/fixtures/cloudflare.ts';
 
@@ -41,7 +42,7 @@ async function ourToolsList(providers: Record<string, unknown>, search: SpecSear
   const config = parseConfig({ providers }, undefined, {});
   // A client that never connects: listing tools starts no job.
   const jobs = new JobService(new Client(), config);
-  const server = createMcpServer({ jobs, search, providers: Object.keys(config.providers), defaultWaitSeconds: config.defaultWaitSeconds });
+  const server = createMcpServer({ jobs, budget: new ResultBudget(config.results.maxTokens, createBlobStore(config.blobs, config.dataDir)), search, providers: Object.keys(config.providers), defaultWaitSeconds: config.defaultWaitSeconds });
   const client = new McpClient({ name: 'bench-tokens', version: '0' });
   const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
   await Promise.all([server.connect(serverSide), client.connect(clientSide)]);

@@ -3,7 +3,7 @@
  * are added and where the base URL is enforced: the sandbox can only ask, never reach the network.
  */
 import type { EffectOutcome, HttpEffect, Json } from '../core/journal.ts';
-import type { HttpProviderConfig, ProviderAuth } from '../server/config.ts';
+import type { HttpProviderConfig, ProviderAuth } from './config.ts';
 
 /** A failure worth retrying (connection error, timeout, 408, 429, 5xx); the caller decides when. */
 export class TransientHttpError extends Error {

@@ -8,7 +8,7 @@ import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { EffectOutcome, Json } from '../core/journal.ts';
 import { authOf, TransientHttpError } from './http-client.ts';
-import type { McpProviderConfig } from '../server/config.ts';
+import type { McpProviderConfig } from './config.ts';
 
 export interface UpstreamTool {
   name: string;

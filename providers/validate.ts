@@ -6,7 +6,7 @@
  * Lenient by design: it refuses only what no operation can match (method + path template) and
  * required query parameters that are absent. Headers, bodies and value types are the API's call.
  */
-import { isMcpProvider, type ProviderConfig } from '../server/config.ts';
+import { isMcpProvider, type ProviderConfig } from './config.ts';
 import type { Operation, ProviderSpec } from './spec.ts';
 
 export interface CheckedRequest {
@@ -87,7 +87,7 @@ export class RequestValidator {
 
 /**
  * One validator per HTTP provider that wants one (`validateRequests`), from the specs the process
- * loaded (server/providers.ts). A spec without operations would refuse every call, so its provider
+ * loaded (providers/ready.ts). A spec without operations would refuse every call, so its provider
  * goes unchecked; `warn` says so.
  */
 export function requestValidators(

@@ -7,21 +7,10 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { isIP } from 'node:net';
-import type { Config } from './config.ts';
-
-export interface Principal {
-  name: string;
-  /** The operator sees and steers every job; anyone else only their own. */
-  seesAll: boolean;
-}
-
-/** stdio, the CLI, and unauthenticated HTTP on loopback (whoever can reach it is on this machine). */
-export const OPERATOR: Principal = { name: 'operator', seesAll: true };
+import { OPERATOR, type Principal, PRINCIPAL_NAME } from '../core/principal.ts';
+import type { HttpConfig } from './config.ts';
 
 export const TOKENS_ENV = 'DURABLE_CODEMODE_HTTP_TOKENS';
-
-/** Principals are job owners as stored in Temporal; the operator's name is taken. */
-export const PRINCIPAL_NAME = /^[A-Za-z0-9_.@-]{1,64}$/;
 
 export class AuthConfigError extends Error {
   constructor(message: string) {
@@ -38,7 +27,7 @@ export interface TokenTable {
 const digest = (token: string) => createHash('sha256').update(token).digest();
 
 /** The tokens from `http.tokens` (each from its env variable) and from DURABLE_CODEMODE_HTTP_TOKENS. */
-export function loadTokens(http: Config['http'], env: NodeJS.ProcessEnv = process.env): TokenTable {
+export function loadTokens(http: HttpConfig, env: NodeJS.ProcessEnv = process.env): TokenTable {
   const pairs: Array<[string, string, string]> = [];
   for (const [name, { tokenEnv }] of Object.entries(http.tokens)) {
     const token = env[tokenEnv];

@@ -5,10 +5,8 @@
  * count; `job_status({ job_id, page })` reads it page by page.
  */
 import { getEncoding, type Tiktoken } from 'js-tiktoken';
-import { createBlobStore } from '../blobs/index.ts';
 import { type BlobStore, contentAddress } from '../blobs/store.ts';
-import type { Config } from './config.ts';
-import type { JobView } from './jobs.ts';
+import type { JobView } from '../jobs/service.ts';
 
 /** Above this many characters the total in a marker is extrapolated from a sample (counting 10 MB takes seconds). */
 const EXACT_COUNT_MAX_CHARS = 2_000_000;
@@ -277,13 +275,4 @@ export class ResultBudget {
     }
     return starts;
   }
-}
-
-const budgets = new WeakMap<Config, ResultBudget>();
-
-/** The answer budget of a config, shared by every service built from it (and so its page cache). */
-export function resultBudgetOf(config: Config): ResultBudget {
-  let budget = budgets.get(config);
-  if (!budget) budgets.set(config, (budget = new ResultBudget(config.results.maxTokens, createBlobStore(config))));
-  return budget;
 }

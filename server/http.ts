@@ -11,8 +11,9 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
-import { authenticate, isLoopbackHost, OPERATOR, type Principal, type TokenTable } from './auth.ts';
-import type { AesGcmCodec } from './codec.ts';
+import { OPERATOR, type Principal } from '../core/principal.ts';
+import type { AesGcmCodec } from '../temporal/codec.ts';
+import { authenticate, isLoopbackHost, type TokenTable } from './auth.ts';
 import { createMcpServer, type McpDeps } from './mcp.ts';
 
 /** Scripts are small; anything near this is a mistake or an attack. Larger bodies get 413. */

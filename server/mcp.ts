@@ -7,11 +7,13 @@ import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
 import type { SpecSearch } from '../sandbox/search.ts';
-import { jsonText } from './budget.ts';
-import type { JobService } from './jobs.ts';
+import type { JobService } from '../jobs/service.ts';
+import { jsonText, type ResultBudget } from './budget.ts';
 
 export interface McpDeps {
   jobs: JobService;
+  /** How large an answer may be, and where results over that are stored to be paged. */
+  budget: ResultBudget;
   search: SpecSearch;
   providers: string[];
   defaultWaitSeconds: number;
@@ -67,13 +69,13 @@ export function createMcpServer(deps: McpDeps): McpServer {
   const server = new McpServer({ name: 'durable-codemode', version: VERSION });
 
   server.registerTool('search', { description: searchDescription(), inputSchema: SearchInput }, async ({ code }) =>
-    answer(async () => deps.jobs.results.search(await deps.search.run(code))),
+    answer(async () => deps.budget.search(await deps.search.run(code))),
   );
 
   server.registerTool(
     'execute',
     { description: executeDescription(deps.providers, deps.defaultWaitSeconds), inputSchema: ExecuteInput },
-    async ({ code, input, wait_seconds }) => answer(async () => deps.jobs.results.job(await deps.jobs.execute({ code, input, waitSeconds: wait_seconds }))),
+    async ({ code, input, wait_seconds }) => answer(async () => deps.budget.job(await deps.jobs.execute({ code, input, waitSeconds: wait_seconds }))),
   );
 
   server.registerTool(
@@ -82,12 +84,12 @@ export function createMcpServer(deps: McpDeps): McpServer {
     async ({ job_id, wait_seconds, page }) =>
       answer(async () => {
         const view = await deps.jobs.status(job_id, wait_seconds ?? 0);
-        return page === undefined ? deps.jobs.results.job(view) : deps.jobs.results.page(view, page);
+        return page === undefined ? deps.budget.job(view) : deps.budget.page(view, page);
       }),
   );
 
   server.registerTool('job_cancel', { description: 'Cancel a running job.', inputSchema: JobCancelInput }, async ({ job_id }) =>
-    answer(async () => deps.jobs.results.job(await deps.jobs.cancel(job_id))),
+    answer(async () => deps.budget.job(await deps.jobs.cancel(job_id))),
   );
 
   server.registerTool(
@@ -97,7 +99,7 @@ export function createMcpServer(deps: McpDeps): McpServer {
         'Restart a failed or cancelled job under the same id. Completed calls are replayed, not repeated, as long as the (corrected) code makes the same calls; the answer reports where it diverged. `resume` holds its last checkpoint(state).',
       inputSchema: JobResumeInput,
     },
-    async ({ job_id, code, wait_seconds }) => answer(async () => deps.jobs.results.job(await deps.jobs.resume(job_id, code, wait_seconds ?? deps.defaultWaitSeconds))),
+    async ({ job_id, code, wait_seconds }) => answer(async () => deps.budget.job(await deps.jobs.resume(job_id, code, wait_seconds ?? deps.defaultWaitSeconds))),
   );
 
   return server;

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalBlobStore } from '../blobs/local-store.ts';
 import { countTokens, fitJson, jsonText, pageStarts, ResultBudget } from '../server/budget.ts';
-import type { JobView } from '../server/jobs.ts';
+import type { JobView } from '../jobs/service.ts';
 
 const MARKER = /^…\[cut: [\d,]+ of [\d,]+ tokens omitted; (.*)\]$/;
 

@@ -8,10 +8,10 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadTokens } from '../server/auth.ts';
-import { AesGcmCodec, CODEC_KEY_ENV, codecFromEnv } from '../server/codec.ts';
+import { AesGcmCodec, CODEC_KEY_ENV, codecFromEnv } from '../temporal/codec.ts';
 import { startMcpHttpServer, type McpHttpServer } from '../server/http.ts';
 import { SpecSearch } from '../sandbox/search.ts';
-import { startInProcessStack, testConfig, type InProcessStack } from './harness.ts';
+import { startInProcessStack, testConfig, type InProcessStack, resultBudget } from './harness.ts';
 
 const UI = 'http://localhost:8233';
 const INPUT_MARKER = `input-marker-${randomUUID()}`;
@@ -27,7 +27,7 @@ beforeAll(async () => {
   process.env[CODEC_KEY_ENV] = randomBytes(32).toString('base64');
   codec = codecFromEnv()!;
   stack = await startInProcessStack(testConfig({}));
-  const deps = { jobs: stack.jobs, search: await SpecSearch.create([]), providers: [], defaultWaitSeconds: 20 };
+  const deps = { jobs: stack.jobs, budget: resultBudget(stack.config), search: await SpecSearch.create([]), providers: [], defaultWaitSeconds: 20 };
   http = await startMcpHttpServer(deps, { host: '127.0.0.1', port: 0, allowedOrigins: [UI], codec });
   raw = new Client({ connection: await Connection.connect({ address: stack.config.temporal.address }), namespace: stack.config.temporal.namespace });
 });
@@ -104,7 +104,7 @@ describe('payload encryption', () => {
 
   it('refuses the codec endpoint to principals, and payloads sealed with another key', async () => {
     const TOKEN = 'codec-test-token-0123456789';
-    const deps = { jobs: stack.jobs, search: await SpecSearch.create([]), providers: [], defaultWaitSeconds: 20 };
+    const deps = { jobs: stack.jobs, budget: resultBudget(stack.config), search: await SpecSearch.create([]), providers: [], defaultWaitSeconds: 20 };
     const withTokens = await startMcpHttpServer(deps, { host: '127.0.0.1', port: 0, codec, tokens: loadTokens(stack.config.http, { DURABLE_CODEMODE_HTTP_TOKENS: `alice:${TOKEN}` }) });
     try {
       const url = withTokens.url.replace(/\/mcp$/, '/codec/decode');

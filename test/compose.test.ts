@@ -13,11 +13,12 @@ import { Ajv } from 'ajv';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { DEMO_PORTS } from '../demo-apis/index.ts';
-import { loadConfig } from '../server/config.ts';
+import { loadConfig } from '../cli/config.ts';
+import { SOURCE_FOLDERS } from '../scripts/layers.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const read = (path: string) => readFileSync(join(ROOT, path), 'utf8');
-const CLI = join(ROOT, 'server/cli.ts');
+const CLI = join(ROOT, 'cli/main.ts');
 
 interface Service {
   image?: string;
@@ -56,7 +57,7 @@ function envFileNames(path: string): string[] {
 /** Environment variables the product reads: its own code, and the SDKs it hands configuration to. */
 function namesReadByCode(): Set<string> {
   const names = new Set<string>();
-  const sources = ['server', 'activities', 'providers', 'blobs', 'sandbox', 'core', 'demo-apis'].flatMap((dir) => tsFiles(join(ROOT, dir)));
+  const sources = SOURCE_FOLDERS.flatMap((dir) => tsFiles(join(ROOT, dir)));
   for (const file of sources) {
     const text = readFileSync(file, 'utf8');
     for (const m of text.matchAll(/\benv(?:\.|\[')([A-Z][A-Z0-9_]+)/g)) names.add(m[1]!);
@@ -183,7 +184,7 @@ describe('docker-compose.yml', () => {
 
   it('gives the product services commands the CLI accepts', () => {
     const entrypoint = dockerfileInstruction('ENTRYPOINT');
-    expect(entrypoint).toEqual(['node', '--no-node-snapshot', 'server/cli.ts']);
+    expect(entrypoint).toEqual(['node', '--no-node-snapshot', 'cli/main.ts']);
     for (const [name, service] of productServices) {
       if (service.entrypoint) {
         // The demo API runner: a file of the repository, mounted at the same path under /app.

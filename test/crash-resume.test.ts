@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { CRM_SPEC_PATH, startCrmApi, type CrmApi } from '../demo-apis/crm.ts';
-import { JobService } from '../server/jobs.ts';
+import { JobService } from '../jobs/service.ts';
 import { connectTestClient, eventually, spawnWorker, testConfig, writeConfigFile, type ChildWorker } from './harness.ts';
 
 const CALLS = 40;

@@ -5,8 +5,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CRM_SPEC_PATH, startCrmApi, type CrmApi } from '../demo-apis/crm.ts';
-import type { Config } from '../server/config.ts';
-import { JobService } from '../server/jobs.ts';
+import type { Config } from '../cli/config.ts';
+import { JobService } from '../jobs/service.ts';
 import { connectTestClient, eventually, spawnWorker, testConfig, writeConfigFile, type ChildWorker } from './harness.ts';
 
 let crm: CrmApi;

@@ -15,15 +15,17 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { Client, Connection } from '@temporalio/client';
 import { inject } from 'vitest';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
-import { dataConverter } from '../server/codec.ts';
-import { type Config, parseConfig } from '../server/config.ts';
-import { JobService } from '../server/jobs.ts';
-import { startWorker, type RunningWorker } from '../server/worker.ts';
+import { dataConverter } from '../temporal/codec.ts';
+import { type Config, parseConfig } from '../cli/config.ts';
+import { createBlobStore } from '../blobs/index.ts';
+import { JobService } from '../jobs/service.ts';
+import { ResultBudget } from '../server/budget.ts';
+import { startWorker, type RunningWorker } from '../temporal/worker.ts';
 
 // Worker state changes at INFO would bury the test output.
 Runtime.install({ logger: new DefaultLogger('WARN') });
 
-export const CLI = fileURLToPath(new URL('../server/cli.ts', import.meta.url));
+export const CLI = fileURLToPath(new URL('../cli/main.ts', import.meta.url));
 
 /** A config for one test: its own task queue on the suite's Temporal server, its own data directory. */
 export function testConfig(raw: Record<string, unknown>): Config {
@@ -31,6 +33,11 @@ export function testConfig(raw: Record<string, unknown>): Config {
   const config = parseConfig({ dataDir, ...raw }, undefined, { TEMPORAL_ADDRESS: inject('temporalAddress') });
   config.temporal.taskQueue = `test-${randomUUID().slice(0, 8)}`;
   return config;
+}
+
+/** The answer budget the MCP server would use with this config. */
+export function resultBudget(config: Config): ResultBudget {
+  return new ResultBudget(config.results.maxTokens, createBlobStore(config.blobs, config.dataDir));
 }
 
 /** Writes a minimal OpenAPI document with these operations (e.g. `GET /items/{id}`), for a test's own API. */

@@ -9,11 +9,12 @@ import { request } from 'node:http';
 import type { Client as McpClient } from '@modelcontextprotocol/sdk/client/index.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
-import { AuthConfigError, authenticate, isLoopbackHost, loadTokens, OPERATOR } from '../server/auth.ts';
+import { OPERATOR } from '../core/principal.ts';
+import { AuthConfigError, authenticate, isLoopbackHost, loadTokens } from '../server/auth.ts';
 import { InsecureBindError, startMcpHttpServer, type McpHttpServer } from '../server/http.ts';
-import { OWNER_MEMO_KEY } from '../server/jobs.ts';
+import { OWNER_MEMO_KEY } from '../jobs/service.ts';
 import { SpecSearch } from '../sandbox/search.ts';
-import { CLI, mcpOverHttp, startInProcessStack, testConfig, type InProcessStack } from './harness.ts';
+import { CLI, mcpOverHttp, startInProcessStack, testConfig, type InProcessStack, resultBudget } from './harness.ts';
 
 const ALICE = 'alice-token-0123456789abcdef';
 const BOB = 'bob-token-0123456789abcdefgh';
@@ -29,7 +30,7 @@ beforeAll(async () => {
   stack = await startInProcessStack(testConfig({ maxEventsPerRun: 200, http: { tokens: { alice: { tokenEnv: 'TEST_ALICE_TOKEN' } } } }));
   // One principal from the config file's env variable, one from DURABLE_CODEMODE_HTTP_TOKENS.
   const tokens = loadTokens(stack.config.http, { TEST_ALICE_TOKEN: ALICE, DURABLE_CODEMODE_HTTP_TOKENS: `bob:${BOB}` });
-  const deps = { jobs: stack.jobs, search: await SpecSearch.create([]), providers: [], defaultWaitSeconds: 20 };
+  const deps = { jobs: stack.jobs, budget: resultBudget(stack.config), search: await SpecSearch.create([]), providers: [], defaultWaitSeconds: 20 };
   http = await startMcpHttpServer(deps, { host: '127.0.0.1', port: 0, tokens });
   alice = await mcpOverHttp(http.url, ALICE);
   bob = await mcpOverHttp(http.url, BOB);
@@ -177,7 +178,7 @@ describe('requests that are not what they should be', () => {
 
 describe('binding', () => {
   it('will not listen beyond loopback without tokens', async () => {
-    const deps = { jobs: stack.jobs, search: await SpecSearch.create([]), providers: [], defaultWaitSeconds: 20 };
+    const deps = { jobs: stack.jobs, budget: resultBudget(stack.config), search: await SpecSearch.create([]), providers: [], defaultWaitSeconds: 20 };
     for (const host of ['0.0.0.0', '::', '192.0.2.1']) {
       await expect(startMcpHttpServer(deps, { host, port: 0 })).rejects.toThrow(InsecureBindError);
     }

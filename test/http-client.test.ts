@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { HttpEffect } from '../core/journal.ts';
 import { performRequest, resolveProviderUrl } from '../providers/http-client.ts';
-import { HttpProviderConfig } from '../server/config.ts';
+import { HttpProviderConfig } from '../providers/config.ts';
 
 const TOKEN = 'sk-test-http-client-0123456789';
 

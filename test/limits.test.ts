@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SandboxLimits } from '../core/journal.ts';
-import { JobService, ScriptTooLargeError, type JobView } from '../server/jobs.ts';
+import { JobService, ScriptTooLargeError, type JobView } from '../jobs/service.ts';
 import { startInProcessStack, testConfig, type InProcessStack } from './harness.ts';
 
 let stack: InProcessStack;

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { demoProvidersConfig, startCrmApi, startSheetsApi, type CrmApi, type SheetsApi } from '../demo-apis/index.ts';
 import { leadImportScript } from '../demo-apis/lead-import.ts';
 import { sheetRow } from '../demo-apis/sheets.ts';
-import { JobService, JobStateError } from '../server/jobs.ts';
+import { JobService, JobStateError } from '../jobs/service.ts';
 import { connectTestClient, eventually, spawnWorker, startInProcessStack, testConfig, writeConfigFile, type ChildWorker, type InProcessStack } from './harness.ts';
 
 const ROWS = 100_000;

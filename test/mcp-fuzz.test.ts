@@ -8,9 +8,9 @@ import type { Client } from '@temporalio/client';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { loadTokens } from '../server/auth.ts';
 import { startMcpHttpServer, type McpHttpServer } from '../server/http.ts';
-import { JobService } from '../server/jobs.ts';
+import { JobService } from '../jobs/service.ts';
 import { SpecSearch } from '../sandbox/search.ts';
-import { connectTestClient, testConfig } from './harness.ts';
+import { connectTestClient, testConfig, resultBudget } from './harness.ts';
 
 const ITERATIONS = 300;
 const SEED = 0x5eed;
@@ -23,7 +23,7 @@ beforeAll(async () => {
   // No worker polls this task queue: the fuzzer never sends a script that parses to execute.
   const config = testConfig({ defaultWaitSeconds: 0 });
   client = await connectTestClient(config);
-  const deps = { jobs: new JobService(client, config), search: await SpecSearch.create([]), providers: [], defaultWaitSeconds: 0 };
+  const deps = { jobs: new JobService(client, config), budget: resultBudget(config), search: await SpecSearch.create([]), providers: [], defaultWaitSeconds: 0 };
   http = await startMcpHttpServer(deps, { host: '127.0.0.1', port: 0, tokens: loadTokens(config.http, { DURABLE_CODEMODE_HTTP_TOKENS: `fuzzer:${TOKEN}` }) });
 });
 

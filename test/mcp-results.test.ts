@@ -11,7 +11,7 @@ import { loadProviderSpecs } from '../providers/spec.ts';
 import { SpecSearch } from '../sandbox/search.ts';
 import { countTokens } from '../server/budget.ts';
 import { startMcpHttpServer, type McpHttpServer } from '../server/http.ts';
-import { mcpOverHttp, startInProcessStack, testConfig, type InProcessStack } from './harness.ts';
+import { mcpOverHttp, startInProcessStack, testConfig, type InProcessStack, resultBudget } from './harness.ts';
 
 const MAX_TOKENS = 1000;
 
@@ -26,7 +26,7 @@ beforeAll(async () => {
   const config = testConfig({ providers, results: { maxTokens: MAX_TOKENS } });
   stack = await startInProcessStack(config);
   search = await SpecSearch.create(await loadProviderSpecs(providers));
-  http = await startMcpHttpServer({ jobs: stack.jobs, search, providers: Object.keys(config.providers), defaultWaitSeconds: 20 }, { host: '127.0.0.1', port: 0 });
+  http = await startMcpHttpServer({ jobs: stack.jobs, budget: resultBudget(config), search, providers: Object.keys(config.providers), defaultWaitSeconds: 20 }, { host: '127.0.0.1', port: 0 });
   client = await mcpOverHttp(http.url);
 });
 

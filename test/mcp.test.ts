@@ -7,10 +7,10 @@ import { getEncoding } from 'js-tiktoken';
 import type { Client as McpClient } from '@modelcontextprotocol/sdk/client/index.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { demoProvidersConfig, startCrmApi, startSheetsApi, type CrmApi, type SheetsApi } from '../demo-apis/index.ts';
-import { readyProviders } from '../server/providers.ts';
+import { readyProviders } from '../providers/ready.ts';
 import { SpecSearch } from '../sandbox/search.ts';
 import { startMcpHttpServer, type McpHttpServer } from '../server/http.ts';
-import { mcpOverHttp, mcpOverStdio, startInProcessStack, testConfig, writeConfigFile, type InProcessStack } from './harness.ts';
+import { mcpOverHttp, mcpOverStdio, startInProcessStack, testConfig, writeConfigFile, type InProcessStack, resultBudget } from './harness.ts';
 
 let crm: CrmApi;
 let sheets: SheetsApi;
@@ -23,8 +23,8 @@ beforeAll(async () => {
   sheets = await startSheetsApi({ sheets: { leads: 5 } });
   const config = testConfig({ providers: demoProvidersConfig({ crm, sheets }) });
   stack = await startInProcessStack(config);
-  const search = await SpecSearch.create((await readyProviders(config)).specs);
-  http = await startMcpHttpServer({ jobs: stack.jobs, search, providers: Object.keys(config.providers), defaultWaitSeconds: 20 }, { host: '127.0.0.1', port: 0 });
+  const search = await SpecSearch.create((await readyProviders(config.providers)).specs);
+  http = await startMcpHttpServer({ jobs: stack.jobs, budget: resultBudget(config), search, providers: Object.keys(config.providers), defaultWaitSeconds: 20 }, { host: '127.0.0.1', port: 0 });
   clients.http = await mcpOverHttp(http.url);
   clients.stdio = await mcpOverStdio(writeConfigFile(config));
 });

@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createBlobStore } from '../blobs/index.ts';
 import { S3BlobStore } from '../blobs/s3-store.ts';
 import { BlobCorruptError, BlobMissingError, contentAddress } from '../blobs/store.ts';
-import { parseConfig } from '../server/config.ts';
+import { parseConfig } from '../cli/config.ts';
 import { eventually, startInProcessStack, testConfig } from './harness.ts';
 
 interface S3rver {
@@ -139,7 +139,7 @@ describe('blobs.store in the config', () => {
     const fromEnv = parseConfig(fromFile, undefined, { DURABLE_CODEMODE_S3_BUCKET: 'other', DURABLE_CODEMODE_S3_PREFIX: 'jobs/' });
     expect(fromEnv.blobs.store).toEqual({ type: 's3', bucket: 'other', prefix: 'jobs/', endpoint: 'http://minio:9000' });
     expect(parseConfig({}, undefined, { DURABLE_CODEMODE_S3_BUCKET: 'b' }).blobs.store).toEqual({ type: 's3', bucket: 'b', prefix: '' });
-    expect(createBlobStore(fromFile).location).toBe('s3://b/ at http://minio:9000');
+    expect(createBlobStore(fromFile.blobs, fromFile.dataDir).location).toBe('s3://b/ at http://minio:9000');
     expect(() => parseConfig({ blobs: { store: { type: 's3' } } }, undefined, {})).toThrow(/blobs\.store\.bucket/);
   });
 });

@@ -12,8 +12,8 @@ import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, inject, it } from 'vitest';
-import { ConfigError, parseConfig } from '../server/config.ts';
-import { connectClient, connectWorker, temporalConnectionOptions } from '../server/temporal.ts';
+import { ConfigError, parseConfig } from '../cli/config.ts';
+import { connectClient, connectWorker, temporalConnectionOptions } from '../temporal/connection.ts';
 
 const TLS = fileURLToPath(new URL('./fixtures/tls/', import.meta.url));
 const pem = (name: string) => new Uint8Array(readFileSync(join(TLS, name)));

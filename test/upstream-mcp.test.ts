@@ -9,8 +9,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SpecSearch } from '../sandbox/search.ts';
-import { JobService } from '../server/jobs.ts';
-import { readyProviders } from '../server/providers.ts';
+import { JobService } from '../jobs/service.ts';
+import { readyProviders } from '../providers/ready.ts';
 import { connectTestClient, eventually, spawnWorker, startInProcessStack, testConfig, writeConfigFile, type ChildWorker, type InProcessStack } from './harness.ts';
 
 const SERVER = fileURLToPath(new URL('./fixtures/upstream-mcp-server.ts', import.meta.url));
@@ -32,7 +32,7 @@ describe('an upstream MCP server as a provider', () => {
   });
 
   it('is discoverable through search', async () => {
-    const { specs, upstream } = await readyProviders(stack.config);
+    const { specs, upstream } = await readyProviders(stack.config.providers);
     await upstream.close();
     const search = await SpecSearch.create(specs);
     const found = await search.run(`async () => ({ provider: spec.providers.tools, tools: spec.tools.map((t) => t.provider + '.' + t.name + ': ' + t.description) })`);

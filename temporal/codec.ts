@@ -4,7 +4,7 @@
  * summaries) is sealed with AES-256-GCM before it leaves the process, so Temporal's history and
  * database hold ciphertext. Clients, workers and the codec endpoint must share the key.
  *
- * Failure messages and stack traces are sealed too (server/failure-converter.ts).
+ * Failure messages and stack traces are sealed too (temporal/failure-converter.ts).
  *
  * The codec endpoint (`POST /codec/decode` and `/codec/encode`, Temporal's remote codec protocol)
  * lets the Temporal UI show decoded payloads to an operator who reaches it.

@@ -10,11 +10,13 @@ import { heartbeat } from '@temporalio/activity';
 import { bundleWorkflowCode, Worker, type NativeConnection, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { createActivities } from '../activities/index.ts';
 import { SessionRegistry } from '../activities/sessions.ts';
+import type { BlobsConfig } from '../blobs/config.ts';
 import { createBlobStore } from '../blobs/index.ts';
+import type { ProvidersConfig } from '../providers/config.ts';
+import { readyProviders } from '../providers/ready.ts';
 import { requestValidators } from '../providers/validate.ts';
 import { dataConverter } from './codec.ts';
-import type { Config } from './config.ts';
-import { readyProviders } from './providers.ts';
+import type { TemporalConfig, WorkerConfig } from './config.ts';
 
 const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
 
@@ -41,18 +43,27 @@ export interface RunningWorker {
   shutdown(): Promise<void>;
 }
 
-export async function startWorker(config: Config, connection: NativeConnection): Promise<RunningWorker> {
+/** The parts of the config a worker process uses. */
+export interface WorkerSettings {
+  temporal: TemporalConfig;
+  worker: WorkerConfig;
+  providers: ProvidersConfig;
+  blobs: BlobsConfig;
+  dataDir: string;
+}
+
+export async function startWorker(config: WorkerSettings, connection: NativeConnection): Promise<RunningWorker> {
   const { namespace, taskQueue } = config.temporal;
   const sessionTaskQueue = `${taskQueue}/session/${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
   const sessions = new SessionRegistry({ idleMs: 10 * 60_000, maxSessions: config.worker.maxConcurrentSessions });
-  const providers = await readyProviders(config);
+  const providers = await readyProviders(config.providers);
   const unbounded = createActivities({
     providers: config.providers,
     sandboxProviders: providers.sandboxProviders,
     upstream: providers.upstream,
     sessions,
     sessionTaskQueue,
-    blobs: createBlobStore(config),
+    blobs: createBlobStore(config.blobs, config.dataDir),
     blobThresholdBytes: config.blobs.thresholdBytes,
     validators: requestValidators(config.providers, providers.specs),
   });

@@ -3,10 +3,10 @@
  * upstream MCP servers connected with their tools listed. Workers need the sandbox view (which
  * globals, which tools); the MCP server needs the specs for `search`.
  */
-import { UpstreamMcpServers } from '../providers/mcp-client.ts';
-import { loadProviderSpec, type ProviderSpec } from '../providers/spec.ts';
 import type { SandboxProvider } from '../sandbox/session.ts';
-import { type Config, isMcpProvider, type McpProviderConfig } from './config.ts';
+import { isMcpProvider, type McpProviderConfig, type ProvidersConfig } from './config.ts';
+import { UpstreamMcpServers } from './mcp-client.ts';
+import { loadProviderSpec, type ProviderSpec } from './spec.ts';
 
 export interface ReadyProviders {
   specs: ProviderSpec[];
@@ -14,8 +14,8 @@ export interface ReadyProviders {
   upstream: UpstreamMcpServers;
 }
 
-export async function readyProviders(config: Config): Promise<ReadyProviders> {
-  const entries = Object.entries(config.providers);
+export async function readyProviders(providers: ProvidersConfig): Promise<ReadyProviders> {
+  const entries = Object.entries(providers);
   const mcp = Object.fromEntries(entries.filter((e): e is [string, McpProviderConfig] => isMcpProvider(e[1])));
   const upstream = new UpstreamMcpServers(mcp);
   const tools = await upstream.listAll().catch(async (e) => {

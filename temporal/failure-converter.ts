@@ -1,5 +1,5 @@
 /**
- * With payload encryption on (server/codec.ts), failure messages and stack traces go into an encoded
+ * With payload encryption on (temporal/codec.ts), failure messages and stack traces go into an encoded
  * payload too, so a script's error text or an API's error body is sealed like everything else.
  * Loaded by path into the workflow bundle and the worker, so it imports no Node APIs.
  */

@@ -11,9 +11,10 @@ import { RESUME_MEMO_KEY } from '../core/effects.ts';
 import type { DurableScriptInput, JobInput, JobResult, JobState, Progress, ResumeMemo, ScriptErrorInfo } from '../core/journal.ts';
 import { checkScriptSyntax } from '../sandbox/isolate.ts';
 import type { durableScript } from '../workflows/durable-script.ts';
-import { OPERATOR, type Principal } from './auth.ts';
-import { type ResultBudget, resultBudgetOf } from './budget.ts';
-import type { Config } from './config.ts';
+import { OPERATOR, type Principal } from '../core/principal.ts';
+import type { SandboxLimits } from '../core/journal.ts';
+import type { ProvidersConfig } from '../providers/config.ts';
+import type { TemporalConfig } from '../temporal/config.ts';
 
 export type JobStatus = 'running' | 'completed' | 'failed' | 'cancelled';
 
@@ -65,6 +66,15 @@ export interface ExecuteRequest {
   waitSeconds?: number;
 }
 
+/** The parts of the config the job service uses. */
+export interface JobSettings {
+  temporal: TemporalConfig;
+  limits: SandboxLimits;
+  providers: ProvidersConfig;
+  maxEventsPerRun: number;
+  defaultWaitSeconds: number;
+}
+
 /** The memo naming the principal that started a job; only it (and the operator) can see the job. */
 export const OWNER_MEMO_KEY = 'owner';
 
@@ -79,10 +89,10 @@ const STATIC_DETAILS_MAX_CHARS = 20_000;
  */
 export class JobService {
   private readonly client: Client;
-  private readonly config: Config;
+  private readonly config: JobSettings;
   readonly principal: Principal;
 
-  constructor(client: Client, config: Config, principal: Principal = OPERATOR) {
+  constructor(client: Client, config: JobSettings, principal: Principal = OPERATOR) {
     this.client = client;
     this.config = config;
     this.principal = principal;
@@ -91,11 +101,6 @@ export class JobService {
   /** The same service acting for `principal`. */
   as(principal: Principal): JobService {
     return new JobService(this.client, this.config, principal);
-  }
-
-  /** How large an answer may be, and where results over that are stored to be paged. */
-  get results(): ResultBudget {
-    return resultBudgetOf(this.config);
   }
 
   /** Validates and starts a script, then waits up to `waitSeconds` for it to finish. */

@@ -12,17 +12,20 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
 import type { Client } from '@temporalio/client';
 import { DefaultLogger, type LogLevel, Runtime } from '@temporalio/worker';
+import { createBlobStore } from '../blobs/index.ts';
 import { DEMO_PORTS, demoProvidersConfig, startDemoApis } from '../demo-apis/index.ts';
+import { JobService } from '../jobs/service.ts';
+import { readyProviders } from '../providers/ready.ts';
 import { SpecSearch } from '../sandbox/search.ts';
+import { loadTokens } from '../server/auth.ts';
+import { ResultBudget } from '../server/budget.ts';
+import { checkHttpBind, type McpHttpOptions, startMcpHttpServer } from '../server/http.ts';
+import { createMcpServer, type McpDeps } from '../server/mcp.ts';
+import { codecFromEnv } from '../temporal/codec.ts';
+import { connectClient, connectWorker } from '../temporal/connection.ts';
+import { startDevServer } from '../temporal/dev-server.ts';
+import { startWorker } from '../temporal/worker.ts';
 import { type Config, loadConfig, withProviders } from './config.ts';
-import { loadTokens } from './auth.ts';
-import { codecFromEnv } from './codec.ts';
-import { checkHttpBind, type McpHttpOptions, startMcpHttpServer } from './http.ts';
-import { readyProviders } from './providers.ts';
-import { JobService } from './jobs.ts';
-import { createMcpServer, type McpDeps } from './mcp.ts';
-import { connectClient, connectWorker, startDevServer } from './temporal.ts';
-import { startWorker } from './worker.ts';
 
 const CONFIG_HELP = `  --config FILE       JSON config (providers, limits, ...); also DURABLE_CODEMODE_CONFIG.
                       Without one, the bundled demo APIs (crm, sheets) are the providers.`;
@@ -126,11 +129,12 @@ function loadRuntimeConfig(values: Values): { config: Config; usesDemo: boolean 
 }
 
 async function mcpDeps(config: Config, client: Client): Promise<McpDeps> {
-  const { specs, upstream } = await readyProviders(config);
+  const { specs, upstream } = await readyProviders(config.providers);
   // The MCP server only needs the upstream tool lists (for search); calls happen in workers.
   await upstream.close();
   return {
     jobs: new JobService(client, config),
+    budget: new ResultBudget(config.results.maxTokens, createBlobStore(config.blobs, config.dataDir)),
     search: await SpecSearch.create(specs),
     providers: Object.keys(config.providers),
     defaultWaitSeconds: config.defaultWaitSeconds,

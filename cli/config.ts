@@ -1,0 +1,91 @@
+/**
+ * The config file (JSON, named by --config or DURABLE_CODEMODE_CONFIG) and the environment it
+ * combines with. Each part of the product owns the schema of its section; this file composes them.
+ * Errors name the offending key path.
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { z } from 'zod';
+import { SandboxLimits } from '../core/journal.ts';
+import { applyBlobEnv, BlobsConfig } from '../blobs/config.ts';
+import { DefaultWaitSeconds, MaxEventsPerRun } from '../jobs/config.ts';
+import { isMcpProvider, ProvidersConfig } from '../providers/config.ts';
+import { HttpConfig, ResultsConfig } from '../server/config.ts';
+import { applyTemporalEnv, TemporalConfig, WorkerConfig } from '../temporal/config.ts';
+
+export const Config = z.object({
+  providers: ProvidersConfig.default({}),
+  temporal: TemporalConfig,
+  limits: SandboxLimits.prefault({}),
+  /** Where `dev` keeps the Temporal SQLite file, and the local blob store lives (<dataDir>/blobs). */
+  dataDir: z.string().default('.durable-codemode'),
+  blobs: BlobsConfig,
+  maxEventsPerRun: MaxEventsPerRun,
+  http: HttpConfig,
+  worker: WorkerConfig,
+  defaultWaitSeconds: DefaultWaitSeconds,
+  results: ResultsConfig,
+});
+
+export type Config = z.infer<typeof Config>;
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+/**
+ * Reads and validates a config file; relative spec paths resolve against the file's folder.
+ * Environment variables override the Temporal connection, as operators expect.
+ */
+export function loadConfig(file: string | undefined, env: NodeJS.ProcessEnv = process.env): Config {
+  let raw: unknown = {};
+  if (file) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (e) {
+      throw new ConfigError(`Cannot read config file ${file}: ${(e as Error).message}`);
+    }
+    try {
+      raw = JSON.parse(text);
+    } catch (e) {
+      throw new ConfigError(`Config file ${file} is not valid JSON: ${(e as Error).message}`);
+    }
+  }
+  return parseConfig(raw, file, env);
+}
+
+/** zod reports a bad record key as "Invalid key in record"; the reason is one level down. */
+function issueMessage(issue: z.core.$ZodIssue): string {
+  if (issue.code === 'invalid_key' && issue.issues.length > 0) return issue.issues.map((i) => i.message).join('; ');
+  return issue.message;
+}
+
+export function parseConfig(raw: unknown, file: string | undefined, env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = Config.safeParse(raw);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `  - ${i.path.join('.') || '(top level)'}: ${issueMessage(i)}`).join('\n');
+    throw new ConfigError(`Invalid config${file ? ` in ${file}` : ''}:\n${problems}`);
+  }
+  const config = parsed.data;
+  const base = file ? dirname(resolve(file)) : process.cwd();
+  for (const provider of Object.values(config.providers)) {
+    if (!isMcpProvider(provider) && !/^https?:\/\//.test(provider.openapi)) provider.openapi = resolve(base, provider.openapi);
+  }
+  try {
+    applyTemporalEnv(config.temporal, env);
+  } catch (e) {
+    throw new ConfigError((e as Error).message);
+  }
+  applyBlobEnv(config.blobs, env);
+  config.dataDir = resolve(base, env.DURABLE_CODEMODE_DATA_DIR || config.dataDir);
+  return config;
+}
+
+/** The config with `providers` replaced by these (validated like the file's own). */
+export function withProviders(config: Config, providers: Record<string, unknown>): Config {
+  return { ...config, providers: ProvidersConfig.parse(providers) };
+}
