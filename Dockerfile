@@ -12,9 +12,7 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 # Production dependencies only. No install scripts: isolated-vm and @swc/core ship prebuilt
 # binaries for linux x64 and arm64 (glibc), so nothing compiles and no toolchain is needed.
-# npm ci refuses a lock file without other platforms' optional @swc/core-* entries; then
-# `npm install --no-save` installs the lock file's versions all the same (as scripts/toolchain.sh does).
-RUN (npm ci --omit=dev --ignore-scripts || npm install --omit=dev --ignore-scripts --no-save) && npm cache clean --force
+RUN npm ci --omit=dev --ignore-scripts && npm cache clean --force
 # The Temporal core bridge ships native builds for five platforms (about 140 MB); keep this one.
 RUN find node_modules/@temporalio/core-bridge/releases -mindepth 1 -maxdepth 1 ! -name "$(uname -m)-unknown-linux-gnu" -exec rm -rf {} +
 

@@ -5,7 +5,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 TOOLCHAIN := . scripts/toolchain.sh
 
-.PHONY: help setup dev test bench typecheck
+.PHONY: help setup dev test test-unit bench typecheck
 
 help: ## Show this help
 	@echo "Usage: make <target>"
@@ -18,8 +18,11 @@ setup: ## Install the toolchain only (Node 24, Temporal CLI, npm packages) into 
 dev: ## Run the dev server (node cli/main.ts dev)
 	@$(TOOLCHAIN) && node --no-node-snapshot cli/main.ts dev
 
-test: ## Run the test suite (npm test)
+test: ## Run the whole suite: static checks, unit and integration tests (npm test)
 	@$(TOOLCHAIN) && npm test
+
+test-unit: ## Run the unit tests only: no Temporal server, seconds (npm run test:unit)
+	@$(TOOLCHAIN) && npm run test:unit
 
 bench: ## Run the benchmarks (npm run bench)
 	@$(TOOLCHAIN) && npm run bench

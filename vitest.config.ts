@@ -1,16 +1,33 @@
 import { defineConfig } from 'vitest/config';
 
+// isolated-vm needs Node's startup snapshot off, so every project runs in forks with it.
+const common = { pool: 'forks' as const, execArgv: ['--no-node-snapshot'] };
+
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
-    // One real Temporal dev server for the whole run (test/global-setup.ts).
-    globalSetup: ['test/global-setup.ts'],
-    // isolated-vm needs Node's startup snapshot off.
-    pool: 'forks',
-    execArgv: ['--no-node-snapshot'],
     maxWorkers: 2,
-    testTimeout: 180_000,
-    hookTimeout: 180_000,
     reporters: ['default', ['json', { outputFile: 'test-results/vitest.json' }]],
+    projects: [
+      {
+        // No Temporal server: pure logic, sandboxes, spec loading, config and file checks. Seconds.
+        test: { ...common, name: 'unit', include: ['test/unit/**/*.test.ts'], testTimeout: 60_000 },
+      },
+      {
+        // The repository's hygiene: types, lint, formatting, lock file (about a minute).
+        test: { ...common, name: 'checks', include: ['test/checks/**/*.test.ts'], testTimeout: 300_000 },
+      },
+      {
+        // One real Temporal dev server for the whole run (test/integration/global-setup.ts), real
+        // HTTP APIs and real worker processes.
+        test: {
+          ...common,
+          name: 'integration',
+          include: ['test/integration/**/*.test.ts'],
+          globalSetup: ['test/integration/global-setup.ts'],
+          testTimeout: 180_000,
+          hookTimeout: 180_000,
+        },
+      },
+    ],
   },
 });

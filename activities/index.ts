@@ -11,7 +11,17 @@ import { ApplicationFailure, cancellationSignal, heartbeat } from '@temporalio/a
 import { ClaimCheck } from '../blobs/claim-check.ts';
 import { BlobCorruptError, BlobMissingError, type BlobStore } from '../blobs/store.ts';
 import { effectLabel } from '../core/effects.ts';
-import type { AdvanceResult, AdvanceSessionArgs, BlobRef, EffectOutcome, HttpEffect, OpenSessionArgs, Round, RoundReport, ToolEffect } from '../core/journal.ts';
+import type {
+  AdvanceResult,
+  AdvanceSessionArgs,
+  BlobRef,
+  EffectOutcome,
+  HttpEffect,
+  OpenSessionArgs,
+  Round,
+  RoundReport,
+  ToolEffect,
+} from '../core/journal.ts';
 import { performRequest, TransientHttpError } from '../providers/http-client.ts';
 import { type Adopted, effectKey, type SandboxProvider, ScriptSession } from '../sandbox/session.ts';
 import { type HttpProviderConfig, isMcpProvider, type ProviderConfig } from '../providers/config.ts';
@@ -48,12 +58,22 @@ export function createActivities(deps: ActivityDeps) {
   const claims = new ClaimCheck(deps.blobs, deps.blobThresholdBytes);
 
   /** Turns the sandbox's report into what the workflow runs: keyed effects, large values by reference. */
-  async function plan(id: string, session: ScriptSession, report: RoundReport, adopted?: Adopted): Promise<AdvanceResult> {
+  async function plan(
+    id: string,
+    session: ScriptSession,
+    report: RoundReport,
+    adopted?: Adopted,
+  ): Promise<AdvanceResult> {
     if (!session.isEnded) sessions.add(id, session);
     const effects = await Promise.all(
       report.effects.map((request, i) => {
         const prefilled = adopted?.prefilled[i];
-        return claims.offloadRequest({ request, key: effectKey(request), label: effectLabel(request), ...(prefilled ? { prefilled } : {}) });
+        return claims.offloadRequest({
+          request,
+          key: effectKey(request),
+          label: effectLabel(request),
+          ...(prefilled ? { prefilled } : {}),
+        });
       }),
     );
     const steps = await Promise.all(report.steps.map((s) => claims.offloadStep(s)));
@@ -80,7 +100,9 @@ export function createActivities(deps: ActivityDeps) {
       ScriptSession.open({
         job: args.job,
         providers: deps.sandboxProviders,
-        rounds: stored ? await Promise.all(stored.map((r) => claims.resolveRound(r))) : await loadJournal(args.journal.segments, args.journal.rounds),
+        rounds: stored
+          ? await Promise.all(stored.map((r) => claims.resolveRound(r)))
+          : await loadJournal(args.journal.segments, args.journal.rounds),
         now: args.now,
         mode: stored ? 'adopt' : 'strict',
         onReplayedRound: (k) => heartbeat({ replayedRounds: k + 1 }),
@@ -104,7 +126,10 @@ export function createActivities(deps: ActivityDeps) {
     const session = sessions.take(args.sessionId);
     if (!session || session.roundsDelivered !== args.roundsDelivered) {
       session?.dispose();
-      throw ApplicationFailure.nonRetryable(`live session ${args.sessionId} is not on this worker; the job will replay its journal`, 'SessionLost');
+      throw ApplicationFailure.nonRetryable(
+        `live session ${args.sessionId} is not on this worker; the job will replay its journal`,
+        'SessionLost',
+      );
     }
     const outcomes = await Promise.all(args.outcomes.map((o) => claims.resolveOutcome(o)));
     const report = await heartbeating(() => session.deliver(outcomes, args.now));
@@ -116,11 +141,20 @@ export function createActivities(deps: ActivityDeps) {
     if (!provider) {
       return {
         ok: false,
-        error: { name: 'RequestError', message: `unknown provider "${request.provider}"; this worker has: ${providerNames.join(', ') || 'none (check its --config)'}` },
+        error: {
+          name: 'RequestError',
+          message: `unknown provider "${request.provider}"; this worker has: ${providerNames.join(', ') || 'none (check its --config)'}`,
+        },
       };
     }
     if ((request.kind === 'tool') !== isMcpProvider(provider)) {
-      return { ok: false, error: { name: 'RequestError', message: `provider "${request.provider}" is ${isMcpProvider(provider) ? 'an MCP server: call its tools' : 'an HTTP API: use request()'}` } };
+      return {
+        ok: false,
+        error: {
+          name: 'RequestError',
+          message: `provider "${request.provider}" is ${isMcpProvider(provider) ? 'an MCP server: call its tools' : 'an HTTP API: use request()'}`,
+        },
+      };
     }
     const invalid = request.kind === 'http' ? deps.validators?.[request.provider]?.check(request) : undefined;
     if (invalid) return { ok: false, error: { name: 'RequestError', message: invalid } };
@@ -128,7 +162,16 @@ export function createActivities(deps: ActivityDeps) {
       const outcome = await heartbeating(() =>
         request.kind === 'tool'
           ? deps.upstream.call(request.provider, request.tool, request.args, cancellationSignal())
-          : claims.resolveBody(request.body, request.bodyRef).then((body) => performRequest(provider as HttpProviderConfig, { ...request, body }, idempotencyKey, cancellationSignal())),
+          : claims
+              .resolveBody(request.body, request.bodyRef)
+              .then((body) =>
+                performRequest(
+                  provider as HttpProviderConfig,
+                  { ...request, body },
+                  idempotencyKey,
+                  cancellationSignal(),
+                ),
+              ),
       );
       return await claims.offloadOutcome(outcome);
     } catch (e) {
@@ -160,12 +203,15 @@ async function heartbeating<T>(work: () => Promise<T>): Promise<T> {
 }
 
 /** A missing or corrupt blob will not heal by retrying: fail at once, with the reference in the message. */
-function unrecoverableBlobsFail<A extends unknown[], R>(activity: (...args: A) => Promise<R>): (...args: A) => Promise<R> {
+function unrecoverableBlobsFail<A extends unknown[], R>(
+  activity: (...args: A) => Promise<R>,
+): (...args: A) => Promise<R> {
   return async (...args) => {
     try {
       return await activity(...args);
     } catch (e) {
-      if (e instanceof BlobMissingError || e instanceof BlobCorruptError) throw ApplicationFailure.nonRetryable(e.message, e.name);
+      if (e instanceof BlobMissingError || e instanceof BlobCorruptError)
+        throw ApplicationFailure.nonRetryable(e.message, e.name);
       throw e;
     }
   };

@@ -45,7 +45,7 @@ export class SessionRegistry {
   add(id: string, session: ScriptSession): void {
     this.entries.set(id, { session, lastUsed: Date.now() });
     while (this.entries.size > this.options.maxSessions) {
-      const oldest = [...this.entries.entries()].sort((a, b) => a[1].lastUsed - b[1].lastUsed)[0]!;
+      const oldest = [...this.entries.entries()].sort((a, b) => a[1].lastUsed - b[1].lastUsed)[0];
       this.remove(oldest[0]);
     }
   }

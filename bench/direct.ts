@@ -30,7 +30,10 @@ export async function runDirect({ code, input, providers, limits }: DirectRun): 
       const outcomes = await Promise.all(
         report.effects.map((effect) => {
           const provider = effect.kind === 'http' ? providers[effect.provider] : undefined;
-          if (effect.kind !== 'http' || !provider) throw new Error(`the direct runner makes only calls to ${Object.keys(providers).join(', ')}; the script asked for ${JSON.stringify(effect)}`);
+          if (effect.kind !== 'http' || !provider)
+            throw new Error(
+              `the direct runner makes only calls to ${Object.keys(providers).join(', ')}; the script asked for ${JSON.stringify(effect)}`,
+            );
           return performRequest(provider, effect, idempotencyKey(job.jobId, seq++, effectKey(effect)));
         }),
       );
@@ -40,6 +43,7 @@ export async function runDirect({ code, input, providers, limits }: DirectRun): 
     // A script that ended has disposed of its isolate; one abandoned by an error here has not.
     session.dispose();
   }
-  if (report.outcome.kind === 'threw') throw new Error(`direct run failed: ${report.outcome.error.name}: ${report.outcome.error.message}`);
+  if (report.outcome.kind === 'threw')
+    throw new Error(`direct run failed: ${report.outcome.error.name}: ${report.outcome.error.message}`);
   return report.outcome.value;
 }

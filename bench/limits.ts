@@ -28,13 +28,15 @@ const LOOP_ITERATIONS = 20_000_000;
 const CALLS = 2_000;
 const JOBS = 50;
 const log = (line: string) => console.error(`[bench] ${line}`);
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const mib = (bytes: number) => Math.round((bytes / 1024 / 1024) * 10) / 10;
 
 async function cpuBoundRounds() {
   const isolate = createIsolate(128);
   const context = await isolate.createContext();
-  const loop = await isolate.compileScript(`{ let x = 0; for (let i = 0; i < ${LOOP_ITERATIONS}; i++) x = (x + i) % 1000003; x }`);
+  const loop = await isolate.compileScript(
+    `{ let x = 0; for (let i = 0; i < ${LOOP_ITERATIONS}; i++) x = (x + i) % 1000003; x }`,
+  );
   const noop = await isolate.compileScript('1');
   const bounded: number[] = [];
   const unbounded: number[] = [];
@@ -69,13 +71,20 @@ async function cpuBoundRounds() {
   const callBounded = median(callBoundedRuns);
   const callUnbounded = median(callUnboundedRuns);
   isolate.dispose();
-  return { loopBoundedMs: median(bounded), loopUnboundedMs: median(unbounded), callBoundedUs: callBounded, callUnboundedUs: callUnbounded };
+  return {
+    loopBoundedMs: median(bounded),
+    loopUnboundedMs: median(unbounded),
+    callBoundedUs: callBounded,
+    callUnboundedUs: callUnbounded,
+  };
 }
 
 async function workerMemory() {
   const env = await startDevServer({});
   const dataDir = await mkdtemp(join(tmpdir(), 'dcm-bench-limits-'));
-  const config = parseConfig({ dataDir, temporal: { taskQueue: 'bench-limits' } }, undefined, { TEMPORAL_ADDRESS: env.connection.options.address });
+  const config = parseConfig({ dataDir, temporal: { taskQueue: 'bench-limits' } }, undefined, {
+    TEMPORAL_ADDRESS: env.connection.options.address,
+  });
   const connection = await connectWorker(config.temporal);
   const worker = await startWorker(config, connection);
   const client = await connectClient(config.temporal);
@@ -98,12 +107,21 @@ async function workerMemory() {
     // Small jobs that stay live for a while: a few rounds each, holding their sandbox between them.
     const code = `async () => { const rows = []; for (let r = 0; r < 5; r++) { rows.push(await step('r' + r, () => Array.from({ length: 100 }, (_, i) => i * r))); await sleep(200); } return rows.flat().length + input; }`;
     const started = performance.now();
-    const views = await Promise.all(Array.from({ length: JOBS }, (_, i) => jobs.execute({ code, input: i, waitSeconds: 60 })));
+    const views = await Promise.all(
+      Array.from({ length: JOBS }, (_, i) => jobs.execute({ code, input: i, waitSeconds: 60 })),
+    );
     const wallMs = performance.now() - started;
     clearInterval(sampler);
     views.forEach((v, i) => assert.equal(v.result, 500 + i, JSON.stringify(v)));
     const after = await settle();
-    return { idleRss: idle, peakRss: peak, afterRss: after, peakSessions, peakRunning: worker.sessions.peakRunning, wallMs };
+    return {
+      idleRss: idle,
+      peakRss: peak,
+      afterRss: after,
+      peakSessions,
+      peakRunning: worker.sessions.peakRunning,
+      wallMs,
+    };
   } finally {
     await worker.shutdown();
     await connection.close();
@@ -132,5 +150,7 @@ console.log(`
 | worker RSS after, settled | ${mib(memory.afterRss)} MiB |
 | ${JOBS} jobs wall time | ${(memory.wallMs / 1000).toFixed(1)} s |
 `);
-console.log(`BENCH_JSON ${JSON.stringify({ cpu, memory: { ...memory, idleMiB: mib(memory.idleRss), peakMiB: mib(memory.peakRss) } })}`);
+console.log(
+  `BENCH_JSON ${JSON.stringify({ cpu, memory: { ...memory, idleMiB: mib(memory.idleRss), peakMiB: mib(memory.peakRss) } })}`,
+);
 process.exit(0);

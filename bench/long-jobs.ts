@@ -57,7 +57,7 @@ const sheetOf = (rows: number) => `leads-${rows}`;
 const log = (line: string) => console.error(`[bench] ${line}`);
 const mb = (bytes: number) => Math.round(bytes / 1024 / 1024);
 const seconds = (ms: number) => (ms / 1000).toFixed(1);
-const median = (samples: number[]) => [...samples].sort((a, b) => a - b)[Math.floor(samples.length / 2)]!;
+const median = (samples: number[]) => [...samples].sort((a, b) => a - b)[Math.floor(samples.length / 2)];
 
 type HistoryEvent = NonNullable<History['events']>[number];
 
@@ -74,14 +74,20 @@ async function runsOf(client: Client, view: JobView, sheet: string, rows: number
   const runs: RunHistory[] = [];
   // Visibility lags a little behind the chain.
   for (let tries = 0; runs.length !== view.runs; tries++) {
-    if (tries === 50) throw new Error(`job ${view.job_id}: visibility lists ${runs.length} runs, the job reports ${view.runs}`);
+    if (tries === 50)
+      throw new Error(`job ${view.job_id}: visibility lists ${runs.length} runs, the job reports ${view.runs}`);
     if (tries > 0) await delay(100);
     runs.length = 0;
     for await (const info of client.workflow.list({ query: `WorkflowId = '${view.job_id}'` })) {
       const history = await client.workflow.getHandle(view.job_id, info.runId).fetchHistory();
-      const text = JSON.stringify(history, (_k, v: unknown) => (v instanceof Uint8Array ? Buffer.from(v).toString('utf8') : v));
+      const text = JSON.stringify(history, (_k, v: unknown) =>
+        v instanceof Uint8Array ? Buffer.from(v).toString('utf8') : v,
+      );
       const lastEmail = sheetRow(sheet, rows - 1).email;
-      assert(!text.includes(lastEmail), `run ${info.runId} of job ${view.job_id} holds a row of the sheet (${lastEmail}) inline: it belongs in the blob store`);
+      assert(
+        !text.includes(lastEmail),
+        `run ${info.runId} of job ${view.job_id} holds a row of the sheet (${lastEmail}) inline: it belongs in the blob store`,
+      );
       runs.push({ events: history.events ?? [], jsonBytes: text.length, temporalBytes: info.historySize ?? 0 });
     }
   }
@@ -101,7 +107,10 @@ function timeoutsSince(events: HistoryEvent[], sinceEpochMs: number): string[] {
     if (scheduled) activityTypes.set(String(event.eventId), scheduled.activityType?.name ?? 'activity');
     if (eventMs(event) < sinceEpochMs) continue;
     const activity = event.activityTaskTimedOutEventAttributes;
-    if (activity) timeouts.push(`${at} ${activityTypes.get(String(activity.scheduledEventId))} ${decodeTimeoutType(activity.failure?.timeoutFailureInfo?.timeoutType)}`);
+    if (activity)
+      timeouts.push(
+        `${at} ${activityTypes.get(String(activity.scheduledEventId))} ${decodeTimeoutType(activity.failure?.timeoutFailureInfo?.timeoutType)}`,
+      );
     const task = event.workflowTaskTimedOutEventAttributes;
     if (task) timeouts.push(`${at} workflow task ${decodeTimeoutType(task.timeoutType)}`);
   }
@@ -134,13 +143,20 @@ async function main(): Promise<void> {
     const dataDir = await mkdtemp(join(tmpdir(), 'dcm-bench-long-'));
     cleanup.unshift(() => rm(dataDir, { recursive: true, force: true }));
     const config = parseConfig(
-      { providers: demoProvidersConfig({ crm, sheets }), temporal: { taskQueue: `bench-long-${randomUUID().slice(0, 8)}` }, dataDir, limits: { memoryMb: MEMORY_MB } },
+      {
+        providers: demoProvidersConfig({ crm, sheets }),
+        temporal: { taskQueue: `bench-long-${randomUUID().slice(0, 8)}` },
+        dataDir,
+        limits: { memoryMb: MEMORY_MB },
+      },
       undefined,
       { TEMPORAL_ADDRESS: address },
     );
     const configFile = join(dataDir, 'config.json');
     await writeFile(configFile, JSON.stringify(config));
-    const providers = Object.fromEntries(Object.entries(config.providers).map(([name, p]) => [name, HttpProviderConfig.parse(p)]));
+    const providers = Object.fromEntries(
+      Object.entries(config.providers).map(([name, p]) => [name, HttpProviderConfig.parse(p)]),
+    );
     const jobs = new JobService(env.client, config);
 
     const startWorker = async () => {
@@ -155,13 +171,20 @@ async function main(): Promise<void> {
     /** The CRM must hold exactly the sheet's rows, each once, and the script must have counted them. */
     const checkImport = (what: string, rows: number, result: unknown) => {
       const { leads, duplicateEmails } = crm.stats();
-      assert.deepEqual({ result, leads, duplicateEmails }, { result: { created: rows }, leads: rows, duplicateEmails: 0 }, `${what}: the CRM must hold each of the ${rows} rows exactly once`);
+      assert.deepEqual(
+        { result, leads, duplicateEmails },
+        { result: { created: rows }, leads: rows, duplicateEmails: 0 },
+        `${what}: the CRM must hold each of the ${rows} rows exactly once`,
+      );
     };
     const startJob = (rows: number) => jobs.execute({ code: leadImportScript(sheetOf(rows)), waitSeconds: 0 });
     const finish = async (started: JobView, rows: number) => {
       let view = started;
       while (view.status === 'running') view = await jobs.status(view.job_id, 60);
-      if (view.status !== 'completed') throw new Error(`the durable import of ${rows} rows ended ${view.status}: ${view.error ? `${view.error.name}: ${view.error.message}` : view.note}`);
+      if (view.status !== 'completed')
+        throw new Error(
+          `the durable import of ${rows} rows ended ${view.status}: ${view.error ? `${view.error.name}: ${view.error.message}` : view.note}`,
+        );
       return view;
     };
 
@@ -235,31 +258,52 @@ async function main(): Promise<void> {
         killToPollingMs: worker.pollingAt - killedAt,
         killToProgressMs: progressAt - killedAt,
         wallMs,
-        timeouts: timeoutsSince(runs.flatMap((r) => r.events), killedAtEpoch),
+        timeouts: timeoutsSince(
+          runs.flatMap((r) => r.events),
+          killedAtEpoch,
+        ),
       });
     }
     await stopWorker(worker, 'SIGTERM');
 
     const uninterruptedMs = imports.find((i) => i.rows === RESTART_ROWS)!.durableMs;
     const cell = (values: number[], f: (n: number) => string) => values.map(f).join(' / ');
-    console.log(`\ndurable-codemode long-jobs bench — ${new Date().toISOString().slice(0, 10)}, ${availableParallelism()} CPUs (${cpus()[0]?.model ?? 'unknown'}), Node ${process.version}`);
-    console.log(`lead import in batches of 100; CRM latency 0, no failures; worker limits.memoryMb ${MEMORY_MB}, maxEventsPerRun ${config.maxEventsPerRun}\n`);
-    console.log('| rows | direct | durable | durable/direct | rounds | worker RSS idle (peak so far) | worker peak RSS (VmHWM) | max RSS sample | runs | events per run | history per run (Temporal) |');
+    console.log(
+      `\ndurable-codemode long-jobs bench — ${new Date().toISOString().slice(0, 10)}, ${availableParallelism()} CPUs (${cpus()[0]?.model ?? 'unknown'}), Node ${process.version}`,
+    );
+    console.log(
+      `lead import in batches of 100; CRM latency 0, no failures; worker limits.memoryMb ${MEMORY_MB}, maxEventsPerRun ${config.maxEventsPerRun}\n`,
+    );
+    console.log(
+      '| rows | direct | durable | durable/direct | rounds | worker RSS idle (peak so far) | worker peak RSS (VmHWM) | max RSS sample | runs | events per run | history per run (Temporal) |',
+    );
     console.log('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
     for (const i of imports) {
       console.log(
-        `| ${i.rows.toLocaleString('en')} | ${seconds(i.directMs)} s | ${seconds(i.durableMs)} s | ×${i.ratio.toFixed(1)} | ${i.rounds} | ${mb(i.memory.startRss)} MB (${mb(i.memory.startPeakRss)} MB) | ${mb(i.memory.peakRss)} MB | ${mb(i.memory.sampledPeakRss)} MB | ${i.runs.length} | ${cell(i.runs.map((r) => r.events), String)} | ${cell(i.runs.map((r) => r.temporalBytes), (b) => `${(b / 1024).toFixed(0)} KiB`)} |`,
+        `| ${i.rows.toLocaleString('en')} | ${seconds(i.directMs)} s | ${seconds(i.durableMs)} s | ×${i.ratio.toFixed(1)} | ${i.rounds} | ${mb(i.memory.startRss)} MB (${mb(i.memory.startPeakRss)} MB) | ${mb(i.memory.peakRss)} MB | ${mb(i.memory.sampledPeakRss)} MB | ${i.runs.length} | ${cell(
+          i.runs.map((r) => r.events),
+          String,
+        )} | ${cell(
+          i.runs.map((r) => r.temporalBytes),
+          (b) => `${(b / 1024).toFixed(0)} KiB`,
+        )} |`,
       );
     }
-    console.log(`\n${RESTART_ROWS.toLocaleString('en')} rows, worker SIGKILLed at ${KILL_AT * 100}% and a new one started at once (uninterrupted: ${seconds(uninterruptedMs)} s)`);
+    console.log(
+      `\n${RESTART_ROWS.toLocaleString('en')} rows, worker SIGKILLed at ${KILL_AT * 100}% and a new one started at once (uninterrupted: ${seconds(uninterruptedMs)} s)`,
+    );
     const lost = (r: Restart) => r.wallMs - uninterruptedMs;
     console.log(
       `medians: kill → new worker polling ${seconds(median(restarts.map((r) => r.killToPollingMs)))} s, kill → next new lead ${seconds(median(restarts.map((r) => r.killToProgressMs)))} s, wall time lost ${seconds(median(restarts.map(lost)))} s\n`,
     );
-    console.log('| leads at the kill (+ in flight) | kill → new worker polling | kill → next new lead | wall (lost) | Temporal timeouts after the kill |');
+    console.log(
+      '| leads at the kill (+ in flight) | kill → new worker polling | kill → next new lead | wall (lost) | Temporal timeouts after the kill |',
+    );
     console.log('|---:|---:|---:|---:|---|');
     for (const r of restarts) {
-      console.log(`| ${r.leadsAtKill} (+${r.leadsAfterKill - r.leadsAtKill}) | ${seconds(r.killToPollingMs)} s | ${seconds(r.killToProgressMs)} s | ${seconds(r.wallMs)} s (${seconds(lost(r))} s) | ${r.timeouts.join('; ') || 'none'} |`);
+      console.log(
+        `| ${r.leadsAtKill} (+${r.leadsAfterKill - r.leadsAtKill}) | ${seconds(r.killToPollingMs)} s | ${seconds(r.killToProgressMs)} s | ${seconds(r.wallMs)} s (${seconds(lost(r))} s) | ${r.timeouts.join('; ') || 'none'} |`,
+      );
     }
     const round = (n: number) => Math.round(n);
     const json = {
@@ -278,11 +322,22 @@ async function main(): Promise<void> {
         rounds: i.rounds,
         effects: i.effects,
         workerStartMs: round(i.workerStartMs),
-        workerRssMb: { idle: mb(i.memory.startRss), peakAtIdle: mb(i.memory.startPeakRss), peak: mb(i.memory.peakRss), sampledPeak: mb(i.memory.sampledPeakRss) },
+        workerRssMb: {
+          idle: mb(i.memory.startRss),
+          peakAtIdle: mb(i.memory.startPeakRss),
+          peak: mb(i.memory.peakRss),
+          sampledPeak: mb(i.memory.sampledPeakRss),
+        },
         runs: i.runs,
       })),
       restartRows: RESTART_ROWS,
-      restarts: restarts.map((r) => ({ ...r, killToPollingMs: round(r.killToPollingMs), killToProgressMs: round(r.killToProgressMs), wallMs: round(r.wallMs), lostMs: round(lost(r)) })),
+      restarts: restarts.map((r) => ({
+        ...r,
+        killToPollingMs: round(r.killToPollingMs),
+        killToProgressMs: round(r.killToProgressMs),
+        wallMs: round(r.wallMs),
+        lostMs: round(lost(r)),
+      })),
     };
     console.log(`\nBENCH_JSON ${JSON.stringify(json)}`);
   } finally {

@@ -67,7 +67,7 @@ async function timed(fn: () => Promise<unknown>): Promise<number> {
 
 function percentile(samples: number[], p: number): number {
   const sorted = [...samples].sort((a, b) => a - b);
-  return sorted[Math.max(0, Math.ceil((p / 100) * sorted.length) - 1)]!;
+  return sorted[Math.max(0, Math.ceil((p / 100) * sorted.length) - 1)];
 }
 
 const median = (samples: number[]) => percentile(samples, 50);
@@ -100,8 +100,10 @@ async function trivialSessionOpen(): Promise<number> {
 }
 
 function table(rows: string[][]): string {
-  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
-  return rows.map((r) => r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('   ')).join('\n');
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
+  return rows
+    .map((r) => r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('   '))
+    .join('\n');
 }
 
 async function main(): Promise<void> {
@@ -120,7 +122,11 @@ async function main(): Promise<void> {
     const dataDir = await mkdtemp(join(tmpdir(), 'dcm-bench-'));
     cleanup.unshift(() => rm(dataDir, { recursive: true, force: true }));
     const config = parseConfig(
-      { providers: { crm: { openapi: CRM_SPEC_PATH, baseUrl: crm.url } }, temporal: { taskQueue: `bench-${randomUUID().slice(0, 8)}` }, dataDir },
+      {
+        providers: { crm: { openapi: CRM_SPEC_PATH, baseUrl: crm.url } },
+        temporal: { taskQueue: `bench-${randomUUID().slice(0, 8)}` },
+        dataDir,
+      },
       undefined,
       { TEMPORAL_ADDRESS: env.connection.options.address },
     );
@@ -132,7 +138,12 @@ async function main(): Promise<void> {
     const worker = await startWorker(config, connection);
     cleanup.unshift(() => worker.shutdown());
     const baselineTaskQueue = `${config.temporal.taskQueue}-baseline`;
-    const baselineWorker = await Worker.create({ connection, taskQueue: baselineTaskQueue, workflowsPath: BASELINE_WORKFLOWS_PATH, activities: { noop: async () => {} } });
+    const baselineWorker = await Worker.create({
+      connection,
+      taskQueue: baselineTaskQueue,
+      workflowsPath: BASELINE_WORKFLOWS_PATH,
+      activities: { noop: async () => {} },
+    });
     const baselineRun = baselineWorker.run();
     cleanup.unshift(() => {
       baselineWorker.shutdown();
@@ -140,24 +151,37 @@ async function main(): Promise<void> {
     });
     const jobs = new JobService(client, config);
 
-    const direct = (input: Json) => runDirect({ code: SCRIPT, input, providers: { crm: crmProvider }, limits: config.limits });
+    const direct = (input: Json) =>
+      runDirect({ code: SCRIPT, input, providers: { crm: crmProvider }, limits: config.limits });
 
     async function runDurable(input: Json): Promise<unknown> {
       let view = await jobs.execute({ code: SCRIPT, input, waitSeconds: 60 });
       while (view.status === 'running') view = await jobs.status(view.job_id, 60);
-      if (view.status !== 'completed') throw new Error(`durable run ${view.status}: ${view.error?.message ?? view.note}`);
+      if (view.status !== 'completed')
+        throw new Error(`durable run ${view.status}: ${view.error?.message ?? view.note}`);
       return view.result;
     }
 
     /** Times one run of the script on an emptied CRM, then checks the CRM got exactly `calls` creates. */
-    function creates(mode: string, batch: number, run: (input: Json) => Promise<unknown>): (calls: number) => Promise<number> {
+    function creates(
+      mode: string,
+      batch: number,
+      run: (input: Json) => Promise<unknown>,
+    ): (calls: number) => Promise<number> {
       return async (calls) => {
         crm.reset();
         let result: unknown;
-        const ms = await timed(async () => (result = await run({ run: `${mode}-${randomUUID().slice(0, 8)}`, calls, batch })));
+        const ms = await timed(
+          async () => (result = await run({ run: `${mode}-${randomUUID().slice(0, 8)}`, calls, batch })),
+        );
         const stats = crm.stats();
         assert.deepEqual(
-          { result, leads: stats.leads, requests: stats.byRoute['POST /leads'], duplicateEmails: stats.duplicateEmails },
+          {
+            result,
+            leads: stats.leads,
+            requests: stats.byRoute['POST /leads'],
+            duplicateEmails: stats.duplicateEmails,
+          },
           { result: calls, leads: calls, requests: calls, duplicateEmails: 0 },
           `${mode}: the CRM must get exactly ${calls} creates`,
         );
@@ -171,7 +195,14 @@ async function main(): Promise<void> {
       baseline: (calls: number) =>
         timed(async () => {
           const workflowId = `bench-baseline-${randomUUID()}`;
-          assert.equal(await client.workflow.execute<typeof baseline>('baseline', { taskQueue: baselineTaskQueue, workflowId, args: [calls] }), calls);
+          assert.equal(
+            await client.workflow.execute<typeof baseline>('baseline', {
+              taskQueue: baselineTaskQueue,
+              workflowId,
+              args: [calls],
+            }),
+            calls,
+          );
         }),
       parallelDirect: creates('par-direct', PARALLEL, direct),
       parallelDurable: creates('par-durable', PARALLEL, runDurable),
@@ -202,14 +233,31 @@ async function main(): Promise<void> {
 
     const f = (n: number) => n.toFixed(2);
     const x = (n: number) => `×${n.toFixed(2)}`;
-    const row = (label: string, wall: number, rounds: number, note: string) => [label, f(wall), f(wall / CALLS), String(rounds), f(wall / rounds), note];
-    console.log(`\ndurable-codemode bench — ${new Date().toISOString().slice(0, 10)}, ${availableParallelism()} CPUs (${cpus()[0]?.model ?? 'unknown'}), Node ${process.version}`);
+    const row = (label: string, wall: number, rounds: number, note: string) => [
+      label,
+      f(wall),
+      f(wall / CALLS),
+      String(rounds),
+      f(wall / rounds),
+      note,
+    ];
+    console.log(
+      `\ndurable-codemode bench — ${new Date().toISOString().slice(0, 10)}, ${availableParallelism()} CPUs (${cpus()[0]?.model ?? 'unknown'}), Node ${process.version}`,
+    );
     console.log(`CRM latency ${CRM_LATENCY_MS} ms; medians of ${REPEATS} runs after 1 warm-up\n`);
     console.log(
       table([
         ['Sandbox start', 'median ms', 'p95 ms'],
-        [`new Isolate({ memoryLimit: ${MEMORY_MB} }) + createContext() (n=${SANDBOX_SAMPLES})`, f(median(isolateMs)), f(percentile(isolateMs, 95))],
-        [`ScriptSession.open('async () => 1') (n=${SANDBOX_SAMPLES})`, f(median(sessionOpenMs)), f(percentile(sessionOpenMs, 95))],
+        [
+          `new Isolate({ memoryLimit: ${MEMORY_MB} }) + createContext() (n=${SANDBOX_SAMPLES})`,
+          f(median(isolateMs)),
+          f(percentile(isolateMs, 95)),
+        ],
+        [
+          `ScriptSession.open('async () => 1') (n=${SANDBOX_SAMPLES})`,
+          f(median(sessionOpenMs)),
+          f(percentile(sessionOpenMs, 95)),
+        ],
       ]),
     );
     console.log();
@@ -217,10 +265,25 @@ async function main(): Promise<void> {
       table([
         [`${CALLS} POST /leads`, 'wall ms', 'ms/call', 'rounds', 'ms/round', 'comparison'],
         row('sequential, direct (no Temporal)', ms.sequentialDirect, CALLS, ''),
-        row('sequential, durable (JobService.execute)', ms.sequentialDurable, CALLS, `${x(ratios.sequentialDurableVsDirect)} direct, +${f(overheadPerRound.sequential)} ms/round`),
-        row(`bare Temporal: ${CALLS} no-op activities`, ms.baseline, CALLS, `durable seq. is ${x(ratios.sequentialDurableVsBaseline)} this`),
+        row(
+          'sequential, durable (JobService.execute)',
+          ms.sequentialDurable,
+          CALLS,
+          `${x(ratios.sequentialDurableVsDirect)} direct, +${f(overheadPerRound.sequential)} ms/round`,
+        ),
+        row(
+          `bare Temporal: ${CALLS} no-op activities`,
+          ms.baseline,
+          CALLS,
+          `durable seq. is ${x(ratios.sequentialDurableVsBaseline)} this`,
+        ),
         row(`${parallelRounds} × Promise.all(${PARALLEL}), direct`, ms.parallelDirect, parallelRounds, ''),
-        row(`${parallelRounds} × Promise.all(${PARALLEL}), durable`, ms.parallelDurable, parallelRounds, `${x(ratios.parallelDurableVsDirect)} direct, +${f(overheadPerRound.parallel)} ms/round`),
+        row(
+          `${parallelRounds} × Promise.all(${PARALLEL}), durable`,
+          ms.parallelDurable,
+          parallelRounds,
+          `${x(ratios.parallelDurableVsDirect)} direct, +${f(overheadPerRound.parallel)} ms/round`,
+        ),
       ]),
     );
     const json = {
@@ -236,7 +299,10 @@ async function main(): Promise<void> {
       sessionOpenMs: { median: round2(median(sessionOpenMs)), p95: round2(percentile(sessionOpenMs, 95)) },
       medianMs: Object.fromEntries(names.map((name) => [name, round2(ms[name])])),
       samplesMs: Object.fromEntries(names.map((name) => [name, samples[name].map(round2)])),
-      overheadPerRoundMs: { sequential: round2(overheadPerRound.sequential), parallel: round2(overheadPerRound.parallel) },
+      overheadPerRoundMs: {
+        sequential: round2(overheadPerRound.sequential),
+        parallel: round2(overheadPerRound.parallel),
+      },
       ratios: Object.fromEntries(Object.entries(ratios).map(([k, v]) => [k, round2(v)])),
     };
     console.log(`\nBENCH_JSON ${JSON.stringify(json)}`);

@@ -53,7 +53,11 @@ async function main(): Promise<void> {
     for (const count of WORKER_COUNTS) {
       const dataDir = await mkdtemp(join(tmpdir(), 'dcm-throughput-'));
       const config = parseConfig(
-        { providers: { crm: { openapi: CRM_SPEC_PATH, baseUrl: crm.url } }, dataDir, temporal: { taskQueue: `throughput-${randomUUID().slice(0, 8)}` } },
+        {
+          providers: { crm: { openapi: CRM_SPEC_PATH, baseUrl: crm.url } },
+          dataDir,
+          temporal: { taskQueue: `throughput-${randomUUID().slice(0, 8)}` },
+        },
         undefined,
         { TEMPORAL_ADDRESS: address },
       );
@@ -65,13 +69,22 @@ async function main(): Promise<void> {
       try {
         for (let i = 0; i < count; i++) workers.push(await spawnWorker(configFile, address));
         log(`${count} worker(s): warm-up`);
-        const warm = await Promise.all([0, 1].map((i) => jobs.execute({ code: SCRIPT, input: { tag: `warm-${count}-${i}` }, waitSeconds: 60 })));
-        assert.ok(warm.every((v) => v.status === 'completed'), 'warm-up jobs must complete');
+        const warm = await Promise.all(
+          [0, 1].map((i) => jobs.execute({ code: SCRIPT, input: { tag: `warm-${count}-${i}` }, waitSeconds: 60 })),
+        );
+        assert.ok(
+          warm.every((v) => v.status === 'completed'),
+          'warm-up jobs must complete',
+        );
         crm.reset();
         const cpuBefore = workers.reduce((n, w) => n + w.cpuSeconds(), 0);
         log(`${count} worker(s): ${JOBS} jobs`);
         const start = performance.now();
-        const started = await Promise.all(Array.from({ length: JOBS }, (_, i) => jobs.execute({ code: SCRIPT, input: { tag: `job-${count}-${i}` }, waitSeconds: 0 })));
+        const started = await Promise.all(
+          Array.from({ length: JOBS }, (_, i) =>
+            jobs.execute({ code: SCRIPT, input: { tag: `job-${count}-${i}` }, waitSeconds: 0 }),
+          ),
+        );
         for (const job of started) {
           let view = job;
           while (view.status === 'running') view = await jobs.status(job.job_id, 30);
@@ -100,15 +113,19 @@ async function main(): Promise<void> {
     await env.teardown();
   }
 
-  console.log(`\ndurable-codemode throughput — ${new Date().toISOString().slice(0, 10)}, ${availableParallelism()} CPUs, ${JOBS} jobs of 10 calls + a CPU step, CRM latency ${CRM_LATENCY_MS} ms\n`);
+  console.log(
+    `\ndurable-codemode throughput — ${new Date().toISOString().slice(0, 10)}, ${availableParallelism()} CPUs, ${JOBS} jobs of 10 calls + a CPU step, CRM latency ${CRM_LATENCY_MS} ms\n`,
+  );
   console.log('| workers | wall | jobs/min | × one worker | worker CPU per job | peak RSS per worker |');
   console.log('|---:|---:|---:|---:|---:|---:|');
   for (const p of phases) {
     console.log(
-      `| ${p.workers} | ${(p.wallMs / 1000).toFixed(1)} s | ${p.jobsPerMinute.toFixed(0)} | ×${(p.jobsPerMinute / phases[0]!.jobsPerMinute).toFixed(2)} | ${p.workerCpuMsPerJob.toFixed(0)} ms | ${p.peakRssMbPerWorker.toFixed(0)} MB |`,
+      `| ${p.workers} | ${(p.wallMs / 1000).toFixed(1)} s | ${p.jobsPerMinute.toFixed(0)} | ×${(p.jobsPerMinute / phases[0].jobsPerMinute).toFixed(2)} | ${p.workerCpuMsPerJob.toFixed(0)} ms | ${p.peakRssMbPerWorker.toFixed(0)} MB |`,
     );
   }
-  console.log(`\nBENCH_JSON ${JSON.stringify({ date: new Date().toISOString(), cpus: availableParallelism(), jobs: JOBS, crmLatencyMs: CRM_LATENCY_MS, phases })}`);
+  console.log(
+    `\nBENCH_JSON ${JSON.stringify({ date: new Date().toISOString(), cpus: availableParallelism(), jobs: JOBS, crmLatencyMs: CRM_LATENCY_MS, phases })}`,
+  );
 }
 
 await main();

@@ -42,7 +42,13 @@ async function ourToolsList(providers: Record<string, unknown>, search: SpecSear
   const config = parseConfig({ providers }, undefined, {});
   // A client that never connects: listing tools starts no job.
   const jobs = new JobService(new Client(), config);
-  const server = createMcpServer({ jobs, budget: new ResultBudget(config.results.maxTokens, createBlobStore(config.blobs, config.dataDir)), search, providers: Object.keys(config.providers), defaultWaitSeconds: config.defaultWaitSeconds });
+  const server = createMcpServer({
+    jobs,
+    budget: new ResultBudget(config.results.maxTokens, createBlobStore(config.blobs, config.dataDir)),
+    search,
+    providers: Object.keys(config.providers),
+    defaultWaitSeconds: config.defaultWaitSeconds,
+  });
   const client = new McpClient({ name: 'bench-tokens', version: '0' });
   const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
   await Promise.all([server.connect(serverSide), client.connect(clientSide)]);
@@ -87,7 +93,11 @@ function requiredPart(schema: unknown, seen = new Set<unknown>()): unknown {
   for (const [key, value] of Object.entries(schema)) {
     if (key === 'properties' && typeof value === 'object' && value !== null) {
       const keep = new Set(((schema as Schema).required as string[] | undefined) ?? []);
-      out.properties = Object.fromEntries(Object.entries(value).filter(([name]) => keep.has(name)).map(([name, s]) => [name, requiredPart(s, seen)]));
+      out.properties = Object.fromEntries(
+        Object.entries(value)
+          .filter(([name]) => keep.has(name))
+          .map(([name, s]) => [name, requiredPart(s, seen)]),
+      );
     } else out[key] = typeof value === 'object' ? requiredPart(value, seen) : value;
   }
   return out;
@@ -99,22 +109,58 @@ function tokensOf(value: unknown): number {
 
 /** Varied searches an agent would write: by path, by words in summaries, by id, by tag, a schema lookup. */
 function searchQueries(count: number): string[] {
-  const words = ['zones', 'dns_records', 'workers', 'accounts', 'firewall', 'rules', 'certificates', 'ssl', 'cache', 'analytics', 'members', 'tokens', 'pages', 'r2', 'kv', 'd1', 'queues', 'images', 'stream', 'tunnels', 'access', 'gateway', 'load_balancers', 'waiting_rooms', 'rulesets'];
-  const shapes = [
-    (w: string) => `async () => spec.operations.filter((o) => o.path.includes('/${w}')).map((o) => o.method + ' ' + o.path)`,
-    (w: string) => `async () => spec.operations.filter((o) => /${w.replace(/_/g, ' ')}/i.test(o.summary ?? '')).map((o) => ({ id: o.operationId, summary: o.summary }))`,
-    (w: string) => `async () => spec.operations.filter((o) => (o.tags ?? []).some((t) => t.toLowerCase().includes('${w.slice(0, 4)}'))).length`,
-    (w: string) => `async () => { const o = spec.operations.find((o) => o.method === 'POST' && o.path.includes('${w}')); return o && { path: o.path, body: o.requestBody }; }`,
-    (w: string) => `async () => spec.operations.filter((o) => o.path.includes('${w}')).flatMap((o) => (o.parameters ?? []).filter((p) => p.required).map((p) => p.name))`,
-    (w: string) => `async () => Object.keys(spec.operations.find((o) => o.method === 'GET' && o.path.endsWith('${w}'))?.responses ?? {})`,
-    (w: string) => `async () => spec.operations.filter((o) => o.description?.toLowerCase().includes('${w.replace(/_/g, ' ')}')).slice(0, 5).map((o) => o.operationId)`,
-    (w: string) => `async () => spec.operations.find((o) => o.operationId?.includes('${w.replace(/_/g, '-')}'))?.parameters ?? null`,
+  const words = [
+    'zones',
+    'dns_records',
+    'workers',
+    'accounts',
+    'firewall',
+    'rules',
+    'certificates',
+    'ssl',
+    'cache',
+    'analytics',
+    'members',
+    'tokens',
+    'pages',
+    'r2',
+    'kv',
+    'd1',
+    'queues',
+    'images',
+    'stream',
+    'tunnels',
+    'access',
+    'gateway',
+    'load_balancers',
+    'waiting_rooms',
+    'rulesets',
   ];
-  return Array.from({ length: count }, (_, i) => shapes[i % shapes.length]!(words[Math.floor(i / shapes.length) % words.length]!));
+  const shapes = [
+    (w: string) =>
+      `async () => spec.operations.filter((o) => o.path.includes('/${w}')).map((o) => o.method + ' ' + o.path)`,
+    (w: string) =>
+      `async () => spec.operations.filter((o) => /${w.replace(/_/g, ' ')}/i.test(o.summary ?? '')).map((o) => ({ id: o.operationId, summary: o.summary }))`,
+    (w: string) =>
+      `async () => spec.operations.filter((o) => (o.tags ?? []).some((t) => t.toLowerCase().includes('${w.slice(0, 4)}'))).length`,
+    (w: string) =>
+      `async () => { const o = spec.operations.find((o) => o.method === 'POST' && o.path.includes('${w}')); return o && { path: o.path, body: o.requestBody }; }`,
+    (w: string) =>
+      `async () => spec.operations.filter((o) => o.path.includes('${w}')).flatMap((o) => (o.parameters ?? []).filter((p) => p.required).map((p) => p.name))`,
+    (w: string) =>
+      `async () => Object.keys(spec.operations.find((o) => o.method === 'GET' && o.path.endsWith('${w}'))?.responses ?? {})`,
+    (w: string) =>
+      `async () => spec.operations.filter((o) => o.description?.toLowerCase().includes('${w.replace(/_/g, ' ')}')).slice(0, 5).map((o) => o.operationId)`,
+    (w: string) =>
+      `async () => spec.operations.find((o) => o.operationId?.includes('${w.replace(/_/g, '-')}'))?.parameters ?? null`,
+  ];
+  return Array.from({ length: count }, (_, i) =>
+    shapes[i % shapes.length](words[Math.floor(i / shapes.length) % words.length]),
+  );
 }
 
 function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
+  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
 }
 
 const format = (n: number) => n.toLocaleString('en-US');
@@ -124,12 +170,23 @@ async function main() {
   const cloudflare = await loadProviderSpec('cloudflare', CLOUDFLARE_SPEC);
   const loadMs = performance.now() - started;
   const demo = demoProvidersConfig({ crm: { url: 'http://127.0.0.1:4001' }, sheets: { url: 'http://127.0.0.1:4002' } });
-  const [crm, sheets] = await Promise.all([loadProviderSpec('crm', demo.crm.openapi), loadProviderSpec('sheets', demo.sheets.openapi)]);
-  const cloudflareProvider = { openapi: CLOUDFLARE_SPEC, baseUrl: 'https://api.cloudflare.com/client/v4', auth: { type: 'bearer', tokenEnv: 'CLOUDFLARE_API_TOKEN' } };
+  const [crm, sheets] = await Promise.all([
+    loadProviderSpec('crm', demo.crm.openapi),
+    loadProviderSpec('sheets', demo.sheets.openapi),
+  ]);
+  const cloudflareProvider = {
+    openapi: CLOUDFLARE_SPEC,
+    baseUrl: 'https://api.cloudflare.com/client/v4',
+    auth: { type: 'bearer', tokenEnv: 'CLOUDFLARE_API_TOKEN' },
+  };
 
   const cases = [
     { name: 'Cloudflare', specs: [cloudflare], providers: { cloudflare: cloudflareProvider } },
-    { name: 'Cloudflare + crm + sheets', specs: [cloudflare, crm!, sheets!], providers: { cloudflare: cloudflareProvider, ...demo } },
+    {
+      name: 'Cloudflare + crm + sheets',
+      specs: [cloudflare, crm, sheets],
+      providers: { cloudflare: cloudflareProvider, ...demo },
+    },
   ];
   const rows = [];
   let cloudflareSearch: SpecSearch | undefined;
@@ -160,7 +217,9 @@ async function main() {
   const requests = cloudflare.operations.map((op) => ({
     method: op.method,
     path: op.path.replace(/\{[^}]*\}/g, '023e105f4ecef8ad9ca31a8372d0c353'),
-    query: Object.fromEntries(((op.parameters ?? []) as Parameter[]).filter((p) => p.in === 'query' && p.required).map((p) => [p.name, 'x'])),
+    query: Object.fromEntries(
+      ((op.parameters ?? []) as Parameter[]).filter((p) => p.in === 'query' && p.required).map((p) => [p.name, 'x']),
+    ),
   }));
   for (const r of requests) validator.check(r); // warm-up
   let t = performance.now();
@@ -172,18 +231,33 @@ async function main() {
   const closestMs = (performance.now() - t) / 20;
 
   console.log('\ntools/list tokens (o200k_base)\n');
-  console.log('| providers | operations | ours | one tool per operation, full | required parameters only | reduction (full / required) |');
+  console.log(
+    '| providers | operations | ours | one tool per operation, full | required parameters only | reduction (full / required) |',
+  );
   console.log('|---|---:|---:|---:|---:|---:|');
   for (const r of rows) {
-    console.log(`| ${r.name} | ${format(r.operations)} | ${format(r.ours)} | ${format(r.full)} | ${format(r.requiredOnly)} | ×${format(Math.round(r.full / r.ours))} / ×${format(Math.round(r.requiredOnly / r.ours))} |`);
+    console.log(
+      `| ${r.name} | ${format(r.operations)} | ${format(r.ours)} | ${format(r.full)} | ${format(r.requiredOnly)} | ×${format(Math.round(r.full / r.ours))} / ×${format(Math.round(r.requiredOnly / r.ours))} |`,
+    );
   }
-  console.log(`\nsearch over the Cloudflare spec (${SEARCHES} searches): median ${times[Math.floor(times.length / 2)]!.toFixed(2)} ms, p95 ${percentile(times, 0.95).toFixed(2)} ms, max ${times.at(-1)!.toFixed(2)} ms`);
-  console.log(`warm search sandbox heap: ${(heapBytes / 1024 / 1024).toFixed(1)} MiB (spec loaded and reduced in ${format(Math.round(loadMs))} ms)`);
-  console.log(`request validation: ${validateMicros.toFixed(1)} µs per matching request; ${closestMs.toFixed(1)} ms for a miss (closest operations ranked)`);
+  console.log(
+    `\nsearch over the Cloudflare spec (${SEARCHES} searches): median ${times[Math.floor(times.length / 2)].toFixed(2)} ms, p95 ${percentile(times, 0.95).toFixed(2)} ms, max ${times.at(-1)!.toFixed(2)} ms`,
+  );
+  console.log(
+    `warm search sandbox heap: ${(heapBytes / 1024 / 1024).toFixed(1)} MiB (spec loaded and reduced in ${format(Math.round(loadMs))} ms)`,
+  );
+  console.log(
+    `request validation: ${validateMicros.toFixed(1)} µs per matching request; ${closestMs.toFixed(1)} ms for a miss (closest operations ranked)`,
+  );
   console.log(
     `BENCH_TOKENS_JSON ${JSON.stringify({
       tools: rows,
-      search: { count: SEARCHES, medianMs: times[Math.floor(times.length / 2)], p95Ms: percentile(times, 0.95), heapBytes },
+      search: {
+        count: SEARCHES,
+        medianMs: times[Math.floor(times.length / 2)],
+        p95Ms: percentile(times, 0.95),
+        heapBytes,
+      },
       validation: { microsPerRequest: validateMicros, missMs: closestMs },
     })}`,
   );

@@ -58,9 +58,13 @@ export async function spawnWorker(configFile: string, address: string): Promise<
   let pollingAt = 0;
   try {
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`the worker did not start polling within ${WORKER_START_TIMEOUT_MS / 1000} s:\n${output}`)), WORKER_START_TIMEOUT_MS);
+      const timer = setTimeout(
+        () =>
+          reject(new Error(`the worker did not start polling within ${WORKER_START_TIMEOUT_MS / 1000} s:\n${output}`)),
+        WORKER_START_TIMEOUT_MS,
+      );
       const read = (data: Buffer) => {
-        output += data;
+        output += data.toString();
         if (!pollingAt && output.includes('worker polling')) {
           pollingAt = performance.now();
           clearTimeout(timer);
@@ -83,22 +87,25 @@ export async function spawnWorker(configFile: string, address: string): Promise<
   const startRss = procStatus(pid, 'VmRSS') ?? 0;
   const startPeakRss = procStatus(pid, 'VmHWM') ?? 0;
   let sampledPeakRss = startRss;
-  const sampler = setInterval(() => (sampledPeakRss = Math.max(sampledPeakRss, procStatus(pid, 'VmRSS') ?? 0)), RSS_SAMPLE_MS);
+  const sampler = setInterval(
+    () => (sampledPeakRss = Math.max(sampledPeakRss, procStatus(pid, 'VmRSS') ?? 0)),
+    RSS_SAMPLE_MS,
+  );
   void exited.then(() => clearInterval(sampler));
   return {
     spawnedAt,
     pollingAt,
     memory() {
       const peakRss = procStatus(pid, 'VmHWM');
-      if (peakRss === undefined) throw new Error(`cannot read VmHWM of worker ${pid} from /proc: it must still run, on Linux`);
+      if (peakRss === undefined)
+        throw new Error(`cannot read VmHWM of worker ${pid} from /proc: it must still run, on Linux`);
       return { startRss, startPeakRss, sampledPeakRss, peakRss };
     },
     cpuSeconds() {
-      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
       // utime and stime are fields 14 and 15 of /proc/<pid>/stat, in clock ticks (100 per second on Linux).
       return (Number(fields[11]) + Number(fields[12])) / 100;
     },
     kill,
   };
 }
-

@@ -72,7 +72,9 @@ export class ClaimCheck {
     return {
       now: round.now,
       steps: await Promise.all(round.steps.map((s) => this.resolveStep(s))),
-      effects: await Promise.all(round.effects.map(async (e) => ({ ...e, outcome: await this.resolveOutcome(e.outcome) }))),
+      effects: await Promise.all(
+        round.effects.map(async (e) => ({ ...e, outcome: await this.resolveOutcome(e.outcome) })),
+      ),
     };
   }
 }

@@ -25,7 +25,12 @@ export const BlobStoreConfig = z.discriminatedUnion('type', [
 export const BlobsConfig = z
   .object({
     /** Values larger than this (JSON bytes) are kept in the blob store, not in workflow history. */
-    thresholdBytes: z.number().int().min(256).max(1024 * 1024).default(4096),
+    thresholdBytes: z
+      .number()
+      .int()
+      .min(256)
+      .max(1024 * 1024)
+      .default(4096),
     store: BlobStoreConfig.default({ type: 'local' }),
   })
   .prefault({});
@@ -42,5 +47,6 @@ export function applyBlobEnv(blobs: BlobsConfig, env: NodeJS.ProcessEnv): void {
     const s3 = blobs.store.type === 's3' ? blobs.store : { prefix: '' };
     blobs.store = { ...s3, type: 's3', bucket: env.DURABLE_CODEMODE_S3_BUCKET };
   }
-  if (env.DURABLE_CODEMODE_S3_PREFIX !== undefined && blobs.store.type === 's3') blobs.store.prefix = env.DURABLE_CODEMODE_S3_PREFIX;
+  if (env.DURABLE_CODEMODE_S3_PREFIX !== undefined && blobs.store.type === 's3')
+    blobs.store.prefix = env.DURABLE_CODEMODE_S3_PREFIX;
 }

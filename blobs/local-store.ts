@@ -14,7 +14,10 @@ export class LocalBlobStore implements BlobStore {
   async put(bytes: Buffer): Promise<BlobRef> {
     const ref = { blob: contentAddress(bytes), bytes: bytes.length };
     const file = this.fileOf(ref);
-    const exists = await stat(file).then((s) => s.size === bytes.length, () => false);
+    const exists = await stat(file).then(
+      (s) => s.size === bytes.length,
+      () => false,
+    );
     if (!exists) {
       await mkdir(join(file, '..'), { recursive: true });
       // Write then rename, so a crash mid-write never leaves a truncated blob under the real name.

@@ -20,14 +20,19 @@ export interface BlobStore {
 
 export class BlobMissingError extends Error {
   constructor(ref: BlobRef, location: string, cause?: unknown) {
-    super(`blob ${ref.blob} (${ref.bytes} bytes) is missing from the blob store at ${location}; it holds journaled data the job needs and cannot be recomputed. Restore it, or point every worker at the same blob store.`, { cause });
+    super(
+      `blob ${ref.blob} (${ref.bytes} bytes) is missing from the blob store at ${location}; it holds journaled data the job needs and cannot be recomputed. Restore it, or point every worker at the same blob store.`,
+      { cause },
+    );
     this.name = 'BlobMissingError';
   }
 }
 
 export class BlobCorruptError extends Error {
   constructor(ref: BlobRef, location: string, got: string) {
-    super(`blob ${ref.blob} in ${location} is corrupt (its content hashes to ${got}); the job's journaled data cannot be trusted. Restore the blob from a backup.`);
+    super(
+      `blob ${ref.blob} in ${location} is corrupt (its content hashes to ${got}); the job's journaled data cannot be trusted. Restore the blob from a backup.`,
+    );
     this.name = 'BlobCorruptError';
   }
 }

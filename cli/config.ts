@@ -67,13 +67,16 @@ function issueMessage(issue: z.core.$ZodIssue): string {
 export function parseConfig(raw: unknown, file: string | undefined, env: NodeJS.ProcessEnv = process.env): Config {
   const parsed = Config.safeParse(raw);
   if (!parsed.success) {
-    const problems = parsed.error.issues.map((i) => `  - ${i.path.join('.') || '(top level)'}: ${issueMessage(i)}`).join('\n');
+    const problems = parsed.error.issues
+      .map((i) => `  - ${i.path.join('.') || '(top level)'}: ${issueMessage(i)}`)
+      .join('\n');
     throw new ConfigError(`Invalid config${file ? ` in ${file}` : ''}:\n${problems}`);
   }
   const config = parsed.data;
   const base = file ? dirname(resolve(file)) : process.cwd();
   for (const provider of Object.values(config.providers)) {
-    if (!isMcpProvider(provider) && !/^https?:\/\//.test(provider.openapi)) provider.openapi = resolve(base, provider.openapi);
+    if (!isMcpProvider(provider) && !/^https?:\/\//.test(provider.openapi))
+      provider.openapi = resolve(base, provider.openapi);
   }
   try {
     applyTemporalEnv(config.temporal, env);

@@ -33,7 +33,15 @@ const TEMPORAL_HELP = `Environment (Temporal's own conventions): TEMPORAL_ADDRES
 (default "default"), TEMPORAL_API_KEY, TEMPORAL_TLS_CLIENT_CERT_PATH / TEMPORAL_TLS_CLIENT_KEY_PATH,
 TEMPORAL_PROFILE with the TOML config file (TEMPORAL_CONFIG_FILE).`;
 
-const COMMANDS: Record<string, { summary: string; help: string; options: ParseArgsConfig['options']; run: (values: Values, args: string[]) => Promise<void> }> = {
+const COMMANDS: Record<
+  string,
+  {
+    summary: string;
+    help: string;
+    options: ParseArgsConfig['options'];
+    run: (values: Values, args: string[]) => Promise<void>;
+  }
+> = {
   dev: {
     summary: 'run everything on this machine: Temporal dev server + UI, worker, MCP HTTP server',
     help: `Usage: durable-codemode dev [--config FILE] [--port N] [--temporal-port N] [--ui-port N]
@@ -46,7 +54,12 @@ ${CONFIG_HELP}
   --port N            MCP HTTP port (default 3000)
   --temporal-port N   Temporal frontend port (default 7233)
   --ui-port N         Temporal UI port (default 8233)`,
-    options: { config: { type: 'string' }, port: { type: 'string' }, 'temporal-port': { type: 'string' }, 'ui-port': { type: 'string' } },
+    options: {
+      config: { type: 'string' },
+      port: { type: 'string' },
+      'temporal-port': { type: 'string' },
+      'ui-port': { type: 'string' },
+    },
     run: runDev,
   },
   worker: {
@@ -76,7 +89,13 @@ requires a bearer token, and each principal sees only its own jobs. Without toke
 listens on loopback only, and local callers act as the operator (as stdio and the CLI do): they
 see every job.
 ${TEMPORAL_HELP}`,
-    options: { config: { type: 'string' }, stdio: { type: 'boolean' }, http: { type: 'boolean' }, port: { type: 'string' }, host: { type: 'string' } },
+    options: {
+      config: { type: 'string' },
+      stdio: { type: 'boolean' },
+      http: { type: 'boolean' },
+      port: { type: 'string' },
+      host: { type: 'string' },
+    },
     run: runServe,
   },
   jobs: {
@@ -91,7 +110,12 @@ the script (or the corrected one in FILE) agrees with it, so completed calls are
 
 Prints JSON. ${TEMPORAL_HELP}
 ${CONFIG_HELP}`,
-    options: { config: { type: 'string' }, limit: { type: 'string' }, wait: { type: 'string' }, code: { type: 'string' } },
+    options: {
+      config: { type: 'string' },
+      limit: { type: 'string' },
+      wait: { type: 'string' },
+      code: { type: 'string' },
+    },
     run: runJobs,
   },
 };
@@ -114,7 +138,8 @@ function intOption(values: Values, name: string, fallback: number): number {
   const raw = values[name];
   if (raw === undefined) return fallback;
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new UsageError(`--${name} must be a whole number; got ${String(raw)}`);
+  if (!Number.isInteger(n) || n < 0 || n > 65535)
+    throw new UsageError(`--${name} must be a whole number; got ${String(raw)}`);
   return n;
 }
 
@@ -125,7 +150,13 @@ function loadRuntimeConfig(values: Values): { config: Config; usesDemo: boolean 
   const config = loadConfig((values.config as string | undefined) ?? process.env.DURABLE_CODEMODE_CONFIG);
   if (Object.keys(config.providers).length > 0) return { config, usesDemo: false };
   const demoUrl = (port: number) => ({ url: `http://127.0.0.1:${port}` });
-  return { config: withProviders(config, demoProvidersConfig({ crm: demoUrl(DEMO_PORTS.crm), sheets: demoUrl(DEMO_PORTS.sheets) })), usesDemo: true };
+  return {
+    config: withProviders(
+      config,
+      demoProvidersConfig({ crm: demoUrl(DEMO_PORTS.crm), sheets: demoUrl(DEMO_PORTS.sheets) }),
+    ),
+    usesDemo: true,
+  };
 }
 
 async function mcpDeps(config: Config, client: Client): Promise<McpDeps> {
@@ -187,9 +218,15 @@ async function runDev(values: Values): Promise<void> {
   const temporalPort = intOption(values, 'temporal-port', 7233);
   const uiPort = intOption(values, 'ui-port', 8233);
   // The Temporal UI calls the codec endpoint from its own origin.
-  const httpOptions = httpOptionsOf(config, config.http.host, intOption(values, 'port', config.http.port), [`http://localhost:${uiPort}`, `http://127.0.0.1:${uiPort}`]);
+  const httpOptions = httpOptionsOf(config, config.http.host, intOption(values, 'port', config.http.port), [
+    `http://localhost:${uiPort}`,
+    `http://127.0.0.1:${uiPort}`,
+  ]);
   // Served to the operator only, i.e. by a server without tokens (server/http.ts).
-  const codecEndpoint = httpOptions.codec && !httpOptions.tokens?.principals.length && httpOptions.port ? `http://127.0.0.1:${httpOptions.port}/codec` : undefined;
+  const codecEndpoint =
+    httpOptions.codec && !httpOptions.tokens?.principals.length && httpOptions.port
+      ? `http://127.0.0.1:${httpOptions.port}/codec`
+      : undefined;
   mkdirSync(config.dataDir, { recursive: true });
   const dbFilename = join(config.dataDir, 'temporal.sqlite');
   const demo = usesDemo ? await startDemoApis() : undefined;
@@ -206,7 +243,9 @@ async function runDev(values: Values): Promise<void> {
   MCP endpoint (HTTP)  ${http.url}${codecEndpoint ? `\n  Codec endpoint       ${codecEndpoint}  (payloads are encrypted; the UI decodes through it)` : ''}
   Temporal UI          http://localhost:${uiPort}/namespaces/${config.temporal.namespace}/workflows
   Temporal server      ${config.temporal.address}  (state kept in ${dbFilename})
-  Providers            ${Object.entries(config.providers).map(([name, p]) => `${name} ${'baseUrl' in p ? p.baseUrl : 'MCP'}`).join(', ')}${usesDemo ? '  (bundled demo APIs)' : ''}
+  Providers            ${Object.entries(config.providers)
+    .map(([name, p]) => `${name} ${'baseUrl' in p ? p.baseUrl : 'MCP'}`)
+    .join(', ')}${usesDemo ? '  (bundled demo APIs)' : ''}
 
 Connect an MCP client to the endpoint above, or run \`durable-codemode serve --stdio\` for stdio.
 Press Ctrl-C to stop; unfinished jobs continue on the next start.`);
@@ -233,19 +272,30 @@ async function runWorker(values: Values): Promise<void> {
 }
 
 async function runServe(values: Values): Promise<void> {
-  if (Boolean(values.stdio) === Boolean(values.http)) throw new UsageError('serve needs exactly one of --stdio or --http');
+  if (Boolean(values.stdio) === Boolean(values.http))
+    throw new UsageError('serve needs exactly one of --stdio or --http');
   const { config } = loadRuntimeConfig(values);
-  const httpOptions = values.http ? httpOptionsOf(config, (values.host as string | undefined) ?? config.http.host, intOption(values, 'port', config.http.port)) : undefined;
+  const httpOptions = values.http
+    ? httpOptionsOf(
+        config,
+        (values.host as string | undefined) ?? config.http.host,
+        intOption(values, 'port', config.http.port),
+      )
+    : undefined;
   const client = await connectClient(config.temporal);
   const deps = await mcpDeps(config, client);
   if (!httpOptions) {
     // stdout belongs to the protocol: everything human goes to stderr.
     await createMcpServer(deps).connect(new StdioServerTransport());
-    console.error(`durable-codemode MCP server on stdio (Temporal ${config.temporal.address}, providers: ${deps.providers.join(', ')})`);
+    console.error(
+      `durable-codemode MCP server on stdio (Temporal ${config.temporal.address}, providers: ${deps.providers.join(', ')})`,
+    );
     return;
   }
   const http = await serveHttp(deps, httpOptions);
-  console.error(`durable-codemode MCP server at ${http.url} (Temporal ${config.temporal.address}, providers: ${deps.providers.join(', ')})`);
+  console.error(
+    `durable-codemode MCP server at ${http.url} (Temporal ${config.temporal.address}, providers: ${deps.providers.join(', ')})`,
+  );
   onShutdown(() => http.close());
 }
 
@@ -253,7 +303,8 @@ async function runJobs(values: Values, args: string[]): Promise<void> {
   const [action, jobId] = args;
   const { config } = loadRuntimeConfig(values);
   const needsId = action !== 'list';
-  if (!action || !['list', 'show', 'cancel', 'resume'].includes(action) || (needsId && !jobId)) throw new UsageError(COMMANDS.jobs!.help);
+  if (!action || !['list', 'show', 'cancel', 'resume'].includes(action) || (needsId && !jobId))
+    throw new UsageError(COMMANDS.jobs.help);
   const code = typeof values.code === 'string' ? readCodeFile(values.code) : undefined;
   const client = await connectClient(config.temporal);
   const jobs = new JobService(client, config);
@@ -262,10 +313,10 @@ async function runJobs(values: Values, args: string[]): Promise<void> {
     action === 'list'
       ? await jobs.list(intOption(values, 'limit', 20))
       : action === 'show'
-        ? await jobs.status(jobId!, wait)
+        ? await jobs.status(jobId, wait)
         : action === 'cancel'
-          ? await jobs.cancel(jobId!)
-          : await jobs.resume(jobId!, code, wait);
+          ? await jobs.cancel(jobId)
+          : await jobs.resume(jobId, code, wait);
   console.log(JSON.stringify(result, null, 2));
   await client.connection.close();
 }
@@ -288,7 +339,11 @@ async function main(argv: string[]): Promise<void> {
   if (!command) throw new UsageError(`Unknown command "${name}".\n\n${usage()}`);
   let parsed;
   try {
-    parsed = parseArgs({ args: rest, options: { ...command.options, help: { type: 'boolean', short: 'h' } }, allowPositionals: true });
+    parsed = parseArgs({
+      args: rest,
+      options: { ...command.options, help: { type: 'boolean', short: 'h' } },
+      allowPositionals: true,
+    });
   } catch (e) {
     throw new UsageError(`${(e as Error).message}\n\n${command.help}`);
   }

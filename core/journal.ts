@@ -15,7 +15,12 @@ export const HttpMethod = z.enum(['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD
 /** Where a value too large for workflow history was put (claim check); content-addressed. */
 export const BlobRef = z.object({ blob: z.string(), bytes: z.number().int().nonnegative() });
 
-const QueryValue = z.union([z.string(), z.number(), z.boolean(), z.array(z.union([z.string(), z.number(), z.boolean()]))]);
+const QueryValue = z.union([
+  z.string(),
+  z.number(),
+  z.boolean(),
+  z.array(z.union([z.string(), z.number(), z.boolean()])),
+]);
 
 /** An API call through a provider client: `crm.request({ method, path, query, body })`. */
 export const HttpEffect = z.object({
@@ -30,7 +35,12 @@ export const HttpEffect = z.object({
 });
 
 /** A tool call on an upstream MCP server: `name.tool_name(args)`. */
-export const ToolEffect = z.object({ kind: z.literal('tool'), provider: z.string(), tool: z.string(), args: json.optional() });
+export const ToolEffect = z.object({
+  kind: z.literal('tool'),
+  provider: z.string(),
+  tool: z.string(),
+  args: json.optional(),
+});
 
 /** A durable timer: `sleep(ms)`. */
 export const SleepEffect = z.object({ kind: z.literal('sleep'), ms: z.number().int().nonnegative() });
@@ -54,12 +64,22 @@ export const EffectOutcome = z.discriminatedUnion('ok', [
   z.object({ ok: z.literal(true), value: json.optional(), ref: BlobRef.optional() }),
   z.object({
     ok: z.literal(false),
-    error: z.object({ name: z.string(), message: z.string(), status: z.number().int().optional(), body: json.optional() }),
+    error: z.object({
+      name: z.string(),
+      message: z.string(),
+      status: z.number().int().optional(),
+      body: json.optional(),
+    }),
   }),
 ]);
 
 /** A `step(name, fn)` result, saved so replay returns it without running `fn` again. */
-export const StepRecord = z.object({ index: z.number().int().nonnegative(), name: z.string(), value: json.optional(), ref: BlobRef.optional() });
+export const StepRecord = z.object({
+  index: z.number().int().nonnegative(),
+  name: z.string(),
+  value: json.optional(),
+  ref: BlobRef.optional(),
+});
 
 export const Progress = z.object({ done: z.number(), total: z.number().nullable(), message: z.string().nullable() });
 
@@ -98,17 +118,41 @@ export const RoundReport = z.object({
 });
 
 export const SandboxLimits = z.object({
-  maxScriptBytes: z.number().int().positive().default(256 * 1024),
-  maxStepBytes: z.number().int().positive().default(64 * 1024 * 1024),
-  maxCheckpointBytes: z.number().int().positive().default(256 * 1024),
+  maxScriptBytes: z
+    .number()
+    .int()
+    .positive()
+    .default(256 * 1024),
+  maxStepBytes: z
+    .number()
+    .int()
+    .positive()
+    .default(64 * 1024 * 1024),
+  maxCheckpointBytes: z
+    .number()
+    .int()
+    .positive()
+    .default(256 * 1024),
   memoryMb: z.number().int().min(8).default(256),
   roundTimeoutMs: z.number().int().positive().default(10_000),
   maxEffectsPerRound: z.number().int().positive().max(1_000).default(500),
   maxEffectsPerJob: z.number().int().positive().default(100_000),
-  maxLogBytes: z.number().int().positive().default(64 * 1024),
-  maxResultBytes: z.number().int().positive().default(1024 * 1024),
+  maxLogBytes: z
+    .number()
+    .int()
+    .positive()
+    .default(64 * 1024),
+  maxResultBytes: z
+    .number()
+    .int()
+    .positive()
+    .default(1024 * 1024),
   /** Wall time of one attempt of a job, sleeps and waits included (7 days). */
-  maxJobSeconds: z.number().int().positive().default(7 * 24 * 3600),
+  maxJobSeconds: z
+    .number()
+    .int()
+    .positive()
+    .default(7 * 24 * 3600),
 });
 
 /** How Temporal retries one provider's transient failures. */

@@ -258,7 +258,11 @@ async function readJsonBody(req: IncomingMessage): Promise<unknown> {
 
 function errorResponse(error: unknown): ApiResponse {
   if (error instanceof HttpError) {
-    return { status: error.status, json: { error: { code: error.code, message: error.message } }, headers: error.headers };
+    return {
+      status: error.status,
+      json: { error: { code: error.code, message: error.message } },
+      headers: error.headers,
+    };
   }
   console.error(error);
   return json(500, { error: { code: 'internal', message: 'internal server error' } });

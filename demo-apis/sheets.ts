@@ -32,8 +32,33 @@ export interface SheetsApi {
   close(): Promise<void>;
 }
 
-const FIRST_NAMES = ['Ada', 'Grace', 'Alan', 'Katherine', 'Edsger', 'Barbara', 'Donald', 'Margaret', 'Linus', 'Radia', 'Dennis', 'Frances'];
-const LAST_NAMES = ['Lovelace', 'Hopper', 'Turing', 'Johnson', 'Dijkstra', 'Liskov', 'Knuth', 'Hamilton', 'Torvalds', 'Perlman', 'Ritchie'];
+const FIRST_NAMES = [
+  'Ada',
+  'Grace',
+  'Alan',
+  'Katherine',
+  'Edsger',
+  'Barbara',
+  'Donald',
+  'Margaret',
+  'Linus',
+  'Radia',
+  'Dennis',
+  'Frances',
+];
+const LAST_NAMES = [
+  'Lovelace',
+  'Hopper',
+  'Turing',
+  'Johnson',
+  'Dijkstra',
+  'Liskov',
+  'Knuth',
+  'Hamilton',
+  'Torvalds',
+  'Perlman',
+  'Ritchie',
+];
 // Some names contain a comma or a double quote so consumers must handle RFC 4180 quoting.
 const COMPANIES = [
   'Analytical Engines Ltd',
@@ -118,7 +143,7 @@ export async function startSheetsApi(options: SheetsApiOptions = {}): Promise<Sh
       const { requests, byRoute } = api.stats();
       return { requests, byRoute };
     },
-    close: api.close,
+    close: () => api.close(),
   };
 }
 

@@ -5,10 +5,24 @@
  * Polling reads describe(), a query and the result; it never uses updates, which are capped per run.
  */
 import { randomUUID } from 'node:crypto';
-import { CancelledFailure, type Client, type WorkflowHandle, WorkflowFailedError, WorkflowNotFoundError } from '@temporalio/client';
+import {
+  CancelledFailure,
+  type Client,
+  type WorkflowHandle,
+  WorkflowFailedError,
+  WorkflowNotFoundError,
+} from '@temporalio/client';
 import { ApplicationFailure, TerminatedFailure, TimeoutFailure } from '@temporalio/common';
 import { RESUME_MEMO_KEY } from '../core/effects.ts';
-import type { DurableScriptInput, JobInput, JobResult, JobState, Progress, ResumeMemo, ScriptErrorInfo } from '../core/journal.ts';
+import type {
+  DurableScriptInput,
+  JobInput,
+  JobResult,
+  JobState,
+  Progress,
+  ResumeMemo,
+  ScriptErrorInfo,
+} from '../core/journal.ts';
 import { checkScriptSyntax } from '../sandbox/isolate.ts';
 import type { durableScript } from '../workflows/durable-script.ts';
 import { OPERATOR, type Principal } from '../core/principal.ts';
@@ -128,24 +142,41 @@ export class JobService {
     const handle = this.client.workflow.getHandle(jobId);
     const description = await this.describe(handle, jobId);
     const status = description.status.name;
-    if (status === 'RUNNING') throw new JobStateError(`Job ${jobId} is still running; only a failed or cancelled job can be resumed. Cancel it first (job_cancel), or wait for it.`);
-    if (status === 'COMPLETED') throw new JobStateError(`Job ${jobId} completed; there is nothing to resume. Start a new job with execute.`);
+    if (status === 'RUNNING')
+      throw new JobStateError(
+        `Job ${jobId} is still running; only a failed or cancelled job can be resumed. Cancel it first (job_cancel), or wait for it.`,
+      );
+    if (status === 'COMPLETED')
+      throw new JobStateError(`Job ${jobId} completed; there is nothing to resume. Start a new job with execute.`);
     const memo = description.memo?.[RESUME_MEMO_KEY] as ResumeMemo | undefined;
     if (!memo) {
-      throw new JobStateError(`Job ${jobId} left no journal to resume from (it was ${status.toLowerCase()} before it could save one, e.g. terminated by an operator). Start a new job with execute.`);
+      throw new JobStateError(
+        `Job ${jobId} left no journal to resume from (it was ${status.toLowerCase()} before it could save one, e.g. terminated by an operator). Start a new job with execute.`,
+      );
     }
     if (code !== undefined) await this.validate(code);
     const previous = await this.inputOf(handle);
-    const job: JobInput = { ...previous.job, code: code ?? previous.job.code, attempt: previous.job.attempt + 1, resume: memo.checkpoint };
+    const job: JobInput = {
+      ...previous.job,
+      code: code ?? previous.job.code,
+      attempt: previous.job.attempt + 1,
+      resume: memo.checkpoint,
+    };
     const owner = (description.memo?.[OWNER_MEMO_KEY] as string | undefined) ?? this.principal.name;
-    await this.start({ job, previous: memo.journal }, `resume (attempt ${job.attempt}): ${summarize(job.code).replace(/^execute: /, '')}`, owner);
+    await this.start(
+      { job, previous: memo.journal },
+      `resume (attempt ${job.attempt}): ${summarize(job.code).replace(/^execute: /, '')}`,
+      owner,
+    );
     return this.status(jobId, waitSeconds);
   }
 
   private async validate(code: string): Promise<void> {
     const bytes = Buffer.byteLength(code);
     if (bytes > this.config.limits.maxScriptBytes) {
-      throw new ScriptTooLargeError(`The script is ${bytes} bytes; the limit is ${this.config.limits.maxScriptBytes} (limits.maxScriptBytes). Move data into \`input\` or fetch it inside the script.`);
+      throw new ScriptTooLargeError(
+        `The script is ${bytes} bytes; the limit is ${this.config.limits.maxScriptBytes} (limits.maxScriptBytes). Move data into \`input\` or fetch it inside the script.`,
+      );
     }
     await checkScriptSyntax(code);
   }
@@ -168,7 +199,7 @@ export class JobService {
     if (!payload) throw new Error(`cannot read the input of job ${handle.workflowId} from its history`);
     const { payloadCodecs, payloadConverter } = this.client.options.loadedDataConverter;
     for (const codec of [...payloadCodecs].reverse()) [payload] = await codec.decode([payload]);
-    return payloadConverter.fromPayload<DurableScriptInput>(payload!);
+    return payloadConverter.fromPayload<DurableScriptInput>(payload);
   }
 
   /** The job's status, waiting up to `waitSeconds` for it to finish first. */
@@ -196,9 +227,16 @@ export class JobService {
 
   async list(limit = 20): Promise<Array<{ job_id: string; status: string; started: string; closed?: string }>> {
     const jobs = [];
-    for await (const info of this.client.workflow.list({ query: `WorkflowType = 'durableScript'` /* newest first; ORDER BY is not supported by every visibility store */ })) {
+    for await (const info of this.client.workflow.list({
+      query: `WorkflowType = 'durableScript'` /* newest first; ORDER BY is not supported by every visibility store */,
+    })) {
       if (!this.owns(info.memo)) continue;
-      jobs.push({ job_id: info.workflowId, status: info.status.name.toLowerCase(), started: info.startTime.toISOString(), closed: info.closeTime?.toISOString() });
+      jobs.push({
+        job_id: info.workflowId,
+        status: info.status.name.toLowerCase(),
+        started: info.startTime.toISOString(),
+        closed: info.closeTime?.toISOString(),
+      });
       if (jobs.length >= limit) break;
     }
     return jobs;
@@ -242,7 +280,18 @@ export class JobService {
     try {
       const state = await this.client.withDeadline(Date.now() + 5_000, () => handle.query<JobState>('jobState'));
       const { progress, logs, logCount, rounds, effects, runs, attempt, divergence } = state;
-      return { job_id: jobId, status: 'running', progress, logs, log_count: logCount, rounds, effects, runs, attempt, divergence };
+      return {
+        job_id: jobId,
+        status: 'running',
+        progress,
+        logs,
+        log_count: logCount,
+        rounds,
+        effects,
+        runs,
+        attempt,
+        divergence,
+      };
     } catch {
       return {
         job_id: jobId,
@@ -281,21 +330,49 @@ export class JobService {
 function failureView(jobId: string, e: WorkflowFailedError): JobView {
   const cause = e.cause;
   if (cause instanceof CancelledFailure || cause instanceof TerminatedFailure || cause instanceof TimeoutFailure) {
-    const how = cause instanceof CancelledFailure ? 'cancelled' : cause instanceof TerminatedFailure ? 'terminated by an operator' : 'timed out';
+    const how =
+      cause instanceof CancelledFailure
+        ? 'cancelled'
+        : cause instanceof TerminatedFailure
+          ? 'terminated by an operator'
+          : 'timed out';
     return { job_id: jobId, status: 'cancelled', progress: null, logs: [], log_count: 0, note: `The job was ${how}.` };
   }
   if (cause instanceof ApplicationFailure) {
     const details = cause.details?.[0] as (Omit<JobResult, 'value'> & { error: ScriptErrorInfo }) | undefined;
     if (details?.error) {
       const { error, progress, logs, logCount, rounds, effects, runs, attempt, divergence } = details;
-      return { job_id: jobId, status: 'failed', error, progress, logs, log_count: logCount, rounds, effects, runs, attempt, divergence };
+      return {
+        job_id: jobId,
+        status: 'failed',
+        error,
+        progress,
+        logs,
+        log_count: logCount,
+        rounds,
+        effects,
+        runs,
+        attempt,
+        divergence,
+      };
     }
   }
-  return { job_id: jobId, status: 'failed', error: { name: cause?.name ?? 'Error', message: cause?.message ?? e.message }, progress: null, logs: [], log_count: 0 };
+  return {
+    job_id: jobId,
+    status: 'failed',
+    error: { name: cause?.name ?? 'Error', message: cause?.message ?? e.message },
+    progress: null,
+    logs: [],
+    log_count: 0,
+  };
 }
 
 /** A one-line summary for the Temporal UI: the script's first meaningful line. */
 function summarize(code: string): string {
-  const line = code.split('\n').map((l) => l.trim()).find((l) => l && !/^async\s*\(\)\s*=>\s*\{?$/.test(l) && !l.startsWith('//')) ?? code.trim();
+  const line =
+    code
+      .split('\n')
+      .map((l) => l.trim())
+      .find((l) => l && !/^async\s*\(\)\s*=>\s*\{?$/.test(l) && !l.startsWith('//')) ?? code.trim();
   return `execute: ${line.slice(0, 100)}`;
 }

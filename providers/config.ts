@@ -8,7 +8,10 @@ import { isReservedGlobal } from '../core/globals.ts';
 
 export const ProviderName = z
   .string()
-  .regex(/^[A-Za-z_$][A-Za-z0-9_$]*$/, 'a provider name must be a JavaScript identifier (it becomes a global in the sandbox)')
+  .regex(
+    /^[A-Za-z_$][A-Za-z0-9_$]*$/,
+    'a provider name must be a JavaScript identifier (it becomes a global in the sandbox)',
+  )
   .refine((name) => !isReservedGlobal(name), { message: 'this name is reserved by the sandbox' });
 
 export const EnvVarName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be the name of an environment variable');

@@ -33,8 +33,16 @@ export function resolveProviderUrl(baseUrl: string, path: string): URL {
   } catch {
     throw new Error(`path ${JSON.stringify(path)} is not valid percent-encoding`);
   }
-  if (!path.startsWith('/') || path.startsWith('//') || /\\/.test(decoded) || /(^|\/)\.\.?(\/|$)/.test(decoded) || /[\s#]/.test(path)) {
-    throw new Error(`path ${JSON.stringify(path)} must be a plain absolute path under the provider's base URL (no "..", "//", "\\", "#" or whitespace)`);
+  if (
+    !path.startsWith('/') ||
+    path.startsWith('//') ||
+    /\\/.test(decoded) ||
+    /(^|\/)\.\.?(\/|$)/.test(decoded) ||
+    /[\s#]/.test(path)
+  ) {
+    throw new Error(
+      `path ${JSON.stringify(path)} must be a plain absolute path under the provider's base URL (no "..", "//", "\\", "#" or whitespace)`,
+    );
   }
   const url = new URL(base.origin + basePath + path);
   if (url.origin !== base.origin || !url.pathname.startsWith(basePath + '/')) {
@@ -44,14 +52,20 @@ export function resolveProviderUrl(baseUrl: string, path: string): URL {
 }
 
 /** Headers and query parameters that carry a provider's credential, read from the environment. */
-export function authOf(auth: ProviderAuth | undefined, env: NodeJS.ProcessEnv): { headers: Record<string, string>; query: Record<string, string> } {
+export function authOf(
+  auth: ProviderAuth | undefined,
+  env: NodeJS.ProcessEnv,
+): { headers: Record<string, string>; query: Record<string, string> } {
   if (!auth) return { headers: {}, query: {} };
   const envName = auth.type === 'bearer' ? auth.tokenEnv : auth.valueEnv;
   const secret = env[envName];
-  if (!secret) throw new Error(`the provider's credential is missing: set the environment variable ${envName} for the worker`);
+  if (!secret)
+    throw new Error(`the provider's credential is missing: set the environment variable ${envName} for the worker`);
   // fetch would refuse such a header value by quoting it in its error: the secret would travel on in the message.
   if (auth.type !== 'query' && /[\0\r\n]|[^\0-\xff]/.test(secret.trim())) {
-    throw new Error(`the provider's credential in ${envName} cannot be sent in an HTTP header (it holds a line break, a NUL or a character beyond Latin-1): fix the variable`);
+    throw new Error(
+      `the provider's credential in ${envName} cannot be sent in an HTTP header (it holds a line break, a NUL or a character beyond Latin-1): fix the variable`,
+    );
   }
   if (auth.type === 'bearer') return { headers: { authorization: `Bearer ${secret}` }, query: {} };
   if (auth.type === 'header') return { headers: { [auth.header]: secret }, query: {} };
@@ -76,7 +90,10 @@ export async function performRequest(
     url = resolveProviderUrl(provider.baseUrl, request.path);
     auth = authOf(provider.auth, env);
   } catch (e) {
-    return { ok: false, error: { name: 'RequestError', message: `${request.provider}: ${label} refused: ${(e as Error).message}` } };
+    return {
+      ok: false,
+      error: { name: 'RequestError', message: `${request.provider}: ${label} refused: ${(e as Error).message}` },
+    };
   }
   for (const [key, value] of Object.entries(request.query ?? {})) {
     for (const v of Array.isArray(value) ? value : [value]) url.searchParams.append(key, String(v));
@@ -94,7 +111,9 @@ export async function performRequest(
       headers,
       body: request.body === undefined ? undefined : JSON.stringify(request.body),
       redirect: 'manual', // a redirect could point anywhere; the script sees it as a response instead
-      signal: signal ? AbortSignal.any([signal, AbortSignal.timeout(provider.timeoutMs)]) : AbortSignal.timeout(provider.timeoutMs),
+      signal: signal
+        ? AbortSignal.any([signal, AbortSignal.timeout(provider.timeoutMs)])
+        : AbortSignal.timeout(provider.timeoutMs),
     });
   } catch (e) {
     const cause = (e as Error & { cause?: Error }).cause?.message ?? (e as Error).message;
@@ -103,21 +122,37 @@ export async function performRequest(
   const body = await readBody(response);
   if (response.ok) return { ok: true, value: body };
   if (RETRYABLE_STATUS.has(response.status)) {
-    throw new TransientHttpError(`${label} → ${response.status} ${response.statusText}`, response.status, retryAfterMs(response.headers.get('retry-after')));
+    throw new TransientHttpError(
+      `${label} → ${response.status} ${response.statusText}`,
+      response.status,
+      retryAfterMs(response.headers.get('retry-after')),
+    );
   }
-  const detail = typeof body === 'string' ? body.slice(0, MAX_ERROR_BODY_CHARS) : JSON.stringify(body).slice(0, MAX_ERROR_BODY_CHARS);
+  const detail =
+    typeof body === 'string'
+      ? body.slice(0, MAX_ERROR_BODY_CHARS)
+      : JSON.stringify(body).slice(0, MAX_ERROR_BODY_CHARS);
   return {
     ok: false,
-    error: { name: 'ApiError', message: `${request.provider}: ${label} → ${response.status} ${response.statusText}${detail ? `: ${detail}` : ''}`, status: response.status, body },
+    error: {
+      name: 'ApiError',
+      message: `${request.provider}: ${label} → ${response.status} ${response.statusText}${detail ? `: ${detail}` : ''}`,
+      status: response.status,
+      body,
+    },
   };
 }
 
 /** A message from fetch may quote a header value or the URL; the credential in it must not reach history or the script. */
 function withoutCredentials(text: string, auth: ReturnType<typeof authOf>): string {
-  const secrets = [...Object.values(auth.headers).flatMap((v) => [v, v.replace(/^Bearer /, '')]), ...Object.values(auth.query)];
+  const secrets = [
+    ...Object.values(auth.headers).flatMap((v) => [v, v.replace(/^Bearer /, '')]),
+    ...Object.values(auth.query),
+  ];
   let out = text;
   for (const secret of secrets) {
-    for (const form of [secret, encodeURIComponent(secret), new URLSearchParams({ s: secret }).toString().slice(2)]) out = out.replaceAll(form, '[credential]');
+    for (const form of [secret, encodeURIComponent(secret), new URLSearchParams({ s: secret }).toString().slice(2)])
+      out = out.replaceAll(form, '[credential]');
   }
   return out;
 }

@@ -38,7 +38,10 @@ export class UpstreamMcpServers {
       this.names.map(async (name) => {
         try {
           const { tools } = await (await this.client(name)).listTools();
-          return [name, tools.map(({ name, description, inputSchema }) => ({ name, description, inputSchema }))] as const;
+          return [
+            name,
+            tools.map(({ name, description, inputSchema }) => ({ name, description, inputSchema })),
+          ] as const;
         } catch (e) {
           this.forget(name);
           throw new Error(`Cannot list the tools of MCP provider "${name}": ${(e as Error).message}`);
@@ -58,18 +61,29 @@ export class UpstreamMcpServers {
     let result: Awaited<ReturnType<Client['callTool']>>;
     try {
       const client = await this.client(provider);
-      result = await client.callTool({ name: tool, arguments: (args ?? {}) as Record<string, unknown> }, undefined, { timeout: config.timeoutMs, signal });
+      result = await client.callTool({ name: tool, arguments: (args ?? {}) as Record<string, unknown> }, undefined, {
+        timeout: config.timeoutMs,
+        signal,
+      });
     } catch (e) {
       const message = (e as Error).message;
       // Protocol-level refusals (unknown tool, invalid arguments) are the script's to handle.
-      if (/MCP error -3260[12]/.test(message)) return { ok: false, error: { name: 'ToolError', message: `${provider}.${tool}: ${message}` } };
+      if (/MCP error -3260[12]/.test(message))
+        return { ok: false, error: { name: 'ToolError', message: `${provider}.${tool}: ${message}` } };
       this.forget(provider);
       throw new TransientHttpError(`${provider}.${tool}: ${message}`);
     }
     const value = resultValue(result);
     if (result.isError) {
       const text = typeof value === 'string' ? value : JSON.stringify(value);
-      return { ok: false, error: { name: 'ToolError', message: `${provider}.${tool} failed: ${text.slice(0, MAX_ERROR_CHARS)}`, body: value } };
+      return {
+        ok: false,
+        error: {
+          name: 'ToolError',
+          message: `${provider}.${tool} failed: ${text.slice(0, MAX_ERROR_CHARS)}`,
+          body: value,
+        },
+      };
     }
     return { ok: true, value };
   }
@@ -77,7 +91,14 @@ export class UpstreamMcpServers {
   async close(): Promise<void> {
     const clients = [...this.clients.values()];
     this.clients.clear();
-    await Promise.all(clients.map((c) => c.then((client) => client.close(), () => undefined)));
+    await Promise.all(
+      clients.map((c) =>
+        c.then(
+          (client) => client.close(),
+          () => undefined,
+        ),
+      ),
+    );
   }
 
   private client(name: string): Promise<Client> {
@@ -93,17 +114,20 @@ export class UpstreamMcpServers {
   private forget(name: string): void {
     const client = this.clients.get(name);
     this.clients.delete(name);
-    void client?.then((c) => c.close(), () => undefined);
+    void client?.then(
+      (c) => c.close(),
+      () => undefined,
+    );
   }
 
   private async connect(name: string): Promise<Client> {
-    const { mcp } = this.providers[name]!;
+    const { mcp } = this.providers[name];
     const client = new Client({ name: 'durable-codemode', version: '0.1.0' });
     if ('command' in mcp) {
       const env: Record<string, string> = { PATH: this.env.PATH ?? '' };
       for (const key of mcp.env) if (this.env[key] !== undefined) env[key] = this.env[key]!;
       const [command, ...args] = mcp.command;
-      await client.connect(new StdioClientTransport({ command: command!, args, env, stderr: 'inherit' }));
+      await client.connect(new StdioClientTransport({ command: command, args, env, stderr: 'inherit' }));
     } else {
       const { headers } = authOf(mcp.auth, this.env);
       await client.connect(new StreamableHTTPClientTransport(new URL(mcp.url), { requestInit: { headers } }));
@@ -119,10 +143,10 @@ function resultValue(result: Awaited<ReturnType<Client['callTool']>>): Json {
   const texts = content.filter((c) => c.type === 'text').map((c) => c.text ?? '');
   if (content.length === 1 && texts.length === 1) {
     try {
-      return JSON.parse(texts[0]!) as Json;
+      return JSON.parse(texts[0]) as Json;
     } catch {
-      return texts[0]!;
+      return texts[0];
     }
   }
-  return content as Json;
+  return content;
 }

@@ -23,12 +23,14 @@ export async function readyProviders(providers: ProvidersConfig): Promise<ReadyP
     throw e;
   });
   const specs = await Promise.all(
-    entries.map(([name, provider]) =>
+    entries.map(async ([name, provider]) =>
       isMcpProvider(provider)
         ? { provider: name, title: `MCP server ${name}`, operations: [], tools: tools[name] }
         : loadProviderSpec(name, provider.openapi),
     ),
   );
-  const sandboxProviders = entries.map(([name]) => (tools[name] ? { name, tools: tools[name].map((t) => t.name) } : { name }));
+  const sandboxProviders = entries.map(([name]) =>
+    tools[name] ? { name, tools: tools[name].map((t) => t.name) } : { name },
+  );
   return { specs, sandboxProviders, upstream };
 }

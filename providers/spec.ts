@@ -39,9 +39,36 @@ const HTTP_METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch'
 
 /** Schema keywords kept for search; examples, vendor extensions, xml and the like are noise there. */
 const SCHEMA_KEYWORDS = new Set([
-  '$ref', 'title', 'description', 'type', 'format', 'enum', 'const', 'default', 'nullable', 'deprecated', 'readOnly', 'writeOnly',
-  'required', 'properties', 'additionalProperties', 'items', 'allOf', 'oneOf', 'anyOf', 'not',
-  'minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum', 'minLength', 'maxLength', 'pattern', 'minItems', 'maxItems', 'uniqueItems',
+  '$ref',
+  'title',
+  'description',
+  'type',
+  'format',
+  'enum',
+  'const',
+  'default',
+  'nullable',
+  'deprecated',
+  'readOnly',
+  'writeOnly',
+  'required',
+  'properties',
+  'additionalProperties',
+  'items',
+  'allOf',
+  'oneOf',
+  'anyOf',
+  'not',
+  'minimum',
+  'maximum',
+  'exclusiveMinimum',
+  'exclusiveMaximum',
+  'minLength',
+  'maxLength',
+  'pattern',
+  'minItems',
+  'maxItems',
+  'uniqueItems',
 ]);
 const SUBSCHEMA_LISTS = new Set(['allOf', 'oneOf', 'anyOf']);
 const SUBSCHEMAS = new Set(['items', 'not', 'additionalProperties']);
@@ -54,7 +81,10 @@ export async function loadProviderSpec(provider: string, openapi: string): Promi
   try {
     return await load(provider, openapi);
   } catch (e) {
-    throw new Error(`Cannot load the OpenAPI spec of provider "${provider}" from ${openapi}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+    throw new Error(
+      `Cannot load the OpenAPI spec of provider "${provider}" from ${openapi}: ${e instanceof Error ? e.message : String(e)}`,
+      { cause: e },
+    );
   }
 }
 
@@ -65,20 +95,22 @@ async function load(provider: string, openapi: string): Promise<ProviderSpec> {
   if (!isObj(root)) throw new Error('the document is not a JSON/YAML object');
   const swagger2 = root.swagger === '2.0';
   if (!swagger2 && !(typeof root.openapi === 'string' && root.openapi.startsWith('3.'))) {
-    throw new Error(`not an OpenAPI 3.x or Swagger 2.0 document (found ${JSON.stringify(root.openapi ?? root.swagger ?? null)} where "openapi": "3.x" was expected)`);
+    throw new Error(
+      `not an OpenAPI 3.x or Swagger 2.0 document (found ${JSON.stringify(root.openapi ?? root.swagger ?? null)} where "openapi": "3.x" was expected)`,
+    );
   }
   // Circular schemas are dereferenced into real cycles (with `circular: 'ignore'` every $ref to
   // them would stay a bare $ref, hiding the schema from search: components are not exposed). The
   // reducer cuts each cycle where it closes, naming the $ref it came from.
   const refOf = new WeakMap<object, string>();
-  const doc = (await dereference(openapi, root, {
+  const doc = await dereference<Obj>(openapi, root, {
     dereference: {
       circular: true,
       onDereference: (ref, value) => {
         if (!refOf.has(value)) refOf.set(value, ref);
       },
     },
-  })) as Obj;
+  });
   const reduce = schemaReducer(refOf);
   const info = isObj(doc.info) ? doc.info : {};
   const operations: Operation[] = [];
@@ -95,22 +127,45 @@ async function load(provider: string, openapi: string): Promise<ProviderSpec> {
       try {
         operations.push(swagger2Operation(provider, method, path, op, params, doc, reduce));
       } catch (e) {
-        throw new Error(`Swagger 2.0 spec at paths["${path}"].${method}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+        throw new Error(
+          `Swagger 2.0 spec at paths["${path}"].${method}: ${e instanceof Error ? e.message : String(e)}`,
+          { cause: e },
+        );
       }
     }
   }
-  return compact({ provider, title: str(info.title), description: str(info.description), version: str(info.version), operations });
+  return compact({
+    provider,
+    title: str(info.title),
+    description: str(info.description),
+    version: str(info.version),
+    operations,
+  });
 }
 
-function openapi3Operation(provider: string, method: string, path: string, op: Obj, params: Obj[], reduce: Reducer): Operation {
+function openapi3Operation(
+  provider: string,
+  method: string,
+  path: string,
+  op: Obj,
+  params: Obj[],
+  reduce: Reducer,
+): Operation {
   const operation = baseOperation(provider, method, path, op);
   if (params.length) {
-    operation.parameters = params.map((p) => compact({ ...parameterBasics(p), schema: reduce(p.schema ?? pickContent(p.content)?.value.schema) }));
+    operation.parameters = params.map((p) =>
+      compact({ ...parameterBasics(p), schema: reduce(p.schema ?? pickContent(p.content)?.value.schema) }),
+    );
   }
   if (isObj(op.requestBody)) {
     const body = op.requestBody;
     const media = pickContent(body.content);
-    operation.requestBody = compact({ required: body.required === true, description: str(body.description), contentType: media?.type, schema: reduce(media?.value.schema) });
+    operation.requestBody = compact({
+      required: body.required === true,
+      description: str(body.description),
+      contentType: media?.type,
+      schema: reduce(media?.value.schema),
+    });
   }
   if (isObj(op.responses)) {
     operation.responses = mapResponses(op.responses, (r) => reduce(pickContent(r.content)?.value.schema));
@@ -123,24 +178,43 @@ function openapi3Operation(provider: string, method: string, path: string, op: O
  * `body` parameter (or `formData` ones) becomes the request body. Paths stay relative to basePath,
  * as OpenAPI 3 paths are to the server URL: requests go to the provider's configured base URL.
  */
-function swagger2Operation(provider: string, method: string, path: string, op: Obj, params: Obj[], doc: Obj, reduce: Reducer): Operation {
+function swagger2Operation(
+  provider: string,
+  method: string,
+  path: string,
+  op: Obj,
+  params: Obj[],
+  doc: Obj,
+  reduce: Reducer,
+): Operation {
   const operation = baseOperation(provider, method, path, op);
   const consumes = stringList(op.consumes) ?? stringList(doc.consumes) ?? ['application/json'];
   const inline = params.filter((p) => p.in !== 'body' && p.in !== 'formData');
-  if (inline.length) operation.parameters = inline.map((p) => ({ ...parameterBasics(p), schema: reduce(schemaPart(p)) }));
+  if (inline.length)
+    operation.parameters = inline.map((p) => ({ ...parameterBasics(p), schema: reduce(schemaPart(p)) }));
   const bodies = params.filter((p) => p.in === 'body');
   const form = params.filter((p) => p.in === 'formData');
   if (bodies.length > 1) throw new Error('more than one "in: body" parameter; Swagger 2.0 allows one');
-  if (bodies.length && form.length) throw new Error('both "in: body" and "in: formData" parameters; Swagger 2.0 allows only one kind');
+  if (bodies.length && form.length)
+    throw new Error('both "in: body" and "in: formData" parameters; Swagger 2.0 allows only one kind');
   if (bodies[0]) {
     const body = bodies[0];
-    operation.requestBody = compact({ required: body.required === true, description: str(body.description), contentType: consumes.find(isJson) ?? consumes[0], schema: reduce(body.schema) });
+    operation.requestBody = compact({
+      required: body.required === true,
+      description: str(body.description),
+      contentType: consumes.find(isJson) ?? consumes[0],
+      schema: reduce(body.schema),
+    });
   } else if (form.length) {
-    const properties = Object.fromEntries(form.map((p) => [String(p.name), reduce({ ...schemaPart(p), ...compact({ description: str(p.description) }) })]));
+    const properties = Object.fromEntries(
+      form.map((p) => [String(p.name), reduce({ ...schemaPart(p), ...compact({ description: str(p.description) }) })]),
+    );
     const required = form.filter((p) => p.required === true).map((p) => String(p.name));
     operation.requestBody = {
       required: required.length > 0,
-      contentType: consumes.find((c) => c.startsWith('multipart/') || c === 'application/x-www-form-urlencoded') ?? 'application/x-www-form-urlencoded',
+      contentType:
+        consumes.find((c) => c.startsWith('multipart/') || c === 'application/x-www-form-urlencoded') ??
+        'application/x-www-form-urlencoded',
       schema: { type: 'object', properties, ...(required.length ? { required } : {}) },
     };
   }
@@ -173,7 +247,13 @@ function mergeParameters(pathLevel: unknown, opLevel: unknown): Obj[] {
 }
 
 function parameterBasics(p: Obj): Obj {
-  return compact({ name: p.name, in: p.in, required: p.required === true, description: str(p.description), deprecated: p.deprecated === true ? true : undefined });
+  return compact({
+    name: p.name,
+    in: p.in,
+    required: p.required === true,
+    description: str(p.description),
+    deprecated: p.deprecated === true ? true : undefined,
+  });
 }
 
 function mapResponses(responses: Obj, schemaOf: (r: Obj) => unknown): Record<string, unknown> {
@@ -232,7 +312,9 @@ function schemaReducer(refOf: WeakMap<object, string>): Reducer {
 
 /** A Swagger 2.0 non-body parameter carries its schema inline; `required` there means the parameter, not properties. */
 function schemaPart(p: Obj): Obj {
-  return Object.fromEntries(Object.entries(p).filter(([k]) => SCHEMA_KEYWORDS.has(k) && k !== 'required' && k !== 'description'));
+  return Object.fromEntries(
+    Object.entries(p).filter(([k]) => SCHEMA_KEYWORDS.has(k) && k !== 'required' && k !== 'description'),
+  );
 }
 
 /** Drops undefined fields, so absent ones do not show up as keys. */

@@ -54,11 +54,16 @@ export class RequestValidator {
     const label = `${this.provider}: ${request.method} ${request.path}`;
     // HEAD is answered by GET handlers.
     const methods = request.method === 'HEAD' ? ['HEAD', 'GET'] : [request.method];
-    const matches = methods.flatMap((m) => this.index.get(`${m} ${segments.length}`) ?? []).filter((t) => matchesPath(t, segments));
+    const matches = methods
+      .flatMap((m) => this.index.get(`${m} ${segments.length}`) ?? [])
+      .filter((t) => matchesPath(t, segments));
     if (matches.length === 0) {
       return `${label} matches no operation of the provider's spec. Closest: ${this.closest(request.method, segments).join(', ')}. Look operations up with the search tool.`;
     }
-    const given = new Set([...Object.keys(request.query ?? {}), ...new URLSearchParams(q < 0 ? '' : request.path.slice(q + 1)).keys()]);
+    const given = new Set([
+      ...Object.keys(request.query ?? {}),
+      ...new URLSearchParams(q < 0 ? '' : request.path.slice(q + 1)).keys(),
+    ]);
     let firstProblem: string | undefined;
     for (const t of matches) {
       const problem = missingParameters(t, segments, given);
@@ -73,8 +78,8 @@ export class RequestValidator {
     // Operations share most of their literal segments: compare each pair of words once.
     const known = segments.map(() => new Map<string, number>());
     const distance = (i: number, word: string) => {
-      let d = known[i]!.get(word);
-      if (d === undefined) known[i]!.set(word, (d = wordDistance(segments[i]!, word)));
+      let d = known[i].get(word);
+      if (d === undefined) known[i].set(word, (d = wordDistance(segments[i], word)));
       return d;
     };
     return this.templates
@@ -99,7 +104,10 @@ export function requestValidators(
   for (const spec of specs) {
     const provider = providers[spec.provider];
     if (!provider || isMcpProvider(provider) || !provider.validateRequests) continue;
-    if (spec.operations.length === 0) warn(`The OpenAPI spec of provider "${spec.provider}" (${provider.openapi}) has no operations, so requests to it are sent without checking them.`);
+    if (spec.operations.length === 0)
+      warn(
+        `The OpenAPI spec of provider "${spec.provider}" (${provider.openapi}) has no operations, so requests to it are sent without checking them.`,
+      );
     else validators[spec.provider] = new RequestValidator(spec);
   }
   return validators;
@@ -112,13 +120,15 @@ function compile(op: Operation): Template {
     const source = s.split(/(\{[^}]*\})/).map((part) => {
       const param = /^\{([^}]*)\}$/.exec(part);
       if (!param) return escapeRegExp(part);
-      params.push(param[1]!);
+      params.push(param[1]);
       return '(.*)';
     });
     return { pattern: new RegExp(`^${source.join('')}$`, 's'), params };
   });
   const requiredQuery = (op.parameters ?? [])
-    .filter((p): p is { name: string; in: string; required: boolean } => isParameter(p) && p.in === 'query' && p.required)
+    .filter(
+      (p): p is { name: string; in: string; required: boolean } => isParameter(p) && p.in === 'query' && p.required,
+    )
     .map((p) => p.name);
   return { op, segments, literals: segments.filter((s) => typeof s === 'string').length, requiredQuery };
 }
@@ -137,16 +147,17 @@ function splitPath(path: string): string[] {
 }
 
 function matchesPath(t: Template, segments: string[]): boolean {
-  return t.segments.every((s, i) => (typeof s === 'string' ? s === segments[i] : s.pattern.test(segments[i]!)));
+  return t.segments.every((s, i) => (typeof s === 'string' ? s === segments[i] : s.pattern.test(segments[i])));
 }
 
 /** A path parameter filled with a placeholder (`/leads/undefined`, `/leads/{id}`) or a required query parameter that is absent. */
 function missingParameters(t: Template, segments: string[], given: Set<string>): string | undefined {
   for (const [i, s] of t.segments.entries()) {
     if (typeof s === 'string') continue;
-    const values = s.pattern.exec(segments[i]!)!.slice(1);
-    const bad = s.params.findIndex((_, k) => PLACEHOLDER_VALUES.has(values[k]!) || /^\{.*\}$/.test(values[k]!));
-    if (bad >= 0) return `the path parameter "${s.params[bad]}", but the path has ${JSON.stringify(values[bad])} in its place`;
+    const values = s.pattern.exec(segments[i])!.slice(1);
+    const bad = s.params.findIndex((_, k) => PLACEHOLDER_VALUES.has(values[k]) || /^\{.*\}$/.test(values[k]));
+    if (bad >= 0)
+      return `the path parameter "${s.params[bad]}", but the path has ${JSON.stringify(values[bad])} in its place`;
   }
   const missing = t.requiredQuery.filter((name) => !given.has(name));
   if (missing.length === 0) return undefined;
@@ -157,18 +168,22 @@ function missingParameters(t: Template, segments: string[], given: Set<string>):
  * Edit distance over path segments: inserting or dropping a segment costs 1, a parameter matches
  * any segment, two literals cost their normalized edit distance (`lead` → `leads`: 0.2).
  */
-function pathDistance(request: string[], template: Template['segments'], words: (i: number, word: string) => number): number {
+function pathDistance(
+  request: string[],
+  template: Template['segments'],
+  words: (i: number, word: string) => number,
+): number {
   let previous = Array.from({ length: template.length + 1 }, (_, j) => j);
   for (let i = 1; i <= request.length; i++) {
     const row = [i];
     for (let j = 1; j <= template.length; j++) {
-      const t = template[j - 1]!;
+      const t = template[j - 1];
       const substitution = typeof t === 'string' ? words(i - 1, t) : 0;
-      row.push(Math.min(previous[j]! + 1, row[j - 1]! + 1, previous[j - 1]! + substitution));
+      row.push(Math.min(previous[j] + 1, row[j - 1] + 1, previous[j - 1] + substitution));
     }
     previous = row;
   }
-  return previous[template.length]!;
+  return previous[template.length];
 }
 
 /** Levenshtein distance divided by the longer length: 0 for equal words, 1 for unrelated ones. */
@@ -180,11 +195,11 @@ function wordDistance(a: string, b: string): number {
   for (let i = 1; i <= a.length; i++) {
     const row = [i];
     for (let j = 1; j <= b.length; j++) {
-      row.push(Math.min(previous[j]! + 1, row[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1)));
+      row.push(Math.min(previous[j] + 1, row[j - 1] + 1, previous[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1)));
     }
     previous = row;
   }
-  return previous[b.length]! / longer;
+  return previous[b.length] / longer;
 }
 
 function operationLabel(op: Operation): string {

@@ -40,7 +40,9 @@ globalThis.__dcmInstall = function install(setupJson) {
       text = stringify(value, (key, v) => {
         const type = typeof v;
         if (type === 'function' || type === 'symbol' || type === 'bigint') {
-          throw new NativeTypeError(`${what} is not JSON-serializable: found a ${type} at ${key === '' ? 'the top level' : `key "${key}"`}`);
+          throw new NativeTypeError(
+            `${what} is not JSON-serializable: found a ${type} at ${key === '' ? 'the top level' : `key "${key}"`}`,
+          );
         }
         return v;
       });
@@ -60,7 +62,10 @@ globalThis.__dcmInstall = function install(setupJson) {
         info.column = Number(frame[2]);
       }
       // Frames of this runtime say nothing useful to the script's author.
-      info.stack = info.stack.split('\n').filter((l) => !l.includes('dcm-runtime.js') && !l.includes('<isolated-vm')).join('\n');
+      info.stack = info.stack
+        .split('\n')
+        .filter((l) => !l.includes('dcm-runtime.js') && !l.includes('<isolated-vm'))
+        .join('\n');
       return info;
     }
     let message;
@@ -90,7 +95,8 @@ globalThis.__dcmInstall = function install(setupJson) {
   function deliver(outcomes) {
     const settles = inFlight;
     inFlight = [];
-    if (outcomes.length !== settles.length) throw new NativeError(`runtime: ${outcomes.length} outcomes for ${settles.length} effects`);
+    if (outcomes.length !== settles.length)
+      throw new NativeError(`runtime: ${outcomes.length} outcomes for ${settles.length} effects`);
     outcomes.forEach((o, i) => (o.ok ? settles[i].resolve(o.value) : settles[i].reject(new ApiError(o.error))));
   }
 
@@ -100,12 +106,18 @@ globalThis.__dcmInstall = function install(setupJson) {
     return freeze({
       request(options) {
         try {
-          if (options === null || typeof options !== 'object') throw new NativeTypeError(`${provider}.request() takes an object: { method, path, query, body }`);
+          if (options === null || typeof options !== 'object')
+            throw new NativeTypeError(`${provider}.request() takes an object: { method, path, query, body }`);
           const method = String(options.method || 'GET').toUpperCase();
-          if (!METHODS.includes(method)) throw new NativeTypeError(`${provider}.request(): method must be one of ${METHODS.join(', ')}; got ${options.method}`);
+          if (!METHODS.includes(method))
+            throw new NativeTypeError(
+              `${provider}.request(): method must be one of ${METHODS.join(', ')}; got ${options.method}`,
+            );
           const path = options.path;
           if (typeof path !== 'string' || !path.startsWith('/') || path.startsWith('//')) {
-            throw new NativeTypeError(`${provider}.request(): path must be a string starting with "/" relative to the provider's base URL; got ${stringify(path)}`);
+            throw new NativeTypeError(
+              `${provider}.request(): path must be a string starting with "/" relative to the provider's base URL; got ${stringify(path)}`,
+            );
           }
           const request = { kind: 'http', provider, method, path };
           if (options.query !== undefined) request.query = parse(toJson(options.query, `${provider}.request() query`));
@@ -122,7 +134,9 @@ globalThis.__dcmInstall = function install(setupJson) {
     try {
       const text = toJson(state, 'the checkpoint state');
       if (text.length > setup.limits.maxCheckpointBytes) {
-        throw new NativeError(`checkpoint(state): the state is ${text.length} bytes; the limit is ${setup.limits.maxCheckpointBytes} (limits.maxCheckpointBytes). Keep a checkpoint compact (counters, cursors, ids) and save bulk data with step().`);
+        throw new NativeError(
+          `checkpoint(state): the state is ${text.length} bytes; the limit is ${setup.limits.maxCheckpointBytes} (limits.maxCheckpointBytes). Keep a checkpoint compact (counters, cursors, ids) and save bulk data with step().`,
+        );
       }
       return issue({ kind: 'checkpoint', state: parse(text) });
     } catch (e) {
@@ -148,14 +162,18 @@ globalThis.__dcmInstall = function install(setupJson) {
 
   function sleep(ms) {
     if (typeof ms !== 'number' || !(ms >= 0) || ms > 366 * 24 * 3600 * 1000) {
-      return NativePromise.reject(new NativeTypeError(`sleep(ms): ms must be a number of milliseconds between 0 and one year; got ${ms}`));
+      return NativePromise.reject(
+        new NativeTypeError(`sleep(ms): ms must be a number of milliseconds between 0 and one year; got ${ms}`),
+      );
     }
     return issue({ kind: 'sleep', ms: Math.round(ms) });
   }
 
   function step(name, fn) {
-    if (typeof name !== 'string' || name === '') return NativePromise.reject(new NativeTypeError('step(name, fn): name must be a non-empty string'));
-    if (typeof fn !== 'function') return NativePromise.reject(new NativeTypeError(`step("${name}", fn): fn must be a function`));
+    if (typeof name !== 'string' || name === '')
+      return NativePromise.reject(new NativeTypeError('step(name, fn): name must be a non-empty string'));
+    if (typeof fn !== 'function')
+      return NativePromise.reject(new NativeTypeError(`step("${name}", fn): fn must be a function`));
     const index = stepCount++;
     const recorded = recordedSteps.get(index);
     if (recorded && recorded.name !== name && setup.lenient) {
@@ -163,7 +181,11 @@ globalThis.__dcmInstall = function install(setupJson) {
       recordedSteps = new Map();
     } else if (recorded) {
       if (recorded.name !== name) {
-        return NativePromise.reject(new NativeError(`replay diverged: step #${index} was "${recorded.name}" when the job first ran, but the script now calls step("${name}"). The script must make the same calls in the same order each time it runs.`));
+        return NativePromise.reject(
+          new NativeError(
+            `replay diverged: step #${index} was "${recorded.name}" when the job first ran, but the script now calls step("${name}"). The script must make the same calls in the same order each time it runs.`,
+          ),
+        );
       }
       return NativePromise.resolve(parse(recorded.json));
     }
@@ -175,7 +197,9 @@ globalThis.__dcmInstall = function install(setupJson) {
           openSteps.delete(index);
           const text = toJson(value, `the value of step("${name}")`);
           if (text.length > setup.limits.maxStepBytes) {
-            throw new NativeError(`the value of step("${name}") is ${text.length} bytes; the limit is ${setup.limits.maxStepBytes} (limits.maxStepBytes). Save less, or split it into several steps.`);
+            throw new NativeError(
+              `the value of step("${name}") is ${text.length} bytes; the limit is ${setup.limits.maxStepBytes} (limits.maxStepBytes). Save less, or split it into several steps.`,
+            );
           }
           newSteps.push({ index, name, json: text });
           return parse(text);
@@ -213,7 +237,8 @@ globalThis.__dcmInstall = function install(setupJson) {
   }
 
   function progress(done, total, message) {
-    if (typeof done !== 'number' || !Number.isFinite(done)) throw new NativeTypeError(`progress(done, total, message): done must be a number; got ${done}`);
+    if (typeof done !== 'number' || !Number.isFinite(done))
+      throw new NativeTypeError(`progress(done, total, message): done must be a number; got ${done}`);
     progressState = {
       done,
       total: typeof total === 'number' && Number.isFinite(total) ? total : null,
@@ -243,10 +268,12 @@ globalThis.__dcmInstall = function install(setupJson) {
 
   // ---- CSV (RFC 4180), so scripts do not hand-roll one ------------------------------------------
   function csvParse(text, options) {
-    if (typeof text !== 'string') throw new NativeTypeError(`CSV.parse(text): text must be a string; got ${typeof text}`);
+    if (typeof text !== 'string')
+      throw new NativeTypeError(`CSV.parse(text): text must be a string; got ${typeof text}`);
     const opts = options || {};
     const delimiter = opts.delimiter === undefined ? ',' : String(opts.delimiter);
-    if (delimiter.length !== 1 || delimiter === '"' || delimiter === '\n' || delimiter === '\r') throw new NativeTypeError('CSV.parse: delimiter must be one character other than a quote or newline');
+    if (delimiter.length !== 1 || delimiter === '"' || delimiter === '\n' || delimiter === '\r')
+      throw new NativeTypeError('CSV.parse: delimiter must be one character other than a quote or newline');
     const rows = [];
     let row = [];
     let i = text.charCodeAt(0) === 0xfeff ? 1 : 0; // skip a byte-order mark
@@ -275,7 +302,8 @@ globalThis.__dcmInstall = function install(setupJson) {
         }
         field = value;
         const c = text.charCodeAt(i);
-        if (i < n && c !== d && c !== 10 && c !== 13) throw new NativeError(`CSV.parse: unexpected character after a closing quote on line ${line}`);
+        if (i < n && c !== d && c !== 10 && c !== 13)
+          throw new NativeError(`CSV.parse: unexpected character after a closing quote on line ${line}`);
       } else {
         let j = i;
         while (j < n) {
@@ -313,8 +341,11 @@ globalThis.__dcmInstall = function install(setupJson) {
   }
 
   function csvField(value, delimiter) {
-    const text = value === null || value === undefined ? '' : typeof value === 'object' ? stringify(value) : String(value);
-    return text.includes('"') || text.includes(delimiter) || text.includes('\n') || text.includes('\r') ? `"${text.replace(/"/g, '""')}"` : text;
+    const text =
+      value === null || value === undefined ? '' : typeof value === 'object' ? stringify(value) : String(value);
+    return text.includes('"') || text.includes(delimiter) || text.includes('\n') || text.includes('\r')
+      ? `"${text.replace(/"/g, '""')}"`
+      : text;
   }
 
   function csvStringify(rows, options) {
@@ -343,11 +374,18 @@ globalThis.__dcmInstall = function install(setupJson) {
     CSV: freeze({ parse: csvParse, stringify: csvStringify }),
     sleep,
     progress,
-    console: freeze({ log: log('log'), info: log('info'), warn: log('warn'), error: log('error'), debug: log('debug') }),
+    console: freeze({
+      log: log('log'),
+      info: log('info'),
+      warn: log('warn'),
+      error: log('error'),
+      debug: log('debug'),
+    }),
     ApiError,
   };
   // An HTTP provider gets request(); an upstream MCP server gets one function per tool.
-  for (const provider of setup.providers) globals[provider.name] = provider.tools ? toolClient(provider.name, provider.tools) : providerClient(provider.name);
+  for (const provider of setup.providers)
+    globals[provider.name] = provider.tools ? toolClient(provider.name, provider.tools) : providerClient(provider.name);
   for (const [key, value] of Object.entries(globals)) {
     defineProperty(globalThis, key, { value, writable: false, enumerable: false, configurable: false });
   }
@@ -374,7 +412,8 @@ globalThis.__dcmInstall = function install(setupJson) {
         kind: 'threw',
         error: {
           name: 'StuckScriptError',
-          message: 'The script is waiting on nothing: it awaits a promise that no API call, sleep() or step() will ever settle.',
+          message:
+            'The script is waiting on nothing: it awaits a promise that no API call, sleep() or step() will ever settle.',
         },
       };
     }
@@ -396,7 +435,10 @@ globalThis.__dcmInstall = function install(setupJson) {
       if (typeof main !== 'function') {
         outcome = {
           kind: 'threw',
-          error: { name: 'TypeError', message: `The script must be a function expression such as async () => { ... }; it evaluated to ${typeof main}.` },
+          error: {
+            name: 'TypeError',
+            message: `The script must be a function expression such as async () => { ... }; it evaluated to ${typeof main}.`,
+          },
         };
         return;
       }

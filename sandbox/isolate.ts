@@ -46,7 +46,10 @@ function toSyntaxError(e: unknown, code: string): Error {
   const line = Number(at[1]);
   const column = Number(at[2]);
   const sourceLine = code.split('\n')[line - 1];
-  const excerpt = sourceLine === undefined ? '' : `\n  ${line} | ${sourceLine}\n  ${' '.repeat(String(line).length)} | ${' '.repeat(Math.max(0, column - 1))}^`;
+  const excerpt =
+    sourceLine === undefined
+      ? ''
+      : `\n  ${line} | ${sourceLine}\n  ${' '.repeat(String(line).length)} | ${' '.repeat(Math.max(0, column - 1))}^`;
   return new ScriptSyntaxError(`SyntaxError at line ${line}, column ${column}: ${reason}${excerpt}`, line, column);
 }
 
@@ -87,7 +90,10 @@ export function sandboxFailure(e: unknown, isolate: ivm.Isolate, limits: LimitWo
     };
   }
   if (/timed out/i.test(message)) {
-    return { name: 'TimeLimitError', message: `${limits.timeoutSubject} ${limits.timeoutMs} ms. ${limits.timeoutHint}` };
+    return {
+      name: 'TimeLimitError',
+      message: `${limits.timeoutSubject} ${limits.timeoutMs} ms. ${limits.timeoutHint}`,
+    };
   }
   return { name: e instanceof Error ? e.name : 'Error', message };
 }

@@ -212,8 +212,14 @@ export class SpecSearch {
     this.limits = limits;
   }
 
-  static async create(specs: ProviderSpec[], options: { memoryMb?: number; timeoutMs?: number } = {}): Promise<SpecSearch> {
-    const search = new SpecSearch(JSON.stringify(specs), { memoryMb: options.memoryMb ?? 512, timeoutMs: options.timeoutMs ?? 5000 });
+  static async create(
+    specs: ProviderSpec[],
+    options: { memoryMb?: number; timeoutMs?: number } = {},
+  ): Promise<SpecSearch> {
+    const search = new SpecSearch(JSON.stringify(specs), {
+      memoryMb: options.memoryMb ?? 512,
+      timeoutMs: options.timeoutMs ?? 5000,
+    });
     search.warm = await search.boot();
     return search;
   }
@@ -260,16 +266,21 @@ export class SpecSearch {
     } catch (e) {
       if (this.disposed) throw new Error('This SpecSearch was disposed while the search ran.', { cause: e });
       // Code outside any function body (e.g. an IIFE) runs in script.run and fails here too.
-      const info = sandboxFailure(e, isolate, { ...this.limits, timeoutSubject: 'The search ran for more than', timeoutHint: 'Filter spec.operations more narrowly, or look for an endless loop.' });
+      const info = sandboxFailure(e, isolate, {
+        ...this.limits,
+        timeoutSubject: 'The search ran for more than',
+        timeoutHint: 'Filter spec.operations more narrowly, or look for an endless loop.',
+      });
       const frame = /script\.js:(\d+):(\d+)/.exec(e instanceof Error ? String(e.stack) : '');
-      if (info.name === 'TimeLimitError' || info.name === 'MemoryLimitError' || !frame) throw new SearchError(info.name, info.message);
+      if (info.name === 'TimeLimitError' || info.name === 'MemoryLimitError' || !frame)
+        throw new SearchError(info.name, info.message);
       throw threw({ name: info.name, message: info.message, line: Number(frame[1]), column: Number(frame[2]) });
     } finally {
       script.release();
     }
     const [kind, text] = outcome;
     if (kind === 'ok') return JSON.parse(text);
-    if (kind === 'threw') throw threw(JSON.parse(text));
+    if (kind === 'threw') throw threw(JSON.parse(text) as Parameters<typeof threw>[0]);
     if (kind === 'invalid') throw new SearchError('SearchError', text);
     throw new SearchError(
       'SearchError',
@@ -284,7 +295,8 @@ export class SpecSearch {
       if (this.disposed) warm.isolate.dispose();
       else this.warm = warm;
     }
-    if (this.disposed || !this.warm) throw new Error('This SpecSearch was disposed; create a new one with SpecSearch.create().');
+    if (this.disposed || !this.warm)
+      throw new Error('This SpecSearch was disposed; create a new one with SpecSearch.create().');
     return this.warm;
   }
 
@@ -296,14 +308,17 @@ export class SpecSearch {
       await context.evalClosure('globalThis.__dcmSearch = __dcmSearchInstall($0)', [this.specsJson]);
       // References come from eval (a function reached with Reference.get() would block Node's
       // thread when applied, so the time limit could never fire).
-      const run = (await context.eval('__dcmSearch.run', { reference: true })) as ivm.Reference;
-      const take = (await context.eval('__dcmSearch.take', { reference: true })) as ivm.Reference;
+      const run: ivm.Reference = await context.eval('__dcmSearch.run', { reference: true });
+      const take: ivm.Reference = await context.eval('__dcmSearch.take', { reference: true });
       await context.eval('__dcmSearch.seal()');
       return { isolate, context, run, take };
     } catch (e) {
-      const message = isolate.isDisposed || /memory limit/i.test(String(e))
-        ? `the OpenAPI specs (${Math.round(this.specsJson.length / 1e6)} MB of JSON) do not fit in its memory limit of ${this.limits.memoryMb} MiB; raise memoryMb`
-        : e instanceof Error ? e.message : String(e);
+      const message =
+        isolate.isDisposed || /memory limit/i.test(String(e))
+          ? `the OpenAPI specs (${Math.round(this.specsJson.length / 1e6)} MB of JSON) do not fit in its memory limit of ${this.limits.memoryMb} MiB; raise memoryMb`
+          : e instanceof Error
+            ? e.message
+            : String(e);
       if (!isolate.isDisposed) isolate.dispose();
       throw new Error(`Cannot set up the search sandbox: ${message}`, { cause: e });
     }
@@ -314,5 +329,10 @@ export class SpecSearch {
 function threw(error: { name: string; message: string; line?: number; column?: number }): SearchError {
   if (!error.name) return new SearchError('SearchError', `The search threw a non-Error value: ${error.message}`);
   const at = error.line === undefined ? '' : ` at line ${error.line}, column ${error.column}`;
-  return new SearchError('SearchError', `The search threw ${error.name}${at}: ${error.message}`, error.line, error.column);
+  return new SearchError(
+    'SearchError',
+    `The search threw ${error.name}${at}: ${error.message}`,
+    error.line,
+    error.column,
+  );
 }

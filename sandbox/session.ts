@@ -12,7 +12,14 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import ivm from 'isolated-vm';
 import { canonicalJson, effectLabel } from '../core/effects.ts';
-import { RoundReport, type EffectOutcome, type EffectRequest, type JobInput, type Round, type StepRecord } from '../core/journal.ts';
+import {
+  RoundReport,
+  type EffectOutcome,
+  type EffectRequest,
+  type JobInput,
+  type Round,
+  type StepRecord,
+} from '../core/journal.ts';
 import { compileUserFunction, createIsolate, SCRIPT_LIMIT_WORDING, sandboxFailure } from './isolate.ts';
 
 const RUNTIME_SOURCE = readFileSync(new URL('./guest-runtime.js', import.meta.url), 'utf8');
@@ -82,7 +89,9 @@ export class ScriptSession {
   }
 
   /** Creates the isolate, replays `rounds`, and returns the session with the first live report. */
-  static async open(options: OpenSessionOptions): Promise<{ session: ScriptSession; report: RoundReport; adopted?: Adopted }> {
+  static async open(
+    options: OpenSessionOptions,
+  ): Promise<{ session: ScriptSession; report: RoundReport; adopted?: Adopted }> {
     const { job, rounds } = options;
     const adopt = options.mode === 'adopt';
     const isolate = createIsolate(job.limits.memoryMb);
@@ -104,12 +113,20 @@ export class ScriptSession {
       // References to the controls come from eval, then the global is removed so the script cannot
       // reach them. (A reference obtained with Reference.get() blocks Node's thread on apply, so the
       // time limit could never fire.)
-      await context.evalClosure('globalThis.__dcmControls = __dcmInstall($0)', [JSON.stringify(setup)], { timeout: job.limits.roundTimeoutMs });
-      const control = (name: string) => context.eval(`__dcmControls.${name}`, { reference: true }) as Promise<ivm.Reference>;
-      const controls = { start: await control('start'), deliver: await control('deliver'), report: await control('report') };
+      await context.evalClosure('globalThis.__dcmControls = __dcmInstall($0)', [JSON.stringify(setup)], {
+        timeout: job.limits.roundTimeoutMs,
+      });
+      const control = (name: string) => context.eval(`__dcmControls.${name}`, { reference: true });
+      const controls = {
+        start: await control('start'),
+        deliver: await control('deliver'),
+        report: await control('report'),
+      };
       await context.eval('delete globalThis.__dcmControls');
       const session = new ScriptSession(job.jobId, isolate, controls, job.limits);
-      const main = await compileUserFunction(isolate, job.code).then((s) => s.run(context, { reference: true, timeout: job.limits.roundTimeoutMs }));
+      const main = await compileUserFunction(isolate, job.code).then((s) =>
+        s.run(context, { reference: true, timeout: job.limits.roundTimeoutMs }),
+      );
       await context.global.set('__dcmMain', main.derefInto());
       let report = await session.run(() => controls.start.apply(undefined, [], { timeout: job.limits.roundTimeoutMs }));
       for (const [k, round] of rounds.entries()) {
@@ -118,16 +135,27 @@ export class ScriptSession {
         if (divergence) {
           const prefilled = report.effects.map((request, i) => {
             const recorded = round.effects[i];
-            return recorded && recorded.outcome.ok && recorded.key === effectKey(request) ? recorded.outcome : undefined;
+            return recorded && recorded.outcome.ok && recorded.key === effectKey(request)
+              ? recorded.outcome
+              : undefined;
           });
           return { session, report, adopted: { rounds: k, divergence: divergence.message, prefilled } };
         }
         const last = k === rounds.length - 1;
         const outcomes = round.effects.map((e) => e.outcome);
-        report = await session.deliver(outcomes, last ? options.now : rounds[k + 1]!.now, !last, last ? undefined : rounds[k + 1]!.steps);
+        report = await session.deliver(
+          outcomes,
+          last ? options.now : rounds[k + 1].now,
+          !last,
+          last ? undefined : rounds[k + 1].steps,
+        );
         options.onReplayedRound?.(k);
       }
-      return { session, report, ...(adopt ? { adopted: { rounds: rounds.length, divergence: null, prefilled: [] } } : {}) };
+      return {
+        session,
+        report,
+        ...(adopt ? { adopted: { rounds: rounds.length, divergence: null, prefilled: [] } } : {}),
+      };
     } catch (e) {
       if (!isolate.isDisposed) isolate.dispose();
       throw e;
@@ -135,9 +163,19 @@ export class ScriptSession {
   }
 
   /** Hands the outcomes of the last round to the script and runs it to quiescence. */
-  async deliver(outcomes: EffectOutcome[], now: number, replaying = false, nextSteps?: StepRecord[]): Promise<RoundReport> {
+  async deliver(
+    outcomes: EffectOutcome[],
+    now: number,
+    replaying = false,
+    nextSteps?: StepRecord[],
+  ): Promise<RoundReport> {
     const json = JSON.stringify({ outcomes, now, replaying, live: !replaying, steps: stepsForGuest(nextSteps) });
-    const report = await this.run(() => this.controls.deliver.apply(undefined, [json], { arguments: { copy: true }, timeout: this.limits.roundTimeoutMs }));
+    const report = await this.run(() =>
+      this.controls.deliver.apply(undefined, [json], {
+        arguments: { copy: true },
+        timeout: this.limits.roundTimeoutMs,
+      }),
+    );
     this.roundsDelivered++;
     return report;
   }
@@ -158,14 +196,21 @@ export class ScriptSession {
       await call();
       text = await this.controls.report.apply(undefined, [], { timeout: this.limits.roundTimeoutMs });
     } catch (e) {
-      return this.fail(sandboxFailure(e, this.isolate, { ...SCRIPT_LIMIT_WORDING, memoryMb: this.limits.memoryMb, timeoutMs: this.limits.roundTimeoutMs }));
+      return this.fail(
+        sandboxFailure(e, this.isolate, {
+          ...SCRIPT_LIMIT_WORDING,
+          memoryMb: this.limits.memoryMb,
+          timeoutMs: this.limits.roundTimeoutMs,
+        }),
+      );
     }
     let report: RoundReport;
     try {
       report = parseReport(text);
     } catch (e) {
       // The guest wrote the report: whatever is wrong with it is the script's doing and ends only its job.
-      const reason = e instanceof Error && e.name === 'ZodError' ? 'it is not shaped like a report' : (e as Error).message;
+      const reason =
+        e instanceof Error && e.name === 'ZodError' ? 'it is not shaped like a report' : (e as Error).message;
       return this.fail({
         name: 'SandboxReportError',
         message: `The sandbox's report of this round was refused (${reason}). The script may have replaced built-ins the runtime relies on (JSON, Object.prototype.toJSON, Array.prototype), or passed a value nested too deeply.`,
@@ -197,9 +242,12 @@ export class ScriptSession {
 }
 
 function parseReport(text: unknown): RoundReport {
-  if (typeof text !== 'string') throw new Error('sandbox runtime returned no report; the script may have replaced its globals');
+  if (typeof text !== 'string')
+    throw new Error('sandbox runtime returned no report; the script may have replaced its globals');
   if (text.length > MAX_REPORT_BYTES) {
-    throw new Error(`the script produced a round of ${text.length} bytes (limit ${MAX_REPORT_BYTES}); keep request bodies and step values smaller`);
+    throw new Error(
+      `the script produced a round of ${text.length} bytes (limit ${MAX_REPORT_BYTES}); keep request bodies and step values smaller`,
+    );
   }
   return RoundReport.parse(JSON.parse(text));
 }
@@ -213,10 +261,18 @@ function stepsForGuest(steps: StepRecord[] | undefined): Array<{ index: number; 
  * Why replaying `round` does not match what the script now asks for, or undefined when it does.
  * For a resumed job (adopt), a recorded call that failed does not match either: it runs again.
  */
-function replayDivergence(report: RoundReport, round: Round, k: number, adopt: boolean): { name: string; message: string } | undefined {
+function replayDivergence(
+  report: RoundReport,
+  round: Round,
+  k: number,
+  adopt: boolean,
+): { name: string; message: string } | undefined {
   const where = `round ${k + 1}`;
   if (report.outcome) {
-    return { name: 'ReplayDivergenceError', message: `replay diverged in ${where}: the script ended, but when the job first ran it went on to make ${round.effects.length} more call(s). The script must behave the same each time it runs.` };
+    return {
+      name: 'ReplayDivergenceError',
+      message: `replay diverged in ${where}: the script ended, but when the job first ran it went on to make ${round.effects.length} more call(s). The script must behave the same each time it runs.`,
+    };
   }
   for (let i = 0; i < Math.max(round.effects.length, report.effects.length); i++) {
     const was = round.effects[i];
@@ -227,10 +283,17 @@ function replayDivergence(report: RoundReport, round: Round, k: number, adopt: b
         message: `replay diverged in ${where}, call ${i + 1}: the journal has ${was?.label ?? 'nothing'} but the script now asks for ${now ? effectLabel(now) : 'nothing'}. The script must make the same calls in the same order each time it runs (use input, step() and the journaled clock rather than outside state).`,
       };
     }
-    if (adopt && !was.outcome.ok) return { name: 'ReplayDivergenceError', message: `${where}, call ${i + 1} (${was.label}) failed in the previous attempt; it runs again` };
+    if (adopt && !was.outcome.ok)
+      return {
+        name: 'ReplayDivergenceError',
+        message: `${where}, call ${i + 1} (${was.label}) failed in the previous attempt; it runs again`,
+      };
   }
   if (report.steps.length > 0) {
-    return { name: 'ReplayDivergenceError', message: `replay diverged in ${where}: step("${report.steps[0]!.name}") was not part of the job when it first ran.` };
+    return {
+      name: 'ReplayDivergenceError',
+      message: `replay diverged in ${where}: step("${report.steps[0].name}") was not part of the job when it first ran.`,
+    };
   }
   return undefined;
 }

@@ -19,10 +19,14 @@ import { startWorker } from '../temporal/worker.ts';
 
 Runtime.install({ logger: new DefaultLogger('ERROR') });
 
-const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string })
+  .version;
 const OUT = new URL('../test/fixtures/histories/', import.meta.url);
 
-const SCRIPTS: Record<string, { code: string; input?: unknown; loseSessionAfterMs?: number; resumeWith?: string; cancelAfterMs?: number }> = {
+const SCRIPTS: Record<
+  string,
+  { code: string; input?: unknown; loseSessionAfterMs?: number; resumeWith?: string; cancelAfterMs?: number }
+> = {
   'parallel-steps-sleep-checkpoint': {
     code: `async () => {
       const rows = await step('rows', () => [1, 2, 3].map((i) => ({ name: 'H' + i, email: 'h' + i + '.' + Math.floor(Math.random() * 1e9) + '@example.com' })));
@@ -53,7 +57,12 @@ const crm = await startCrmApi();
 const sheets = await startSheetsApi();
 const dataDir = mkdtempSync(join(tmpdir(), 'dcm-record-'));
 const config = parseConfig(
-  { providers: demoProvidersConfig({ crm, sheets }), dataDir, maxEventsPerRun: 200, temporal: { taskQueue: 'record-histories' } },
+  {
+    providers: demoProvidersConfig({ crm, sheets }),
+    dataDir,
+    maxEventsPerRun: 200,
+    temporal: { taskQueue: 'record-histories' },
+  },
   undefined,
   { TEMPORAL_ADDRESS: env.connection.options.address },
 );

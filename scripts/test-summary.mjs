@@ -22,8 +22,10 @@ let report;
 try {
   report = JSON.parse(readFileSync(reportPath, 'utf8'));
 } catch (err) {
-  console.log(`Tests: no usable report at ${reportPath} (${err.code ?? err.message}); the test runner probably crashed` +
-    (runnerExit ? ` (exit code ${runnerExit})` : ''));
+  console.log(
+    `Tests: no usable report at ${reportPath} (${err.code ?? err.message}); the test runner probably crashed` +
+      (runnerExit ? ` (exit code ${runnerExit})` : ''),
+  );
   console.log('0 passed, 1 failed');
   process.exit(1);
 }

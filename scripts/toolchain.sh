@@ -196,7 +196,7 @@ _tc_npm() {
 }
 
 _tc_ensure_npm_packages() {
-  local root="$1" stamp log rc
+  local root="$1" stamp
   [ -f "$root/package.json" ] || return 0
   if [ -f "$root/package-lock.json" ]; then
     stamp="$root/node_modules/.package-lock.json"
@@ -204,24 +204,9 @@ _tc_ensure_npm_packages() {
       return 0
     fi
     _tc_log "node_modules is missing or older than package-lock.json; running npm ci (node $(node --version))"
-    log="$(mktemp "${TMPDIR:-/tmp}/toolchain-npm-ci.XXXXXX")" || { _tc_err "mktemp failed"; return 1; }
-    rc=0
-    (cd "$root" && _tc_npm ci --no-audit --no-fund --loglevel=error 2>"$log") || rc=$?
-    if [ "$rc" -ne 0 ] && grep -q 'can only install packages when your package.json and package-lock.json' "$log"; then
-      sed '/^npm error Clean install a project/,$d' "$log" >&2   # drop npm's long usage text
-      # npm ci refuses a lock file that lacks entries for optional packages the registry does not
-      # serve (e.g. other platforms' @swc/core-* binaries). `npm install --no-save` installs the
-      # same locked versions without touching package-lock.json.
-      _tc_log "npm ci rejected package-lock.json as out of sync (above); falling back to npm install --no-save (lock file left unchanged)"
-      rc=0
-      (cd "$root" && _tc_npm install --no-save --no-audit --no-fund --loglevel=error) || rc=$?
-    else
-      cat "$log" >&2
-    fi
-    rm -f "$log"
-    if [ "$rc" -ne 0 ]; then
-      _tc_err "installing npm packages failed (see npm output above). If package-lock.json is out of sync with" \
-        "package.json, run \`npm install\` and commit the lock file; check registry access with \`npm ping\`."
+    if ! (cd "$root" && _tc_npm ci --no-audit --no-fund --loglevel=error); then
+      _tc_err "npm ci failed (see npm output above). If it says package.json and package-lock.json are out of" \
+        "sync, run \`npm install\` and commit package-lock.json; check registry access with \`npm ping\`."
       return 1
     fi
   else

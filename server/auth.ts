@@ -31,25 +31,42 @@ export function loadTokens(http: HttpConfig, env: NodeJS.ProcessEnv = process.en
   const pairs: Array<[string, string, string]> = [];
   for (const [name, { tokenEnv }] of Object.entries(http.tokens)) {
     const token = env[tokenEnv];
-    if (!token) throw new AuthConfigError(`http.tokens.${name}: the environment variable ${tokenEnv} is not set. Set it to the principal's token, or remove the entry.`);
+    if (!token)
+      throw new AuthConfigError(
+        `http.tokens.${name}: the environment variable ${tokenEnv} is not set. Set it to the principal's token, or remove the entry.`,
+      );
     pairs.push([name, token, `http.tokens.${name}`]);
   }
-  for (const entry of (env[TOKENS_ENV] ?? '').split(',').map((s) => s.trim()).filter(Boolean)) {
+  for (const entry of (env[TOKENS_ENV] ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     const at = entry.indexOf(':');
-    if (at <= 0 || at === entry.length - 1) throw new AuthConfigError(`${TOKENS_ENV}: "${entry.slice(0, 20)}..." is not principal:token. Use e.g. ${TOKENS_ENV}="alice:TOKEN1,bob:TOKEN2".`);
+    if (at <= 0 || at === entry.length - 1)
+      throw new AuthConfigError(
+        `${TOKENS_ENV}: "${entry.slice(0, 20)}..." is not principal:token. Use e.g. ${TOKENS_ENV}="alice:TOKEN1,bob:TOKEN2".`,
+      );
     pairs.push([entry.slice(0, at), entry.slice(at + 1), TOKENS_ENV]);
   }
   const seen = new Map<string, string>();
   for (const [name, token, where] of pairs) {
     if (!PRINCIPAL_NAME.test(name) || name === OPERATOR.name) {
-      throw new AuthConfigError(`${where}: "${name}" cannot name a principal: use 1-64 letters, digits, _ . @ -, and not "${OPERATOR.name}".`);
+      throw new AuthConfigError(
+        `${where}: "${name}" cannot name a principal: use 1-64 letters, digits, _ . @ -, and not "${OPERATOR.name}".`,
+      );
     }
-    if (token.length < 16) throw new AuthConfigError(`${where}: the token of "${name}" is shorter than 16 characters; use a long random one (e.g. openssl rand -hex 32).`);
+    if (token.length < 16)
+      throw new AuthConfigError(
+        `${where}: the token of "${name}" is shorter than 16 characters; use a long random one (e.g. openssl rand -hex 32).`,
+      );
     const other = seen.get(token);
-    if (other !== undefined && other !== name) throw new AuthConfigError(`${where}: "${name}" and "${other}" have the same token; give each principal its own.`);
+    if (other !== undefined && other !== name)
+      throw new AuthConfigError(`${where}: "${name}" and "${other}" have the same token; give each principal its own.`);
     seen.set(token, name);
   }
-  return { principals: [...seen].map(([token, name]) => ({ principal: { name, seesAll: false }, digest: digest(token) })) };
+  return {
+    principals: [...seen].map(([token, name]) => ({ principal: { name, seesAll: false }, digest: digest(token) })),
+  };
 }
 
 /**
@@ -59,7 +76,7 @@ export function loadTokens(http: HttpConfig, env: NodeJS.ProcessEnv = process.en
 export function authenticate(header: string | undefined, table: TokenTable): Principal | undefined {
   const match = /^Bearer +(\S+) *$/i.exec(header ?? '');
   if (!match) return undefined;
-  const presented = digest(match[1]!);
+  const presented = digest(match[1]);
   let found: Principal | undefined;
   for (const { principal, digest: known } of table.principals) {
     if (timingSafeEqual(presented, known)) found = principal;

@@ -49,7 +49,10 @@ export function countTokens(text: string): number {
 /** The token count of a large text, estimated from its start when counting it all would take seconds. */
 function totalTokens(text: string): { tokens: number; approximate: boolean } {
   if (text.length <= EXACT_COUNT_MAX_CHARS) return { tokens: countTokens(text), approximate: false };
-  return { tokens: Math.round((countTokens(text.slice(0, SAMPLE_CHARS)) * text.length) / SAMPLE_CHARS), approximate: true };
+  return {
+    tokens: Math.round((countTokens(text.slice(0, SAMPLE_CHARS)) * text.length) / SAMPLE_CHARS),
+    approximate: true,
+  };
 }
 
 /** The JSON an answer carries (compact, as the tools send it). */
@@ -83,7 +86,8 @@ export function fitJson(value: unknown, maxTokens: number, hint: string, text = 
     const chars = largestFitting(MIN_STRING_CHARS, longest, (n) => fits(shrink(value, 1, n)));
     if (chars !== undefined) fitted = shrink(value, 1, chars);
     else {
-      const length = largestFitting(0, text.length, (n) => countTokens(jsonText(text.slice(0, n) + '…')) <= target) ?? 0;
+      const length =
+        largestFitting(0, text.length, (n) => countTokens(jsonText(text.slice(0, n) + '…')) <= target) ?? 0;
       fitted = text.slice(0, length) + '…';
     }
   }
@@ -94,7 +98,8 @@ export function fitJson(value: unknown, maxTokens: number, hint: string, text = 
 
 /** Copy of `value` with at most `items` entries per array/object and at most `chars` characters per string. */
 function shrink(value: unknown, items: number, chars: number, depth = 0): unknown {
-  if (typeof value === 'string') return value.length > chars ? `${value.slice(0, chars)}…[${value.length - chars} more chars]` : value;
+  if (typeof value === 'string')
+    return value.length > chars ? `${value.slice(0, chars)}…[${value.length - chars} more chars]` : value;
   if (value === null || typeof value !== 'object') return value;
   if (depth >= MAX_DEPTH) return '…[nested too deep]';
   if (Array.isArray(value)) {
@@ -157,20 +162,20 @@ function measure(root: unknown): { widest: number; longest: number } {
  */
 export function pageStarts(text: string, pageTokens: number): number[] {
   const chunks: Array<{ end: number; tokens: number }> = [];
-  for (let start = 0; start < text.length; ) {
+  for (let start = 0; start < text.length;) {
     const end = safeEnd(text, Math.min(text.length, start + PAGE_CHUNK_CHARS));
     chunks.push({ end, tokens: countTokens(jsonText(text.slice(start, end))) });
     start = end;
   }
   const starts = [0];
-  for (let first = 0; first < chunks.length; ) {
+  for (let first = 0; first < chunks.length;) {
     let last = first;
-    let tokens = chunks[first]!.tokens;
-    while (last + 1 < chunks.length && tokens + chunks[last + 1]!.tokens <= pageTokens) tokens += chunks[++last]!.tokens;
+    let tokens = chunks[first].tokens;
+    while (last + 1 < chunks.length && tokens + chunks[last + 1].tokens <= pageTokens) tokens += chunks[++last].tokens;
     const start = starts.at(-1)!;
-    while (last > first && countTokens(jsonText(text.slice(start, chunks[last]!.end))) > pageTokens) last--;
+    while (last > first && countTokens(jsonText(text.slice(start, chunks[last].end))) > pageTokens) last--;
     first = last + 1;
-    if (first < chunks.length) starts.push(chunks[last]!.end);
+    if (first < chunks.length) starts.push(chunks[last].end);
   }
   return starts;
 }
@@ -247,13 +252,18 @@ export class ResultBudget {
 
   /** Page `page` (1-based) of a completed job's result; the result is stored (again, idempotently) so result_ref stays valid. */
   async page(view: JobView, page: number): Promise<ResultPage> {
-    if (view.status !== 'completed') throw new Error(`Job ${view.job_id} is ${view.status}: only a completed job's result has pages. Call job_status without page.`);
+    if (view.status !== 'completed')
+      throw new Error(
+        `Job ${view.job_id} is ${view.status}: only a completed job's result has pages. Call job_status without page.`,
+      );
     const text = jsonText(view.result);
     const bytes = Buffer.from(text);
     const ref = await this.blobs.put(bytes);
     const starts = this.pageStartsOf(bytes, text);
     if (!Number.isInteger(page) || page < 1 || page > starts.length) {
-      throw new Error(`Job ${view.job_id}'s result has ${starts.length} page${starts.length > 1 ? 's' : ''}: ask for page 1${starts.length > 1 ? ` to ${starts.length}` : ''}, not ${page}.`);
+      throw new Error(
+        `Job ${view.job_id}'s result has ${starts.length} page${starts.length > 1 ? 's' : ''}: ask for page 1${starts.length > 1 ? ` to ${starts.length}` : ''}, not ${page}.`,
+      );
     }
     return {
       job_id: view.job_id,

@@ -8,7 +8,12 @@ export const HttpConfig = z
     host: z.string().default('127.0.0.1'),
     port: z.number().int().min(0).max(65535).default(3000),
     /** Bearer tokens by principal, each read from the named environment variable (see server/auth.ts). */
-    tokens: z.record(z.string().regex(PRINCIPAL_NAME, 'a principal is 1-64 letters, digits, _ . @ -'), z.object({ tokenEnv: EnvVarName })).default({}),
+    tokens: z
+      .record(
+        z.string().regex(PRINCIPAL_NAME, 'a principal is 1-64 letters, digits, _ . @ -'),
+        z.object({ tokenEnv: EnvVarName }),
+      )
+      .default({}),
     /** Browser origins allowed to call the server (any request with another Origin header is refused). */
     allowedOrigins: z.array(z.url()).default([]),
   })

@@ -47,8 +47,16 @@ export class InsecureBindError extends Error {
   }
 }
 
-function jsonRpcError(res: ServerResponse, status: number, code: number, message: string, headers: Record<string, string> = {}): void {
-  res.writeHead(status, { 'content-type': 'application/json', ...headers }).end(JSON.stringify({ jsonrpc: '2.0', error: { code, message }, id: null }));
+function jsonRpcError(
+  res: ServerResponse,
+  status: number,
+  code: number,
+  message: string,
+  headers: Record<string, string> = {},
+): void {
+  res
+    .writeHead(status, { 'content-type': 'application/json', ...headers })
+    .end(JSON.stringify({ jsonrpc: '2.0', error: { code, message }, id: null }));
 }
 
 /** Throws unless the server may listen on `host` with these tokens: no tokens means loopback only. */
@@ -62,20 +70,33 @@ export async function startMcpHttpServer(deps: McpDeps, options: McpHttpOptions)
   const tokens = options.tokens?.principals.length ? options.tokens : undefined;
 
   /** The Host headers a loopback server answers to: anything else is a rebound DNS name. */
-  const loopbackHosts = () => [...new Set(['127.0.0.1', 'localhost', '[::1]', options.host.includes(':') ? `[${options.host}]` : options.host])].map((h) => `${h}:${port()}`);
+  const loopbackHosts = () =>
+    [
+      ...new Set(['127.0.0.1', 'localhost', '[::1]', options.host.includes(':') ? `[${options.host}]` : options.host]),
+    ].map((h) => `${h}:${port()}`);
 
   /** Whether Host and Origin are ours; if not, the refusal is already answered. */
   function trusted(req: IncomingMessage, res: ServerResponse): boolean {
     const host = req.headers.host ?? '';
     if (loopback && !loopbackHosts().includes(host)) {
-      jsonRpcError(res, 403, -32000, `Invalid Host header: ${host}. This server only answers to ${loopbackHosts().join(', ')}.`);
+      jsonRpcError(
+        res,
+        403,
+        -32000,
+        `Invalid Host header: ${host}. This server only answers to ${loopbackHosts().join(', ')}.`,
+      );
       return false;
     }
     const origin = req.headers.origin;
     if (origin !== undefined) {
       const own = loopback ? loopbackHosts().map((h) => `http://${h}`) : [`http://${host}`, `https://${host}`];
       if (![...own, ...(options.allowedOrigins ?? [])].includes(origin)) {
-        jsonRpcError(res, 403, -32000, `Origin ${origin} is not allowed. Add it to http.allowedOrigins to let that web page call this server.`);
+        jsonRpcError(
+          res,
+          403,
+          -32000,
+          `Origin ${origin} is not allowed. Add it to http.allowedOrigins to let that web page call this server.`,
+        );
         return false;
       }
     }
@@ -88,14 +109,22 @@ export async function startMcpHttpServer(deps: McpDeps, options: McpHttpOptions)
     if (!tokens) return OPERATOR;
     const principal = authenticate(req.headers.authorization, tokens);
     if (!principal) {
-      jsonRpcError(res, 401, -32001, 'Unauthorized: send "Authorization: Bearer <token>" with a token configured for this server.', {
-        'www-authenticate': 'Bearer realm="durable-codemode"',
-      });
+      jsonRpcError(
+        res,
+        401,
+        -32001,
+        'Unauthorized: send "Authorization: Bearer <token>" with a token configured for this server.',
+        {
+          'www-authenticate': 'Bearer realm="durable-codemode"',
+        },
+      );
     }
     return principal;
   }
 
-  const server: Server = createServer(async (req, res) => {
+  const server: Server = createServer((req, res) => void handle(req, res));
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = new URL(req.url ?? '/', 'http://x').pathname;
     const codecAction = /^\/codec\/(encode|decode)$/.exec(path)?.[1] as 'encode' | 'decode' | undefined;
     if (options.codec && codecAction) {
@@ -114,7 +143,11 @@ export async function startMcpHttpServer(deps: McpDeps, options: McpHttpOptions)
       return;
     }
     const mcp = createMcpServer({ ...deps, jobs: deps.jobs.as(principal) });
-    const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true, maxRequestBodySize: MAX_REQUEST_BYTES });
+    const transport = new StreamableHTTPServerTransport({
+      sessionIdGenerator: undefined,
+      enableJsonResponse: true,
+      maxRequestBodySize: MAX_REQUEST_BYTES,
+    });
     res.on('close', () => {
       void transport.close();
       void mcp.close();
@@ -125,13 +158,18 @@ export async function startMcpHttpServer(deps: McpDeps, options: McpHttpOptions)
     } catch (e) {
       if (!res.headersSent) jsonRpcError(res, 500, -32603, `Internal error: ${(e as Error).message}`);
     }
-  });
+  }
 
   /**
    * Temporal's remote codec protocol, for the Temporal UI (a page on another origin, hence CORS).
    * It decrypts every job's payloads, so only the operator may use it: a server with tokens refuses.
    */
-  async function serveCodec(codec: AesGcmCodec, action: 'encode' | 'decode', req: IncomingMessage, res: ServerResponse): Promise<void> {
+  async function serveCodec(
+    codec: AesGcmCodec,
+    action: 'encode' | 'decode',
+    req: IncomingMessage,
+    res: ServerResponse,
+  ): Promise<void> {
     if (!trusted(req, res)) return;
     const cors: Record<string, string> = req.headers.origin
       ? {
@@ -145,8 +183,13 @@ export async function startMcpHttpServer(deps: McpDeps, options: McpHttpOptions)
     if (req.method === 'OPTIONS') return void res.writeHead(204, cors).end();
     const principal = admit(req, res);
     if (!principal) return;
-    const fail = (status: number, message: string) => res.writeHead(status, { ...cors, 'content-type': 'application/json' }).end(JSON.stringify({ message }));
-    if (!principal.seesAll) return void fail(403, 'The codec endpoint decrypts every job, so it is for the operator only: serve it from a loopback server without tokens.');
+    const fail = (status: number, message: string) =>
+      res.writeHead(status, { ...cors, 'content-type': 'application/json' }).end(JSON.stringify({ message }));
+    if (!principal.seesAll)
+      return void fail(
+        403,
+        'The codec endpoint decrypts every job, so it is for the operator only: serve it from a loopback server without tokens.',
+      );
     if (req.method !== 'POST') return void fail(405, 'Use POST with {"payloads": [...]}.');
     let body = '';
     for await (const chunk of req) {
@@ -165,7 +208,13 @@ export async function startMcpHttpServer(deps: McpDeps, options: McpHttpOptions)
   const port = () => (server.address() as AddressInfo).port;
   await new Promise<void>((resolve, reject) => {
     server.once('error', (e: NodeJS.ErrnoException) =>
-      reject(e.code === 'EADDRINUSE' ? new Error(`MCP HTTP server could not listen on ${options.host}:${options.port}: port in use. Pass --port N.`) : e),
+      reject(
+        e.code === 'EADDRINUSE'
+          ? new Error(
+              `MCP HTTP server could not listen on ${options.host}:${options.port}: port in use. Pass --port N.`,
+            )
+          : e,
+      ),
     );
     server.listen(options.port, options.host, resolve);
   });

@@ -75,12 +75,16 @@ export function createMcpServer(deps: McpDeps): McpServer {
   server.registerTool(
     'execute',
     { description: executeDescription(deps.providers, deps.defaultWaitSeconds), inputSchema: ExecuteInput },
-    async ({ code, input, wait_seconds }) => answer(async () => deps.budget.job(await deps.jobs.execute({ code, input, waitSeconds: wait_seconds }))),
+    async ({ code, input, wait_seconds }) =>
+      answer(async () => deps.budget.job(await deps.jobs.execute({ code, input, waitSeconds: wait_seconds }))),
   );
 
   server.registerTool(
     'job_status',
-    { description: 'Status, progress, recent logs and the result or error of a job started by execute.', inputSchema: JobStatusInput },
+    {
+      description: 'Status, progress, recent logs and the result or error of a job started by execute.',
+      inputSchema: JobStatusInput,
+    },
     async ({ job_id, wait_seconds, page }) =>
       answer(async () => {
         const view = await deps.jobs.status(job_id, wait_seconds ?? 0);
@@ -88,8 +92,10 @@ export function createMcpServer(deps: McpDeps): McpServer {
       }),
   );
 
-  server.registerTool('job_cancel', { description: 'Cancel a running job.', inputSchema: JobCancelInput }, async ({ job_id }) =>
-    answer(async () => deps.budget.job(await deps.jobs.cancel(job_id))),
+  server.registerTool(
+    'job_cancel',
+    { description: 'Cancel a running job.', inputSchema: JobCancelInput },
+    async ({ job_id }) => answer(async () => deps.budget.job(await deps.jobs.cancel(job_id))),
   );
 
   server.registerTool(
@@ -99,7 +105,10 @@ export function createMcpServer(deps: McpDeps): McpServer {
         'Restart a failed or cancelled job under the same id. Completed calls are replayed, not repeated, as long as the (corrected) code makes the same calls; the answer reports where it diverged. `resume` holds its last checkpoint(state).',
       inputSchema: JobResumeInput,
     },
-    async ({ job_id, code, wait_seconds }) => answer(async () => deps.budget.job(await deps.jobs.resume(job_id, code, wait_seconds ?? deps.defaultWaitSeconds))),
+    async ({ job_id, code, wait_seconds }) =>
+      answer(async () =>
+        deps.budget.job(await deps.jobs.resume(job_id, code, wait_seconds ?? deps.defaultWaitSeconds)),
+      ),
   );
 
   return server;

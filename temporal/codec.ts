@@ -35,11 +35,17 @@ interface JsonPayload {
 const b64 = (bytes: Uint8Array | null | undefined) => Buffer.from(bytes ?? []).toString('base64');
 
 function toJson(payload: Payload): JsonPayload {
-  return { metadata: Object.fromEntries(Object.entries(payload.metadata ?? {}).map(([k, v]) => [k, b64(v)])), data: b64(payload.data) };
+  return {
+    metadata: Object.fromEntries(Object.entries(payload.metadata ?? {}).map(([k, v]) => [k, b64(v)])),
+    data: b64(payload.data),
+  };
 }
 
 function fromJson(payload: JsonPayload): Payload {
-  return { metadata: Object.fromEntries(Object.entries(payload.metadata ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64')])), data: Buffer.from(payload.data ?? '', 'base64') };
+  return {
+    metadata: Object.fromEntries(Object.entries(payload.metadata ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64')])),
+    data: Buffer.from(payload.data ?? '', 'base64'),
+  };
 }
 
 export class AesGcmCodec implements PayloadCodec {
@@ -48,7 +54,10 @@ export class AesGcmCodec implements PayloadCodec {
   readonly keyId: string;
 
   constructor(key: Buffer) {
-    if (key.length !== 32) throw new CodecKeyError(`${CODEC_KEY_ENV} must be 32 bytes in base64 (got ${key.length} bytes). Make one with: openssl rand -base64 32`);
+    if (key.length !== 32)
+      throw new CodecKeyError(
+        `${CODEC_KEY_ENV} must be 32 bytes in base64 (got ${key.length} bytes). Make one with: openssl rand -base64 32`,
+      );
     this.key = key;
     this.keyId = `sha256:${createHash('sha256').update(key).digest('hex').slice(0, 16)}`;
   }
@@ -57,7 +66,12 @@ export class AesGcmCodec implements PayloadCodec {
     return payloads.map((payload) => {
       const iv = randomBytes(IV_BYTES);
       const cipher = createCipheriv('aes-256-gcm', this.key, iv);
-      const sealed = Buffer.concat([iv, cipher.update(JSON.stringify(toJson(payload))), cipher.final(), cipher.getAuthTag()]);
+      const sealed = Buffer.concat([
+        iv,
+        cipher.update(JSON.stringify(toJson(payload))),
+        cipher.final(),
+        cipher.getAuthTag(),
+      ]);
       return { metadata: { encoding: Buffer.from(ENCODING), [KEY_ID]: Buffer.from(this.keyId) }, data: sealed };
     });
   }
@@ -66,11 +80,17 @@ export class AesGcmCodec implements PayloadCodec {
     return payloads.map((payload) => {
       if (Buffer.from(payload.metadata?.encoding ?? []).toString() !== ENCODING) return payload;
       const keyId = Buffer.from(payload.metadata?.[KEY_ID] ?? []).toString();
-      if (keyId !== this.keyId) throw new CodecKeyError(`a payload was encrypted with key ${keyId}, but ${CODEC_KEY_ENV} is key ${this.keyId}. Use the key the job was started with.`);
+      if (keyId !== this.keyId)
+        throw new CodecKeyError(
+          `a payload was encrypted with key ${keyId}, but ${CODEC_KEY_ENV} is key ${this.keyId}. Use the key the job was started with.`,
+        );
       const data = Buffer.from(payload.data ?? []);
       const decipher = createDecipheriv('aes-256-gcm', this.key, data.subarray(0, IV_BYTES));
       decipher.setAuthTag(data.subarray(data.length - TAG_BYTES));
-      const plain = Buffer.concat([decipher.update(data.subarray(IV_BYTES, data.length - TAG_BYTES)), decipher.final()]);
+      const plain = Buffer.concat([
+        decipher.update(data.subarray(IV_BYTES, data.length - TAG_BYTES)),
+        decipher.final(),
+      ]);
       return fromJson(JSON.parse(plain.toString('utf8')) as JsonPayload);
     });
   }
@@ -88,7 +108,8 @@ export class AesGcmCodec implements PayloadCodec {
 export function codecFromEnv(env: NodeJS.ProcessEnv = process.env): AesGcmCodec | undefined {
   const key = env[CODEC_KEY_ENV];
   if (!key) return undefined;
-  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(key.trim())) throw new CodecKeyError(`${CODEC_KEY_ENV} is not base64. Make a key with: openssl rand -base64 32`);
+  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(key.trim()))
+    throw new CodecKeyError(`${CODEC_KEY_ENV} is not base64. Make a key with: openssl rand -base64 32`);
   return new AesGcmCodec(Buffer.from(key.trim(), 'base64'));
 }
 

@@ -39,7 +39,9 @@ export function applyTemporalEnv(temporal: TemporalConfig, env: NodeJS.ProcessEn
   try {
     profile = loadClientConfigProfile({ overrideEnvVars: env as Record<string, string> });
   } catch (e) {
-    throw new TemporalSettingsError(`Invalid Temporal connection settings: ${(e as Error).message} (check TEMPORAL_PROFILE and TEMPORAL_CONFIG_FILE)`);
+    throw new TemporalSettingsError(
+      `Invalid Temporal connection settings: ${(e as Error).message} (check TEMPORAL_PROFILE and TEMPORAL_CONFIG_FILE)`,
+    );
   }
   temporal.address = profile.address || temporal.address;
   temporal.namespace = profile.namespace || temporal.namespace;

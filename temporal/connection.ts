@@ -19,14 +19,17 @@ function unreachable(address: string, e: unknown): Error {
  * ~/.config/temporalio/temporal.toml). Address and namespace are the config's, which loadConfig
  * already took from the same sources over the config file.
  */
-export function temporalConnectionOptions(temporal: TemporalConfig, env: NodeJS.ProcessEnv = process.env): NativeConnectionOptions & { address: string } {
+export function temporalConnectionOptions(
+  temporal: TemporalConfig,
+  env: NodeJS.ProcessEnv = process.env,
+): NativeConnectionOptions & { address: string } {
   let loaded;
   try {
     loaded = loadClientConnectConfig({ overrideEnvVars: env as Record<string, string> });
   } catch (e) {
     throw new Error(
       `Invalid Temporal connection settings: ${(e as Error).message}\n` +
-        'Check TEMPORAL_PROFILE, TEMPORAL_CONFIG_FILE and the files named by TEMPORAL_TLS_* (the Temporal SDK\'s environment configuration).',
+        "Check TEMPORAL_PROFILE, TEMPORAL_CONFIG_FILE and the files named by TEMPORAL_TLS_* (the Temporal SDK's environment configuration).",
     );
   }
   return { ...loaded.connectionOptions, address: temporal.address };
@@ -35,7 +38,11 @@ export function temporalConnectionOptions(temporal: TemporalConfig, env: NodeJS.
 export async function connectClient(temporal: TemporalConfig): Promise<Client> {
   const options = temporalConnectionOptions(temporal);
   try {
-    return new Client({ connection: await Connection.connect({ ...options, connectTimeout: '5 seconds' }), namespace: temporal.namespace, dataConverter: dataConverter() });
+    return new Client({
+      connection: await Connection.connect({ ...options, connectTimeout: '5 seconds' }),
+      namespace: temporal.namespace,
+      dataConverter: dataConverter(),
+    });
   } catch (e) {
     throw unreachable(options.address, e);
   }

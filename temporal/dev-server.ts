@@ -7,7 +7,8 @@ import { dataConverter } from './codec.ts';
 /** The Temporal CLI binary: TEMPORAL_CLI_PATH, else `temporal` on PATH, else undefined. */
 export function findTemporalCli(env: NodeJS.ProcessEnv = process.env): string | undefined {
   if (env.TEMPORAL_CLI_PATH) {
-    if (!existsSync(env.TEMPORAL_CLI_PATH)) throw new Error(`TEMPORAL_CLI_PATH points to ${env.TEMPORAL_CLI_PATH}, which does not exist`);
+    if (!existsSync(env.TEMPORAL_CLI_PATH))
+      throw new Error(`TEMPORAL_CLI_PATH points to ${env.TEMPORAL_CLI_PATH}, which does not exist`);
     return env.TEMPORAL_CLI_PATH;
   }
   for (const dir of (env.PATH ?? '').split(delimiter)) {
@@ -48,7 +49,9 @@ export async function startDevServer(options: DevServerOptions): Promise<TestWor
         port: options.port,
         ui: options.uiPort !== undefined,
         uiPort: options.uiPort,
-        extraArgs: options.codecEndpoint ? [...DEV_SERVER_TUNING, '--ui-codec-endpoint', options.codecEndpoint] : DEV_SERVER_TUNING,
+        extraArgs: options.codecEndpoint
+          ? [...DEV_SERVER_TUNING, '--ui-codec-endpoint', options.codecEndpoint]
+          : DEV_SERVER_TUNING,
       },
       client: { dataConverter: dataConverter() },
     });

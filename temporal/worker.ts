@@ -7,7 +7,12 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { heartbeat } from '@temporalio/activity';
-import { bundleWorkflowCode, Worker, type NativeConnection, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import {
+  bundleWorkflowCode,
+  Worker,
+  type NativeConnection,
+  type WorkflowBundleWithSourceMap,
+} from '@temporalio/worker';
 import { createActivities } from '../activities/index.ts';
 import { SessionRegistry } from '../activities/sessions.ts';
 import type { BlobsConfig } from '../blobs/config.ts';
@@ -70,7 +75,12 @@ export async function startWorker(config: WorkerSettings, connection: NativeConn
   // Every round that runs a sandbox takes one of the worker's session slots (waiting, heartbeating, if none is free).
   const activities: typeof unbounded = {
     ...unbounded,
-    openSession: (args) => sessions.withSlot(undefined, () => unbounded.openSession(args), () => heartbeat()),
+    openSession: (args) =>
+      sessions.withSlot(
+        undefined,
+        () => unbounded.openSession(args),
+        () => heartbeat(),
+      ),
     advanceSession: (args) => sessions.withSlot(args.sessionId, () => unbounded.advanceSession(args)),
   };
   // On SIGTERM (a deploy), API calls in flight get this long to finish before they are cancelled;
@@ -88,11 +98,20 @@ export async function startWorker(config: WorkerSettings, connection: NativeConn
     // A job cached on a dead worker waits this long before any worker takes its next workflow task.
     stickyQueueScheduleToStartTimeout: '3 seconds',
   });
-  const own = await Worker.create({ connection, namespace, taskQueue: sessionTaskQueue, activities, dataConverter: converter, shutdownGraceTime });
-  const done = Promise.all([shared.run(), own.run()]).finally(async () => {
-    sessions.close();
-    await providers.upstream.close();
-  }).then(() => undefined);
+  const own = await Worker.create({
+    connection,
+    namespace,
+    taskQueue: sessionTaskQueue,
+    activities,
+    dataConverter: converter,
+    shutdownGraceTime,
+  });
+  const done = Promise.all([shared.run(), own.run()])
+    .finally(async () => {
+      sessions.close();
+      await providers.upstream.close();
+    })
+    .then(() => undefined);
   return {
     sessionTaskQueue,
     sessions,

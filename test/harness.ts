@@ -45,7 +45,11 @@ export function writeOpenApiSpec(operations: string[]): string {
   const paths: Record<string, Record<string, unknown>> = {};
   for (const op of operations) {
     const [method, path] = op.split(' ') as [string, string];
-    (paths[path] ??= {})[method.toLowerCase()] = { operationId: `${method.toLowerCase()}${path.replace(/\W+/g, '_')}`, summary: op, responses: { 200: { description: 'ok' } } };
+    (paths[path] ??= {})[method.toLowerCase()] = {
+      operationId: `${method.toLowerCase()}${path.replace(/\W+/g, '_')}`,
+      summary: op,
+      responses: { 200: { description: 'ok' } },
+    };
   }
   const file = join(mkdtempSync(join(tmpdir(), 'dcm-spec-')), 'openapi.json');
   writeFileSync(file, JSON.stringify({ openapi: '3.0.3', info: { title: 'test API', version: '1' }, paths }));
@@ -103,8 +107,8 @@ export async function spawnWorker(configFile: string): Promise<ChildWorker> {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
-  child.stdout!.on('data', (d) => (output += d));
-  child.stderr!.on('data', (d) => (output += d));
+  child.stdout.on('data', (d) => (output += d));
+  child.stderr.on('data', (d) => (output += d));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`worker did not start within 60 s:\n${output}`)), 60_000);
@@ -114,7 +118,7 @@ export async function spawnWorker(configFile: string): Promise<ChildWorker> {
         resolve();
       }
     };
-    child.stderr!.on('data', check);
+    child.stderr.on('data', check);
     child.once('exit', (code) => {
       clearTimeout(timer);
       reject(new Error(`worker exited with ${code} before polling:\n${output}`));
@@ -133,7 +137,12 @@ export async function spawnWorker(configFile: string): Promise<ChildWorker> {
 /** An MCP client over HTTP; with `token`, every request carries it as a bearer token. */
 export async function mcpOverHttp(url: string, token?: string): Promise<McpClient> {
   const client = new McpClient({ name: 'durable-codemode-tests', version: '0' });
-  await client.connect(new StreamableHTTPClientTransport(new URL(url), token ? { requestInit: { headers: { authorization: `Bearer ${token}` } } } : undefined));
+  await client.connect(
+    new StreamableHTTPClientTransport(
+      new URL(url),
+      token ? { requestInit: { headers: { authorization: `Bearer ${token}` } } } : undefined,
+    ),
+  );
   return client;
 }
 
@@ -151,7 +160,11 @@ export async function mcpOverStdio(configFile: string): Promise<McpClient> {
 }
 
 /** Polls `check` until it returns a value other than undefined, or fails after `ms`. */
-export async function eventually<T>(check: () => Promise<T | undefined> | T | undefined, ms = 60_000, what = 'condition'): Promise<T> {
+export async function eventually<T>(
+  check: () => Promise<T | undefined> | T | undefined,
+  ms = 60_000,
+  what = 'condition',
+): Promise<T> {
   const deadline = Date.now() + ms;
   for (;;) {
     const value = await check();

@@ -49,7 +49,10 @@ const OPEN_SESSION_OPTIONS: wf.ActivityOptions = {
   retry: { initialInterval: '1 second', maximumAttempts: 5 },
 };
 
-const { saveJournal } = wf.proxyActivities<Activities>({ startToCloseTimeout: '2 minutes', retry: { maximumAttempts: 10 } });
+const { saveJournal } = wf.proxyActivities<Activities>({
+  startToCloseTimeout: '2 minutes',
+  retry: { maximumAttempts: 10 },
+});
 
 export async function durableScript(input: DurableScriptInput): Promise<JobResult> {
   const { job } = input;
@@ -87,7 +90,12 @@ export async function durableScript(input: DurableScriptInput): Promise<JobResul
       } else {
         runStartedAt = Date.now();
         const summary = input.previous ? `resume attempt ${job.attempt}: replay the previous journal` : 'start script';
-        report = await openSessionActivity(summary).openSession({ job, journal: { segments, rounds }, now: runStartedAt, previous: input.previous });
+        report = await openSessionActivity(summary).openSession({
+          job,
+          journal: { segments, rounds },
+          now: runStartedAt,
+          previous: input.previous,
+        });
       }
 
       for (;;) {
@@ -103,7 +111,17 @@ export async function durableScript(input: DurableScriptInput): Promise<JobResul
         if (outcome?.kind === 'returned') {
           state.status = 'completed';
           const { progress, logs, logCount, rounds: roundCount, effects, runs, attempt, divergence } = state;
-          return { value: outcome.value, progress, logs, logCount, rounds: roundCount, effects, runs, attempt, divergence };
+          return {
+            value: outcome.value,
+            progress,
+            logs,
+            logCount,
+            rounds: roundCount,
+            effects,
+            runs,
+            attempt,
+            divergence,
+          };
         }
         if (outcome?.kind === 'threw') fail(state, outcome.error);
         if (state.effects + report.effects.length > job.limits.maxEffectsPerJob) {
@@ -115,13 +133,17 @@ export async function durableScript(input: DurableScriptInput): Promise<JobResul
 
         const firstSeq = state.effects;
         const outcomes = await Promise.all(
-          report.effects.map((effect, i) => {
+          report.effects.map(async (effect, i) => {
             if (effect.prefilled) return effect.prefilled;
             if (effect.request.kind === 'checkpoint') checkpoint = effect.request.state;
             return runEffect(job, effect, firstSeq + i);
           }),
         );
-        const round: Round = { now: runStartedAt, steps: report.steps, effects: report.effects.map(({ key, label }, i) => ({ key, label, outcome: outcomes[i]! })) };
+        const round: Round = {
+          now: runStartedAt,
+          steps: report.steps,
+          effects: report.effects.map(({ key, label }, i) => ({ key, label, outcome: outcomes[i] })),
+        };
         rounds.push(round);
         inlineBytes += JSON.stringify(round).length;
         state.effects += outcomes.length;
@@ -129,7 +151,12 @@ export async function durableScript(input: DurableScriptInput): Promise<JobResul
         runStartedAt = Date.now();
 
         if (shouldContinueAsNew(job, inlineBytes)) {
-          const carried = { journal: [...segments, await saveJournal(rounds)], state, checkpoint, pending: { session: report.session, outcomes, now: runStartedAt } };
+          const carried = {
+            journal: [...segments, await saveJournal(rounds)],
+            state,
+            checkpoint,
+            pending: { session: report.session, outcomes, now: runStartedAt },
+          };
           return await wf.continueAsNew<typeof durableScript>({ job, carried });
         }
         report = await advance(job, report.session, segments, rounds, state.rounds, outcomes, runStartedAt);
@@ -163,7 +190,10 @@ export async function durableScript(input: DurableScriptInput): Promise<JobResul
 function shouldContinueAsNew(job: JobInput, inlineBytes: number): boolean {
   const info = wf.workflowInfo();
   return (
-    info.continueAsNewSuggested || info.historyLength > job.maxEventsPerRun || info.historySize > MAX_HISTORY_BYTES || inlineBytes > MAX_INLINE_JOURNAL_BYTES
+    info.continueAsNewSuggested ||
+    info.historyLength > job.maxEventsPerRun ||
+    info.historySize > MAX_HISTORY_BYTES ||
+    inlineBytes > MAX_INLINE_JOURNAL_BYTES
   );
 }
 
@@ -190,8 +220,15 @@ async function advance(
     return await advanceSession({ sessionId: session.id, roundsDelivered: roundCount - 1, outcomes, now });
   } catch (e) {
     if (wf.isCancellation(e)) throw e;
-    wf.log.info('live session unavailable; replaying the journal in a new session', { rounds: roundCount, reason: (e as Error).message });
-    return await openSessionActivity(`replay ${roundCount} rounds`).openSession({ job, journal: { segments, rounds }, now });
+    wf.log.info('live session unavailable; replaying the journal in a new session', {
+      rounds: roundCount,
+      reason: (e as Error).message,
+    });
+    return await openSessionActivity(`replay ${roundCount} rounds`).openSession({
+      job,
+      journal: { segments, rounds },
+      now,
+    });
   }
 }
 
@@ -223,25 +260,43 @@ async function runEffect(job: JobInput, { request, key, label }: PlannedEffect, 
   } catch (e) {
     if (wf.isCancellation(e)) throw e;
     const cause = e instanceof wf.ActivityFailure && e.cause ? e.cause : (e as Error);
-    const status = cause instanceof wf.ApplicationFailure ? (cause.details?.[0] as { status?: number } | undefined)?.status : undefined;
-    return { ok: false, error: { name: 'ApiError', message: `${label} failed after retries: ${cause.message}`, ...(status ? { status } : {}) } };
+    const status =
+      cause instanceof wf.ApplicationFailure
+        ? (cause.details?.[0] as { status?: number } | undefined)?.status
+        : undefined;
+    return {
+      ok: false,
+      error: {
+        name: 'ApiError',
+        message: `${label} failed after retries: ${cause.message}`,
+        ...(status ? { status } : {}),
+      },
+    };
   }
 }
 
 function absorb(state: JobState, report: AdvanceResult): void {
   if (report.logs.length > 0 || report.droppedLogs > 0) {
-    const lines = report.droppedLogs > 0 ? [...report.logs, `[${report.droppedLogs} log line(s) dropped: log limit reached]`] : report.logs;
+    const lines =
+      report.droppedLogs > 0
+        ? [...report.logs, `[${report.droppedLogs} log line(s) dropped: log limit reached]`]
+        : report.logs;
     state.logCount += lines.length;
     state.logs = [...state.logs, ...lines].slice(-RECENT_LOG_LINES);
   }
   if (report.progress) {
     state.progress = report.progress;
     const { done, total, message } = report.progress;
-    wf.setCurrentDetails(`**Progress:** ${done}${total !== null ? ` / ${total}` : ''}${message ? ` — ${message}` : ''}`);
+    wf.setCurrentDetails(
+      `**Progress:** ${done}${total !== null ? ` / ${total}` : ''}${message ? ` — ${message}` : ''}`,
+    );
   }
 }
 
-function fail(state: JobState, error: { name: string; message: string; stack?: string; line?: number; column?: number }): never {
+function fail(
+  state: JobState,
+  error: { name: string; message: string; stack?: string; line?: number; column?: number },
+): never {
   state.status = 'failed';
   const where = error.line !== undefined ? ` (script line ${error.line}, column ${error.column})` : '';
   const { logs, logCount, progress, rounds, effects, runs, attempt, divergence } = state;

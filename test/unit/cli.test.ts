@@ -4,10 +4,14 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { CLI } from './harness.ts';
+import { CLI } from '../harness.ts';
 
 function cli(args: string[], env: Record<string, string> = {}) {
-  const r = spawnSync(process.execPath, ['--no-node-snapshot', CLI, ...args], { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 60_000 });
+  const r = spawnSync(process.execPath, ['--no-node-snapshot', CLI, ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, ...env },
+    timeout: 60_000,
+  });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -25,9 +29,18 @@ describe('durable-codemode CLI', () => {
   });
 
   it('rejects unknown commands and options with usage and exit code 2', () => {
-    expect(cli(['frobnicate'])).toMatchObject({ code: 2, stderr: expect.stringContaining('Unknown command "frobnicate"') });
-    expect(cli(['worker', '--nope'])).toMatchObject({ code: 2, stderr: expect.stringContaining("Unknown option '--nope'") });
-    expect(cli(['serve'])).toMatchObject({ code: 2, stderr: expect.stringContaining('exactly one of --stdio or --http') });
+    expect(cli(['frobnicate'])).toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining('Unknown command "frobnicate"'),
+    });
+    expect(cli(['worker', '--nope'])).toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining("Unknown option '--nope'"),
+    });
+    expect(cli(['serve'])).toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining('exactly one of --stdio or --http'),
+    });
   });
 
   it('says which Temporal address it tried and how to set it', () => {

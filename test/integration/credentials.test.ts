@@ -11,7 +11,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { startInProcessStack, testConfig, writeOpenApiSpec, type InProcessStack } from './harness.ts';
+import { startInProcessStack, testConfig, writeOpenApiSpec, type InProcessStack } from '../harness.ts';
 
 const SECRETS = {
   CRED_TEST_BEARER: `bearer-${randomUUID()}`,
@@ -34,12 +34,20 @@ beforeAll(async () => {
       req.headers['x-api-key'] === SECRETS.CRED_TEST_HEADER ||
       url.searchParams.get('api_key') === SECRETS.CRED_TEST_QUERY;
     req.resume();
-    const headers = { 'content-type': 'application/json', 'set-cookie': `sid=${RESPONSE_HEADER_SECRET}`, 'x-session-token': RESPONSE_HEADER_SECRET };
-    if (!authorized) return void res.writeHead(401, { ...headers, 'www-authenticate': 'Bearer' }).end('{"error":"unauthorized"}');
+    const headers = {
+      'content-type': 'application/json',
+      'set-cookie': `sid=${RESPONSE_HEADER_SECRET}`,
+      'x-session-token': RESPONSE_HEADER_SECRET,
+    };
+    if (!authorized)
+      return void res.writeHead(401, { ...headers, 'www-authenticate': 'Bearer' }).end('{"error":"unauthorized"}');
     // The first call to /flaky fails transiently, so a retry and its failure are in the history too.
-    if (url.pathname === '/flaky' && flaky++ === 0) return void res.writeHead(503, headers).end('{"error":"try again"}');
+    if (url.pathname === '/flaky' && flaky++ === 0)
+      return void res.writeHead(503, headers).end('{"error":"try again"}');
     if (url.pathname === '/denied') return void res.writeHead(403, headers).end('{"error":"forbidden"}');
-    res.writeHead(200, headers).end(JSON.stringify({ ok: true, path: url.pathname, query: [...url.searchParams.keys()] }));
+    res
+      .writeHead(200, headers)
+      .end(JSON.stringify({ ok: true, path: url.pathname, query: [...url.searchParams.keys()] }));
   });
   await new Promise<void>((resolve) => api.listen(0, '127.0.0.1', resolve));
   const baseUrl = `http://127.0.0.1:${(api.address() as AddressInfo).port}`;
@@ -50,7 +58,12 @@ beforeAll(async () => {
       blobs: { thresholdBytes: 256 }, // so responses go through the blob store, which is scanned too
       providers: {
         bearerApi: { openapi, baseUrl, auth: { type: 'bearer', tokenEnv: 'CRED_TEST_BEARER' }, retry },
-        headerApi: { openapi, baseUrl, auth: { type: 'header', header: 'X-Api-Key', valueEnv: 'CRED_TEST_HEADER' }, retry },
+        headerApi: {
+          openapi,
+          baseUrl,
+          auth: { type: 'header', header: 'X-Api-Key', valueEnv: 'CRED_TEST_HEADER' },
+          retry,
+        },
         queryApi: { openapi, baseUrl, auth: { type: 'query', param: 'api_key', valueEnv: 'CRED_TEST_QUERY' }, retry },
       },
     }),
@@ -118,7 +131,11 @@ it('no credential or response header reaches the script, the history, the result
   expect(result.calls[0]).toEqual({ ok: true, path: '/whoami', query: [] });
   expect(result.calls[1]).toEqual({ ok: true, path: '/whoami', query: ['api_key'] });
   expect(result.calls[2]).toEqual({ ok: true, path: '/items', query: ['api_key'] });
-  expect(result.calls[4]).toMatchObject({ status: 403, body: { error: 'forbidden' }, keys: expect.not.arrayContaining(['headers']) });
+  expect(result.calls[4]).toMatchObject({
+    status: 403,
+    body: { error: 'forbidden' },
+    keys: expect.not.arrayContaining(['headers']),
+  });
   expect(flaky).toBe(2);
 
   const handle = stack.client.workflow.getHandle(view.job_id);

@@ -6,9 +6,9 @@
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { HttpEffect } from '../core/journal.ts';
-import { performRequest, resolveProviderUrl } from '../providers/http-client.ts';
-import { HttpProviderConfig } from '../providers/config.ts';
+import type { HttpEffect } from '../../core/journal.ts';
+import { performRequest, resolveProviderUrl } from '../../providers/http-client.ts';
+import { HttpProviderConfig } from '../../providers/config.ts';
 
 const TOKEN = 'sk-test-http-client-0123456789';
 
@@ -34,14 +34,31 @@ let api: Awaited<ReturnType<typeof recordingServer>>;
 let elsewhere: Awaited<ReturnType<typeof recordingServer>>;
 
 beforeAll(async () => {
-  elsewhere = await recordingServer((_url, res) => res.writeHead(200, { 'content-type': 'application/json' }).end('{"stolen":true}'));
+  elsewhere = await recordingServer((_url, res) =>
+    res.writeHead(200, { 'content-type': 'application/json' }).end('{"stolen":true}'),
+  );
   api = await recordingServer((url, res) => {
     const path = new URL(url, 'http://x').pathname;
     if (path === '/api/v2/redirect-away') res.writeHead(302, { location: `${elsewhere.origin}/steal` }).end();
-    else if (path === '/api/v2/redirect-307') res.writeHead(307, { location: `${elsewhere.origin}/steal` }).end('{"moved":true}');
+    else if (path === '/api/v2/redirect-307')
+      res.writeHead(307, { location: `${elsewhere.origin}/steal` }).end('{"moved":true}');
     else if (path === '/api/v2/redirect-here') res.writeHead(301, { location: '/api/v2/ok' }).end();
-    else if (path === '/api/v2/denied') res.writeHead(401, { 'www-authenticate': 'Bearer error="invalid_token"', 'set-cookie': 'sid=header-secret-401', 'content-type': 'application/json' }).end('{"error":"denied"}');
-    else res.writeHead(200, { 'content-type': 'application/json', 'set-cookie': 'sid=header-secret-200', 'x-internal-token': 'header-secret-x' }).end(JSON.stringify({ ok: true, path }));
+    else if (path === '/api/v2/denied')
+      res
+        .writeHead(401, {
+          'www-authenticate': 'Bearer error="invalid_token"',
+          'set-cookie': 'sid=header-secret-401',
+          'content-type': 'application/json',
+        })
+        .end('{"error":"denied"}');
+    else
+      res
+        .writeHead(200, {
+          'content-type': 'application/json',
+          'set-cookie': 'sid=header-secret-200',
+          'x-internal-token': 'header-secret-x',
+        })
+        .end(JSON.stringify({ ok: true, path }));
   });
 });
 
@@ -50,9 +67,16 @@ afterAll(() => {
   elsewhere?.server.close();
 });
 
-const provider = () => HttpProviderConfig.parse({ openapi: 'unused.json', baseUrl: `${api.origin}/api/v2`, auth: { type: 'bearer', tokenEnv: 'HTTP_CLIENT_TEST_TOKEN' }, timeoutMs: 5_000 });
+const provider = () =>
+  HttpProviderConfig.parse({
+    openapi: 'unused.json',
+    baseUrl: `${api.origin}/api/v2`,
+    auth: { type: 'bearer', tokenEnv: 'HTTP_CLIENT_TEST_TOKEN' },
+    timeoutMs: 5_000,
+  });
 const get = (path: string): HttpEffect => ({ kind: 'http', provider: 'api', method: 'GET', path });
-const send = (path: string) => performRequest(provider(), get(path), 'job-1/0', undefined, { HTTP_CLIENT_TEST_TOKEN: TOKEN });
+const send = (path: string) =>
+  performRequest(provider(), get(path), 'job-1/0', undefined, { HTTP_CLIENT_TEST_TOKEN: TOKEN });
 
 describe('resolveProviderUrl', () => {
   const base = 'http://127.0.0.1:4001/api/v2';
@@ -94,15 +118,25 @@ describe('resolveProviderUrl', () => {
     '/x\t',
     '/%zz',
   ])('refuses %j', (path) => {
-    expect(() => resolveProviderUrl(base, path)).toThrow(/must be a plain absolute path|leaves the provider's base URL|not valid percent-encoding/);
+    expect(() => resolveProviderUrl(base, path)).toThrow(
+      /must be a plain absolute path|leaves the provider's base URL|not valid percent-encoding/,
+    );
   });
 });
 
 describe('performRequest', () => {
   it('refuses traversal before connecting anywhere', async () => {
     const before = api.seen.length;
-    for (const path of ['/../x', '/%2e%2e/x', `${elsewhere.origin}/steal`, `//127.0.0.1:${new URL(elsewhere.origin).port}/steal`]) {
-      expect(await send(path)).toMatchObject({ ok: false, error: { name: 'RequestError', message: expect.stringMatching(/refused/) } });
+    for (const path of [
+      '/../x',
+      '/%2e%2e/x',
+      `${elsewhere.origin}/steal`,
+      `//127.0.0.1:${new URL(elsewhere.origin).port}/steal`,
+    ]) {
+      expect(await send(path)).toMatchObject({
+        ok: false,
+        error: { name: 'RequestError', message: expect.stringMatching(/refused/) },
+      });
     }
     expect(api.seen.length).toBe(before);
     expect(elsewhere.seen).toHaveLength(0);
@@ -133,7 +167,13 @@ describe('performRequest', () => {
   it('names a missing credential by its variable, and sends nothing', async () => {
     const before = api.seen.length;
     const outcome = await performRequest(provider(), get('/whoami'), 'job-1/0', undefined, {});
-    expect(outcome).toMatchObject({ ok: false, error: { name: 'RequestError', message: expect.stringMatching(/set the environment variable HTTP_CLIENT_TEST_TOKEN for the worker/) } });
+    expect(outcome).toMatchObject({
+      ok: false,
+      error: {
+        name: 'RequestError',
+        message: expect.stringMatching(/set the environment variable HTTP_CLIENT_TEST_TOKEN for the worker/),
+      },
+    });
     expect(api.seen.length).toBe(before);
   });
 });

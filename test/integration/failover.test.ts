@@ -4,10 +4,17 @@
  * worker in turn, starting a replacement) finishes every job without a duplicate API call.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CRM_SPEC_PATH, startCrmApi, type CrmApi } from '../demo-apis/crm.ts';
-import type { Config } from '../cli/config.ts';
-import { JobService } from '../jobs/service.ts';
-import { connectTestClient, eventually, spawnWorker, testConfig, writeConfigFile, type ChildWorker } from './harness.ts';
+import { CRM_SPEC_PATH, startCrmApi, type CrmApi } from '../../demo-apis/crm.ts';
+import type { Config } from '../../cli/config.ts';
+import { JobService } from '../../jobs/service.ts';
+import {
+  connectTestClient,
+  eventually,
+  spawnWorker,
+  testConfig,
+  writeConfigFile,
+  type ChildWorker,
+} from '../harness.ts';
 
 let crm: CrmApi;
 const workers: ChildWorker[] = [];
@@ -34,7 +41,12 @@ function importScript(prefix: string, calls: number) {
 async function setup(): Promise<{ config: Config; configFile: string; jobs: JobService; close(): Promise<void> }> {
   const config = testConfig({ providers: { crm: { openapi: CRM_SPEC_PATH, baseUrl: crm.url } } });
   const client = await connectTestClient(config);
-  return { config, configFile: writeConfigFile(config), jobs: new JobService(client, config), close: () => client.connection.close() };
+  return {
+    config,
+    configFile: writeConfigFile(config),
+    jobs: new JobService(client, config),
+    close: () => client.connection.close(),
+  };
 }
 
 /** The pid of the worker process whose session task queue ran the job's latest round. */
@@ -42,7 +54,9 @@ async function sessionHolder(config: Config, jobId: string): Promise<number | un
   const client = await connectTestClient(config);
   try {
     const history = await client.workflow.getHandle(jobId).fetchHistory();
-    const queues = (history.events ?? []).map((e) => e.activityTaskScheduledEventAttributes?.taskQueue?.name).filter((q) => q?.includes('/session/'));
+    const queues = (history.events ?? [])
+      .map((e) => e.activityTaskScheduledEventAttributes?.taskQueue?.name)
+      .filter((q) => q?.includes('/session/'));
     const pid = /\/session\/[^/]*-(\d+)-[0-9a-f]{8}$/.exec(queues.at(-1) ?? '')?.[1];
     return pid ? Number(pid) : undefined;
   } finally {
@@ -87,9 +101,15 @@ describe('two workers on one task queue', () => {
     const { configFile, jobs, close } = await setup();
     const fleet = [await spawnWorker(configFile), await spawnWorker(configFile)];
     workers.push(...fleet);
-    const started = await Promise.all(['roll-a', 'roll-b', 'roll-c'].map((p) => jobs.execute({ code: importScript(p, 30), waitSeconds: 0 })));
+    const started = await Promise.all(
+      ['roll-a', 'roll-b', 'roll-c'].map((p) => jobs.execute({ code: importScript(p, 30), waitSeconds: 0 })),
+    );
     for (const old of [...fleet]) {
-      await eventually(() => ((crm.stats().byRoute['POST /leads'] ?? 0) >= 15 * (fleet.indexOf(old) + 1) ? true : undefined), 60_000, 'progress');
+      await eventually(
+        () => ((crm.stats().byRoute['POST /leads'] ?? 0) >= 15 * (fleet.indexOf(old) + 1) ? true : undefined),
+        60_000,
+        'progress',
+      );
       const replacement = await spawnWorker(configFile);
       workers.push(replacement);
       await old.kill('SIGTERM');

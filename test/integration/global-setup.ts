@@ -3,7 +3,7 @@
  * test run and hands its address to the tests. Each test file uses task queues of its own.
  */
 import type { TestProject } from 'vitest/node';
-import { startDevServer } from '../temporal/dev-server.ts';
+import { startDevServer } from '../../temporal/dev-server.ts';
 
 declare module 'vitest' {
   export interface ProvidedContext {

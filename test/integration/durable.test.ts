@@ -4,9 +4,15 @@
  */
 import { defaultPayloadConverter } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { demoProvidersConfig, startCrmApi, startSheetsApi, type CrmApi, type SheetsApi } from '../demo-apis/index.ts';
-import { ScriptSyntaxError } from '../sandbox/isolate.ts';
-import { startInProcessStack, testConfig, type InProcessStack } from './harness.ts';
+import {
+  demoProvidersConfig,
+  startCrmApi,
+  startSheetsApi,
+  type CrmApi,
+  type SheetsApi,
+} from '../../demo-apis/index.ts';
+import { ScriptSyntaxError } from '../../sandbox/isolate.ts';
+import { startInProcessStack, testConfig, type InProcessStack } from '../harness.ts';
 
 let crm: CrmApi;
 let sheets: SheetsApi;
@@ -142,7 +148,13 @@ describe('execute', () => {
       waitSeconds: 30,
     });
     expect(view.status).toBe('completed');
-    expect(view.result).toEqual(['RequestError', 'RequestError', 'TypeError', 'TypeError', 'ReferenceError: billing is not defined']);
+    expect(view.result).toEqual([
+      'RequestError',
+      'RequestError',
+      'TypeError',
+      'TypeError',
+      'ReferenceError: billing is not defined',
+    ]);
   });
 
   it('fails a job whose script throws, with the message and the line in the script', async () => {
@@ -212,7 +224,9 @@ describe('execute', () => {
     expect(crm.stats().byRoute['POST /leads']).toBe(6);
     expect(crm.stats().leads).toBe(6);
     const history = await stack.client.workflow.getHandle(started.job_id).fetchHistory();
-    const replays = (history.events ?? []).filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'openSession');
+    const replays = (history.events ?? []).filter(
+      (e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'openSession',
+    );
     expect(replays.length).toBeGreaterThanOrEqual(2);
   });
 

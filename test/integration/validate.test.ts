@@ -6,13 +6,18 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { demoProvidersConfig, startCrmApi, startSheetsApi, type CrmApi, type SheetsApi } from '../demo-apis/index.ts';
-import { loadProviderSpec } from '../providers/spec.ts';
-import { RequestValidator, requestValidators } from '../providers/validate.ts';
-import { startInProcessStack, testConfig, type InProcessStack } from './harness.ts';
-import { CLOUDFLARE_SPEC } from './fixtures/cloudflare.ts';
-import { CRM_SPEC_PATH as CRM_SPEC } from '../demo-apis/crm.ts';
-
+import {
+  demoProvidersConfig,
+  startCrmApi,
+  startSheetsApi,
+  type CrmApi,
+  type SheetsApi,
+} from '../../demo-apis/index.ts';
+import { loadProviderSpec } from '../../providers/spec.ts';
+import { RequestValidator, requestValidators } from '../../providers/validate.ts';
+import { startInProcessStack, testConfig, type InProcessStack } from '../harness.ts';
+import { CLOUDFLARE_SPEC } from '../fixtures/cloudflare.ts';
+import { CRM_SPEC_PATH as CRM_SPEC } from '../../demo-apis/crm.ts';
 
 let tmp: string;
 beforeAll(() => {
@@ -38,7 +43,7 @@ describe('RequestValidator on the demo CRM', () => {
 
   it('names the closest operations when nothing matches', () => {
     expect(crm.check({ method: 'POST', path: '/lead' })).toBe(
-      'crm: POST /lead matches no operation of the provider\'s spec. Closest: POST /leads (createLead), GET /leads (listLeads), POST /leads/batch (createLeadsBatch). Look operations up with the search tool.',
+      "crm: POST /lead matches no operation of the provider's spec. Closest: POST /leads (createLead), GET /leads (listLeads), POST /leads/batch (createLeadsBatch). Look operations up with the search tool.",
     );
     const wrongMethod = crm.check({ method: 'PUT', path: '/leads/lead_1' })!;
     expect(wrongMethod).toMatch(/^crm: PUT \/leads\/lead_1 matches no operation/);
@@ -51,7 +56,9 @@ describe('RequestValidator on the demo CRM', () => {
     expect(crm.check({ method: 'GET', path: '/leads/undefined' })).toBe(
       'crm: GET /leads/undefined: GET /leads/{id} (getLead) needs the path parameter "id", but the path has "undefined" in its place.',
     );
-    expect(crm.check({ method: 'DELETE', path: '/leads/{id}' })).toContain('needs the path parameter "id", but the path has "{id}" in its place');
+    expect(crm.check({ method: 'DELETE', path: '/leads/{id}' })).toContain(
+      'needs the path parameter "id", but the path has "{id}" in its place',
+    );
   });
 });
 
@@ -59,16 +66,35 @@ describe('RequestValidator on a spec with required query parameters', () => {
   let api: RequestValidator;
   beforeAll(async () => {
     const file = join(tmp, 'reports.json');
-    const param = (name: string, where: string, required: boolean) => ({ name, in: where, required, schema: { type: 'string' } });
+    const param = (name: string, where: string, required: boolean) => ({
+      name,
+      in: where,
+      required,
+      schema: { type: 'string' },
+    });
     writeFileSync(
       file,
       JSON.stringify({
         openapi: '3.0.3',
         info: { title: 'Reports', version: '1' },
         paths: {
-          '/exports/{name}.csv': { get: { operationId: 'downloadExport', parameters: [param('name', 'path', true), param('from', 'query', true), param('to', 'query', true)], responses: {} } },
-          '/reports/{name}': { get: { operationId: 'getReport', parameters: [param('name', 'path', true), param('X-Trace', 'header', true)], responses: {} } },
-          '/reports/latest': { get: { operationId: 'getLatestReport', parameters: [param('kind', 'query', true)], responses: {} } },
+          '/exports/{name}.csv': {
+            get: {
+              operationId: 'downloadExport',
+              parameters: [param('name', 'path', true), param('from', 'query', true), param('to', 'query', true)],
+              responses: {},
+            },
+          },
+          '/reports/{name}': {
+            get: {
+              operationId: 'getReport',
+              parameters: [param('name', 'path', true), param('X-Trace', 'header', true)],
+              responses: {},
+            },
+          },
+          '/reports/latest': {
+            get: { operationId: 'getLatestReport', parameters: [param('kind', 'query', true)], responses: {} },
+          },
         },
       }),
     );
@@ -79,9 +105,15 @@ describe('RequestValidator on a spec with required query parameters', () => {
     expect(api.check({ method: 'GET', path: '/exports/q1.csv', query: { from: '2024-01-01' } })).toBe(
       'reports: GET /exports/q1.csv: GET /exports/{name}.csv (downloadExport) needs the query parameter "to": pass it in `query`.',
     );
-    expect(api.check({ method: 'GET', path: '/exports/q1.csv' })).toContain('needs the query parameters "from", "to": pass them in `query`.');
-    expect(api.check({ method: 'GET', path: '/exports/q1.csv?to=2024-03-31', query: { from: '2024-01-01' } })).toBeUndefined();
-    expect(api.check({ method: 'GET', path: '/exports/q1.json', query: { from: '1', to: '2' } })).toContain('matches no operation');
+    expect(api.check({ method: 'GET', path: '/exports/q1.csv' })).toContain(
+      'needs the query parameters "from", "to": pass them in `query`.',
+    );
+    expect(
+      api.check({ method: 'GET', path: '/exports/q1.csv?to=2024-03-31', query: { from: '2024-01-01' } }),
+    ).toBeUndefined();
+    expect(api.check({ method: 'GET', path: '/exports/q1.json', query: { from: '1', to: '2' } })).toContain(
+      'matches no operation',
+    );
   });
 
   it('lets a literal path fall back to a template whose parameters are all there', () => {
@@ -96,7 +128,13 @@ describe('requestValidators', () => {
   it('validates HTTP providers that want it, and says which ones it cannot check', async () => {
     const crm = await loadProviderSpec('crm', CRM_SPEC);
     const retry = { maximumAttempts: 1, initialIntervalMs: 1, maximumIntervalMs: 1, backoffCoefficient: 1 };
-    const http = { baseUrl: 'http://127.0.0.1:1', idempotencyHeader: 'Idempotency-Key', timeoutMs: 1000, retry, validateRequests: true };
+    const http = {
+      baseUrl: 'http://127.0.0.1:1',
+      idempotencyHeader: 'Idempotency-Key',
+      timeoutMs: 1000,
+      retry,
+      validateRequests: true,
+    };
     const warnings: string[] = [];
     const validators = requestValidators(
       {
@@ -105,11 +143,18 @@ describe('requestValidators', () => {
         empty: { openapi: '/specs/empty.json', ...http },
         tools: { mcp: { command: ['node', 'server.js'], env: [] }, timeoutMs: 1000, retry },
       },
-      [crm, { ...crm, provider: 'unchecked' }, { provider: 'empty', operations: [] }, { provider: 'tools', operations: [] }],
+      [
+        crm,
+        { ...crm, provider: 'unchecked' },
+        { provider: 'empty', operations: [] },
+        { provider: 'tools', operations: [] },
+      ],
       (message) => warnings.push(message),
     );
     expect(Object.keys(validators)).toEqual(['crm']);
-    expect(warnings).toEqual(['The OpenAPI spec of provider "empty" (/specs/empty.json) has no operations, so requests to it are sent without checking them.']);
+    expect(warnings).toEqual([
+      'The OpenAPI spec of provider "empty" (/specs/empty.json) has no operations, so requests to it are sent without checking them.',
+    ]);
   });
 });
 
@@ -124,7 +169,9 @@ describe('RequestValidator on the Cloudflare spec', () => {
       method: op.method,
       path: op.path.replace(/\{[^}]*\}/g, 'a1b2c3'),
       query: Object.fromEntries(
-        ((op.parameters ?? []) as Array<{ name: string; in: string; required?: boolean }>).filter((p) => p.in === 'query' && p.required).map((p) => [p.name, 'x']),
+        ((op.parameters ?? []) as Array<{ name: string; in: string; required?: boolean }>)
+          .filter((p) => p.in === 'query' && p.required)
+          .map((p) => [p.name, 'x']),
       ),
     }));
   });
@@ -136,9 +183,13 @@ describe('RequestValidator on the Cloudflare spec', () => {
 
   it('suggests the operations a mistyped path meant', () => {
     const message = cloudflare.check({ method: 'GET', path: '/zone/023e105f4ecef8ad9ca31a8372d0c353/dns_record' })!;
-    expect(message).toMatch(/^cloudflare: GET \/zone\/023e105f4ecef8ad9ca31a8372d0c353\/dns_record matches no operation of the provider's spec\. Closest: GET \/zones\/\{zone_id\}\/dns_records \(dns-records-for-a-zone-list-dns-records\)/);
+    expect(message).toMatch(
+      /^cloudflare: GET \/zone\/023e105f4ecef8ad9ca31a8372d0c353\/dns_record matches no operation of the provider's spec\. Closest: GET \/zones\/\{zone_id\}\/dns_records \(dns-records-for-a-zone-list-dns-records\)/,
+    );
     const missing = requests.find((r) => Object.keys(r.query).length > 0)!;
-    expect(cloudflare.check({ ...missing, query: {} })).toMatch(/ needs the query parameters? .*: pass (it|them) in `query`\.$/);
+    expect(cloudflare.check({ ...missing, query: {} })).toMatch(
+      / needs the query parameters? .*: pass (it|them) in `query`\.$/,
+    );
   });
 });
 
@@ -179,9 +230,14 @@ describe('validation in a job, on a real worker', () => {
       refused: [
         {
           name: 'RequestError',
-          message: "crm: POST /lead matches no operation of the provider's spec. Closest: POST /leads (createLead), GET /leads (listLeads), POST /leads/batch (createLeadsBatch). Look operations up with the search tool.",
+          message:
+            "crm: POST /lead matches no operation of the provider's spec. Closest: POST /leads (createLead), GET /leads (listLeads), POST /leads/batch (createLeadsBatch). Look operations up with the search tool.",
         },
-        { name: 'RequestError', message: 'crm: GET /leads/undefined: GET /leads/{id} (getLead) needs the path parameter "id", but the path has "undefined" in its place.' },
+        {
+          name: 'RequestError',
+          message:
+            'crm: GET /leads/undefined: GET /leads/{id} (getLead) needs the path parameter "id", but the path has "undefined" in its place.',
+        },
       ],
       created: expect.stringMatching(/^lead_/),
     });

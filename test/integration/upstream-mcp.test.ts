@@ -8,12 +8,21 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SpecSearch } from '../sandbox/search.ts';
-import { JobService } from '../jobs/service.ts';
-import { readyProviders } from '../providers/ready.ts';
-import { connectTestClient, eventually, spawnWorker, startInProcessStack, testConfig, writeConfigFile, type ChildWorker, type InProcessStack } from './harness.ts';
+import { SpecSearch } from '../../sandbox/search.ts';
+import { JobService } from '../../jobs/service.ts';
+import { readyProviders } from '../../providers/ready.ts';
+import {
+  connectTestClient,
+  eventually,
+  spawnWorker,
+  startInProcessStack,
+  testConfig,
+  writeConfigFile,
+  type ChildWorker,
+  type InProcessStack,
+} from '../harness.ts';
 
-const SERVER = fileURLToPath(new URL('./fixtures/upstream-mcp-server.ts', import.meta.url));
+const SERVER = fileURLToPath(new URL('../fixtures/upstream-mcp-server.ts', import.meta.url));
 const callLog = join(mkdtempSync(join(tmpdir(), 'dcm-upstream-')), 'calls.log');
 process.env.UPSTREAM_CALL_LOG = callLog;
 const providers = { tools: { mcp: { command: [process.execPath, SERVER], env: ['UPSTREAM_CALL_LOG'] } } };
@@ -35,10 +44,16 @@ describe('an upstream MCP server as a provider', () => {
     const { specs, upstream } = await readyProviders(stack.config.providers);
     await upstream.close();
     const search = await SpecSearch.create(specs);
-    const found = await search.run(`async () => ({ provider: spec.providers.tools, tools: spec.tools.map((t) => t.provider + '.' + t.name + ': ' + t.description) })`);
+    const found = await search.run(
+      `async () => ({ provider: spec.providers.tools, tools: spec.tools.map((t) => t.provider + '.' + t.name + ': ' + t.description) })`,
+    );
     expect(found).toEqual({
       provider: { title: 'MCP server tools', tools: 3 },
-      tools: ['tools.add: Adds two numbers.', 'tools.record: Records an id in the call log, slowly (100 ms).', 'tools.refuse: Always fails.'],
+      tools: [
+        'tools.add: Adds two numbers.',
+        'tools.record: Records an id in the call log, slowly (100 ms).',
+        'tools.refuse: Always fails.',
+      ],
     });
     search.dispose();
   });
@@ -55,9 +70,14 @@ describe('an upstream MCP server as a provider', () => {
       }`,
       waitSeconds: 30,
     });
-    expect(view).toMatchObject({ status: 'completed', result: { sum: 5, refused: 'ToolError: tools.refuse failed: upstream says no', invalid: 'ToolError' } });
+    expect(view).toMatchObject({
+      status: 'completed',
+      result: { sum: 5, refused: 'ToolError: tools.refuse failed: upstream says no', invalid: 'ToolError' },
+    });
     const history = await stack.client.workflow.getHandle(view.job_id).fetchHistory();
-    const calls = (history.events ?? []).filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'callProvider');
+    const calls = (history.events ?? []).filter(
+      (e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'callProvider',
+    );
     expect(calls).toHaveLength(3);
   });
 });
@@ -71,7 +91,7 @@ describe('an upstream MCP server over Streamable HTTP', () => {
     const url = await new Promise<string>((resolve, reject) => {
       upstream.stdout!.on('data', (d: Buffer) => {
         const found = /listening (\S+)/.exec(String(d));
-        if (found) resolve(found[1]!);
+        if (found) resolve(found[1]);
       });
       upstream.once('exit', (code) => reject(new Error(`upstream MCP server exited with ${code}`)));
     });
@@ -84,7 +104,10 @@ describe('an upstream MCP server over Streamable HTTP', () => {
   });
 
   it('calls its tools like a stdio server', async () => {
-    const view = await stack.jobs.execute({ code: `async () => (await remote.add({ a: 40, b: 2 })).sum`, waitSeconds: 30 });
+    const view = await stack.jobs.execute({
+      code: `async () => (await remote.add({ a: 40, b: 2 })).sum`,
+      waitSeconds: 30,
+    });
     expect(view).toMatchObject({ status: 'completed', result: 42 });
   });
 });
@@ -108,7 +131,7 @@ describe('tool calls across a killed worker', () => {
       waitSeconds: 0,
     });
     await eventually(() => (recorded().length >= 8 ? true : undefined), 60_000, '8 recorded calls');
-    await workers[0]!.kill('SIGKILL');
+    await workers[0].kill('SIGKILL');
     workers.push(await spawnWorker(configFile));
     const done = await eventually(async () => {
       const view = await jobs.status(started.job_id, 20);

@@ -6,11 +6,25 @@ import { request } from 'node:http';
 import { getEncoding } from 'js-tiktoken';
 import type { Client as McpClient } from '@modelcontextprotocol/sdk/client/index.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { demoProvidersConfig, startCrmApi, startSheetsApi, type CrmApi, type SheetsApi } from '../demo-apis/index.ts';
-import { readyProviders } from '../providers/ready.ts';
-import { SpecSearch } from '../sandbox/search.ts';
-import { startMcpHttpServer, type McpHttpServer } from '../server/http.ts';
-import { mcpOverHttp, mcpOverStdio, startInProcessStack, testConfig, writeConfigFile, type InProcessStack, resultBudget } from './harness.ts';
+import {
+  demoProvidersConfig,
+  startCrmApi,
+  startSheetsApi,
+  type CrmApi,
+  type SheetsApi,
+} from '../../demo-apis/index.ts';
+import { readyProviders } from '../../providers/ready.ts';
+import { SpecSearch } from '../../sandbox/search.ts';
+import { startMcpHttpServer, type McpHttpServer } from '../../server/http.ts';
+import {
+  mcpOverHttp,
+  mcpOverStdio,
+  startInProcessStack,
+  testConfig,
+  writeConfigFile,
+  type InProcessStack,
+  resultBudget,
+} from '../harness.ts';
 
 let crm: CrmApi;
 let sheets: SheetsApi;
@@ -24,7 +38,16 @@ beforeAll(async () => {
   const config = testConfig({ providers: demoProvidersConfig({ crm, sheets }) });
   stack = await startInProcessStack(config);
   const search = await SpecSearch.create((await readyProviders(config.providers)).specs);
-  http = await startMcpHttpServer({ jobs: stack.jobs, budget: resultBudget(config), search, providers: Object.keys(config.providers), defaultWaitSeconds: 20 }, { host: '127.0.0.1', port: 0 });
+  http = await startMcpHttpServer(
+    {
+      jobs: stack.jobs,
+      budget: resultBudget(config),
+      search,
+      providers: Object.keys(config.providers),
+      defaultWaitSeconds: 20,
+    },
+    { host: '127.0.0.1', port: 0 },
+  );
   clients.http = await mcpOverHttp(http.url);
   clients.stdio = await mcpOverStdio(writeConfigFile(config));
 });
@@ -40,10 +63,17 @@ afterAll(async () => {
 /** fetch() cannot set Host (a forbidden header), so DNS-rebinding checks need node:http. */
 function postWithHost(url: string, host: string, body: string): Promise<number> {
   return new Promise((resolve, reject) => {
-    const req = request(url, { method: 'POST', headers: { host, 'content-type': 'application/json', accept: 'application/json, text/event-stream' } }, (res) => {
-      res.resume();
-      resolve(res.statusCode!);
-    });
+    const req = request(
+      url,
+      {
+        method: 'POST',
+        headers: { host, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+      },
+      (res) => {
+        res.resume();
+        resolve(res.statusCode!);
+      },
+    );
     req.on('error', reject);
     req.end(body);
   });
@@ -51,14 +81,14 @@ function postWithHost(url: string, host: string, body: string): Promise<number> 
 
 function structured(result: Awaited<ReturnType<McpClient['callTool']>>): Record<string, unknown> {
   expect(result.isError, JSON.stringify(result.content)).toBeFalsy();
-  const text = (result.content as Array<{ type: string; text: string }>)[0]!.text;
+  const text = (result.content as Array<{ type: string; text: string }>)[0].text;
   expect(JSON.parse(text)).toEqual(result.structuredContent);
   return result.structuredContent as Record<string, unknown>;
 }
 
 describe.each(['http', 'stdio'])('MCP over %s', (transport) => {
   it('lists search, execute and the job tools within 1,000 tokens', async () => {
-    const { tools } = await clients[transport]!.listTools();
+    const { tools } = await clients[transport].listTools();
     expect(tools.map((t) => t.name).sort()).toEqual(['execute', 'job_cancel', 'job_resume', 'job_status', 'search']);
     const tokens = getEncoding('o200k_base').encode(JSON.stringify(tools)).length;
     console.log(`tools/list over ${transport}: ${tokens} tokens (o200k_base)`);
@@ -66,42 +96,68 @@ describe.each(['http', 'stdio'])('MCP over %s', (transport) => {
   });
 
   it('searches the specs with code', async () => {
-    const result = await clients[transport]!.callTool({
+    const result = await clients[transport].callTool({
       name: 'search',
-      arguments: { code: `async () => spec.operations.filter((o) => o.path.startsWith('/leads') && o.method === 'POST').map((o) => o.path)` },
+      arguments: {
+        code: `async () => spec.operations.filter((o) => o.path.startsWith('/leads') && o.method === 'POST').map((o) => o.path)`,
+      },
     });
     expect(structured(result).result).toEqual(expect.arrayContaining(['/leads', '/leads/batch']));
   });
 
   it('executes inline, then a long job by id through job_status', async () => {
     const inline = structured(
-      await clients[transport]!.callTool({ name: 'execute', arguments: { code: `async () => (await sheets.request({ method: 'GET', path: '/sheets/leads' })).rows` } }),
+      await clients[transport].callTool({
+        name: 'execute',
+        arguments: { code: `async () => (await sheets.request({ method: 'GET', path: '/sheets/leads' })).rows` },
+      }),
     );
     expect(inline).toMatchObject({ status: 'completed', result: 5 });
 
     const started = structured(
-      await clients[transport]!.callTool({ name: 'execute', arguments: { code: `async () => { await sleep(2000); return input; }`, input: { ok: 1 }, wait_seconds: 0 } }),
+      await clients[transport].callTool({
+        name: 'execute',
+        arguments: { code: `async () => { await sleep(2000); return input; }`, input: { ok: 1 }, wait_seconds: 0 },
+      }),
     );
     expect(started).toMatchObject({ status: 'running', job_id: expect.stringMatching(/^job-/) });
-    const done = structured(await clients[transport]!.callTool({ name: 'job_status', arguments: { job_id: started.job_id, wait_seconds: 30 } }));
+    const done = structured(
+      await clients[transport].callTool({
+        name: 'job_status',
+        arguments: { job_id: started.job_id, wait_seconds: 30 },
+      }),
+    );
     expect(done).toMatchObject({ status: 'completed', result: { ok: 1 } });
   });
 
   it('answers a syntax error as a tool error with line and column, starting nothing', async () => {
-    const result = await clients[transport]!.callTool({ name: 'execute', arguments: { code: 'async () => {\n  return ]\n}' } });
+    const result = await clients[transport].callTool({
+      name: 'execute',
+      arguments: { code: 'async () => {\n  return ]\n}' },
+    });
     expect(result.isError).toBe(true);
-    expect((result.content as Array<{ text: string }>)[0]!.text).toMatch(/^SyntaxError at line 2, column \d+/);
+    expect((result.content as Array<{ text: string }>)[0].text).toMatch(/^SyntaxError at line 2, column \d+/);
   });
 
   it('marks a failed job as a tool error that still carries the job', async () => {
-    const result = await clients[transport]!.callTool({ name: 'execute', arguments: { code: 'async () => {\n  null.x;\n}' } });
+    const result = await clients[transport].callTool({
+      name: 'execute',
+      arguments: { code: 'async () => {\n  null.x;\n}' },
+    });
     expect(result.isError).toBe(true);
     expect(result.structuredContent).toMatchObject({ status: 'failed', error: { name: 'TypeError', line: 2 } });
   });
 
   it('cancels a job', async () => {
-    const started = structured(await clients[transport]!.callTool({ name: 'execute', arguments: { code: 'async () => sleep(600000)', wait_seconds: 0 } }));
-    const cancelled = structured(await clients[transport]!.callTool({ name: 'job_cancel', arguments: { job_id: started.job_id } }));
+    const started = structured(
+      await clients[transport].callTool({
+        name: 'execute',
+        arguments: { code: 'async () => sleep(600000)', wait_seconds: 0 },
+      }),
+    );
+    const cancelled = structured(
+      await clients[transport].callTool({ name: 'job_cancel', arguments: { job_id: started.job_id } }),
+    );
     expect(cancelled.status).toBe('cancelled');
   });
 });

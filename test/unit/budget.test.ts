@@ -6,13 +6,19 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LocalBlobStore } from '../blobs/local-store.ts';
-import { countTokens, fitJson, jsonText, pageStarts, ResultBudget } from '../server/budget.ts';
-import type { JobView } from '../jobs/service.ts';
+import { LocalBlobStore } from '../../blobs/local-store.ts';
+import { countTokens, fitJson, jsonText, pageStarts, ResultBudget } from '../../server/budget.ts';
+import type { JobView } from '../../jobs/service.ts';
 
 const MARKER = /^…\[cut: [\d,]+ of [\d,]+ tokens omitted; (.*)\]$/;
 
-const leads = (n: number) => Array.from({ length: n }, (_, i) => ({ id: `lead_${i}`, name: `Lead Number ${i}`, email: `lead${i}@example.com`, score: i % 97 }));
+const leads = (n: number) =>
+  Array.from({ length: n }, (_, i) => ({
+    id: `lead_${i}`,
+    name: `Lead Number ${i}`,
+    email: `lead${i}@example.com`,
+    score: i % 97,
+  }));
 
 let tmp: string;
 beforeAll(() => {
@@ -43,7 +49,7 @@ describe('fitJson', () => {
     expect(MARKER.exec(cut!)![1]).toBe('filter more narrowly');
     const [omitted, total] = cut!.match(/[\d,]+/g)!.map((n) => Number(n.replace(/,/g, '')));
     expect(total).toBe(countTokens(jsonText(leads(5000))));
-    expect(omitted).toBe(total! - countTokens(jsonText(value)));
+    expect(omitted).toBe(total - countTokens(jsonText(value)));
   });
 
   it('cuts long strings and wide objects, and the JSON text as a last resort', () => {
@@ -82,7 +88,14 @@ describe('pageStarts', () => {
 });
 
 describe('ResultBudget', () => {
-  const view = (result: unknown, logs: string[] = ['started']): JobView => ({ job_id: 'job-1', status: 'completed', progress: null, result, logs, log_count: logs.length });
+  const view = (result: unknown, logs: string[] = ['started']): JobView => ({
+    job_id: 'job-1',
+    status: 'completed',
+    progress: null,
+    result,
+    logs,
+    log_count: logs.length,
+  });
   let budget: ResultBudget;
   let blobs: LocalBlobStore;
   beforeAll(() => {
@@ -107,7 +120,9 @@ describe('ResultBudget', () => {
     expect(countTokens(jsonText(answer))).toBeLessThanOrEqual(2000);
     expect(answer.result).toBeUndefined();
     expect(answer.result_ref).toMatch(/^sha256-[0-9a-f]{64}$/);
-    expect(JSON.parse((await blobs.get({ blob: answer.result_ref!, bytes: jsonText(result).length })).toString())).toEqual(result);
+    expect(
+      JSON.parse((await blobs.get({ blob: answer.result_ref!, bytes: jsonText(result).length })).toString()),
+    ).toEqual(result);
     expect(answer.result_preview).toMatchObject({ created: 4000, leads: expect.arrayContaining([leads(1)[0]]) });
     expect(answer.cut).toMatch(MARKER);
     expect(answer.cut).toContain(`job_status({ job_id, page }) for page 1 to ${answer.result_pages}`);
@@ -115,14 +130,24 @@ describe('ResultBudget', () => {
     const pages = [];
     for (let page = 1; page <= answer.result_pages!; page++) {
       const read = await budget.page(view(result), page);
-      expect(read).toMatchObject({ job_id: 'job-1', status: 'completed', result_ref: answer.result_ref, page, result_pages: answer.result_pages });
+      expect(read).toMatchObject({
+        job_id: 'job-1',
+        status: 'completed',
+        result_ref: answer.result_ref,
+        page,
+        result_pages: answer.result_pages,
+      });
       expect(countTokens(jsonText(read))).toBeLessThanOrEqual(2000);
       pages.push(read.result_page);
     }
     expect(JSON.parse(pages.join(''))).toEqual(result);
-    await expect(budget.page(view(result), answer.result_pages! + 1)).rejects.toThrow(`has ${answer.result_pages} pages: ask for page 1 to ${answer.result_pages}, not ${answer.result_pages! + 1}.`);
+    await expect(budget.page(view(result), answer.result_pages! + 1)).rejects.toThrow(
+      `has ${answer.result_pages} pages: ask for page 1 to ${answer.result_pages}, not ${answer.result_pages! + 1}.`,
+    );
     await expect(budget.page(view(result), 1.5)).rejects.toThrow('not 1.5');
-    await expect(budget.page({ ...view(undefined), status: 'running' }, 1)).rejects.toThrow("Job job-1 is running: only a completed job's result has pages");
+    await expect(budget.page({ ...view(undefined), status: 'running' }, 1)).rejects.toThrow(
+      "Job job-1 is running: only a completed job's result has pages",
+    );
   });
 
   it('shortens long logs to their latest lines', async () => {

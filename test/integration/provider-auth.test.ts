@@ -9,8 +9,8 @@ import { randomUUID } from 'node:crypto';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { CRM_SPEC_PATH, startCrmApi, type CrmApi } from '../demo-apis/crm.ts';
-import { startInProcessStack, testConfig, type InProcessStack } from './harness.ts';
+import { CRM_SPEC_PATH, startCrmApi, type CrmApi } from '../../demo-apis/crm.ts';
+import { startInProcessStack, testConfig, type InProcessStack } from '../harness.ts';
 
 const SECRETS = {
   TEST_CRM_TOKEN: `crm-token-${randomUUID()}`,
@@ -41,9 +41,22 @@ beforeAll(async () => {
     testConfig({
       providers: {
         crm: { openapi: CRM_SPEC_PATH, baseUrl: crm.url, auth: { type: 'bearer', tokenEnv: 'TEST_CRM_TOKEN' } },
-        crmWrongToken: { openapi: CRM_SPEC_PATH, baseUrl: crm.url, auth: { type: 'bearer', tokenEnv: 'TEST_CRM_WRONG_TOKEN' } },
-        downApi: { openapi: CRM_SPEC_PATH, baseUrl: down, auth: { type: 'query', param: 'api_key', valueEnv: 'TEST_DOWN_QUERY_KEY' }, retry },
-        badHeaderApi: { openapi: CRM_SPEC_PATH, baseUrl: crm.url, auth: { type: 'header', header: 'X-Api-Key', valueEnv: 'TEST_BAD_HEADER_KEY' } },
+        crmWrongToken: {
+          openapi: CRM_SPEC_PATH,
+          baseUrl: crm.url,
+          auth: { type: 'bearer', tokenEnv: 'TEST_CRM_WRONG_TOKEN' },
+        },
+        downApi: {
+          openapi: CRM_SPEC_PATH,
+          baseUrl: down,
+          auth: { type: 'query', param: 'api_key', valueEnv: 'TEST_DOWN_QUERY_KEY' },
+          retry,
+        },
+        badHeaderApi: {
+          openapi: CRM_SPEC_PATH,
+          baseUrl: crm.url,
+          auth: { type: 'header', header: 'X-Api-Key', valueEnv: 'TEST_BAD_HEADER_KEY' },
+        },
       },
     }),
   );
@@ -84,10 +97,14 @@ it('authenticates with secrets from the environment, and no secret reaches the a
     listed: 1,
     failures: {
       wrongToken: { name: 'ApiError', status: 401 },
-      down: { name: 'ApiError', message: expect.stringMatching(/^downApi: GET \/leads failed after retries: GET \/leads: /) },
+      down: {
+        name: 'ApiError',
+        message: expect.stringMatching(/^downApi: GET \/leads failed after retries: GET \/leads: /),
+      },
       badHeader: {
         name: 'RequestError',
-        message: "badHeaderApi: GET /leads refused: the provider's credential in TEST_BAD_HEADER_KEY cannot be sent in an HTTP header (it holds a line break, a NUL or a character beyond Latin-1): fix the variable",
+        message:
+          "badHeaderApi: GET /leads refused: the provider's credential in TEST_BAD_HEADER_KEY cannot be sent in an HTTP header (it holds a line break, a NUL or a character beyond Latin-1): fix the variable",
       },
     },
   });
@@ -97,16 +114,25 @@ it('authenticates with secrets from the environment, and no secret reaches the a
   const history = await stack.client.workflow.getHandle(view.job_id).fetchHistory();
   // Payload bytes arrive as Uint8Array or as base64 text, depending on how the history was read.
   const historyText = JSON.stringify(history, (key, v: unknown) =>
-    v instanceof Uint8Array ? Buffer.from(v).toString('utf8') : key === 'data' && typeof v === 'string' ? Buffer.from(v, 'base64').toString('utf8') : v,
+    v instanceof Uint8Array
+      ? Buffer.from(v).toString('utf8')
+      : key === 'data' && typeof v === 'string'
+        ? Buffer.from(v, 'base64').toString('utf8')
+        : v,
   );
   // The scan is real: the decoded history holds the script and the failures it caught.
   expect(historyText).toContain('crmWrongToken.request');
   expect(historyText).toContain('failed after retries');
   for (const [name, secret] of Object.entries(SECRETS)) {
-    const token = secret.split('\n')[0]!;
+    const token = secret.split('\n')[0];
     expect(JSON.stringify(view).includes(token), `${name} in the job's answer`).toBe(false);
     expect(historyText.includes(token), `${name} in the Temporal history`).toBe(false);
-    expect(historyText.includes(encodeURIComponent(token)), `${name} (URL-encoded) in the Temporal history`).toBe(false);
-    expect(JSON.stringify(history).includes(Buffer.from(token).toString('base64')), `${name} (base64) in the Temporal history`).toBe(false);
+    expect(historyText.includes(encodeURIComponent(token)), `${name} (URL-encoded) in the Temporal history`).toBe(
+      false,
+    );
+    expect(
+      JSON.stringify(history).includes(Buffer.from(token).toString('base64')),
+      `${name} (base64) in the Temporal history`,
+    ).toBe(false);
   }
 });

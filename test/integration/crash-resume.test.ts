@@ -4,9 +4,16 @@
  * and finishes, and the API's own count shows no completed call was made twice.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { CRM_SPEC_PATH, startCrmApi, type CrmApi } from '../demo-apis/crm.ts';
-import { JobService } from '../jobs/service.ts';
-import { connectTestClient, eventually, spawnWorker, testConfig, writeConfigFile, type ChildWorker } from './harness.ts';
+import { CRM_SPEC_PATH, startCrmApi, type CrmApi } from '../../demo-apis/crm.ts';
+import { JobService } from '../../jobs/service.ts';
+import {
+  connectTestClient,
+  eventually,
+  spawnWorker,
+  testConfig,
+  writeConfigFile,
+  type ChildWorker,
+} from '../harness.ts';
 
 const CALLS = 40;
 let crm: CrmApi;
@@ -44,15 +51,19 @@ it('finishes a job after its worker is killed with SIGKILL, repeating no complet
 
   const posts = () => crm.stats().byRoute['POST /leads'] ?? 0;
   await eventually(() => (posts() >= 15 ? true : undefined), 60_000, '15 calls');
-  await workers[0]!.kill('SIGKILL');
+  await workers[0].kill('SIGKILL');
   const callsBeforeKill = posts();
   expect(callsBeforeKill).toBeLessThan(CALLS);
 
   workers.push(await spawnWorker(configFile));
-  const done = await eventually(async () => {
-    const view = await jobs.status(started.job_id, 20);
-    return view.status === 'running' ? undefined : view;
-  }, 150_000, 'the job to finish');
+  const done = await eventually(
+    async () => {
+      const view = await jobs.status(started.job_id, 20);
+      return view.status === 'running' ? undefined : view;
+    },
+    150_000,
+    'the job to finish',
+  );
 
   expect(done.status).toBe('completed');
   const ids = (done.result as { ids: string[] }).ids;

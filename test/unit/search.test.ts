@@ -2,14 +2,13 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadProviderSpec, loadProviderSpecs } from '../providers/spec.ts';
-import type { Operation, ProviderSpec } from '../providers/spec.ts';
-import { ScriptSyntaxError } from '../sandbox/isolate.ts';
-import { SearchError, SpecSearch } from '../sandbox/search.ts';
-import { CLOUDFLARE_SPEC } from './fixtures/cloudflare.ts';
-import { CRM_SPEC_PATH as CRM_SPEC } from '../demo-apis/crm.ts';
-import { SHEETS_SPEC_PATH as SHEETS_SPEC } from '../demo-apis/sheets.ts';
-
+import { loadProviderSpec, loadProviderSpecs } from '../../providers/spec.ts';
+import type { Operation, ProviderSpec } from '../../providers/spec.ts';
+import { ScriptSyntaxError } from '../../sandbox/isolate.ts';
+import { SearchError, SpecSearch } from '../../sandbox/search.ts';
+import { CLOUDFLARE_SPEC } from '../fixtures/cloudflare.ts';
+import { CRM_SPEC_PATH as CRM_SPEC } from '../../demo-apis/crm.ts';
+import { SHEETS_SPEC_PATH as SHEETS_SPEC } from '../../demo-apis/sheets.ts';
 
 let tmp: string;
 beforeAll(() => {
@@ -36,20 +35,30 @@ function writeSpec(name: string, doc: unknown): string {
 describe('loadProviderSpec', () => {
   it('loads the demo specs, dereferenced, with path-level parameters merged', async () => {
     const [crm, sheets] = await loadProviderSpecs({ crm: { openapi: CRM_SPEC }, sheets: { openapi: SHEETS_SPEC } });
-    expect(crm!.provider).toBe('crm');
-    expect(crm!.title).toBe('Demo CRM API');
-    expect(crm!.operations.map((o) => `${o.method} ${o.path}`)).toEqual(['GET /leads', 'POST /leads', 'POST /leads/batch', 'GET /leads/{id}', 'DELETE /leads/{id}']);
-    expect(sheets!.operations).toHaveLength(4);
-    const getSheet = sheets!.operations.find((o) => o.operationId === 'getSheet')!;
+    expect(crm.provider).toBe('crm');
+    expect(crm.title).toBe('Demo CRM API');
+    expect(crm.operations.map((o) => `${o.method} ${o.path}`)).toEqual([
+      'GET /leads',
+      'POST /leads',
+      'POST /leads/batch',
+      'GET /leads/{id}',
+      'DELETE /leads/{id}',
+    ]);
+    expect(sheets.operations).toHaveLength(4);
+    const getSheet = sheets.operations.find((o) => o.operationId === 'getSheet')!;
     expect(getSheet.parameters).toEqual([expect.objectContaining({ name: 'id', in: 'path', required: true })]);
     expect(JSON.stringify([crm, sheets])).not.toContain('$ref');
   });
 
   it('names the provider and the file when the spec cannot be loaded', async () => {
     const missing = join(tmp, 'missing.json');
-    await expect(loadProviderSpec('crm', missing)).rejects.toThrow(`Cannot load the OpenAPI spec of provider "crm" from ${missing}: `);
+    await expect(loadProviderSpec('crm', missing)).rejects.toThrow(
+      `Cannot load the OpenAPI spec of provider "crm" from ${missing}: `,
+    );
     const notOpenApi = writeSpec('not-openapi.json', { name: 'package' });
-    await expect(loadProviderSpec('pkg', notOpenApi)).rejects.toThrow(/provider "pkg" from .*not-openapi\.json: not an OpenAPI 3\.x or Swagger 2\.0 document/);
+    await expect(loadProviderSpec('pkg', notOpenApi)).rejects.toThrow(
+      /provider "pkg" from .*not-openapi\.json: not an OpenAPI 3\.x or Swagger 2\.0 document/,
+    );
   });
 
   it('keeps circular $refs as $refs, so the spec stays JSON-serializable and searchable', async () => {
@@ -60,14 +69,28 @@ describe('loadProviderSpec', () => {
         '/nodes': {
           post: {
             operationId: 'createNode',
-            requestBody: { required: true, content: { 'application/json': { schema: { $ref: '#/components/schemas/Node' } } } },
-            responses: { '201': { description: 'Created', content: { 'application/json': { schema: { $ref: '#/components/schemas/Node' } } } } },
+            requestBody: {
+              required: true,
+              content: { 'application/json': { schema: { $ref: '#/components/schemas/Node' } } },
+            },
+            responses: {
+              '201': {
+                description: 'Created',
+                content: { 'application/json': { schema: { $ref: '#/components/schemas/Node' } } },
+              },
+            },
           },
         },
       },
       components: {
         schemas: {
-          Node: { type: 'object', properties: { name: { type: 'string', 'x-internal': true }, children: { type: 'array', items: { $ref: '#/components/schemas/Node' } } } },
+          Node: {
+            type: 'object',
+            properties: {
+              name: { type: 'string', 'x-internal': true },
+              children: { type: 'array', items: { $ref: '#/components/schemas/Node' } },
+            },
+          },
         },
       },
     });
@@ -75,7 +98,9 @@ describe('loadProviderSpec', () => {
     expect(spec.operations).toHaveLength(1);
     const search = await SpecSearch.create([spec]);
     try {
-      const body = (await search.run(`async () => spec.operations.find((o) => o.operationId === 'createNode').requestBody`)) as any;
+      const body = (await search.run(
+        `async () => spec.operations.find((o) => o.operationId === 'createNode').requestBody`,
+      )) as any;
       expect(body.required).toBe(true);
       expect(body.schema.properties.name).toEqual({ type: 'string' });
       expect(body.schema.properties.children.items).toEqual({ $ref: '#/components/schemas/Node' });
@@ -102,10 +127,20 @@ describe('loadProviderSpec', () => {
           },
         },
       },
-      definitions: { Pet: { type: 'object', required: ['name'], properties: { name: { type: 'string' }, tag: { type: 'string', example: 'dog' } } } },
+      definitions: {
+        Pet: {
+          type: 'object',
+          required: ['name'],
+          properties: { name: { type: 'string' }, tag: { type: 'string', example: 'dog' } },
+        },
+      },
     });
     const spec = await loadProviderSpec('pets', file);
-    const pet = { type: 'object', required: ['name'], properties: { name: { type: 'string' }, tag: { type: 'string' } } };
+    const pet = {
+      type: 'object',
+      required: ['name'],
+      properties: { name: { type: 'string' }, tag: { type: 'string' } },
+    };
     expect(spec.operations).toEqual<Operation[]>([
       {
         provider: 'pets',
@@ -123,9 +158,21 @@ describe('loadProviderSpec', () => {
     const twoBodies = writeSpec('swagger-bad.json', {
       swagger: '2.0',
       info: { title: 'Bad', version: '1' },
-      paths: { '/x': { post: { parameters: [{ name: 'a', in: 'body', schema: {} }, { name: 'b', in: 'body', schema: {} }], responses: {} } } },
+      paths: {
+        '/x': {
+          post: {
+            parameters: [
+              { name: 'a', in: 'body', schema: {} },
+              { name: 'b', in: 'body', schema: {} },
+            ],
+            responses: {},
+          },
+        },
+      },
     });
-    await expect(loadProviderSpec('bad', twoBodies)).rejects.toThrow('Swagger 2.0 spec at paths["/x"].post: more than one "in: body" parameter');
+    await expect(loadProviderSpec('bad', twoBodies)).rejects.toThrow(
+      'Swagger 2.0 spec at paths["/x"].post: more than one "in: body" parameter',
+    );
   });
 });
 
@@ -140,8 +187,8 @@ describe('SpecSearch on the demo specs', () => {
 
   it('exposes the providers and all their operations in one array', async () => {
     expect(await search.run('() => spec.providers')).toEqual({
-      crm: { title: 'Demo CRM API', description: specs[0]!.description, version: '1.0.0', operations: 5 },
-      sheets: { title: 'Demo Sheets API', description: specs[1]!.description, version: '1.0.0', operations: 4 },
+      crm: { title: 'Demo CRM API', description: specs[0].description, version: '1.0.0', operations: 5 },
+      sheets: { title: 'Demo Sheets API', description: specs[1].description, version: '1.0.0', operations: 4 },
     });
     expect(await search.run('async () => spec.operations.length')).toBe(9);
   });
@@ -151,7 +198,7 @@ describe('SpecSearch on the demo specs', () => {
       .filter((o) => o.path.startsWith('/leads') && o.requestBody)
       .map((o) => ({ op: o.method + ' ' + o.path, body: o.requestBody }))`)) as { op: string; body: any }[];
     expect(found.map((f) => f.op)).toEqual(['POST /leads', 'POST /leads/batch']);
-    const create = found[0]!.body;
+    const create = found[0].body;
     expect(create.required).toBe(true);
     expect(create.contentType).toBe('application/json');
     expect(create.schema.required).toEqual(['name', 'email']);
@@ -172,13 +219,21 @@ describe('SpecSearch on the demo specs', () => {
     expect(error.message).toBe('The search threw RangeError at line 3, column 9: no such tag');
     expect(error.line).toBe(3);
     const typo = await failure(search.run('() => spec.operation.filter((o) => o)'));
-    expect(typo.message).toMatch(/^The search threw TypeError at line 1, column \d+: Cannot read properties of undefined \(reading 'filter'\)/);
-    await expect(search.run('() => { throw "plain string" }')).rejects.toThrow('The search threw a non-Error value: plain string');
+    expect(typo.message).toMatch(
+      /^The search threw TypeError at line 1, column \d+: Cannot read properties of undefined \(reading 'filter'\)/,
+    );
+    await expect(search.run('() => { throw "plain string" }')).rejects.toThrow(
+      'The search threw a non-Error value: plain string',
+    );
   });
 
   it('refuses results that are not JSON-serializable, and code that is not a function', async () => {
-    await expect(search.run('() => ({ op: spec.operations[0], pick() {} })')).rejects.toThrow('the search result is not JSON-serializable: found a function at key "pick"');
-    await expect(search.run('() => 10n')).rejects.toThrow('the search result is not JSON-serializable: found a bigint at the top level');
+    await expect(search.run('() => ({ op: spec.operations[0], pick() {} })')).rejects.toThrow(
+      'the search result is not JSON-serializable: found a function at key "pick"',
+    );
+    await expect(search.run('() => 10n')).rejects.toThrow(
+      'the search result is not JSON-serializable: found a bigint at the top level',
+    );
     await expect(search.run('spec.operations.length')).rejects.toThrow('The search code must be a function expression');
   });
 
@@ -192,30 +247,31 @@ describe('SpecSearch on the demo specs', () => {
       JSON.stringify = () => '"hacked"';
     }`);
     await expect(search.run(`() => { 'use strict'; spec.operations.pop(); }`)).rejects.toThrow(/TypeError/);
-    expect(await search.run('() => [spec.operations[0].path, spec.providers.crm.operations, spec.operations.length, typeof leak, typeof [].leak, typeof ({}).leak]')).toEqual([
-      '/leads',
-      5,
-      9,
-      'undefined',
-      'undefined',
-      'undefined',
-    ]);
+    expect(
+      await search.run(
+        '() => [spec.operations[0].path, spec.providers.crm.operations, spec.operations.length, typeof leak, typeof [].leak, typeof ({}).leak]',
+      ),
+    ).toEqual(['/leads', 5, 9, 'undefined', 'undefined', 'undefined']);
     expect(await search.run('() => ({ a: 1 })')).toEqual({ a: 1 });
     // Frozen builtins still let instances define their own name, toString and the like.
-    expect(await search.run(`() => {
+    expect(
+      await search.run(`() => {
       'use strict';
       class NotFound extends Error { constructor(m) { super(m); this.name = 'NotFound'; } }
       const o = { toString: null };
       o.toString = () => 'custom';
       return [new NotFound('x').name, String(o), [...spec.operations].sort((a, b) => a.path < b.path ? -1 : 1)[0].path];
-    }`)).toEqual(['NotFound', 'custom', '/leads']);
+    }`),
+    ).toEqual(['NotFound', 'custom', '/leads']);
   });
 
   it('stops an endless loop at the time limit and stays usable', async () => {
     const error = await failure(search.run('() => { while (true) {} }'));
     expect(error).toBeInstanceOf(SearchError);
     expect(error.name).toBe('TimeLimitError');
-    await expect(search.run('async () => { await null; for (;;) {} }')).rejects.toMatchObject({ name: 'TimeLimitError' });
+    await expect(search.run('async () => { await null; for (;;) {} }')).rejects.toMatchObject({
+      name: 'TimeLimitError',
+    });
     expect(await search.run('() => spec.operations.length')).toBe(9);
   });
 
@@ -225,14 +281,20 @@ describe('SpecSearch on the demo specs', () => {
   });
 
   it('runs concurrent searches one after another, each with its own result', async () => {
-    const results = await Promise.all(Array.from({ length: 10 }, (_, i) => search.run(`async () => { await null; return spec.operations[${i % 9}].path; }`)));
-    expect(results).toEqual(Array.from({ length: 10 }, (_, i) => specs.flatMap((s) => s.operations)[i % 9]!.path));
+    const results = await Promise.all(
+      Array.from({ length: 10 }, (_, i) =>
+        search.run(`async () => { await null; return spec.operations[${i % 9}].path; }`),
+      ),
+    );
+    expect(results).toEqual(Array.from({ length: 10 }, (_, i) => specs.flatMap((s) => s.operations)[i % 9].path));
   });
 
   it('recreates the isolate after a search exceeds the memory limit', async () => {
     const small = await SpecSearch.create(specs, { memoryMb: 64, timeoutMs: 10_000 });
     try {
-      const error = await failure(small.run('() => { const keep = []; for (;;) keep.push(new Array(100000).fill(keep.length)); }'));
+      const error = await failure(
+        small.run('() => { const keep = []; for (;;) keep.push(new Array(100000).fill(keep.length)); }'),
+      );
       expect(error).toMatchObject({ name: 'MemoryLimitError' });
       expect(await small.run('() => spec.operations.length')).toBe(9);
     } finally {
@@ -258,7 +320,7 @@ describe('SpecSearch on the Cloudflare spec', () => {
       .filter((o) => o.method === 'POST' && o.path === '/zones')
       .map((o) => ({ id: o.operationId, body: o.requestBody }))`)) as { id: string; body: any }[];
     expect(zones).toHaveLength(1);
-    expect(zones[0]!.body.schema.properties.name).toMatchObject({ type: 'string' });
+    expect(zones[0].body.schema.properties.name).toMatchObject({ type: 'string' });
     expect(JSON.stringify(zones)).not.toContain('$ref');
     expect(await search.heapBytes()).toBeGreaterThan(10_000_000);
   });

@@ -10,11 +10,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createBlobStore } from '../blobs/index.ts';
-import { S3BlobStore } from '../blobs/s3-store.ts';
-import { BlobCorruptError, BlobMissingError, contentAddress } from '../blobs/store.ts';
-import { parseConfig } from '../cli/config.ts';
-import { eventually, startInProcessStack, testConfig } from './harness.ts';
+import { createBlobStore } from '../../blobs/index.ts';
+import { S3BlobStore } from '../../blobs/s3-store.ts';
+import { BlobCorruptError, BlobMissingError, contentAddress } from '../../blobs/store.ts';
+import { parseConfig } from '../../cli/config.ts';
+import { eventually, startInProcessStack, testConfig } from '../harness.ts';
 
 interface S3rver {
   run(): Promise<AddressInfo>;
@@ -29,7 +29,13 @@ process.env.AWS_ACCESS_KEY_ID = 'S3RVER';
 process.env.AWS_SECRET_ACCESS_KEY = 'S3RVER';
 
 async function startS3(port = 0): Promise<{ server: S3rver; endpoint: string; port: number }> {
-  const server = new S3rver({ address: '127.0.0.1', port, silent: true, directory: mkdtempSync(join(tmpdir(), 'dcm-s3-')), configureBuckets: [{ name: BUCKET }] });
+  const server = new S3rver({
+    address: '127.0.0.1',
+    port,
+    silent: true,
+    directory: mkdtempSync(join(tmpdir(), 'dcm-s3-')),
+    configureBuckets: [{ name: BUCKET }],
+  });
   const address = await server.run();
   return { server, endpoint: `http://127.0.0.1:${address.port}`, port: address.port };
 }
@@ -69,7 +75,9 @@ afterAll(async () => {
 describe('S3BlobStore', () => {
   it('stores content-addressed objects under the prefix and reads them back verified', async () => {
     const store = new S3BlobStore({ bucket: BUCKET, prefix: 'round-trip/', endpoint: s3.endpoint });
-    const bytes = Buffer.from(JSON.stringify({ rows: Array.from({ length: 5000 }, (_, i) => ({ i, name: `lead ${i}` })) }));
+    const bytes = Buffer.from(
+      JSON.stringify({ rows: Array.from({ length: 5000 }, (_, i) => ({ i, name: `lead ${i}` })) }),
+    );
     const ref = await store.put(bytes);
     expect(ref).toEqual({ blob: contentAddress(bytes), bytes: bytes.length });
     expect((await objectAt(raw, `round-trip/${ref.blob}`)).equals(bytes)).toBe(true);
@@ -100,7 +108,9 @@ describe('S3BlobStore', () => {
   it('reports an object whose bytes do not match its address as BlobCorruptError', async () => {
     const store = new S3BlobStore({ bucket: BUCKET, prefix: 'corrupt/', endpoint: s3.endpoint });
     const ref = await store.put(Buffer.from('{"value":"original"}'));
-    await raw.send(new PutObjectCommand({ Bucket: BUCKET, Key: `corrupt/${ref.blob}`, Body: Buffer.from('{"value":"tampered"}') }));
+    await raw.send(
+      new PutObjectCommand({ Bucket: BUCKET, Key: `corrupt/${ref.blob}`, Body: Buffer.from('{"value":"tampered"}') }),
+    );
     const error = await store.get(ref).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(BlobCorruptError);
     expect((error as Error).message).toContain(ref.blob);
@@ -109,12 +119,17 @@ describe('S3BlobStore', () => {
   it('fails with a retryable error naming the endpoint when the server is down', async () => {
     const endpoint = `http://127.0.0.1:${await freePort()}`;
     const store = new S3BlobStore({ bucket: BUCKET, prefix: '', endpoint });
-    for (const attempt of [() => store.put(Buffer.from('x')), () => store.get({ blob: contentAddress(Buffer.from('x')), bytes: 1 })]) {
+    for (const attempt of [
+      () => store.put(Buffer.from('x')),
+      () => store.get({ blob: contentAddress(Buffer.from('x')), bytes: 1 }),
+    ]) {
       const error = await attempt().catch((e: unknown) => e);
       // Not a blob error: activities let Temporal retry it rather than fail the job.
       expect(error).not.toBeInstanceOf(BlobMissingError);
       expect(error).not.toBeInstanceOf(BlobCorruptError);
-      expect((error as Error).message).toMatch(new RegExp(`blob store s3://${BUCKET}/ at ${endpoint}: the server is unreachable \\(ECONNREFUSED`));
+      expect((error as Error).message).toMatch(
+        new RegExp(`blob store s3://${BUCKET}/ at ${endpoint}: the server is unreachable \\(ECONNREFUSED`),
+      );
     }
   });
 
@@ -134,11 +149,27 @@ describe('S3BlobStore', () => {
 describe('blobs.store in the config', () => {
   it('is the local directory by default, S3 when configured or when DURABLE_CODEMODE_S3_BUCKET is set', () => {
     expect(parseConfig({}, undefined, {}).blobs.store).toEqual({ type: 'local' });
-    const fromFile = parseConfig({ blobs: { store: { type: 's3', bucket: 'b', endpoint: 'http://minio:9000' } } }, undefined, {});
+    const fromFile = parseConfig(
+      { blobs: { store: { type: 's3', bucket: 'b', endpoint: 'http://minio:9000' } } },
+      undefined,
+      {},
+    );
     expect(fromFile.blobs.store).toEqual({ type: 's3', bucket: 'b', prefix: '', endpoint: 'http://minio:9000' });
-    const fromEnv = parseConfig(fromFile, undefined, { DURABLE_CODEMODE_S3_BUCKET: 'other', DURABLE_CODEMODE_S3_PREFIX: 'jobs/' });
-    expect(fromEnv.blobs.store).toEqual({ type: 's3', bucket: 'other', prefix: 'jobs/', endpoint: 'http://minio:9000' });
-    expect(parseConfig({}, undefined, { DURABLE_CODEMODE_S3_BUCKET: 'b' }).blobs.store).toEqual({ type: 's3', bucket: 'b', prefix: '' });
+    const fromEnv = parseConfig(fromFile, undefined, {
+      DURABLE_CODEMODE_S3_BUCKET: 'other',
+      DURABLE_CODEMODE_S3_PREFIX: 'jobs/',
+    });
+    expect(fromEnv.blobs.store).toEqual({
+      type: 's3',
+      bucket: 'other',
+      prefix: 'jobs/',
+      endpoint: 'http://minio:9000',
+    });
+    expect(parseConfig({}, undefined, { DURABLE_CODEMODE_S3_BUCKET: 'b' }).blobs.store).toEqual({
+      type: 's3',
+      bucket: 'b',
+      prefix: '',
+    });
     expect(createBlobStore(fromFile.blobs, fromFile.dataDir).location).toBe('s3://b/ at http://minio:9000');
     expect(() => parseConfig({ blobs: { store: { type: 's3' } } }, undefined, {})).toThrow(/blobs\.store\.bucket/);
   });
@@ -146,14 +177,21 @@ describe('blobs.store in the config', () => {
 
 describe('jobs on a worker whose blob store is S3', () => {
   it('keeps a large step value in the bucket and replays it from there in a fresh sandbox', async () => {
-    const config = testConfig({ providers: {}, blobs: { store: { type: 's3', bucket: BUCKET, prefix: 'job/', endpoint: s3.endpoint } } });
+    const config = testConfig({
+      providers: {},
+      blobs: { store: { type: 's3', bucket: BUCKET, prefix: 'job/', endpoint: s3.endpoint } },
+    });
     const stack = await startInProcessStack(config);
     try {
       const started = await stack.jobs.execute({
         code: `async () => { const big = await step('big', () => 'x'.repeat(100000)); console.log('saved'); await sleep(1500); return big.length; }`,
         waitSeconds: 0,
       });
-      await eventually(async () => ((await stack.jobs.status(started.job_id)).logs.includes('saved') ? true : undefined), 30_000, 'the step');
+      await eventually(
+        async () => ((await stack.jobs.status(started.job_id)).logs.includes('saved') ? true : undefined),
+        30_000,
+        'the step',
+      );
       const value = Buffer.from(JSON.stringify('x'.repeat(100000)));
       expect((await objectAt(raw, `job/${contentAddress(value)}`)).equals(value)).toBe(true);
       stack.worker.sessions.close(); // the next round replays the journal, reading the step back from S3
@@ -168,16 +206,30 @@ describe('jobs on a worker whose blob store is S3', () => {
 
   it('waits out an S3 server that is down, then finishes the job', async () => {
     const port = await freePort();
-    const config = testConfig({ providers: {}, blobs: { store: { type: 's3', bucket: BUCKET, prefix: 'late/', endpoint: `http://127.0.0.1:${port}` } } });
+    const config = testConfig({
+      providers: {},
+      blobs: { store: { type: 's3', bucket: BUCKET, prefix: 'late/', endpoint: `http://127.0.0.1:${port}` } },
+    });
     const stack = await startInProcessStack(config);
     let late: Awaited<ReturnType<typeof startS3>> | undefined;
     try {
-      const started = await stack.jobs.execute({ code: `async () => (await step('big', () => 'y'.repeat(50000))).length`, waitSeconds: 0 });
+      const started = await stack.jobs.execute({
+        code: `async () => (await step('big', () => 'y'.repeat(50000))).length`,
+        waitSeconds: 0,
+      });
       // The round that saves the step fails while nothing listens; Temporal retries it.
-      await eventually(async () => {
-        const { raw } = await stack.client.workflow.getHandle(started.job_id).describe();
-        return raw.pendingActivities?.some((a) => (a.attempt ?? 0) > 1 && /unreachable/.test(a.lastFailure?.message ?? '')) ? true : undefined;
-      }, 30_000, 'a failed attempt to save the step');
+      await eventually(
+        async () => {
+          const { raw } = await stack.client.workflow.getHandle(started.job_id).describe();
+          return raw.pendingActivities?.some(
+            (a) => (a.attempt ?? 0) > 1 && /unreachable/.test(a.lastFailure?.message ?? ''),
+          )
+            ? true
+            : undefined;
+        },
+        30_000,
+        'a failed attempt to save the step',
+      );
       late = await startS3(port);
       const done = await stack.jobs.status(started.job_id, 60);
       expect(done).toMatchObject({ status: 'completed', result: 50000 });

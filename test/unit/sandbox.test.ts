@@ -3,10 +3,10 @@
  * divergence, steps, determinism and the limits that end a script with a clear error.
  */
 import { describe, expect, it } from 'vitest';
-import { effectLabel } from '../core/effects.ts';
-import { JobInput, SandboxLimits, type EffectOutcome, type Round, type RoundReport } from '../core/journal.ts';
-import { sheetRow } from '../demo-apis/sheets.ts';
-import { effectKey, ScriptSession } from '../sandbox/session.ts';
+import { effectLabel } from '../../core/effects.ts';
+import { JobInput, SandboxLimits, type EffectOutcome, type Round, type RoundReport } from '../../core/journal.ts';
+import { sheetRow } from '../../demo-apis/sheets.ts';
+import { effectKey, ScriptSession } from '../../sandbox/session.ts';
 
 function job(code: string, limits: Partial<SandboxLimits> = {}): JobInput {
   return JobInput.parse({ jobId: 'job-test', code, input: { n: 3 }, limits: SandboxLimits.parse(limits) });
@@ -16,12 +16,25 @@ function job(code: string, limits: Partial<SandboxLimits> = {}): JobInput {
 async function runToEnd(code: string, answer: (i: number) => EffectOutcome, limits: Partial<SandboxLimits> = {}) {
   const rounds: Round[] = [];
   let now = 1_000;
-  let { session, report } = await ScriptSession.open({ job: job(code, limits), providers: [{ name: 'crm' }], rounds: [], now });
+  let { session, report } = await ScriptSession.open({
+    job: job(code, limits),
+    providers: [{ name: 'crm' }],
+    rounds: [],
+    now,
+  });
   const reports: RoundReport[] = [report];
   let calls = 0;
   while (!report.outcome) {
     const outcomes = report.effects.map(() => answer(calls++));
-    rounds.push({ now, steps: report.steps, effects: report.effects.map((request, i) => ({ key: effectKey(request), label: effectLabel(request), outcome: outcomes[i]! })) });
+    rounds.push({
+      now,
+      steps: report.steps,
+      effects: report.effects.map((request, i) => ({
+        key: effectKey(request),
+        label: effectLabel(request),
+        outcome: outcomes[i],
+      })),
+    });
     now += 1_000;
     report = await session.deliver(outcomes, now);
     reports.push(report);
@@ -36,10 +49,10 @@ describe('script sandbox', () => {
       (i) => ({ ok: true, value: i * 10 }),
     );
     expect(rounds).toHaveLength(1);
-    expect(rounds[0]!.effects.map((e) => e.key)).toEqual(
+    expect(rounds[0].effects.map((e) => e.key)).toEqual(
       [1, 2, 3].map((i) => effectKey({ kind: 'http', provider: 'crm', method: 'POST', path: `/x/${i}`, body: { i } })),
     );
-    expect(rounds[0]!.effects.map((e) => e.label)).toEqual(['crm: POST /x/1', 'crm: POST /x/2', 'crm: POST /x/3']);
+    expect(rounds[0].effects.map((e) => e.label)).toEqual(['crm: POST /x/1', 'crm: POST /x/2', 'crm: POST /x/3']);
     expect(outcome).toEqual({ kind: 'returned', value: [0, 10, 20] });
   });
 
@@ -53,16 +66,30 @@ describe('script sandbox', () => {
     const first = await runToEnd(code, (i) => ({ ok: true, value: `answer ${i}` }));
     // Tamper with the recorded step value: replay must return it instead of computing a new one.
     const rounds = structuredClone(first.rounds);
-    rounds[0]!.steps[0]!.value = 42;
-    rounds[0]!.effects[0]!.key = effectKey({ kind: 'http', provider: 'crm', method: 'GET', path: '/a', query: { seed: 42 } });
-    const { report } = await ScriptSession.open({ job: job(code), providers: [{ name: 'crm' }], rounds: rounds.slice(0, 1), now: 99_000 });
+    rounds[0].steps[0].value = 42;
+    rounds[0].effects[0].key = effectKey({
+      kind: 'http',
+      provider: 'crm',
+      method: 'GET',
+      path: '/a',
+      query: { seed: 42 },
+    });
+    const { report } = await ScriptSession.open({
+      job: job(code),
+      providers: [{ name: 'crm' }],
+      rounds: rounds.slice(0, 1),
+      now: 99_000,
+    });
     expect(report.outcome).toBeNull();
     expect(report.effects).toEqual([{ kind: 'http', provider: 'crm', method: 'GET', path: '/b' }]);
     expect(report.steps).toEqual([]);
   });
 
   it('reports a divergence when the script asks for something else than the journal recorded', async () => {
-    const first = await runToEnd(`async () => crm.request({ method: 'POST', path: '/leads', body: { v: 1 } })`, () => ({ ok: true, value: 1 }));
+    const first = await runToEnd(`async () => crm.request({ method: 'POST', path: '/leads', body: { v: 1 } })`, () => ({
+      ok: true,
+      value: 1,
+    }));
     const { report } = await ScriptSession.open({
       job: job(`async () => crm.request({ method: 'POST', path: '/leads', body: { v: 2 } })`),
       providers: [{ name: 'crm' }],
@@ -70,7 +97,9 @@ describe('script sandbox', () => {
       now: 5_000,
     });
     expect(report.outcome).toMatchObject({ kind: 'threw', error: { name: 'ReplayDivergenceError' } });
-    expect((report.outcome as { error: { message: string } }).error.message).toMatch(/round 1, call 1: the journal has crm: POST \/leads but the script now asks for crm: POST \/leads/);
+    expect((report.outcome as { error: { message: string } }).error.message).toMatch(
+      /round 1, call 1: the journal has crm: POST \/leads but the script now asks for crm: POST \/leads/,
+    );
   });
 
   it('makes the clock and randomness come from the journal', async () => {
@@ -82,7 +111,11 @@ describe('script sandbox', () => {
   });
 
   it('keeps console output out of replays and caps its size', async () => {
-    const { reports } = await runToEnd(`async () => { for (let i = 0; i < 100; i++) console.log('line ' + i, { i }); }`, () => ({ ok: true }), { maxLogBytes: 200 });
+    const { reports } = await runToEnd(
+      `async () => { for (let i = 0; i < 100; i++) console.log('line ' + i, { i }); }`,
+      () => ({ ok: true }),
+      { maxLogBytes: 200 },
+    );
     const last = reports.at(-1)!;
     expect(last.logs[0]).toBe('line 0 {"i":0}');
     expect(last.logs.join('').length).toBeLessThanOrEqual(200);
@@ -90,28 +123,45 @@ describe('script sandbox', () => {
   });
 
   it('fails a step that waits on an API call, naming the step', async () => {
-    const { outcome } = await runToEnd(`async () => step('fetch', () => crm.request({ method: 'GET', path: '/x' }))`, () => ({ ok: true }));
+    const { outcome } = await runToEnd(
+      `async () => step('fetch', () => crm.request({ method: 'GET', path: '/x' }))`,
+      () => ({ ok: true }),
+    );
     expect(outcome).toMatchObject({ kind: 'threw', error: { name: 'StepError' } });
     expect((outcome as { error: { message: string } }).error.message).toMatch(/step\("fetch"\)/);
   });
 
   it('fails a step whose value is not JSON, naming the step', async () => {
     const { outcome } = await runToEnd(`async () => step('parse', () => ({ f() {} }))`, () => ({ ok: true }));
-    expect((outcome as { error: { message: string } }).error.message).toMatch(/the value of step\("parse"\) is not JSON-serializable/);
+    expect((outcome as { error: { message: string } }).error.message).toMatch(
+      /the value of step\("parse"\) is not JSON-serializable/,
+    );
   });
 
   it('ends an endless loop with a time-limit error', async () => {
-    const { outcome } = await runToEnd(`async () => { await crm.request({ method: 'GET', path: '/x' }); for (;;) {} }`, () => ({ ok: true }), { roundTimeoutMs: 200 });
+    const { outcome } = await runToEnd(
+      `async () => { await crm.request({ method: 'GET', path: '/x' }); for (;;) {} }`,
+      () => ({ ok: true }),
+      { roundTimeoutMs: 200 },
+    );
     expect(outcome).toMatchObject({ kind: 'threw', error: { name: 'TimeLimitError' } });
   });
 
   it('ends a script that exhausts its memory with a memory-limit error', async () => {
-    const { outcome } = await runToEnd(`async () => { const a = []; for (;;) a.push('x'.repeat(1e4) + a.length); }`, () => ({ ok: true }), { memoryMb: 16 });
+    const { outcome } = await runToEnd(
+      `async () => { const a = []; for (;;) a.push('x'.repeat(1e4) + a.length); }`,
+      () => ({ ok: true }),
+      { memoryMb: 16 },
+    );
     expect(outcome).toMatchObject({ kind: 'threw', error: { name: 'MemoryLimitError' } });
   });
 
   it('refuses too many calls in one round and too large a result', async () => {
-    const many = await runToEnd(`async () => Promise.all(Array.from({ length: 20 }, () => sleep(1)))`, () => ({ ok: true }), { maxEffectsPerRound: 10 });
+    const many = await runToEnd(
+      `async () => Promise.all(Array.from({ length: 20 }, () => sleep(1)))`,
+      () => ({ ok: true }),
+      { maxEffectsPerRound: 10 },
+    );
     expect(many.outcome).toMatchObject({ error: { name: 'EffectLimitError' } });
     const big = await runToEnd(`async () => 'x'.repeat(5000)`, () => ({ ok: true }), { maxResultBytes: 1000 });
     expect(big.outcome).toMatchObject({ error: { name: 'ResultTooLargeError' } });
@@ -119,7 +169,9 @@ describe('script sandbox', () => {
 
   it('reports a non-function script and validates request arguments inside the script', async () => {
     const notFn = await runToEnd(`42`, () => ({ ok: true }));
-    expect(notFn.outcome).toMatchObject({ error: { name: 'TypeError', message: expect.stringMatching(/must be a function expression/) } });
+    expect(notFn.outcome).toMatchObject({
+      error: { name: 'TypeError', message: expect.stringMatching(/must be a function expression/) },
+    });
     const bad = await runToEnd(
       `async () => { const errs = []; for (const o of [null, { method: 'FETCH', path: '/' }, { path: 'x' }, { path: '/x', body: { f: () => 1 } }]) { try { await crm.request(o); } catch (e) { errs.push(e.message); } } return errs; }`,
       () => ({ ok: true }),
@@ -145,30 +197,51 @@ describe('script sandbox', () => {
       () => ({ ok: true }),
     );
     expect((outcome as { value: unknown }).value).toEqual({
-      process: 'undefined', require: 'undefined', ctor: 'undefined', fetch: 'undefined', setTimeout: 'undefined', controls: 'undefinedundefinedundefined',
+      process: 'undefined',
+      require: 'undefined',
+      ctor: 'undefined',
+      fetch: 'undefined',
+      setTimeout: 'undefined',
+      controls: 'undefinedundefinedundefined',
     });
   });
 
   it('parses and writes RFC 4180 CSV: quotes, commas, newlines, CRLF, a BOM', async () => {
     const csv = '\ufeffname,company,note\r\n"Ada","Engines, Ltd","said ""hi""\nthen left"\r\nAlan,Bletchley,\r\n';
     const { outcome } = await runToEnd(
-      `async () => { const rows = CSV.parse(input.csv); return { rows, back: CSV.parse(CSV.stringify(rows)), arrays: CSV.parse('a,b\\n1,2', { header: false }) }; }`.replace('input.csv', JSON.stringify(csv)),
+      `async () => { const rows = CSV.parse(input.csv); return { rows, back: CSV.parse(CSV.stringify(rows)), arrays: CSV.parse('a,b\\n1,2', { header: false }) }; }`.replace(
+        'input.csv',
+        JSON.stringify(csv),
+      ),
       () => ({ ok: true }),
     );
     const rows = [
       { name: 'Ada', company: 'Engines, Ltd', note: 'said "hi"\nthen left' },
       { name: 'Alan', company: 'Bletchley', note: '' },
     ];
-    expect((outcome as { value: unknown }).value).toEqual({ rows, back: rows, arrays: [['a', 'b'], ['1', '2']] });
+    expect((outcome as { value: unknown }).value).toEqual({
+      rows,
+      back: rows,
+      arrays: [
+        ['a', 'b'],
+        ['1', '2'],
+      ],
+    });
     const bad = await runToEnd(`async () => CSV.parse('a\\n"unterminated')`, () => ({ ok: true }));
-    expect(bad.outcome).toMatchObject({ error: { message: 'CSV.parse: unterminated quoted field starting on line 2' } });
+    expect(bad.outcome).toMatchObject({
+      error: { message: 'CSV.parse: unterminated quoted field starting on line 2' },
+    });
   });
 
   it('parses a 100,000-row CSV within one round', async () => {
     const lines = ['name,email,company,source'];
     for (let i = 0; i < 100_000; i++) {
       const r = sheetRow('leads', i);
-      lines.push([r.name, r.email, r.company, r.source].map((f) => (/[",]/.test(f) ? `"${f.replaceAll('"', '""')}"` : f)).join(','));
+      lines.push(
+        [r.name, r.email, r.company, r.source]
+          .map((f) => (/[",]/.test(f) ? `"${f.replaceAll('"', '""')}"` : f))
+          .join(','),
+      );
     }
     const { outcome } = await runToEnd(
       `async () => { const csv = await crm.request({ method: 'GET', path: '/export.csv' }); const rows = CSV.parse(csv); return { n: rows.length, sample: rows[54321] }; }`,
@@ -177,33 +250,61 @@ describe('script sandbox', () => {
     expect((outcome as { value: unknown }).value).toEqual({ n: 100_000, sample: sheetRow('leads', 54321) });
   });
 
-  it('records checkpoints as effects and exposes the previous attempt\'s checkpoint as resume', async () => {
+  it("records checkpoints as effects and exposes the previous attempt's checkpoint as resume", async () => {
     const code = `async () => { const from = resume ? resume.next : 0; await checkpoint({ next: from + 5 }); return { from }; }`;
     const fresh = await runToEnd(code, () => ({ ok: true }));
-    expect(fresh.rounds[0]!.effects[0]!.label).toBe('checkpoint');
+    expect(fresh.rounds[0].effects[0].label).toBe('checkpoint');
     expect(fresh.outcome).toEqual({ kind: 'returned', value: { from: 0 } });
-    const { report } = await ScriptSession.open({ job: { ...job(code), resume: { next: 5 } }, providers: [], rounds: [], now: 1 });
+    const { report } = await ScriptSession.open({
+      job: { ...job(code), resume: { next: 5 } },
+      providers: [],
+      rounds: [],
+      now: 1,
+    });
     expect(report.effects).toEqual([{ kind: 'checkpoint', state: { next: 10 } }]);
     const big = await runToEnd(`async () => checkpoint({ rows: 'x'.repeat(300000) })`, () => ({ ok: true }));
-    expect(big.outcome).toMatchObject({ error: { message: expect.stringMatching(/^checkpoint\(state\): the state is \d+ bytes; the limit is 262144/) } });
+    expect(big.outcome).toMatchObject({
+      error: { message: expect.stringMatching(/^checkpoint\(state\): the state is \d+ bytes; the limit is 262144/) },
+    });
   });
 
   it('caps step values, naming the step', async () => {
-    const { outcome } = await runToEnd(`async () => step('all rows', () => 'x'.repeat(5000))`, () => ({ ok: true }), { maxStepBytes: 1000 });
-    expect((outcome as { error: { message: string } }).error.message).toMatch(/^the value of step\("all rows"\) is 5002 bytes; the limit is 1000/);
+    const { outcome } = await runToEnd(`async () => step('all rows', () => 'x'.repeat(5000))`, () => ({ ok: true }), {
+      maxStepBytes: 1000,
+    });
+    expect((outcome as { error: { message: string } }).error.message).toMatch(
+      /^the value of step\("all rows"\) is 5002 bytes; the limit is 1000/,
+    );
   });
 
   it('adopts a previous journal as far as new code agrees, prefilling the agreeing calls of the first divergent round', async () => {
     const v1 = `async () => { const a = await crm.request({ method: 'GET', path: '/a' }); const r = await Promise.all([crm.request({ method: 'POST', path: '/x', body: 1 }), crm.request({ method: 'POST', path: '/y', body: 1 })]); throw new Error('bug after ' + a + r); }`;
     const first = await runToEnd(v1, (i) => ({ ok: true, value: i }));
     expect(first.rounds).toHaveLength(2);
-    const v2 = v1.replace("path: '/y', body: 1", "path: '/y', body: 2").replace("throw new Error('bug after ' + a + r)", 'return [a, r]');
-    const { report, adopted } = await ScriptSession.open({ job: job(v2), providers: [{ name: 'crm' }], rounds: first.rounds, now: 9_000, mode: 'adopt' });
-    expect(adopted).toMatchObject({ rounds: 1, divergence: expect.stringMatching(/round 2, call 2: the journal has crm: POST \/y/) });
+    const v2 = v1
+      .replace("path: '/y', body: 1", "path: '/y', body: 2")
+      .replace("throw new Error('bug after ' + a + r)", 'return [a, r]');
+    const { report, adopted } = await ScriptSession.open({
+      job: job(v2),
+      providers: [{ name: 'crm' }],
+      rounds: first.rounds,
+      now: 9_000,
+      mode: 'adopt',
+    });
+    expect(adopted).toMatchObject({
+      rounds: 1,
+      divergence: expect.stringMatching(/round 2, call 2: the journal has crm: POST \/y/),
+    });
     expect(adopted!.prefilled).toEqual([{ ok: true, value: 1 }, undefined]);
     expect(report.effects.map((e) => (e.kind === 'http' ? e.body : null))).toEqual([1, 2]);
 
-    const same = await ScriptSession.open({ job: job(v1.replace("throw new Error('bug after ' + a + r)", 'return [a, r]')), providers: [{ name: 'crm' }], rounds: first.rounds, now: 9_000, mode: 'adopt' });
+    const same = await ScriptSession.open({
+      job: job(v1.replace("throw new Error('bug after ' + a + r)", 'return [a, r]')),
+      providers: [{ name: 'crm' }],
+      rounds: first.rounds,
+      now: 9_000,
+      mode: 'adopt',
+    });
     expect(same.adopted).toMatchObject({ rounds: 2, divergence: null });
     expect(same.report.outcome).toEqual({ kind: 'returned', value: [0, [1, 2]] });
   });

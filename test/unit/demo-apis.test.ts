@@ -1,11 +1,11 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { startCrmApi } from '../demo-apis/crm.ts';
-import type { CrmApi } from '../demo-apis/crm.ts';
-import { DEMO_PORTS, demoProvidersConfig, startDemoApis } from '../demo-apis/index.ts';
-import { startSheetsApi } from '../demo-apis/sheets.ts';
-import type { SheetsApi } from '../demo-apis/sheets.ts';
+import { startCrmApi } from '../../demo-apis/crm.ts';
+import type { CrmApi } from '../../demo-apis/crm.ts';
+import { DEMO_PORTS, demoProvidersConfig, startDemoApis } from '../../demo-apis/index.ts';
+import { startSheetsApi } from '../../demo-apis/sheets.ts';
+import type { SheetsApi } from '../../demo-apis/sheets.ts';
 
 interface Reply {
   status: number;
@@ -13,7 +13,11 @@ interface Reply {
   body: any;
 }
 
-async function call(base: string, path: string, init: { method?: string; body?: unknown; headers?: Record<string, string> } = {}): Promise<Reply> {
+async function call(
+  base: string,
+  path: string,
+  init: { method?: string; body?: unknown; headers?: Record<string, string> } = {},
+): Promise<Reply> {
   const response = await fetch(base + path, {
     method: init.method ?? 'GET',
     headers: { 'content-type': 'application/json', ...init.headers },
@@ -118,13 +122,16 @@ describe('CRM demo API', () => {
     const badJson = await call(crm.url, '/leads', { method: 'POST', body: '{"name":' });
     expect(badJson.status).toBe(400);
     expect(badJson.body.error.code).toBe('invalid_json');
-    expect((await call(crm.url, '/leads?limit=1001')).body.error.message).toBe('limit must be an integer between 1 and 1000');
+    expect((await call(crm.url, '/leads?limit=1001')).body.error.message).toBe(
+      'limit must be an integer between 1 and 1000',
+    );
     expect((await call(crm.url, '/leads?offset=-1')).status).toBe(400);
     expect(crm.stats().leads).toBe(0);
   });
 
   it('creates batches of 1..100 leads atomically', async () => {
-    const leads = (n: number) => Array.from({ length: n }, (_, i) => ({ name: `Lead ${i}`, email: `lead${i}@example.com` }));
+    const leads = (n: number) =>
+      Array.from({ length: n }, (_, i) => ({ name: `Lead ${i}`, email: `lead${i}@example.com` }));
     const batch = await call(crm.url, '/leads/batch', { method: 'POST', body: { leads: leads(100) } });
     expect(batch.status).toBe(201);
     expect(batch.body.count).toBe(100);
@@ -134,14 +141,20 @@ describe('CRM demo API', () => {
     expect(tooLarge.status).toBe(400);
     expect(tooLarge.body.error.message).toBe('batch too large: max 100');
     expect((await call(crm.url, '/leads/batch', { method: 'POST', body: { leads: [] } })).status).toBe(400);
-    const oneBad = await call(crm.url, '/leads/batch', { method: 'POST', body: { leads: [...leads(2), { name: 'x' }] } });
+    const oneBad = await call(crm.url, '/leads/batch', {
+      method: 'POST',
+      body: { leads: [...leads(2), { name: 'x' }] },
+    });
     expect(oneBad.body.error.message).toContain('leads.2.email');
     expect(crm.stats()).toMatchObject({ leads: 100, byRoute: { 'POST /leads/batch': 4 } });
   });
 
   it('counts creates whose email already exists', async () => {
     await call(crm.url, '/leads', { method: 'POST', body: ada });
-    await call(crm.url, '/leads/batch', { method: 'POST', body: { leads: [{ ...ada, email: 'ADA@example.com' }, ada] } });
+    await call(crm.url, '/leads/batch', {
+      method: 'POST',
+      body: { leads: [{ ...ada, email: 'ADA@example.com' }, ada] },
+    });
     expect(crm.stats()).toMatchObject({ leads: 3, duplicateEmails: 2 });
   });
 
@@ -156,26 +169,36 @@ describe('CRM demo API', () => {
     // Concurrent retries of a slow request must also apply it once.
     crm.setLatency(50);
     const concurrent = await Promise.all(
-      Array.from({ length: 5 }, () => call(crm.url, '/leads/batch', { method: 'POST', body: { leads: [ada] }, headers: { 'idempotency-key': 'k2' } })),
+      Array.from({ length: 5 }, () =>
+        call(crm.url, '/leads/batch', { method: 'POST', body: { leads: [ada] }, headers: { 'idempotency-key': 'k2' } }),
+      ),
     );
     crm.setLatency(0);
     expect(new Set(concurrent.map((reply) => reply.body.created[0].id)).size).toBe(1);
 
-    const del = (key: string) => call(crm.url, '/leads/lead_000001', { method: 'DELETE', headers: { 'idempotency-key': key } });
+    const del = (key: string) =>
+      call(crm.url, '/leads/lead_000001', { method: 'DELETE', headers: { 'idempotency-key': key } });
     expect((await del('k3')).status).toBe(204);
     expect((await del('k3')).status).toBe(204);
     expect((await del('k4')).status).toBe(404);
 
     // Failed requests changed nothing, so their key is not remembered.
     const invalid = { name: 'x', email: 'bad' };
-    expect((await call(crm.url, '/leads', { method: 'POST', body: invalid, headers: { 'idempotency-key': 'k5' } })).status).toBe(400);
-    expect((await call(crm.url, '/leads', { method: 'POST', body: ada, headers: { 'idempotency-key': 'k5' } })).status).toBe(201);
+    expect(
+      (await call(crm.url, '/leads', { method: 'POST', body: invalid, headers: { 'idempotency-key': 'k5' } })).status,
+    ).toBe(400);
+    expect(
+      (await call(crm.url, '/leads', { method: 'POST', body: ada, headers: { 'idempotency-key': 'k5' } })).status,
+    ).toBe(201);
 
     expect(crm.stats()).toMatchObject({ leads: 2, idempotentReplays: 6, duplicateEmails: 2 });
   });
 
   it('answers 413 to bodies over 5 MiB', async () => {
-    const reply = await call(crm.url, '/leads', { method: 'POST', body: { ...ada, company: 'x'.repeat(5 * 1024 * 1024) } });
+    const reply = await call(crm.url, '/leads', {
+      method: 'POST',
+      body: { ...ada, company: 'x'.repeat(5 * 1024 * 1024) },
+    });
     expect(reply.status).toBe(413);
     expect(reply.body.error.code).toBe('payload_too_large');
     expect(crm.stats().leads).toBe(0);
@@ -191,7 +214,9 @@ describe('CRM demo API', () => {
   it('serves its spec without counting it', async () => {
     const spec = await call(crm.url, '/openapi.json');
     expect(crm.specUrl).toBe(`${crm.url}/openapi.json`);
-    expect(spec.body).toEqual(JSON.parse(readFileSync(new URL('../demo-apis/crm.openapi.json', import.meta.url), 'utf8')));
+    expect(spec.body).toEqual(
+      JSON.parse(readFileSync(new URL('../../demo-apis/crm.openapi.json', import.meta.url), 'utf8')),
+    );
     expect(crm.stats().requests).toBe(0);
   });
 
@@ -210,7 +235,10 @@ describe('CRM demo API', () => {
       const run = async () => {
         const statuses: number[] = [];
         for (let i = 0; i < 300; i++) {
-          const reply = await call(flaky.url, '/leads', { method: 'POST', body: { name: 'n', email: `n${i}@example.com` } });
+          const reply = await call(flaky.url, '/leads', {
+            method: 'POST',
+            body: { name: 'n', email: `n${i}@example.com` },
+          });
           if (reply.status === 503) expect(reply.headers.get('retry-after')).toBe('0');
           statuses.push(reply.status);
         }
@@ -244,7 +272,11 @@ describe('CRM demo API', () => {
       const wrong = await call(secured.url, '/leads', { headers: { authorization: 'Bearer nope' } });
       expect(wrong.status).toBe(401);
       expect(wrong.body.error.code).toBe('unauthorized');
-      const right = await call(secured.url, '/leads', { method: 'POST', body: ada, headers: { authorization: 'Bearer s3cret' } });
+      const right = await call(secured.url, '/leads', {
+        method: 'POST',
+        body: ada,
+        headers: { authorization: 'Bearer s3cret' },
+      });
       expect(right.status).toBe(201);
       expect((await call(secured.url, '/openapi.json')).status).toBe(200);
       expect(secured.stats().leads).toBe(1);
@@ -276,7 +308,11 @@ describe('Sheets demo API', () => {
         { id: 'empty', rows: 0 },
       ],
     });
-    expect((await call(sheets.url, '/sheets/leads')).body).toEqual({ id: 'leads', rows: 250, columns: ['name', 'email', 'company', 'source'] });
+    expect((await call(sheets.url, '/sheets/leads')).body).toEqual({
+      id: 'leads',
+      rows: 250,
+      columns: ['name', 'email', 'company', 'source'],
+    });
     expect((await call(sheets.url, '/sheets/nope')).status).toBe(404);
     expect((await call(sheets.url, '/sheets/nope/csv')).status).toBe(404);
   });
@@ -366,7 +402,7 @@ describe('OpenAPI specs', () => {
 
   for (const [file, expected] of Object.entries(operations)) {
     it(`${file} documents every route and its $refs resolve`, () => {
-      const spec = JSON.parse(readFileSync(new URL(`../demo-apis/${file}`, import.meta.url), 'utf8'));
+      const spec = JSON.parse(readFileSync(new URL(`../../demo-apis/${file}`, import.meta.url), 'utf8'));
       expect(spec.openapi).toMatch(/^3\.1\./);
       expect(spec.info.title && spec.info.description).toBeTruthy();
       expect(spec.servers).toEqual([{ url: '/' }]);
@@ -384,7 +420,10 @@ describe('OpenAPI specs', () => {
       const refs = JSON.stringify(spec).match(/"\$ref":"[^"]+"/g) ?? [];
       for (const ref of refs) {
         const pointer = ref.slice('"$ref":"#/'.length, -1).split('/');
-        expect(pointer.reduce((node, key) => node?.[key], spec), ref).toBeDefined();
+        expect(
+          pointer.reduce((node, key) => node?.[key], spec),
+          ref,
+        ).toBeDefined();
       }
     });
   }

@@ -8,30 +8,54 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Client } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { demoProvidersConfig, startCrmApi, startSheetsApi, type CrmApi, type SheetsApi } from '../demo-apis/index.ts';
-import { leadImportScript } from '../demo-apis/lead-import.ts';
-import { sheetRow } from '../demo-apis/sheets.ts';
-import { JobService, JobStateError } from '../jobs/service.ts';
-import { connectTestClient, eventually, spawnWorker, startInProcessStack, testConfig, writeConfigFile, type ChildWorker, type InProcessStack } from './harness.ts';
+import {
+  demoProvidersConfig,
+  startCrmApi,
+  startSheetsApi,
+  type CrmApi,
+  type SheetsApi,
+} from '../../demo-apis/index.ts';
+import { leadImportScript } from '../../demo-apis/lead-import.ts';
+import { sheetRow } from '../../demo-apis/sheets.ts';
+import { JobService, JobStateError } from '../../jobs/service.ts';
+import {
+  connectTestClient,
+  eventually,
+  spawnWorker,
+  startInProcessStack,
+  testConfig,
+  writeConfigFile,
+  type ChildWorker,
+  type InProcessStack,
+} from '../harness.ts';
 
 const ROWS = 100_000;
 
 /** Every run of a job's continue-as-new chain, with its history as text (payloads decoded). */
-async function runsOf(client: Client, jobId: string): Promise<Array<{ runId: string; events: number; bytes: number; text: string }>> {
+async function runsOf(
+  client: Client,
+  jobId: string,
+): Promise<Array<{ runId: string; events: number; bytes: number; text: string }>> {
   const runs = [];
   for await (const info of client.workflow.list({ query: `WorkflowId = '${jobId}'` })) {
     const history = await client.workflow.getHandle(jobId, info.runId).fetchHistory();
-    const text = JSON.stringify(history, (_k, v: unknown) => (v instanceof Uint8Array ? Buffer.from(v).toString('utf8') : v));
+    const text = JSON.stringify(history, (_k, v: unknown) =>
+      v instanceof Uint8Array ? Buffer.from(v).toString('utf8') : v,
+    );
     runs.push({ runId: info.runId, events: history.events?.length ?? 0, bytes: text.length, text });
   }
   return runs;
 }
 
 async function waitForEnd(jobs: JobService, jobId: string, ms: number) {
-  return eventually(async () => {
-    const view = await jobs.status(jobId, 20);
-    return view.status === 'running' ? undefined : view;
-  }, ms, `job ${jobId} to end`);
+  return eventually(
+    async () => {
+      const view = await jobs.status(jobId, 20);
+      return view.status === 'running' ? undefined : view;
+    },
+    ms,
+    `job ${jobId} to end`,
+  );
 }
 
 describe('a 100,000-row lead import', () => {
@@ -56,7 +80,8 @@ describe('a 100,000-row lead import', () => {
       limits: { memoryMb: 512 },
       maxEventsPerRun: 4_000,
     });
-    for (const provider of Object.values(config.providers)) provider.retry = { maximumAttempts: 20, initialIntervalMs: 50, maximumIntervalMs: 1_000, backoffCoefficient: 2 };
+    for (const provider of Object.values(config.providers))
+      provider.retry = { maximumAttempts: 20, initialIntervalMs: 50, maximumIntervalMs: 1_000, backoffCoefficient: 2 };
     const configFile = writeConfigFile(config);
     workers.push(await spawnWorker(configFile));
     const client = await connectTestClient(config);
@@ -88,7 +113,9 @@ describe('a 100,000-row lead import', () => {
       // no row of the sheet appears anywhere in any run's history.
       for (const row of [0, 54_321, ROWS - 1]) expect(run.text).not.toContain(sheetRow('leads', row).email);
     }
-    console.log(`100k import: ${runs.length} runs, events per run ${runs.map((r) => r.events).join('/')}, ${stats.rejectedByFailureInjection} injected 503s`);
+    console.log(
+      `100k import: ${runs.length} runs, events per run ${runs.map((r) => r.events).join('/')}, ${stats.rejectedByFailureInjection} injected 503s`,
+    );
     await client.connection.close();
   }, 900_000);
 });
@@ -101,7 +128,9 @@ describe('resuming a failed import with corrected code', () => {
   beforeAll(async () => {
     crm = await startCrmApi();
     sheets = await startSheetsApi({ sheets: { leads: ROWS }, malformedRows: { leads: [60_042] } });
-    stack = await startInProcessStack(testConfig({ providers: demoProvidersConfig({ crm, sheets }), limits: { memoryMb: 512 } }));
+    stack = await startInProcessStack(
+      testConfig({ providers: demoProvidersConfig({ crm, sheets }), limits: { memoryMb: 512 } }),
+    );
   });
 
   afterAll(async () => {
@@ -144,12 +173,21 @@ describe('resuming a failed import with corrected code', () => {
       await sleep(600000);
     }`;
     const started = await stack.jobs.execute({ code, waitSeconds: 0 });
-    await eventually(async () => ((await stack.jobs.status(started.job_id)).effects! >= 6 ? true : undefined), 60_000, 'three checkpoints');
+    await eventually(
+      async () => ((await stack.jobs.status(started.job_id)).effects! >= 6 ? true : undefined),
+      60_000,
+      'three checkpoints',
+    );
     expect((await stack.jobs.cancel(started.job_id)).status).toBe('cancelled');
     const changed = code.replace('await sleep(600000);', 'return { start };');
     const done = await stack.jobs.resume(started.job_id, changed, 30);
     // The new code reads `resume` and starts at 3, so it disagrees with the journal at once.
-    expect(done).toMatchObject({ status: 'completed', result: { start: 3 }, attempt: 2, divergence: expect.stringMatching(/round 1, call 1/) });
+    expect(done).toMatchObject({
+      status: 'completed',
+      result: { start: 3 },
+      attempt: 2,
+      divergence: expect.stringMatching(/round 1, call 1/),
+    });
   });
 
   it('fails clearly, naming the reference, when a journaled blob is missing', async () => {
@@ -157,7 +195,11 @@ describe('resuming a failed import with corrected code', () => {
       code: `async () => { const big = await step('big', () => 'x'.repeat(100000)); console.log('saved'); await sleep(3000); return big.length; }`,
       waitSeconds: 0,
     });
-    await eventually(async () => ((await stack.jobs.status(started.job_id)).logs.includes('saved') ? true : undefined), 30_000, 'the step');
+    await eventually(
+      async () => ((await stack.jobs.status(started.job_id)).logs.includes('saved') ? true : undefined),
+      30_000,
+      'the step',
+    );
     rmSync(join(stack.config.dataDir, 'blobs'), { recursive: true, force: true });
     stack.worker.sessions.close(); // force the next round to replay from the journal
     const done = await waitForEnd(stack.jobs, started.job_id, 120_000);
