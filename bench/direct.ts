@@ -5,7 +5,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import { idempotencyKey } from '../core/effects.ts';
-import { JobInput, type Json, type SandboxLimits } from '../core/journal.ts';
+import { JobInput, type Json } from '../core/journal.ts';
+import type { SandboxLimits } from '../core/limits.ts';
 import { performRequest } from '../providers/http-client.ts';
 import { effectKey, ScriptSession } from '../sandbox/session.ts';
 import type { HttpProviderConfig } from '../providers/config.ts';

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
-import { SandboxLimits } from '../core/journal.ts';
+import { SandboxLimits } from '../core/limits.ts';
 import { applyBlobEnv, BlobsConfig } from '../blobs/config.ts';
 import { DefaultWaitSeconds, MaxEventsPerRun } from '../jobs/config.ts';
 import { isMcpProvider, ProvidersConfig } from '../providers/config.ts';

@@ -7,6 +7,7 @@
  * the workflow bundle.
  */
 import { z } from 'zod';
+import { SandboxLimits } from './limits.ts';
 
 const json = z.json();
 
@@ -117,44 +118,6 @@ export const RoundReport = z.object({
   outcome: ScriptOutcome.nullable(),
 });
 
-export const SandboxLimits = z.object({
-  maxScriptBytes: z
-    .number()
-    .int()
-    .positive()
-    .default(256 * 1024),
-  maxStepBytes: z
-    .number()
-    .int()
-    .positive()
-    .default(64 * 1024 * 1024),
-  maxCheckpointBytes: z
-    .number()
-    .int()
-    .positive()
-    .default(256 * 1024),
-  memoryMb: z.number().int().min(8).default(256),
-  roundTimeoutMs: z.number().int().positive().default(10_000),
-  maxEffectsPerRound: z.number().int().positive().max(1_000).default(500),
-  maxEffectsPerJob: z.number().int().positive().default(100_000),
-  maxLogBytes: z
-    .number()
-    .int()
-    .positive()
-    .default(64 * 1024),
-  maxResultBytes: z
-    .number()
-    .int()
-    .positive()
-    .default(1024 * 1024),
-  /** Wall time of one attempt of a job, sleeps and waits included (7 days). */
-  maxJobSeconds: z
-    .number()
-    .int()
-    .positive()
-    .default(7 * 24 * 3600),
-});
-
 /** How Temporal retries one provider's transient failures. */
 export const RetrySettings = z.object({
   maximumAttempts: z.number().int().positive().default(8),
@@ -222,7 +185,6 @@ export type Progress = z.infer<typeof Progress>;
 export type Round = z.infer<typeof Round>;
 export type ScriptOutcome = z.infer<typeof ScriptOutcome>;
 export type RoundReport = z.infer<typeof RoundReport>;
-export type SandboxLimits = z.infer<typeof SandboxLimits>;
 export type JobInput = z.infer<typeof JobInput>;
 export type SessionRef = z.infer<typeof SessionRef>;
 export type AdvanceResult = z.infer<typeof AdvanceResult>;

@@ -26,7 +26,7 @@ import type {
 import { checkScriptSyntax } from '../sandbox/isolate.ts';
 import type { durableScript } from '../workflows/durable-script.ts';
 import { OPERATOR, type Principal } from '../core/principal.ts';
-import type { SandboxLimits } from '../core/journal.ts';
+import type { SandboxLimits } from '../core/limits.ts';
 import type { ProvidersConfig } from '../providers/config.ts';
 import type { TemporalConfig } from '../temporal/config.ts';
 

@@ -8,14 +8,8 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { effectLabel } from '../../core/effects.ts';
-import {
-  JobInput,
-  SandboxLimits,
-  type EffectOutcome,
-  type Round,
-  type RoundReport,
-  type ScriptOutcome,
-} from '../../core/journal.ts';
+import { SandboxLimits } from '../../core/limits.ts';
+import { JobInput, type EffectOutcome, type Round, type RoundReport, type ScriptOutcome } from '../../core/journal.ts';
 import { effectKey, ScriptSession } from '../../sandbox/session.ts';
 import { startInProcessStack, testConfig, writeOpenApiSpec, type InProcessStack } from '../harness.ts';
 

@@ -4,7 +4,7 @@
  * fewer session slots than jobs runs them all, never more at once than its limit.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SandboxLimits } from '../../core/journal.ts';
+import { SandboxLimits } from '../../core/limits.ts';
 import { JobService, ScriptTooLargeError, type JobView } from '../../jobs/service.ts';
 import { startInProcessStack, testConfig, type InProcessStack } from '../harness.ts';
 

@@ -4,7 +4,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { effectLabel } from '../../core/effects.ts';
-import { JobInput, SandboxLimits, type EffectOutcome, type Round, type RoundReport } from '../../core/journal.ts';
+import { JobInput, type EffectOutcome, type Round, type RoundReport } from '../../core/journal.ts';
+import { SandboxLimits } from '../../core/limits.ts';
 import { sheetRow } from '../../demo-apis/sheets.ts';
 import { effectKey, ScriptSession } from '../../sandbox/session.ts';
 

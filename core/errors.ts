@@ -1,0 +1,151 @@
+/**
+ * The catalogue of every error a script or an agent can see: its name (the `name` of the error
+ * thrown into the script, of a failed job's `error`, or of a tool answer), what it means and what
+ * to do about it. Code raises these names only through this catalogue, and README lists it (a test
+ * keeps the two in step).
+ *
+ * Errors of the operator's own making (config, credentials, ports) are not here: they stop a
+ * process at start-up with a message that names the setting to fix.
+ *
+ * Pure data: imported by workflow code, the guest runtimes' hosts, the job service and the MCP tools.
+ */
+
+/** Who meets the error: thrown into the script (catchable), ending the job, or answering a tool call. */
+export type ErrorSeenBy = 'script' | 'job' | 'tool';
+
+export interface ErrorEntry {
+  seenBy: ErrorSeenBy;
+  /** What happened, in a sentence. */
+  means: string;
+  /** What to do about it. */
+  todo: string;
+}
+
+export const ERRORS = {
+  ApiError: {
+    seenBy: 'script',
+    means:
+      "The API answered with a non-2xx status that is not worth retrying (most 4xx), or a transient failure outlasted the provider's retries. `.status` and `.body` carry the response.",
+    todo: 'Catch it and branch on `.status`; fix the request for a 4xx, or raise `retry.maximumAttempts` for a flaky API.',
+  },
+  RequestError: {
+    seenBy: 'script',
+    means:
+      "The request was refused before it was sent: its path leaves the provider's base URL, matches no operation of the spec, lacks a required parameter, or names an unknown provider.",
+    todo: 'Look the operation up with the search tool and fix the method, path or query. The message names the closest operations.',
+  },
+  ToolError: {
+    seenBy: 'script',
+    means: "An upstream MCP server's tool reported an error, or refused the call (unknown tool, invalid arguments).",
+    todo: "Catch it; check the tool's inputSchema with the search tool (`spec.tools`).",
+  },
+  ReplayDivergenceError: {
+    seenBy: 'job',
+    means:
+      'Replaying the journal, the script asked for a different call or step than when the job first ran, so its recorded results cannot be trusted.',
+    todo: 'Make the script deterministic: use `input`, `step()` and the journaled `Date.now()`/`Math.random()`, never outside state.',
+  },
+  EffectLimitError: {
+    seenBy: 'job',
+    means:
+      'The script started more API calls or sleeps at once than `limits.maxEffectsPerRound`, or more in total than `limits.maxEffectsPerJob`.',
+    todo: 'Batch the work (await chunks of Promise.all), split it into several jobs, or raise the limit.',
+  },
+  JobTimeLimitError: {
+    seenBy: 'job',
+    means: 'The attempt ran longer than `limits.maxJobSeconds`; what it was waiting on was cancelled.',
+    todo: 'Resume it with job_resume to continue from its journal, or split the work into smaller jobs.',
+  },
+  MemoryLimitError: {
+    seenBy: 'job',
+    means: 'The sandbox ran out of its memory limit (`limits.memoryMb`; the search sandbox has its own).',
+    todo: 'Process data in smaller pieces (pages, batches), or raise the limit.',
+  },
+  TimeLimitError: {
+    seenBy: 'job',
+    means:
+      'The script computed for longer than `limits.roundTimeoutMs` without waiting on an API call, sleep or step (or a search ran too long).',
+    todo: 'Look for an endless loop, or raise the limit.',
+  },
+  ResultTooLargeError: {
+    seenBy: 'job',
+    means: 'The script returned more than `limits.maxResultBytes` of JSON.',
+    todo: 'Return a summary (counts, ids, a sample) instead of the data.',
+  },
+  StepError: {
+    seenBy: 'job',
+    means:
+      'A `step(name, fn)` was still waiting when the script went idle: its function awaited an API call or a sleep.',
+    todo: 'Make API calls and sleeps outside `step()` and pass their results in.',
+  },
+  StuckScriptError: {
+    seenBy: 'job',
+    means: 'The script awaits a promise that no API call, sleep or step will ever settle.',
+    todo: 'Await only what the script started; do not wait on hand-made promises.',
+  },
+  SandboxReportError: {
+    seenBy: 'job',
+    means:
+      "The sandbox's report of a round was refused: the script replaced built-ins the runtime relies on, or passed a value nested too deeply.",
+    todo: 'Do not overwrite JSON, Object.prototype.toJSON or Array.prototype; keep values shallower.',
+  },
+  BlobMissingError: {
+    seenBy: 'job',
+    means: 'A value the journal keeps in the blob store is gone, so the job cannot replay.',
+    todo: 'Restore the blob, or point every worker at the same blob store (S3 for several machines).',
+  },
+  BlobCorruptError: {
+    seenBy: 'job',
+    means: 'A blob no longer matches its content hash.',
+    todo: 'Restore it from a backup.',
+  },
+  ScriptSyntaxError: {
+    seenBy: 'tool',
+    means: 'The script does not parse; no job was started. The message gives the line and column.',
+    todo: 'Fix the syntax. A script is an async arrow function, e.g. `async () => 1 + 1`.',
+  },
+  ScriptTooLargeError: {
+    seenBy: 'tool',
+    means: 'The script is larger than `limits.maxScriptBytes`; no job was started.',
+    todo: 'Move data into `input`, or fetch it inside the script.',
+  },
+  SearchError: {
+    seenBy: 'tool',
+    means: 'The search function threw, returned something that is not JSON, or never settled.',
+    todo: 'Fix the search code; the message gives the line. Return plain data.',
+  },
+  JobNotFoundError: {
+    seenBy: 'tool',
+    means: 'No job has this id, or it belongs to another principal (both answer the same).',
+    todo: 'Use the job id returned by execute.',
+  },
+  JobStateError: {
+    seenBy: 'tool',
+    means: 'The job is not in a state that allows this, e.g. resuming a job that is still running.',
+    todo: 'Follow the message: wait for the job, cancel it first, or start a new one.',
+  },
+} as const satisfies Record<string, ErrorEntry>;
+
+export type ErrorName = keyof typeof ERRORS;
+
+export const ERROR_NAMES = Object.keys(ERRORS) as ErrorName[];
+
+/** An error as it crosses a boundary (into the script, into a failed job's `error`): name and message. */
+export interface CataloguedError {
+  name: ErrorName;
+  message: string;
+}
+
+/** The one way product code names an error it raises: `productError('EffectLimitError', '...')`. */
+export function productError(name: ErrorName, message: string): CataloguedError {
+  return { name, message };
+}
+
+/** A catalogued error as a host-side exception (job service, search, syntax checks). */
+export class ProductError extends Error {
+  declare readonly name: ErrorName;
+  constructor(name: ErrorName, message: string, options?: ErrorOptions) {
+    super(message, options);
+    Object.defineProperty(this, 'name', { value: name, enumerable: false, configurable: true, writable: true });
+  }
+}
