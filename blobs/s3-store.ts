@@ -2,9 +2,25 @@
  * Blobs in an S3-compatible bucket (AWS S3, MinIO, ...), shared by every worker so any worker can
  * replay any job. Keys are `${prefix}${content address}`.
  */
-import { GetObjectCommand, NoSuchKey, PutObjectCommand, S3Client, S3ServiceException } from '@aws-sdk/client-s3';
+import {
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  ListObjectsV2Command,
+  NoSuchKey,
+  PutObjectCommand,
+  S3Client,
+  S3ServiceException,
+} from '@aws-sdk/client-s3';
+import { createHash } from 'node:crypto';
 import type { BlobRef } from '../core/journal.ts';
-import { BlobMissingError, type BlobStore, contentAddress, verified } from './store.ts';
+import {
+  BlobMissingError,
+  type BlobStore,
+  checkRecordFolder,
+  checkRecordName,
+  contentAddress,
+  verified,
+} from './store.ts';
 
 export interface S3BlobStoreOptions {
   bucket: string;
@@ -70,15 +86,64 @@ export class S3BlobStore implements BlobStore {
     return verified(ref, bytes, this.location);
   }
 
+  async putRecord(name: string, bytes: Buffer, options: { ifAbsent?: boolean } = {}): Promise<boolean> {
+    try {
+      await this.client.send(
+        new PutObjectCommand({
+          Bucket: this.bucket,
+          Key: this.recordKey(name),
+          Body: bytes,
+          ChecksumSHA256: createHash('sha256').update(bytes).digest('base64'),
+          ...(options.ifAbsent ? { IfNoneMatch: '*' } : {}),
+        }),
+      );
+      return true;
+    } catch (e) {
+      if (options.ifAbsent && e instanceof S3ServiceException && e.$metadata.httpStatusCode === 412) return false;
+      throw this.failure('store', `record ${name}`, e);
+    }
+  }
+
+  async getRecord(name: string): Promise<Buffer | undefined> {
+    try {
+      const object = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.recordKey(name) }));
+      return Buffer.from(await object.Body!.transformToByteArray());
+    } catch (e) {
+      if (e instanceof NoSuchKey) return undefined;
+      throw this.failure('read', `record ${name}`, e);
+    }
+  }
+
+  async deleteRecords(folder: string): Promise<number> {
+    const prefix = `${this.prefix}records/${checkRecordFolder(folder)}`;
+    let deleted = 0;
+    try {
+      for (let token: string | undefined; ;) {
+        const page = await this.client.send(
+          new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token }),
+        );
+        const keys = (page.Contents ?? []).flatMap((o) => (o.Key ? [{ Key: o.Key }] : []));
+        if (keys.length > 0) {
+          await this.client.send(new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: keys } }));
+          deleted += keys.length;
+        }
+        token = page.NextContinuationToken;
+        if (!token) return deleted;
+      }
+    } catch (e) {
+      throw this.failure('delete', `records ${folder}`, e);
+    }
+  }
+
   /** Any other failure (server down, no bucket, no access) may pass: the activity retries it. */
-  private failure(action: string, ref: BlobRef, e: unknown): Error {
+  private failure(action: string, what: BlobRef | string, e: unknown): Error {
     const err = e as Error & { code?: string };
     const reason =
       e instanceof S3ServiceException
         ? `the server answered ${e.$metadata.httpStatusCode ?? ''} ${e.name}: ${e.message}`
         : `the server is unreachable (${err.code ?? err.name}: ${err.message})`;
     return new Error(
-      `could not ${action} blob ${ref.blob} in the blob store ${this.location}: ${reason}. ` +
+      `could not ${action} ${typeof what === 'string' ? what : `blob ${what.blob}`} in the blob store ${this.location}: ${reason}. ` +
         'Check that the S3 server is running and reachable, that the bucket exists and that AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY grant access; the activity will retry.',
       { cause: e },
     );
@@ -87,5 +152,9 @@ export class S3BlobStore implements BlobStore {
   /** Keys are opaque to S3 (no path traversal), and a key that is not a content address fails verification. */
   private keyOf(ref: BlobRef): string {
     return `${this.prefix}${ref.blob}`;
+  }
+
+  private recordKey(name: string): string {
+    return `${this.prefix}records/${checkRecordName(name)}`;
   }
 }

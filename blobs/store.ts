@@ -5,6 +5,10 @@
  * Keys are content addresses (sha256), so a put is idempotent (activity retries and replays
  * write the same key) and every get is verified: a corrupt or missing blob fails loudly with
  * the reference, never silently.
+ *
+ * Beside blobs, the store keeps named records: small values found by a name rather than by their
+ * content (a call's recorded outcome under its idempotency key, a parsed spec under the hash of its
+ * source). Every worker and MCP server that shares the store sees them.
  */
 import { createHash } from 'node:crypto';
 import type { BlobRef } from '../core/journal.ts';
@@ -14,8 +18,40 @@ export interface BlobStore {
   put(bytes: Buffer): Promise<BlobRef>;
   /** Returns the bytes of `ref`, or throws BlobMissingError / BlobCorruptError. */
   get(ref: BlobRef): Promise<Buffer>;
+  /**
+   * Stores a record under `name` (see RECORD_NAME). With `ifAbsent`, an existing record is kept and
+   * the call returns false: the first writer wins, whatever the others wrote.
+   */
+  putRecord(name: string, bytes: Buffer, options?: { ifAbsent?: boolean }): Promise<boolean>;
+  /** The record's bytes, or undefined when there is none. */
+  getRecord(name: string): Promise<Buffer | undefined>;
+  /** Deletes every record in `folder` (a name ending in `/`, e.g. `vault/alice/`); returns how many there were. */
+  deleteRecords(folder: string): Promise<number>;
   /** Where the blobs are, for messages (a directory, a bucket URL). */
   readonly location: string;
+}
+
+/** Record names are relative paths of plain segments (`outcomes/job-1/3`): no `..`, no leading slash. */
+export const RECORD_NAME = /^(?!.*(?:^|\/)\.{1,2}(?:\/|$))[A-Za-z0-9._:@=+-]+(?:\/[A-Za-z0-9._:@=+-]+)*$/;
+
+/** `name` if it is a record name, else throws. */
+export function checkRecordName(name: string): string {
+  if (!RECORD_NAME.test(name)) {
+    throw new Error(
+      `not a record name: ${JSON.stringify(name)} (use path segments of letters, digits and . _ : @ = + -)`,
+    );
+  }
+  return name;
+}
+
+/** `folder` if it is a folder of records (a record name followed by `/`), else throws. */
+export function checkRecordFolder(folder: string): string {
+  if (!folder.endsWith('/') || !RECORD_NAME.test(folder.slice(0, -1))) {
+    throw new Error(
+      `not a folder of records: ${JSON.stringify(folder)} (a record name ending in "/", e.g. "vault/alice/")`,
+    );
+  }
+  return folder;
 }
 
 export class BlobMissingError extends Error {

@@ -1,0 +1,53 @@
+/** Named records in the local blob store: round trips, first-writer-wins, folders, and names that could escape. */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { LocalBlobStore } from '../../blobs/local-store.ts';
+
+const store = () => new LocalBlobStore(join(mkdtempSync(join(tmpdir(), 'dcm-records-')), 'blobs'));
+
+describe('LocalBlobStore records', () => {
+  it('reads back what was stored, and undefined for a record never stored', async () => {
+    const s = store();
+    expect(await s.getRecord('outcomes/job-1/3')).toBeUndefined();
+    expect(await s.putRecord('outcomes/job-1/3', Buffer.from('{"ok":true}'))).toBe(true);
+    expect((await s.getRecord('outcomes/job-1/3'))?.toString()).toBe('{"ok":true}');
+    expect(await s.putRecord('outcomes/job-1/3', Buffer.from('{"ok":false}'))).toBe(true);
+    expect((await s.getRecord('outcomes/job-1/3'))?.toString()).toBe('{"ok":false}');
+  });
+
+  it('keeps the first record when writers race with ifAbsent', async () => {
+    const s = store();
+    const writers = Array.from({ length: 20 }, (_, i) =>
+      s.putRecord('outcomes/job-2/0', Buffer.from(`writer ${i}`), { ifAbsent: true }),
+    );
+    const won = await Promise.all(writers);
+    expect(won.filter(Boolean)).toHaveLength(1);
+    const winner = won.indexOf(true);
+    expect((await s.getRecord('outcomes/job-2/0'))?.toString()).toBe(`writer ${winner}`);
+  });
+
+  it('deletes a folder of records and nothing beside it', async () => {
+    const s = store();
+    await s.putRecord('vault/alice/a', Buffer.from('1'));
+    await s.putRecord('vault/alice/nested/b', Buffer.from('2'));
+    await s.putRecord('vault/alicia/c', Buffer.from('3'));
+    expect(await s.deleteRecords('vault/alice/')).toBe(2);
+    expect(await s.getRecord('vault/alice/a')).toBeUndefined();
+    expect((await s.getRecord('vault/alicia/c'))?.toString()).toBe('3');
+    expect(await s.deleteRecords('vault/nobody/')).toBe(0);
+  });
+
+  it.each(['../escape', 'a/../../b', '/absolute', 'a//b', 'a/./b', '', 'with space', 'a\\b'])(
+    'refuses the record name %j',
+    async (name) => {
+      await expect(store().putRecord(name, Buffer.from('x'))).rejects.toThrow(/not a record name/);
+    },
+  );
+
+  it('refuses a folder that is not one', async () => {
+    await expect(store().deleteRecords('vault/alice')).rejects.toThrow(/not a folder of records/);
+    await expect(store().deleteRecords('../')).rejects.toThrow(/not a folder of records/);
+  });
+});
