@@ -3,18 +3,18 @@
  * of server replicas can sit behind a load balancer and a restart loses nothing (jobs live in
  * Temporal, not here).
  *
- * Before the MCP transport sees a request: the Host header must name this server when it listens on
- * loopback (DNS rebinding), a browser's Origin must be one we trust, and with tokens configured the
- * bearer token names the principal the request acts for. Without tokens the server only listens on
- * loopback, and its callers act as the operator.
+ * Every request passes server/request-checks.ts first (Host, Origin, bearer token). Without tokens
+ * the server only listens on loopback, and its callers act as the operator. The codec endpoint for
+ * the Temporal UI lives in server/codec-endpoint.ts.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
-import { OPERATOR, type Principal } from '../core/principal.ts';
 import type { AesGcmCodec } from '../temporal/codec.ts';
-import { authenticate, isLoopbackHost, type TokenTable } from './auth.ts';
+import { isLoopbackHost, type TokenTable } from './auth.ts';
+import { codecActionOf, serveCodec } from './codec-endpoint.ts';
 import { createMcpServer, type McpDeps } from './mcp.ts';
+import { admit, type ServerIdentity } from './request-checks.ts';
 
 /** Scripts are small; anything near this is a mistake or an attack. Larger bodies get 413. */
 const MAX_REQUEST_BYTES = 4 * 1024 * 1024;
@@ -66,83 +66,36 @@ export function checkHttpBind(host: string, tokens: TokenTable | undefined): voi
 
 export async function startMcpHttpServer(deps: McpDeps, options: McpHttpOptions): Promise<McpHttpServer> {
   checkHttpBind(options.host, options.tokens);
-  const loopback = isLoopbackHost(options.host);
   const tokens = options.tokens?.principals.length ? options.tokens : undefined;
-
-  /** The Host headers a loopback server answers to: anything else is a rebound DNS name. */
-  const loopbackHosts = () =>
-    [
-      ...new Set(['127.0.0.1', 'localhost', '[::1]', options.host.includes(':') ? `[${options.host}]` : options.host]),
-    ].map((h) => `${h}:${port()}`);
-
-  /** Whether Host and Origin are ours; if not, the refusal is already answered. */
-  function trusted(req: IncomingMessage, res: ServerResponse): boolean {
-    const host = req.headers.host ?? '';
-    if (loopback && !loopbackHosts().includes(host)) {
-      jsonRpcError(
-        res,
-        403,
-        -32000,
-        `Invalid Host header: ${host}. This server only answers to ${loopbackHosts().join(', ')}.`,
-      );
-      return false;
-    }
-    const origin = req.headers.origin;
-    if (origin !== undefined) {
-      const own = loopback ? loopbackHosts().map((h) => `http://${h}`) : [`http://${host}`, `https://${host}`];
-      if (![...own, ...(options.allowedOrigins ?? [])].includes(origin)) {
-        jsonRpcError(
-          res,
-          403,
-          -32000,
-          `Origin ${origin} is not allowed. Add it to http.allowedOrigins to let that web page call this server.`,
-        );
-        return false;
-      }
-    }
-    return true;
-  }
-
-  /** Who the request acts for, or undefined with the refusal already answered. */
-  function admit(req: IncomingMessage, res: ServerResponse): Principal | undefined {
-    if (!trusted(req, res)) return undefined;
-    if (!tokens) return OPERATOR;
-    const principal = authenticate(req.headers.authorization, tokens);
-    if (!principal) {
-      jsonRpcError(
-        res,
-        401,
-        -32001,
-        'Unauthorized: send "Authorization: Bearer <token>" with a token configured for this server.',
-        {
-          'www-authenticate': 'Bearer realm="durable-codemode"',
-        },
-      );
-    }
-    return principal;
-  }
+  // The port is known once listening (port 0 picks one).
+  const identity = (): ServerIdentity => ({
+    host: options.host,
+    port: (server.address() as AddressInfo).port,
+    tokens,
+    allowedOrigins: options.allowedOrigins ?? [],
+  });
 
   const server: Server = createServer((req, res) => void handle(req, res));
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = new URL(req.url ?? '/', 'http://x').pathname;
-    const codecAction = /^\/codec\/(encode|decode)$/.exec(path)?.[1] as 'encode' | 'decode' | undefined;
+    const codecAction = codecActionOf(path);
     if (options.codec && codecAction) {
-      await serveCodec(options.codec, codecAction, req, res);
+      await serveCodec(options.codec, codecAction, identity(), MAX_REQUEST_BYTES, req, res);
       return;
     }
     if (path !== '/mcp') {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('Not found. The MCP endpoint is POST /mcp.\n');
       return;
     }
-    const principal = admit(req, res);
-    if (!principal) return;
+    const principal = admit(req.headers, identity());
+    if (!principal.ok) return jsonRpcError(res, principal.status, principal.code, principal.message, principal.headers);
     if (req.method !== 'POST') {
       // Stateless: no server-initiated streams (GET) and no sessions to delete (DELETE).
       jsonRpcError(res, 405, -32000, 'Method not allowed: this server is stateless; use POST.', { allow: 'POST' });
       return;
     }
-    const mcp = createMcpServer({ ...deps, jobs: deps.jobs.as(principal) });
+    const mcp = createMcpServer({ ...deps, jobs: deps.jobs.as(principal.value) });
     const transport = new StreamableHTTPServerTransport({
       sessionIdGenerator: undefined,
       enableJsonResponse: true,
@@ -160,52 +113,6 @@ export async function startMcpHttpServer(deps: McpDeps, options: McpHttpOptions)
     }
   }
 
-  /**
-   * Temporal's remote codec protocol, for the Temporal UI (a page on another origin, hence CORS).
-   * It decrypts every job's payloads, so only the operator may use it: a server with tokens refuses.
-   */
-  async function serveCodec(
-    codec: AesGcmCodec,
-    action: 'encode' | 'decode',
-    req: IncomingMessage,
-    res: ServerResponse,
-  ): Promise<void> {
-    if (!trusted(req, res)) return;
-    const cors: Record<string, string> = req.headers.origin
-      ? {
-          'access-control-allow-origin': req.headers.origin,
-          'access-control-allow-credentials': 'true',
-          'access-control-allow-methods': 'POST, OPTIONS',
-          'access-control-allow-headers': 'content-type, x-namespace, authorization',
-          vary: 'origin',
-        }
-      : {};
-    if (req.method === 'OPTIONS') return void res.writeHead(204, cors).end();
-    const principal = admit(req, res);
-    if (!principal) return;
-    const fail = (status: number, message: string) =>
-      res.writeHead(status, { ...cors, 'content-type': 'application/json' }).end(JSON.stringify({ message }));
-    if (!principal.seesAll)
-      return void fail(
-        403,
-        'The codec endpoint decrypts every job, so it is for the operator only: serve it from a loopback server without tokens.',
-      );
-    if (req.method !== 'POST') return void fail(405, 'Use POST with {"payloads": [...]}.');
-    let body = '';
-    for await (const chunk of req) {
-      body += chunk;
-      if (body.length > MAX_REQUEST_BYTES) return void fail(413, `The body is larger than ${MAX_REQUEST_BYTES} bytes.`);
-    }
-    let answer;
-    try {
-      answer = JSON.stringify(await codec.handle(action, body));
-    } catch (e) {
-      return void fail(400, `Cannot ${action}: ${(e as Error).message}`);
-    }
-    res.writeHead(200, { ...cors, 'content-type': 'application/json' }).end(answer);
-  }
-
-  const port = () => (server.address() as AddressInfo).port;
   await new Promise<void>((resolve, reject) => {
     server.once('error', (e: NodeJS.ErrnoException) =>
       reject(
@@ -219,7 +126,7 @@ export async function startMcpHttpServer(deps: McpDeps, options: McpHttpOptions)
     server.listen(options.port, options.host, resolve);
   });
   return {
-    url: `http://${options.host.includes(':') ? `[${options.host}]` : options.host}:${port()}/mcp`,
+    url: `http://${options.host.includes(':') ? `[${options.host}]` : options.host}:${identity().port}/mcp`,
     authenticated: tokens !== undefined,
     close: () =>
       new Promise((resolve) => {
