@@ -11,6 +11,7 @@ import { ApplicationFailure, cancellationSignal, heartbeat } from '@temporalio/a
 import { ClaimCheck } from '../blobs/claim-check.ts';
 import { BlobCorruptError, BlobMissingError, type BlobStore } from '../blobs/store.ts';
 import { effectLabel } from '../core/effects.ts';
+import type { SandboxProvider } from '../core/guest-messages.ts';
 import type {
   AdvanceResult,
   AdvanceSessionArgs,
@@ -23,7 +24,7 @@ import type {
   ToolEffect,
 } from '../core/journal.ts';
 import { performRequest, TransientHttpError } from '../providers/http-client.ts';
-import { type Adopted, effectKey, type SandboxProvider, ScriptSession } from '../sandbox/session.ts';
+import { type Adopted, effectKey, ScriptSession } from '../sandbox/session.ts';
 import { type HttpProviderConfig, isMcpProvider, type ProviderConfig } from '../providers/config.ts';
 import type { UpstreamMcpServers } from '../providers/mcp-client.ts';
 import type { RequestValidator } from '../providers/validate.ts';

@@ -3,7 +3,7 @@
  * upstream MCP servers connected with their tools listed. Workers need the sandbox view (which
  * globals, which tools); the MCP server needs the specs for `search`.
  */
-import type { SandboxProvider } from '../sandbox/session.ts';
+import type { SandboxProvider } from '../core/guest-messages.ts';
 import { isMcpProvider, type McpProviderConfig, type ProvidersConfig } from './config.ts';
 import { UpstreamMcpServers } from './mcp-client.ts';
 import { loadProviderSpec, type ProviderSpec } from './spec.ts';

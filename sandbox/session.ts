@@ -9,9 +9,10 @@
  * the script asks for again, and their recorded outcomes are delivered instantly. Then it is live.
  */
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import ivm from 'isolated-vm';
 import { canonicalJson, effectLabel } from '../core/effects.ts';
+import { productError, type CataloguedError } from '../core/errors.ts';
+import type { GuestDelivery, GuestSetup, GuestStep, SandboxProvider } from '../core/guest-messages.ts';
 import {
   RoundReport,
   type EffectOutcome,
@@ -20,9 +21,13 @@ import {
   type Round,
   type StepRecord,
 } from '../core/journal.ts';
-import { compileUserFunction, createIsolate, SCRIPT_LIMIT_WORDING, sandboxFailure } from './isolate.ts';
-
-const RUNTIME_SOURCE = readFileSync(new URL('./guest-runtime.js', import.meta.url), 'utf8');
+import {
+  compileUserFunction,
+  createIsolate,
+  loadGuestRuntime,
+  SCRIPT_LIMIT_WORDING,
+  sandboxFailure,
+} from './isolate.ts';
 
 /** A report bigger than this is refused: large data belongs in step values kept off history (blob store). */
 const MAX_REPORT_BYTES = 256 * 1024 * 1024;
@@ -30,13 +35,6 @@ const MAX_REPORT_BYTES = 256 * 1024 * 1024;
 /** The journal key of a request: what replay compares. */
 export function effectKey(request: EffectRequest): string {
   return createHash('sha256').update(canonicalJson(request)).digest('hex');
-}
-
-/** A provider as the sandbox sees it: an HTTP API (request()) or an MCP server (its tools). */
-export interface SandboxProvider {
-  name: string;
-  /** Set for an upstream MCP server: the names of its tools. */
-  tools?: string[];
 }
 
 export interface OpenSessionOptions {
@@ -97,9 +95,9 @@ export class ScriptSession {
     const isolate = createIsolate(job.limits.memoryMb);
     try {
       const context = await isolate.createContext();
-      const runtime = await isolate.compileScript(RUNTIME_SOURCE, { filename: 'dcm-runtime.js' });
-      await runtime.run(context);
-      const setup = {
+      await loadGuestRuntime(isolate, context, 'runtime.js', job.limits.roundTimeoutMs);
+      const { maxStepBytes, maxCheckpointBytes, maxLogBytes } = job.limits;
+      const setup: GuestSetup = {
         input: job.input,
         resume: job.resume,
         providers: options.providers,
@@ -108,7 +106,7 @@ export class ScriptSession {
         replaying: rounds.length > 0,
         lenient: adopt,
         recordedSteps: stepsForGuest(rounds[0]?.steps),
-        limits: job.limits,
+        limits: { maxStepBytes, maxCheckpointBytes, maxLogBytes },
       };
       // References to the controls come from eval, then the global is removed so the script cannot
       // reach them. (A reference obtained with Reference.get() blocks Node's thread on apply, so the
@@ -169,7 +167,8 @@ export class ScriptSession {
     replaying = false,
     nextSteps?: StepRecord[],
   ): Promise<RoundReport> {
-    const json = JSON.stringify({ outcomes, now, replaying, live: !replaying, steps: stepsForGuest(nextSteps) });
+    const delivery: GuestDelivery = { outcomes, now, replaying, steps: stepsForGuest(nextSteps) };
+    const json = JSON.stringify(delivery);
     const report = await this.run(() =>
       this.controls.deliver.apply(undefined, [json], {
         arguments: { copy: true },
@@ -211,24 +210,30 @@ export class ScriptSession {
       // The guest wrote the report: whatever is wrong with it is the script's doing and ends only its job.
       const reason =
         e instanceof Error && e.name === 'ZodError' ? 'it is not shaped like a report' : (e as Error).message;
-      return this.fail({
-        name: 'SandboxReportError',
-        message: `The sandbox's report of this round was refused (${reason}). The script may have replaced built-ins the runtime relies on (JSON, Object.prototype.toJSON, Array.prototype), or passed a value nested too deeply.`,
-      });
+      return this.fail(
+        productError(
+          'SandboxReportError',
+          `The sandbox's report of this round was refused (${reason}). The script may have replaced built-ins the runtime relies on (JSON, Object.prototype.toJSON, Array.prototype), or passed a value nested too deeply.`,
+        ),
+      );
     }
     if (!report.outcome && report.effects.length > this.limits.maxEffectsPerRound) {
-      return this.fail({
-        name: 'EffectLimitError',
-        message: `The script started ${report.effects.length} API calls/sleeps at once; the limit is ${this.limits.maxEffectsPerRound} per round. Process the work in batches (e.g. await chunks of Promise.all).`,
-      });
+      return this.fail(
+        productError(
+          'EffectLimitError',
+          `The script started ${report.effects.length} API calls/sleeps at once; the limit is ${this.limits.maxEffectsPerRound} per round. Process the work in batches (e.g. await chunks of Promise.all).`,
+        ),
+      );
     }
     if (report.outcome?.kind === 'returned') {
       const size = Buffer.byteLength(JSON.stringify(report.outcome.value));
       if (size > this.limits.maxResultBytes) {
-        return this.fail({
-          name: 'ResultTooLargeError',
-          message: `The script returned ${size} bytes; the limit is ${this.limits.maxResultBytes}. Return a summary (counts, ids, a sample) instead of the full data.`,
-        });
+        return this.fail(
+          productError(
+            'ResultTooLargeError',
+            `The script returned ${size} bytes; the limit is ${this.limits.maxResultBytes}. Return a summary (counts, ids, a sample) instead of the full data.`,
+          ),
+        );
       }
     }
     if (report.outcome) this.dispose();
@@ -253,7 +258,7 @@ function parseReport(text: unknown): RoundReport {
 }
 
 /** Step records as the guest takes them: the value as JSON text, parsed only if the script asks. */
-function stepsForGuest(steps: StepRecord[] | undefined): Array<{ index: number; name: string; json: string }> {
+function stepsForGuest(steps: StepRecord[] | undefined): GuestStep[] {
   return (steps ?? []).map((s) => ({ index: s.index, name: s.name, json: JSON.stringify(s.value ?? null) }));
 }
 
@@ -261,39 +266,34 @@ function stepsForGuest(steps: StepRecord[] | undefined): Array<{ index: number; 
  * Why replaying `round` does not match what the script now asks for, or undefined when it does.
  * For a resumed job (adopt), a recorded call that failed does not match either: it runs again.
  */
-function replayDivergence(
-  report: RoundReport,
-  round: Round,
-  k: number,
-  adopt: boolean,
-): { name: string; message: string } | undefined {
+function replayDivergence(report: RoundReport, round: Round, k: number, adopt: boolean): CataloguedError | undefined {
   const where = `round ${k + 1}`;
   if (report.outcome) {
-    return {
-      name: 'ReplayDivergenceError',
-      message: `replay diverged in ${where}: the script ended, but when the job first ran it went on to make ${round.effects.length} more call(s). The script must behave the same each time it runs.`,
-    };
+    return productError(
+      'ReplayDivergenceError',
+      `replay diverged in ${where}: the script ended, but when the job first ran it went on to make ${round.effects.length} more call(s). The script must behave the same each time it runs.`,
+    );
   }
   for (let i = 0; i < Math.max(round.effects.length, report.effects.length); i++) {
     const was = round.effects[i];
     const now = report.effects[i];
     if (!was || !now || was.key !== effectKey(now)) {
-      return {
-        name: 'ReplayDivergenceError',
-        message: `replay diverged in ${where}, call ${i + 1}: the journal has ${was?.label ?? 'nothing'} but the script now asks for ${now ? effectLabel(now) : 'nothing'}. The script must make the same calls in the same order each time it runs (use input, step() and the journaled clock rather than outside state).`,
-      };
+      return productError(
+        'ReplayDivergenceError',
+        `replay diverged in ${where}, call ${i + 1}: the journal has ${was?.label ?? 'nothing'} but the script now asks for ${now ? effectLabel(now) : 'nothing'}. The script must make the same calls in the same order each time it runs (use input, step() and the journaled clock rather than outside state).`,
+      );
     }
     if (adopt && !was.outcome.ok)
-      return {
-        name: 'ReplayDivergenceError',
-        message: `${where}, call ${i + 1} (${was.label}) failed in the previous attempt; it runs again`,
-      };
+      return productError(
+        'ReplayDivergenceError',
+        `${where}, call ${i + 1} (${was.label}) failed in the previous attempt; it runs again`,
+      );
   }
   if (report.steps.length > 0) {
-    return {
-      name: 'ReplayDivergenceError',
-      message: `replay diverged in ${where}: step("${report.steps[0].name}") was not part of the job when it first ran.`,
-    };
+    return productError(
+      'ReplayDivergenceError',
+      `replay diverged in ${where}: step("${report.steps[0].name}") was not part of the job when it first ran.`,
+    );
   }
   return undefined;
 }
