@@ -74,7 +74,7 @@ describe('guest runtimes define the one list of sandbox globals', () => {
   it('every guest module is type-checked', () => {
     const dir = new URL('../../sandbox/guest/', import.meta.url);
     const modules = readdirSync(dir).filter((file) => file.endsWith('.js'));
-    expect(modules.sort()).toEqual(['common.js', 'runtime.js', 'search-runtime.js']);
+    expect(modules).toContain('runtime.js');
     for (const file of modules) expect(readFileSync(new URL(file, dir), 'utf8'), file).toMatch(/^\/\/ @ts-check\n/);
   });
 });

@@ -185,6 +185,59 @@ describe('script sandbox', () => {
     ]);
   });
 
+  it('gives errors thrown into the script a stack in script coordinates: the line that made the call', async () => {
+    const code = [
+      'async () => {',
+      '  const lead = (id) =>',
+      "    crm.request({ method: 'GET', path: '/leads/' + id });",
+      '  await sleep(1);',
+      '  const caught = await lead(7).catch((e) => e);',
+      "  const refused = await crm.request({ method: 'FETCH', path: '/' }).catch((e) => e);",
+      '  const info = (e) => ({ name: e.name, status: e.status, isApiError: e instanceof ApiError, stack: e.stack });',
+      '  if (caught.status === 404) return [info(caught), info(refused)];',
+      '  await lead(8);',
+      '}',
+    ].join('\n');
+    const answers: EffectOutcome[] = [
+      { ok: true },
+      { ok: false, error: { name: 'ApiError', message: 'crm: GET /leads/7 answered 404', status: 404 } },
+    ];
+    const { outcome } = await runToEnd(code, (i) => answers[i]);
+    expect((outcome as { value: unknown }).value).toEqual([
+      {
+        name: 'ApiError',
+        status: 404,
+        isApiError: true,
+        stack: 'ApiError: crm: GET /leads/7 answered 404\n    at lead (script.js:3:9)\n    at script.js:5:24',
+      },
+      {
+        name: 'TypeError',
+        isApiError: false,
+        stack:
+          'TypeError: crm.request(): method must be one of GET, POST, PUT, PATCH, DELETE, HEAD; got FETCH\n    at script.js:6:29',
+      },
+    ]);
+
+    // Uncaught, it ends the job at that line; a RequestError keeps its name.
+    const refused = (id: number): EffectOutcome => ({
+      ok: false,
+      error: { name: 'RequestError', message: `crm: GET /leads/${id} matches no operation` },
+    });
+    const refusals: EffectOutcome[] = [{ ok: true }, refused(7), refused(8)];
+    const uncaught = await runToEnd(code, (i) => refusals[i]);
+    expect(uncaught.outcome).toEqual({
+      kind: 'threw',
+      error: {
+        name: 'RequestError',
+        message: 'crm: GET /leads/8 matches no operation',
+        stack:
+          'RequestError: crm: GET /leads/8 matches no operation\n    at lead (script.js:3:9)\n    at script.js:9:9',
+        line: 3,
+        column: 9,
+      },
+    });
+  });
+
   it('gives the script no way to reach the host', async () => {
     const { outcome } = await runToEnd(
       `async () => {
