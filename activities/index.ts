@@ -1,9 +1,11 @@
 /**
- * The activities: everything with a side effect.
- * - openSession (shared task queue): start a sandbox for a job, replaying its journal, and keep it live here;
- * - advanceSession (this worker's own task queue): deliver one round's outcomes to a live session;
- * - callProvider (shared task queue): one API call, retried by Temporal when it fails transiently;
- * - saveJournal: store rounds as a journal segment, so they travel by reference.
+ * The activities: everything with a side effect. Two groups, registered where they run:
+ * - shared (the shared task queue, any worker):
+ *   - openSession: start a sandbox for a job, replaying its journal, and keep it live here;
+ *   - callProvider: one API call, retried by Temporal when it fails transiently;
+ *   - saveJournal: store rounds as a journal segment, so they travel by reference;
+ * - session (this worker's own task queue): advanceSession, deliver one round's outcomes to a
+ *   live session this process holds.
  * Values above the blob threshold cross into workflow history only as references (claim check).
  */
 import { randomUUID } from 'node:crypto';
@@ -12,6 +14,7 @@ import { ClaimCheck } from '../blobs/claim-check.ts';
 import { BlobCorruptError, BlobMissingError, type BlobStore } from '../blobs/store.ts';
 import { effectLabel } from '../core/effects.ts';
 import type { SandboxProvider } from '../core/guest-messages.ts';
+import { INTERNAL_FAILURES, productError, type TransientHttpDetails } from '../core/errors.ts';
 import type {
   AdvanceResult,
   AdvanceSessionArgs,
@@ -87,10 +90,14 @@ export function createActivities(deps: ActivityDeps) {
   }
 
   return {
-    openSession: unrecoverableBlobsFail(openSession),
-    advanceSession: unrecoverableBlobsFail(advanceSession),
-    callProvider: unrecoverableBlobsFail(callProvider),
-    saveJournal: (rounds: Round[]): Promise<BlobRef> => claims.saveRounds(rounds),
+    shared: {
+      openSession: unrecoverableBlobsFail(openSession),
+      callProvider: unrecoverableBlobsFail(callProvider),
+      saveJournal: (rounds: Round[]): Promise<BlobRef> => claims.saveRounds(rounds),
+    },
+    session: {
+      advanceSession: unrecoverableBlobsFail(advanceSession),
+    },
   };
 
   async function openSession(args: OpenSessionArgs): Promise<AdvanceResult> {
@@ -129,7 +136,7 @@ export function createActivities(deps: ActivityDeps) {
       session?.dispose();
       throw ApplicationFailure.nonRetryable(
         `live session ${args.sessionId} is not on this worker; the job will replay its journal`,
-        'SessionLost',
+        INTERNAL_FAILURES.SessionLost,
       );
     }
     const outcomes = await Promise.all(args.outcomes.map((o) => claims.resolveOutcome(o)));
@@ -142,23 +149,23 @@ export function createActivities(deps: ActivityDeps) {
     if (!provider) {
       return {
         ok: false,
-        error: {
-          name: 'RequestError',
-          message: `unknown provider "${request.provider}"; this worker has: ${providerNames.join(', ') || 'none (check its --config)'}`,
-        },
+        error: productError(
+          'RequestError',
+          `unknown provider "${request.provider}"; this worker has: ${providerNames.join(', ') || 'none (check its --config)'}`,
+        ),
       };
     }
     if ((request.kind === 'tool') !== isMcpProvider(provider)) {
       return {
         ok: false,
-        error: {
-          name: 'RequestError',
-          message: `provider "${request.provider}" is ${isMcpProvider(provider) ? 'an MCP server: call its tools' : 'an HTTP API: use request()'}`,
-        },
+        error: productError(
+          'RequestError',
+          `provider "${request.provider}" is ${isMcpProvider(provider) ? 'an MCP server: call its tools' : 'an HTTP API: use request()'}`,
+        ),
       };
     }
     const invalid = request.kind === 'http' ? deps.validators?.[request.provider]?.check(request) : undefined;
-    if (invalid) return { ok: false, error: { name: 'RequestError', message: invalid } };
+    if (invalid) return { ok: false, error: productError('RequestError', invalid) };
     try {
       const outcome = await heartbeating(() =>
         request.kind === 'tool'
@@ -177,10 +184,11 @@ export function createActivities(deps: ActivityDeps) {
       return await claims.offloadOutcome(outcome);
     } catch (e) {
       if (e instanceof TransientHttpError) {
+        const details: TransientHttpDetails = { status: e.status };
         throw ApplicationFailure.create({
-          type: 'TransientHttpError',
+          type: INTERNAL_FAILURES.TransientHttpError,
           message: e.message,
-          details: [{ status: e.status }],
+          details: [details],
           // Retry-After: 0 means "now"; a zero delay would end retrying, so leave it to the policy.
           nextRetryDelay: e.retryAfterMs || undefined,
         });
@@ -218,4 +226,8 @@ function unrecoverableBlobsFail<A extends unknown[], R>(
   };
 }
 
-export type Activities = ReturnType<typeof createActivities>;
+export type ActivityGroups = ReturnType<typeof createActivities>;
+/** The activities any worker runs, from the shared task queue. */
+export type SharedActivities = ActivityGroups['shared'];
+/** The activities only the worker holding a live session runs, from its own task queue. */
+export type SessionActivities = ActivityGroups['session'];

@@ -11,6 +11,7 @@
  * source). Every worker and MCP server that shares the store sees them.
  */
 import { createHash } from 'node:crypto';
+import { ProductError } from '../core/errors.ts';
 import type { BlobRef } from '../core/journal.ts';
 
 export interface BlobStore {
@@ -54,22 +55,22 @@ export function checkRecordFolder(folder: string): string {
   return folder;
 }
 
-export class BlobMissingError extends Error {
+export class BlobMissingError extends ProductError {
   constructor(ref: BlobRef, location: string, cause?: unknown) {
     super(
+      'BlobMissingError',
       `blob ${ref.blob} (${ref.bytes} bytes) is missing from the blob store at ${location}; it holds journaled data the job needs and cannot be recomputed. Restore it, or point every worker at the same blob store.`,
       { cause },
     );
-    this.name = 'BlobMissingError';
   }
 }
 
-export class BlobCorruptError extends Error {
+export class BlobCorruptError extends ProductError {
   constructor(ref: BlobRef, location: string, got: string) {
     super(
+      'BlobCorruptError',
       `blob ${ref.blob} in ${location} is corrupt (its content hashes to ${got}); the job's journaled data cannot be trusted. Restore the blob from a backup.`,
     );
-    this.name = 'BlobCorruptError';
   }
 }
 

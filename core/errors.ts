@@ -99,6 +99,12 @@ export const ERRORS = {
     means: 'A blob no longer matches its content hash.',
     todo: 'Restore it from a backup.',
   },
+  ActivityError: {
+    seenBy: 'job',
+    means:
+      "The job's own machinery (opening a sandbox, saving the journal) kept failing on the workers after its retries; the message says why.",
+    todo: 'Check the workers (logs, config, blob store); once fixed, job_resume continues the job from its journal.',
+  },
   ScriptSyntaxError: {
     seenBy: 'tool',
     means: 'The script does not parse; no job was started. The message gives the line and column.',
@@ -121,14 +127,25 @@ export const ERRORS = {
   },
   JobStateError: {
     seenBy: 'tool',
-    means: 'The job is not in a state that allows this, e.g. resuming a job that is still running.',
+    means:
+      'The job is not in a state that allows this, e.g. resuming a job that is still running, or paging the result of a job that has not completed.',
     todo: 'Follow the message: wait for the job, cancel it first, or start a new one.',
+  },
+  ResultPageError: {
+    seenBy: 'tool',
+    means: "The page asked for is beyond the stored result's pages.",
+    todo: 'Ask for a page from 1 to `result_pages`.',
   },
 } as const satisfies Record<string, ErrorEntry>;
 
 export type ErrorName = keyof typeof ERRORS;
 
 export const ERROR_NAMES = Object.keys(ERRORS) as ErrorName[];
+
+/** Whether `name` is one of the catalogue's (e.g. the type of a failure that crossed a process boundary). */
+export function isErrorName(name: unknown): name is ErrorName {
+  return typeof name === 'string' && Object.hasOwn(ERRORS, name);
+}
 
 /** An error as it crosses a boundary (into the script, into a failed job's `error`): name and message. */
 export interface CataloguedError {
@@ -148,4 +165,27 @@ export class ProductError extends Error {
     super(message, options);
     Object.defineProperty(this, 'name', { value: name, enumerable: false, configurable: true, writable: true });
   }
+}
+
+/**
+ * Failure types that pass only between activities and the workflow, never to a script or an agent
+ * (so they are not in the catalogue): the workflow handles each before anything is shown.
+ */
+export const INTERNAL_FAILURES = {
+  /** advanceSession found no live session for the job on this worker: the workflow replays the journal elsewhere. */
+  SessionLost: 'SessionLost',
+  /** callProvider met a failure worth retrying (connection, 408, 429, 5xx): Temporal retries it, then the script gets an ApiError. */
+  TransientHttpError: 'TransientHttpError',
+} as const;
+
+/** What a TransientHttpError failure carries from the activity to the workflow (its ApplicationFailure details[0]). */
+export interface TransientHttpDetails {
+  /** The HTTP status, when the API answered at all. */
+  status?: number;
+}
+
+/** Reads the status back from an ApplicationFailure's details (the workflow's side of TransientHttpDetails). */
+export function transientHttpStatus(details: readonly unknown[] | null | undefined): number | undefined {
+  const first = details?.[0] as TransientHttpDetails | null | undefined;
+  return typeof first?.status === 'number' ? first.status : undefined;
 }

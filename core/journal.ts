@@ -166,6 +166,32 @@ export const AdvanceResult = RoundReport.omit({ effects: true }).extend({
   adoption: Adoption.optional(),
 });
 
+/**
+ * What every report on a job carries besides its status (the query's live view, the result of a
+ * completed job, the details of a failed one, the agent's answers): build it with jobSummary().
+ */
+export const JobSummary = z.object({
+  progress: Progress.nullable(),
+  /** The latest lines of the script's console. */
+  logs: z.array(z.string()),
+  /** Lines logged in all (the dropped-lines notes included). */
+  logCount: z.number().int().nonnegative(),
+  rounds: z.number().int().nonnegative(),
+  effects: z.number().int().nonnegative(),
+  /** Runs of the continue-as-new chain so far, this one included. */
+  runs: z.number().int().nonnegative(),
+  /** 1 for the first attempt of a job; each job_resume adds one. */
+  attempt: z.number().int().positive(),
+  /** Where a resumed attempt stopped agreeing with the previous journal (reported to the agent). */
+  divergence: z.string().nullable(),
+});
+
+/**
+ * What a failed job's failure carries from the workflow to the job service (the details of its
+ * ApplicationFailure, whose type is the error's name): the error and the summary at that moment.
+ */
+export const FailureDetails = JobSummary.extend({ error: ScriptErrorInfo });
+
 export type Json = z.infer<typeof json>;
 export type BlobRef = z.infer<typeof BlobRef>;
 export type JournalEffect = z.infer<typeof JournalEffect>;
@@ -188,6 +214,8 @@ export type RoundReport = z.infer<typeof RoundReport>;
 export type JobInput = z.infer<typeof JobInput>;
 export type SessionRef = z.infer<typeof SessionRef>;
 export type AdvanceResult = z.infer<typeof AdvanceResult>;
+export type JobSummary = z.infer<typeof JobSummary>;
+export type FailureDetails = z.infer<typeof FailureDetails>;
 
 /** The journal of the current attempt: saved segments (earlier runs of the chain) plus this run's rounds. */
 export interface JournalParts {
@@ -215,19 +243,9 @@ export interface AdvanceSessionArgs {
 }
 
 /** The workflow's live view, served by the `jobState` query. */
-export interface JobState {
+export interface JobState extends JobSummary {
   status: 'running' | 'completed' | 'failed';
-  progress: Progress | null;
-  logs: string[];
-  logCount: number;
-  rounds: number;
-  effects: number;
   startedAt: number;
-  /** Runs of the continue-as-new chain so far, this one included. */
-  runs: number;
-  attempt: number;
-  /** Where a resumed attempt stopped agreeing with the previous journal (reported to the agent). */
-  divergence: string | null;
 }
 
 /** What a run of the workflow starts from: a new job, a continued run, or a resumed attempt. */
@@ -250,15 +268,7 @@ export interface ResumeMemo {
   checkpoint?: Json;
 }
 
-/** What a completed job returns: the script's value plus enough context to judge it. */
-export interface JobResult {
+/** What a completed job returns: the script's value plus its summary. */
+export interface JobResult extends JobSummary {
   value: unknown;
-  progress: Progress | null;
-  logs: string[];
-  logCount: number;
-  rounds: number;
-  effects: number;
-  runs: number;
-  attempt: number;
-  divergence: string | null;
 }

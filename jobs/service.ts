@@ -14,14 +14,18 @@ import {
 } from '@temporalio/client';
 import { ApplicationFailure, TerminatedFailure, TimeoutFailure } from '@temporalio/common';
 import { RESUME_MEMO_KEY } from '../core/effects.ts';
-import type {
-  DurableScriptInput,
-  JobInput,
-  JobResult,
-  JobState,
-  Progress,
-  ResumeMemo,
-  ScriptErrorInfo,
+import { ProductError } from '../core/errors.ts';
+import { jobSummary } from '../core/job-summary.ts';
+import {
+  type DurableScriptInput,
+  FailureDetails,
+  type JobInput,
+  type JobResult,
+  type JobState,
+  type JobSummary,
+  type Progress,
+  type ResumeMemo,
+  type ScriptErrorInfo,
 } from '../core/journal.ts';
 import { checkScriptSyntax } from '../sandbox/isolate.ts';
 import type { durableScript } from '../workflows/durable-script.ts';
@@ -32,47 +36,50 @@ import type { TemporalConfig } from '../temporal/config.ts';
 
 export type JobStatus = 'running' | 'completed' | 'failed' | 'cancelled';
 
+/** A job's summary as the answers spell it (JobSummary with `log_count`); without a summary, only these three. */
+export type SummaryView = { progress: Progress | null; logs: string[]; log_count: number } & Partial<
+  Omit<JobSummary, 'progress' | 'logs' | 'logCount'>
+>;
+
 /** What `execute` and `job_status` answer. */
-export interface JobView {
+export type JobView = {
   job_id: string;
   status: JobStatus;
-  progress: Progress | null;
   result?: unknown;
   error?: ScriptErrorInfo;
-  logs: string[];
-  log_count: number;
-  rounds?: number;
-  effects?: number;
-  /** Workflow runs of the continue-as-new chain so far. */
-  runs?: number;
-  /** 1 for the first run of a job; each job_resume adds one. */
-  attempt?: number;
-  /** For a resumed job: where the new code stopped agreeing with the previous attempt's journal. */
-  divergence?: string | null;
   note?: string;
-}
+} & SummaryView;
 
 /** A request that does not fit the job's state, e.g. resuming a job that is still running. */
-export class JobStateError extends Error {
+export class JobStateError extends ProductError {
   constructor(message: string) {
-    super(message);
-    this.name = 'JobStateError';
+    super('JobStateError', message);
   }
 }
 
-export class JobNotFoundError extends Error {
+export class JobNotFoundError extends ProductError {
   constructor(jobId: string, namespace: string) {
-    super(`No job "${jobId}" in Temporal namespace "${namespace}". Check the id returned by execute.`);
-    this.name = 'JobNotFoundError';
+    super(
+      'JobNotFoundError',
+      `No job "${jobId}" in Temporal namespace "${namespace}". Check the id returned by execute.`,
+    );
   }
 }
 
-export class ScriptTooLargeError extends Error {
+export class ScriptTooLargeError extends ProductError {
   constructor(message: string) {
-    super(message);
-    this.name = 'ScriptTooLargeError';
+    super('ScriptTooLargeError', message);
   }
 }
+
+/** The answers' spelling of a job summary. */
+function summaryView(from: JobSummary): SummaryView {
+  const { logCount, ...summary } = jobSummary(from);
+  return { ...summary, log_count: logCount };
+}
+
+/** What an answer says when it has no summary to give (a cancelled job, no worker answering). */
+const NO_SUMMARY: SummaryView = { progress: null, logs: [], log_count: 0 };
 
 export interface ExecuteRequest {
   code: string;
@@ -279,26 +286,12 @@ export class JobService {
   private async runningView(handle: WorkflowHandle, jobId: string): Promise<JobView> {
     try {
       const state = await this.client.withDeadline(Date.now() + 5_000, () => handle.query<JobState>('jobState'));
-      const { progress, logs, logCount, rounds, effects, runs, attempt, divergence } = state;
-      return {
-        job_id: jobId,
-        status: 'running',
-        progress,
-        logs,
-        log_count: logCount,
-        rounds,
-        effects,
-        runs,
-        attempt,
-        divergence,
-      };
+      return { job_id: jobId, status: 'running', ...summaryView(state) };
     } catch {
       return {
         job_id: jobId,
         status: 'running',
-        progress: null,
-        logs: [],
-        log_count: 0,
+        ...NO_SUMMARY,
         note: 'No worker answered the progress query; the job will continue when a worker (`durable-codemode worker`) is running.',
       };
     }
@@ -307,19 +300,7 @@ export class JobService {
   private async finishedView(handle: WorkflowHandle<typeof durableScript>, jobId: string): Promise<JobView> {
     try {
       const result: JobResult = await handle.result();
-      return {
-        job_id: jobId,
-        status: 'completed',
-        progress: result.progress,
-        result: result.value,
-        logs: result.logs,
-        log_count: result.logCount,
-        rounds: result.rounds,
-        effects: result.effects,
-        runs: result.runs,
-        attempt: result.attempt,
-        divergence: result.divergence,
-      };
+      return { job_id: jobId, status: 'completed', ...summaryView(result), result: result.value };
     } catch (e) {
       if (!(e instanceof WorkflowFailedError)) throw e;
       return failureView(jobId, e);
@@ -336,34 +317,19 @@ function failureView(jobId: string, e: WorkflowFailedError): JobView {
         : cause instanceof TerminatedFailure
           ? 'terminated by an operator'
           : 'timed out';
-    return { job_id: jobId, status: 'cancelled', progress: null, logs: [], log_count: 0, note: `The job was ${how}.` };
+    return { job_id: jobId, status: 'cancelled', ...NO_SUMMARY, note: `The job was ${how}.` };
   }
-  if (cause instanceof ApplicationFailure) {
-    const details = cause.details?.[0] as (Omit<JobResult, 'value'> & { error: ScriptErrorInfo }) | undefined;
-    if (details?.error) {
-      const { error, progress, logs, logCount, rounds, effects, runs, attempt, divergence } = details;
-      return {
-        job_id: jobId,
-        status: 'failed',
-        error,
-        progress,
-        logs,
-        log_count: logCount,
-        rounds,
-        effects,
-        runs,
-        attempt,
-        divergence,
-      };
-    }
+  // The workflow's failures carry FailureDetails (workflows/end-of-job.ts); anything else is reported as it came.
+  const details = cause instanceof ApplicationFailure ? FailureDetails.safeParse(cause.details?.[0]) : undefined;
+  if (details?.success) {
+    const { error, ...summary } = details.data;
+    return { job_id: jobId, status: 'failed', error, ...summaryView(summary) };
   }
   return {
     job_id: jobId,
     status: 'failed',
     error: { name: cause?.name ?? 'Error', message: cause?.message ?? e.message },
-    progress: null,
-    logs: [],
-    log_count: 0,
+    ...NO_SUMMARY,
   };
 }
 

@@ -2,6 +2,7 @@
  * Performs one provider request on the host, on the script's behalf. This is where credentials
  * are added and where the base URL is enforced: the sandbox can only ask, never reach the network.
  */
+import { INTERNAL_FAILURES, productError } from '../core/errors.ts';
 import type { EffectOutcome, HttpEffect, Json } from '../core/journal.ts';
 import type { HttpProviderConfig, ProviderAuth } from './config.ts';
 
@@ -11,7 +12,7 @@ export class TransientHttpError extends Error {
   readonly retryAfterMs: number | undefined;
   constructor(message: string, status?: number, retryAfterMs?: number) {
     super(message);
-    this.name = 'TransientHttpError';
+    this.name = INTERNAL_FAILURES.TransientHttpError;
     this.status = status;
     this.retryAfterMs = retryAfterMs;
   }
@@ -92,7 +93,7 @@ export async function performRequest(
   } catch (e) {
     return {
       ok: false,
-      error: { name: 'RequestError', message: `${request.provider}: ${label} refused: ${(e as Error).message}` },
+      error: productError('RequestError', `${request.provider}: ${label} refused: ${(e as Error).message}`),
     };
   }
   for (const [key, value] of Object.entries(request.query ?? {})) {
@@ -135,8 +136,10 @@ export async function performRequest(
   return {
     ok: false,
     error: {
-      name: 'ApiError',
-      message: `${request.provider}: ${label} → ${response.status} ${response.statusText}${detail ? `: ${detail}` : ''}`,
+      ...productError(
+        'ApiError',
+        `${request.provider}: ${label} → ${response.status} ${response.statusText}${detail ? `: ${detail}` : ''}`,
+      ),
       status: response.status,
       body,
     },

@@ -6,6 +6,7 @@
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { productError } from '../core/errors.ts';
 import type { EffectOutcome, Json } from '../core/journal.ts';
 import { authOf, TransientHttpError } from './http-client.ts';
 import type { McpProviderConfig } from './config.ts';
@@ -69,7 +70,7 @@ export class UpstreamMcpServers {
       const message = (e as Error).message;
       // Protocol-level refusals (unknown tool, invalid arguments) are the script's to handle.
       if (/MCP error -3260[12]/.test(message))
-        return { ok: false, error: { name: 'ToolError', message: `${provider}.${tool}: ${message}` } };
+        return { ok: false, error: productError('ToolError', `${provider}.${tool}: ${message}`) };
       this.forget(provider);
       throw new TransientHttpError(`${provider}.${tool}: ${message}`);
     }
@@ -79,8 +80,7 @@ export class UpstreamMcpServers {
       return {
         ok: false,
         error: {
-          name: 'ToolError',
-          message: `${provider}.${tool} failed: ${text.slice(0, MAX_ERROR_CHARS)}`,
+          ...productError('ToolError', `${provider}.${tool} failed: ${text.slice(0, MAX_ERROR_CHARS)}`),
           body: value,
         },
       };

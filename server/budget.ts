@@ -6,7 +6,8 @@
  */
 import { getEncoding, type Tiktoken } from 'js-tiktoken';
 import { type BlobStore, contentAddress } from '../blobs/store.ts';
-import type { JobView } from '../jobs/service.ts';
+import { ProductError } from '../core/errors.ts';
+import { JobStateError, type JobView } from '../jobs/service.ts';
 
 /** Above this many characters the total in a marker is extrapolated from a sample (counting 10 MB takes seconds). */
 const EXACT_COUNT_MAX_CHARS = 2_000_000;
@@ -253,7 +254,7 @@ export class ResultBudget {
   /** Page `page` (1-based) of a completed job's result; the result is stored (again, idempotently) so result_ref stays valid. */
   async page(view: JobView, page: number): Promise<ResultPage> {
     if (view.status !== 'completed')
-      throw new Error(
+      throw new JobStateError(
         `Job ${view.job_id} is ${view.status}: only a completed job's result has pages. Call job_status without page.`,
       );
     const text = jsonText(view.result);
@@ -261,7 +262,8 @@ export class ResultBudget {
     const ref = await this.blobs.put(bytes);
     const starts = this.pageStartsOf(bytes, text);
     if (!Number.isInteger(page) || page < 1 || page > starts.length) {
-      throw new Error(
+      throw new ProductError(
+        'ResultPageError',
         `Job ${view.job_id}'s result has ${starts.length} page${starts.length > 1 ? 's' : ''}: ask for page 1${starts.length > 1 ? ` to ${starts.length}` : ''}, not ${page}.`,
       );
     }

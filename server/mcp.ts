@@ -6,6 +6,7 @@
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
+import { isErrorName } from '../core/errors.ts';
 import type { SpecSearch } from '../sandbox/search.ts';
 import type { JobService } from '../jobs/service.ts';
 import { jsonText, type ResultBudget } from './budget.ts';
@@ -116,7 +117,8 @@ export function createMcpServer(deps: McpDeps): McpServer {
 
 /**
  * Structured content plus the same JSON as text (compact: the token budget counts it so); failures
- * become tool errors the model can read.
+ * become tool errors the model can read: the message as text, and for an error of the catalogue
+ * (core/errors.ts) its name, and position where it has one, as `structuredContent.error`.
  */
 async function answer(run: () => Promise<object>): Promise<CallToolResult> {
   try {
@@ -127,6 +129,12 @@ async function answer(run: () => Promise<object>): Promise<CallToolResult> {
       isError: value.status === 'failed',
     };
   } catch (e) {
-    return { content: [{ type: 'text', text: (e as Error).message }], isError: true };
+    const { name, message, line, column } = e as Error & { line?: number; column?: number };
+    const error = { name, message, ...(line !== undefined ? { line, column } : {}) };
+    return {
+      content: [{ type: 'text', text: message }],
+      ...(isErrorName(name) ? { structuredContent: { error } } : {}),
+      isError: true,
+    };
   }
 }

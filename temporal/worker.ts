@@ -1,7 +1,8 @@
 /**
- * A worker process: one Temporal worker on the shared task queue (workflows, sessions opened by
- * replay, API calls) and one on a task queue of its own, through which the workflow reaches the
- * live sandbox sessions this process holds (Temporal's worker-specific task queue pattern).
+ * A worker process: one Temporal worker on the shared task queue (workflows and the shared
+ * activities: opening sessions, API calls, saving the journal) and one on a task queue of its own
+ * with only the session activity, through which the workflow reaches the live sandbox sessions
+ * this process holds (Temporal's worker-specific task queue pattern).
  */
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
@@ -62,7 +63,7 @@ export async function startWorker(config: WorkerSettings, connection: NativeConn
   const sessionTaskQueue = `${taskQueue}/session/${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
   const sessions = new SessionRegistry({ idleMs: 10 * 60_000, maxSessions: config.worker.maxConcurrentSessions });
   const providers = await readyProviders(config.providers);
-  const unbounded = createActivities({
+  const { shared: sharedActivities, session: sessionActivities } = createActivities({
     providers: config.providers,
     sandboxProviders: providers.sandboxProviders,
     upstream: providers.upstream,
@@ -73,40 +74,42 @@ export async function startWorker(config: WorkerSettings, connection: NativeConn
     validators: requestValidators(config.providers, providers.specs),
   });
   // Every round that runs a sandbox takes one of the worker's session slots (waiting, heartbeating, if none is free).
-  const activities: typeof unbounded = {
-    ...unbounded,
+  const shared: typeof sharedActivities = {
+    ...sharedActivities,
     openSession: (args) =>
       sessions.withSlot(
         undefined,
-        () => unbounded.openSession(args),
+        () => sharedActivities.openSession(args),
         () => heartbeat(),
       ),
-    advanceSession: (args) => sessions.withSlot(args.sessionId, () => unbounded.advanceSession(args)),
+  };
+  const own: typeof sessionActivities = {
+    advanceSession: (args) => sessions.withSlot(args.sessionId, () => sessionActivities.advanceSession(args)),
   };
   // On SIGTERM (a deploy), API calls in flight get this long to finish before they are cancelled;
   // live sessions end with the process and their jobs replay on another worker.
   const shutdownGraceTime = '10 seconds';
   const converter = dataConverter();
-  const shared = await Worker.create({
+  const sharedWorker = await Worker.create({
     connection,
     namespace,
     taskQueue,
     workflowBundle: await workflowBundle(converter.failureConverterPath),
-    activities,
+    activities: shared,
     dataConverter: converter,
     shutdownGraceTime,
     // A job cached on a dead worker waits this long before any worker takes its next workflow task.
     stickyQueueScheduleToStartTimeout: '3 seconds',
   });
-  const own = await Worker.create({
+  const ownWorker = await Worker.create({
     connection,
     namespace,
     taskQueue: sessionTaskQueue,
-    activities,
+    activities: own,
     dataConverter: converter,
     shutdownGraceTime,
   });
-  const done = Promise.all([shared.run(), own.run()])
+  const done = Promise.all([sharedWorker.run(), ownWorker.run()])
     .finally(async () => {
       sessions.close();
       await providers.upstream.close();
@@ -117,7 +120,7 @@ export async function startWorker(config: WorkerSettings, connection: NativeConn
     sessions,
     done,
     async shutdown() {
-      for (const w of [shared, own]) if (w.getState() === 'RUNNING') w.shutdown();
+      for (const w of [sharedWorker, ownWorker]) if (w.getState() === 'RUNNING') w.shutdown();
       await done;
     },
   };

@@ -1,0 +1,10 @@
+/**
+ * The one place a job's summary is picked out of a larger record (the workflow's state, a result,
+ * failure details). No zod and no Node APIs: bundled into workflow code.
+ */
+import type { JobSummary } from './journal.ts';
+
+export function jobSummary(from: JobSummary): JobSummary {
+  const { progress, logs, logCount, rounds, effects, runs, attempt, divergence } = from;
+  return { progress, logs, logCount, rounds, effects, runs, attempt, divergence };
+}

@@ -1,0 +1,55 @@
+/**
+ * Reaching the sandbox: open a session (any worker, replaying the journal), or advance the live
+ * one on the worker that holds it, through that worker's own task queue. When the live session is
+ * gone (its worker died, restarted, or dropped it), the round is delivered by replaying the
+ * journal in a new session instead.
+ */
+import * as wf from '@temporalio/workflow';
+import type { SessionActivities, SharedActivities } from '../activities/index.ts';
+import type { AdvanceResult, EffectOutcome, JobInput, OpenSessionArgs, SessionRef } from '../core/journal.ts';
+import type { RunJournal } from './journal.ts';
+
+/** How long a live session's worker may take to pick up the next round before the job replays elsewhere. */
+const SESSION_PICKUP_TIMEOUT = '5 seconds';
+
+/** Opening a session may replay a long journal: generous overall, but a dead worker shows within a heartbeat. */
+const OPEN_SESSION_OPTIONS: wf.ActivityOptions = {
+  startToCloseTimeout: '30 minutes',
+  heartbeatTimeout: '10 seconds',
+  retry: { initialInterval: '1 second', maximumAttempts: 5 },
+};
+
+/** Opens a sandbox for the job on any worker; `summary` names the activity in the Temporal UI. */
+export function openSession(summary: string, args: OpenSessionArgs): Promise<AdvanceResult> {
+  return wf.proxyActivities<SharedActivities>({ ...OPEN_SESSION_OPTIONS, summary }).openSession(args);
+}
+
+/** Delivers the round to the live session, or replays the journal in a new one if it is gone. */
+export async function advance(
+  job: JobInput,
+  session: SessionRef,
+  journal: RunJournal,
+  roundCount: number,
+  outcomes: EffectOutcome[],
+  now: number,
+): Promise<AdvanceResult> {
+  const { advanceSession } = wf.proxyActivities<SessionActivities>({
+    taskQueue: session.taskQueue,
+    scheduleToStartTimeout: SESSION_PICKUP_TIMEOUT,
+    startToCloseTimeout: job.limits.roundTimeoutMs + 30_000,
+    // The worker dying mid-round shows within this (the activity heartbeats every 2 s).
+    heartbeatTimeout: '5 seconds',
+    retry: { maximumAttempts: 1 },
+    summary: `round ${roundCount + 1}`,
+  });
+  try {
+    return await advanceSession({ sessionId: session.id, roundsDelivered: roundCount - 1, outcomes, now });
+  } catch (e) {
+    if (wf.isCancellation(e)) throw e;
+    wf.log.info('live session unavailable; replaying the journal in a new session', {
+      rounds: roundCount,
+      reason: (e as Error).message,
+    });
+    return await openSession(`replay ${roundCount} rounds`, { job, journal: journal.parts(), now });
+  }
+}
