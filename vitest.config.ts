@@ -13,6 +13,17 @@ export default defineConfig({
         test: { ...common, name: 'unit', include: ['test/unit/**/*.test.ts'], testTimeout: 60_000 },
       },
       {
+        // The workflow code alone, with stubbed activities, on Temporal's time-skipping test server
+        // (Java; scripts/toolchain.sh installs it): days of timers pass in moments. No dev server.
+        test: {
+          ...common,
+          name: 'workflow',
+          include: ['test/workflow/**/*.test.ts'],
+          testTimeout: 60_000,
+          hookTimeout: 60_000,
+        },
+      },
+      {
         // The repository's hygiene: types, lint, formatting, lock file (about a minute).
         test: { ...common, name: 'checks', include: ['test/checks/**/*.test.ts'], testTimeout: 300_000 },
       },

