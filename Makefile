@@ -5,24 +5,27 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 TOOLCHAIN := . scripts/toolchain.sh
 
-.PHONY: help setup dev test test-unit bench typecheck
+.PHONY: help setup dev test test-unit test-workflow bench typecheck
 
 help: ## Show this help
 	@echo "Usage: make <target>"
 	@echo
-	@grep -E '^[a-z][a-zA-Z_-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{ printf "  %-10s %s\n", $$1, $$2 }'
+	@grep -E '^[a-z][a-zA-Z_-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{ printf "  %-14s %s\n", $$1, $$2 }'
 
-setup: ## Install the toolchain only (Node 24, Temporal CLI, npm packages) into .tools/
+setup: ## Install the toolchain only (Node 24, Temporal CLI, npm packages, Temporal test server) into .tools/
 	@$(TOOLCHAIN)
 
 dev: ## Run the dev server (node cli/main.ts dev)
 	@$(TOOLCHAIN) && node --no-node-snapshot cli/main.ts dev
 
-test: ## Run the whole suite: static checks, unit and integration tests (npm test)
+test: ## Run the whole suite: static checks, unit, workflow and integration tests (npm test)
 	@$(TOOLCHAIN) && npm test
 
 test-unit: ## Run the unit tests only: no Temporal server, seconds (npm run test:unit)
 	@$(TOOLCHAIN) && npm run test:unit
+
+test-workflow: ## Run the workflow tests on Temporal's time-skipping test server (needs Java; npm run test:workflow)
+	@$(TOOLCHAIN) && npm run test:workflow
 
 bench: ## Run the benchmarks (npm run bench)
 	@$(TOOLCHAIN) && npm run bench
