@@ -255,10 +255,15 @@ _tc_ensure_test_server() {
       "    <groupId>io.temporal</groupId><artifactId>temporal-test-server</artifactId><version>$version</version>" \
       '  </dependency></dependencies>' \
       '</project>' >"$tmp/pom.xml"
+    # The SDK gives the server 5 s to start: C1 only, serial GC and a class-data archive (made below)
+    # bring the JVM's start from about 4 s to about 1 s on a busy machine.
     printf '%s\n' \
       '#!/bin/sh' \
       "# Temporal's time-skipping test server $version, installed by scripts/toolchain.sh." \
-      'exec java -cp "$(cd "$(dirname "$0")" && pwd)/lib/*" io.temporal.testserver.TestServer "$@"' \
+      'DIR="$(cd "$(dirname "$0")" && pwd -P)"' \
+      'set -- -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -cp "$DIR/lib/*" io.temporal.testserver.TestServer "$@"' \
+      'if [ -f "$DIR/classes.jsa" ]; then exec java "-XX:SharedArchiveFile=$DIR/classes.jsa" "$@"; fi' \
+      'exec java "$@"' \
       >"$tmp/temporal-test-server"
     chmod +x "$tmp/temporal-test-server"
     if ! (cd "$tmp" && mvn -q -B dependency:copy-dependencies -DoutputDirectory=lib >"$tmp/mvn.log" 2>&1 </dev/null); then
@@ -270,11 +275,30 @@ _tc_ensure_test_server() {
     fi
     rm -f "$tmp/mvn.log" "$tmp/pom.xml"
     rm -rf "$dir" && mv "$tmp" "$dir" || { _tc_err "cannot move $tmp to $dir"; return 0; }
+    _tc_test_server_archive "$dir"
     _tc_log "Temporal test server at $launcher ($(ls "$dir/lib" | wc -l) jars)"
   fi
   TEMPORAL_TEST_SERVER_PATH="$launcher"
   export TEMPORAL_TEST_SERVER_PATH
 }
+
+# Records the classes the test server loads at start-up into $1/classes.jsa (a CDS archive, written
+# when the JVM exits), for the launcher. Best effort: without it the server only starts slower.
+_tc_test_server_archive() (
+  dir="$(cd "$1" && pwd -P)" || exit 0
+  port=$((20000 + RANDOM % 20000))
+  java "-XX:ArchiveClassesAtExit=$dir/classes.jsa" -XX:TieredStopAtLevel=1 -XX:+UseSerialGC \
+    -cp "$dir/lib/*" io.temporal.testserver.TestServer "$port" >/dev/null 2>&1 </dev/null &
+  pid=$!
+  for ((i = 0; i < 600; i++)); do
+    (: <>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill "$pid" 2>/dev/null
+  wait "$pid" 2>/dev/null
+  exit 0
+)
 
 _tc_main() {
   local root
@@ -289,7 +313,7 @@ _tc_main() {
 _tc_rc=0
 _tc_main || _tc_rc=$?
 unset -f _tc_log _tc_err _tc_path_first _tc_node_major _tc_ensure_node _tc_find_temporal \
-  _tc_ensure_temporal _tc_npm _tc_ensure_npm_packages _tc_ensure_test_server _tc_main
+  _tc_ensure_temporal _tc_npm _tc_ensure_npm_packages _tc_ensure_test_server _tc_test_server_archive _tc_main
 
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
   # Run directly: only export lines on stdout.
