@@ -220,29 +220,32 @@ describe('durableScript with stubbed activities, on the time-skipping test serve
     );
   });
 
-  it('ends the job with the catalogued name of an activity failure, or ActivityError for any other', async () => {
-    const missing = () => ApplicationFailure.nonRetryable('blob sha256-x is missing', 'BlobMissingError');
+  it.each([
+    {
+      failure: 'a catalogued one (a missing blob) ends the job under its name, at once',
+      error: () => ApplicationFailure.nonRetryable('blob sha256-x is missing', 'BlobMissingError'),
+      name: 'BlobMissingError',
+      message: 'blob sha256-x is missing',
+      attempts: 1,
+    },
+    {
+      failure: 'any other ends it as ActivityError, after the retry policy (backoff skipped)',
+      error: () => new Error('the disk is full'),
+      name: 'ActivityError',
+      message: 'the disk is full',
+      attempts: 5,
+    },
+  ])('an activity failure of the job itself: $failure', async ({ error, name, message, attempts }) => {
     await withJob(
       { rounds: [], result: null },
       jobInput(),
       async (handle, { calls }) => {
         const { type, details } = await failureOf(handle);
-        expect(type).toBe('BlobMissingError');
-        expect(details.error).toEqual({ name: 'BlobMissingError', message: 'blob sha256-x is missing' });
-        expect(calls.openSession).toHaveLength(1);
+        expect(type).toBe(name);
+        expect(details.error).toEqual({ name, message });
+        expect(calls.openSession).toHaveLength(attempts);
       },
-      { openSessionError: missing },
-    );
-    await withJob(
-      { rounds: [], result: null },
-      jobInput(),
-      async (handle, { calls }) => {
-        const { type, details } = await failureOf(handle);
-        expect(type).toBe('ActivityError');
-        expect(details.error).toEqual({ name: 'ActivityError', message: 'the disk is full' });
-        expect(calls.openSession).toHaveLength(5); // its retry policy's attempts, backoff skipped
-      },
-      { openSessionError: () => new Error('the disk is full') },
+      { openSessionError: error },
     );
   });
 });
