@@ -108,14 +108,14 @@ describe('docker-compose.yml', () => {
     expect(validate({ services: { worker: { image: 'x', restrat: 'always' } } })).toBe(false);
   });
 
-  it('runs Temporal on PostgreSQL, its UI, MinIO, worker replicas and the MCP server, all images pinned', () => {
+  it('runs Temporal on PostgreSQL, its UI, an S3 server, worker replicas and the MCP server, all images pinned', () => {
     expect(Object.keys(compose.services).sort()).toEqual(
       [
         'demo-apis',
         'mcp',
-        'minio',
-        'minio-init',
         'postgres',
+        's3',
+        's3-init',
         'temporal',
         'temporal-namespace',
         'temporal-schema',
@@ -154,7 +154,7 @@ describe('docker-compose.yml', () => {
     }
     expect([...named].sort()).toEqual(Object.keys(compose.volumes).sort());
     expect(compose.services.postgres.volumes).toContain('postgres-data:/var/lib/postgresql/data');
-    expect(compose.services.minio.volumes).toContain('minio-data:/data');
+    expect(compose.services.s3.volumes).toContain('s3-data:/data');
   });
 
   it('sets for the product only environment variables the code reads, and takes secrets from env files', () => {
@@ -182,15 +182,24 @@ describe('docker-compose.yml', () => {
   it('points the product at the services and ports of the compose file', () => {
     expect(deployConfig.blobs.store).toMatchObject({
       type: 's3',
-      bucket: compose.services['minio-init'].environment!.BUCKET,
+      bucket: compose.services['s3-init'].environment!.BUCKET,
     });
     const store = deployConfig.blobs.store as { endpoint: string };
-    expect(hostPort(store.endpoint)).toEqual(['minio', 9000]); // MinIO's API port (no --address in its command)
-    expect(compose.services.minio.command).not.toContain('--address');
+    expect(compose.services['s3-init'].environment!.S3_ENDPOINT).toBe(store.endpoint);
+    const [s3Host, s3Port] = hostPort(store.endpoint);
+    const s3 = compose.services[s3Host];
+    expect(s3.command![s3.command!.indexOf('--port') + 1]).toBe(`:${s3Port}`);
+    expect(s3.healthcheck!.test.join(' ')).toContain(
+      `127.0.0.1:${s3Port}${s3.command![s3.command!.indexOf('--health') + 1]}`,
+    );
     const [temporalHost, temporalPort] = hostPort(deployConfig.temporal.address);
     expect(compose.services[temporalHost].healthcheck!.test).toContain(String(temporalPort));
     expect(compose.services['temporal-ui'].environment!.TEMPORAL_ADDRESS).toBe(deployConfig.temporal.address);
-    expect(compose.services['temporal-namespace'].environment!.NAMESPACE).toBe(deployConfig.temporal.namespace);
+    // The namespace job registers the namespace of the product's own config.
+    const namespaceJob = compose.services['temporal-namespace'];
+    expect(namespaceJob.volumes).toContain(
+      `./deploy/config.json:${namespaceJob.environment!.DURABLE_CODEMODE_CONFIG}:ro`,
+    );
     for (const [provider, port] of Object.entries(DEMO_PORTS)) {
       expect(hostPort((deployConfig.providers[provider] as { baseUrl: string }).baseUrl)).toEqual(['demo-apis', port]);
     }
@@ -227,8 +236,14 @@ describe('docker-compose.yml', () => {
   });
 
   it('has shell scripts that parse', () => {
-    for (const script of readdirSync(join(ROOT, 'deploy')).filter((f) => f.endsWith('.sh'))) {
-      const r = spawnSync('sh', ['-n', join(ROOT, 'deploy', script)], { encoding: 'utf8' });
+    const scripts = readdirSync(join(ROOT, 'deploy'), { recursive: true, encoding: 'utf8' }).filter((f) =>
+      f.endsWith('.sh'),
+    );
+    expect(scripts).toContain('native/cluster.sh');
+    for (const script of scripts) {
+      const text = read(`deploy/${script}`);
+      const shell = text.startsWith('#!/usr/bin/env bash') ? 'bash' : 'sh';
+      const r = spawnSync(shell, ['-n', join(ROOT, 'deploy', script)], { encoding: 'utf8' });
       expect(r.status, `${script}: ${r.stderr}`).toBe(0);
     }
   });
@@ -253,8 +268,8 @@ describe('docker-compose.yml', () => {
       expect(config.services.worker.deploy!.replicas).toBe(compose.services.worker.deploy!.replicas);
       // The env files were read: their values reach the services that name them, and only those.
       expect(config.services.mcp.environment!.DURABLE_CODEMODE_HTTP_TOKENS).toBeDefined();
-      expect(config.services.mcp.environment!.MINIO_ROOT_PASSWORD).toBeUndefined();
-      expect(config.services.minio.environment!.DURABLE_CODEMODE_HTTP_TOKENS).toBeUndefined();
+      expect(config.services.mcp.environment!.ROOT_SECRET_KEY).toBeUndefined();
+      expect(config.services.s3.environment!.DURABLE_CODEMODE_HTTP_TOKENS).toBeUndefined();
     },
   );
 });
@@ -297,15 +312,18 @@ describe('Dockerfile', () => {
     }
   });
 
-  it('copies every file the CLI loads at run time, and installs every package it imports', () => {
+  it('copies every file the CLI and the mounted scripts load at run time, and installs every package they import', () => {
     const copied = lines
       .filter((l) => l.startsWith('COPY ') && !l.includes('--from='))
       .flatMap((l) => l.split(/\s+/).slice(1, -1));
     const dependencies = Object.keys(
       (JSON.parse(read('package.json')) as { dependencies: Record<string, string> }).dependencies,
     );
+    // The CLI, and the scripts compose mounts into the image and runs with it (demo APIs, namespace job).
+    const mounted = productServices.flatMap(([, s]) => (s.entrypoint ? [join(ROOT, s.entrypoint[1])] : []));
+    expect(mounted.length).toBeGreaterThan(0);
     const seen = new Set<string>();
-    const pending = [CLI];
+    const pending = [CLI, ...mounted];
     while (pending.length > 0) {
       const file = pending.pop()!;
       if (seen.has(file)) continue;
@@ -332,6 +350,7 @@ describe('Dockerfile', () => {
       }
     }
     for (const file of seen) {
+      if (mounted.includes(file)) continue;
       const path = relative(ROOT, file);
       expect(
         copied.some((source) => path === source || path.startsWith(`${source}/`)),
@@ -348,5 +367,83 @@ describe('Dockerfile', () => {
     }
     const { status, output } = runCli([...dockerfileInstruction('CMD'), '--help']);
     expect(status, output).toBe(0);
+  });
+});
+
+/**
+ * deploy/native/cluster.sh runs the compose topology without Docker: the same releases, the same
+ * product settings (deploy/config.json, its compose addresses mapped to this machine), the same env
+ * files and the same set-up scripts. Running it is the cluster project's job (test/cluster); these
+ * checks keep the two files from drifting apart.
+ */
+describe('deploy/native/cluster.sh', () => {
+  const script = read('deploy/native/cluster.sh');
+  const SCRIPT = join(ROOT, 'deploy/native/cluster.sh');
+
+  /** `config` of a throwaway state folder on ports from `base`: the files `up` would run with. */
+  function nativeSettings(base: number) {
+    const dir = mkdtempSync(join(tmpdir(), 'dcm-native-config-'));
+    const env = { ...process.env, DCM_NATIVE_DIR: dir, DCM_PORT_BASE: String(base) };
+    for (const command of ['config', 'env']) {
+      const r = spawnSync('bash', [SCRIPT, command], { env, encoding: 'utf8' });
+      expect(r.status, r.stderr).toBe(0);
+    }
+    const vars = (file: string) =>
+      Object.fromEntries(
+        readFileSync(join(dir, file), 'utf8')
+          .trim()
+          .split('\n')
+          .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+      );
+    return {
+      ports: vars('ports.env'),
+      temporal: vars('temporal.env'),
+      config: loadConfig(join(dir, 'config.json'), {}),
+    };
+  }
+
+  it('builds the releases compose pins', () => {
+    const tools = Object.fromEntries(
+      [...script.matchAll(/^ {2}'([a-z-]+) v(\S+) (\S+)'$/gm)].map((m) => [m[1], { version: m[2], module: m[3] }]),
+    );
+    const tag = (service: string) => compose.services[service].image!.split(':').pop()!.replace(/^v/, '');
+    expect(tools['temporal-server'].version).toBe(tag('temporal'));
+    expect(tools['temporal-sql-tool'].version).toBe(tag('temporal-schema'));
+    expect(tools['temporal-ui-server'].version).toBe(tag('temporal-ui'));
+    expect(tools.versitygw.version).toBe(tag('s3'));
+    expect(compose.services.s3.image).toMatch(/^versity\/versitygw:/);
+  });
+
+  it('maps every compose address of deploy/config.json to its own ports, all below 32768', () => {
+    const { ports, config } = nativeSettings(20_000);
+    const values = Object.values(ports).map(Number);
+    expect(new Set(values).size).toBe(values.length);
+    for (const port of values) expect(port).toBeLessThan(32_768); // Temporal's membership ports are a SQL smallint
+    expect(config.temporal).toMatchObject({
+      address: `127.0.0.1:${ports.FRONTEND_GRPC_PORT}`,
+      namespace: deployConfig.temporal.namespace,
+      taskQueue: deployConfig.temporal.taskQueue,
+    });
+    expect(config.blobs.store).toEqual({ ...deployConfig.blobs.store, endpoint: `http://127.0.0.1:${ports.S3_PORT}` });
+    expect(config.providers).toMatchObject({
+      crm: { openapi: join(ROOT, 'demo-apis/crm.openapi.json'), baseUrl: `http://127.0.0.1:${ports.CRM_PORT}` },
+      sheets: {
+        openapi: join(ROOT, 'demo-apis/sheets.openapi.json'),
+        baseUrl: `http://127.0.0.1:${ports.SHEETS_PORT}`,
+      },
+    });
+    for (const provider of Object.values(config.providers))
+      expect(existsSync((provider as { openapi: string }).openapi)).toBe(true);
+    // Nothing else differs, and no compose host name is left.
+    expect(config.dataDir).toMatch(/\/data$/);
+    const rest = (c: typeof config) => ({
+      ...c,
+      dataDir: '',
+      temporal: '',
+      providers: '',
+      blobs: { ...c.blobs, store: '' },
+    });
+    expect(rest(config)).toEqual(rest(deployConfig));
+    expect(JSON.stringify(config)).not.toMatch(new RegExp(`\\b(${Object.keys(compose.services).join('|')}):\\d`));
   });
 });
