@@ -39,6 +39,18 @@ export default defineConfig({
           hookTimeout: 180_000,
         },
       },
+      {
+        // Faults only a real cluster has: each file starts its own native deployment
+        // (deploy/native/cluster.sh, test/native-cluster.ts) and kills, stops and restarts its parts.
+        test: {
+          ...common,
+          name: 'cluster',
+          include: ['test/cluster/**/*.test.ts'],
+          testTimeout: 300_000,
+          // Building the binaries on a fresh machine takes minutes (once; they are cached).
+          hookTimeout: 900_000,
+        },
+      },
     ],
   },
 });

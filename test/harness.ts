@@ -27,10 +27,15 @@ Runtime.install({ logger: new DefaultLogger('WARN') });
 
 export const CLI = fileURLToPath(new URL('../cli/main.ts', import.meta.url));
 
+/** Where the suite's Temporal server is (test/integration/global-setup.ts), as the product reads it. */
+export function temporalEnv(): Record<string, string> {
+  return { TEMPORAL_ADDRESS: inject('temporalAddress'), TEMPORAL_NAMESPACE: inject('temporalNamespace') };
+}
+
 /** A config for one test: its own task queue on the suite's Temporal server, its own data directory. */
 export function testConfig(raw: Record<string, unknown>): Config {
   const dataDir = mkdtempSync(join(tmpdir(), 'dcm-data-'));
-  const config = parseConfig({ dataDir, ...raw }, undefined, { TEMPORAL_ADDRESS: inject('temporalAddress') });
+  const config = parseConfig({ dataDir, ...raw }, undefined, temporalEnv());
   config.temporal.taskQueue = `test-${randomUUID().slice(0, 8)}`;
   return config;
 }
@@ -103,7 +108,7 @@ export interface ChildWorker {
 /** Runs `durable-codemode worker` as a real process; resolves once it polls its task queue. */
 export async function spawnWorker(configFile: string): Promise<ChildWorker> {
   const child = spawn(process.execPath, ['--no-node-snapshot', CLI, 'worker', '--config', configFile], {
-    env: { ...process.env, TEMPORAL_ADDRESS: inject('temporalAddress') },
+    env: { ...process.env, ...temporalEnv() },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
@@ -152,7 +157,7 @@ export async function mcpOverStdio(configFile: string): Promise<McpClient> {
     new StdioClientTransport({
       command: process.execPath,
       args: ['--no-node-snapshot', CLI, 'serve', '--stdio', '--config', configFile],
-      env: { ...(process.env as Record<string, string>), TEMPORAL_ADDRESS: inject('temporalAddress') },
+      env: { ...(process.env as Record<string, string>), ...temporalEnv() },
       stderr: 'pipe',
     }),
   );

@@ -422,12 +422,14 @@ product() {
 worker_polling() { tail -c "+$(($2 + 1))" "$STATE/logs/$1.log" | grep -q 'worker polling'; }
 
 up_workers() {
-  local i since=()
+  local i started=() since=()
   for i in $(seq 1 "$WORKERS"); do
+    running "worker-$i" && continue
     since[i]="$(stat -c %s "$STATE/logs/worker-$i.log" 2>/dev/null || echo 0)"
-    running "worker-$i" || product "worker-$i" worker
+    product "worker-$i" worker
+    started+=("$i")
   done
-  for i in $(seq 1 "$WORKERS"); do wait_for "worker-$i" 120 worker_polling "worker-$i" "${since[i]}"; done
+  for i in "${started[@]}"; do wait_for "worker-$i" 120 worker_polling "worker-$i" "${since[i]}"; done
 }
 
 up_mcp() {

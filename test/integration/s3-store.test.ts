@@ -1,7 +1,9 @@
 /**
- * The S3 blob store against a real S3-protocol server on loopback (s3rver: HTTP, SigV4 checked,
- * objects on disk): round trips, idempotent puts, a missing and a corrupt object, a server that is
- * down, and jobs on the real worker whose large step values live in the bucket.
+ * The S3 blob store against a real S3-protocol server on loopback: the run's S3 server when it has
+ * one (versitygw of the native cluster, DCM_TEST_CLUSTER=native), else s3rver (HTTP, SigV4
+ * checked, objects on disk). Round trips, idempotent puts, a missing and a corrupt object, refused
+ * credentials, a server that is down, and jobs on the real worker whose large step values live in
+ * the bucket. (The no-overwrite and checksum guarantees need a real S3 server: test/cluster/s3.test.ts.)
  */
 import { mkdtempSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -9,7 +11,7 @@ import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createBlobStore } from '../../blobs/index.ts';
 import { S3BlobStore } from '../../blobs/s3-store.ts';
 import { BlobCorruptError, BlobMissingError, contentAddress } from '../../blobs/store.ts';
@@ -23,12 +25,19 @@ interface S3rver {
 // s3rver is CommonJS without types.
 const S3rver = createRequire(import.meta.url)('@20minutes/s3rver') as new (options: Record<string, unknown>) => S3rver;
 
-const BUCKET = 'durable-codemode';
-// s3rver's fixed credentials; the store takes them from the environment like any AWS SDK client.
-process.env.AWS_ACCESS_KEY_ID = 'S3RVER';
-process.env.AWS_SECRET_ACCESS_KEY = 'S3RVER';
+const realS3 = inject('s3');
+const BUCKET = realS3?.bucket ?? 'durable-codemode';
+/** s3rver's fixed credentials. */
+const S3RVER_CREDENTIALS = { AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER' };
+// The store takes its credentials from the environment like any AWS SDK client.
+Object.assign(
+  process.env,
+  realS3
+    ? { AWS_ACCESS_KEY_ID: realS3.accessKeyId, AWS_SECRET_ACCESS_KEY: realS3.secretAccessKey }
+    : S3RVER_CREDENTIALS,
+);
 
-async function startS3(port = 0): Promise<{ server: S3rver; endpoint: string; port: number }> {
+async function startS3rver(port = 0): Promise<{ server: S3rver; endpoint: string; port: number }> {
   const server = new S3rver({
     address: '127.0.0.1',
     port,
@@ -60,16 +69,16 @@ async function objectAt(client: S3Client, key: string): Promise<Buffer> {
 }
 
 // One S3-protocol server on loopback for the whole file.
-let s3: Awaited<ReturnType<typeof startS3>>;
+let s3: { endpoint: string; server?: S3rver };
 let raw: S3Client;
 
 beforeAll(async () => {
-  s3 = await startS3();
+  s3 = realS3 ?? (await startS3rver());
   raw = rawClient(s3.endpoint);
 });
 afterAll(async () => {
   raw?.destroy();
-  await s3?.server.close();
+  await s3?.server?.close();
 });
 
 describe('S3BlobStore', () => {
@@ -220,8 +229,14 @@ describe('jobs on a worker whose blob store is S3', () => {
       providers: {},
       blobs: { store: { type: 's3', bucket: BUCKET, prefix: 'late/', endpoint: `http://127.0.0.1:${port}` } },
     });
+    // The server that comes up late is always s3rver, with its own credentials.
+    const saved = {
+      AWS_ACCESS_KEY_ID: process.env.AWS_ACCESS_KEY_ID,
+      AWS_SECRET_ACCESS_KEY: process.env.AWS_SECRET_ACCESS_KEY,
+    };
+    Object.assign(process.env, S3RVER_CREDENTIALS);
     const stack = await startInProcessStack(config);
-    let late: Awaited<ReturnType<typeof startS3>> | undefined;
+    let late: Awaited<ReturnType<typeof startS3rver>> | undefined;
     try {
       const started = await stack.jobs.execute({
         code: `async () => (await step('big', () => 'y'.repeat(50000))).length`,
@@ -240,12 +255,13 @@ describe('jobs on a worker whose blob store is S3', () => {
         30_000,
         'a failed attempt to save the step',
       );
-      late = await startS3(port);
+      late = await startS3rver(port);
       const done = await stack.jobs.status(started.job_id, 60);
       expect(done).toMatchObject({ status: 'completed', result: 50000 });
     } finally {
       await stack.close();
       await late?.server.close();
+      Object.assign(process.env, saved);
     }
   });
 });
