@@ -18,8 +18,8 @@ setup: ## Install the toolchain only (Node 24, Temporal CLI, npm packages, Tempo
 dev: ## Run the dev server (node cli/main.ts dev)
 	@$(TOOLCHAIN) && node --no-node-snapshot cli/main.ts dev
 
-test: ## Run the whole suite: static checks, unit, workflow and integration tests (npm test)
-	@$(TOOLCHAIN) && npm test
+test: ## Run the whole suite: checks, unit, workflow and integration tests on a dev server; cluster tests; integration tests on a native cluster
+	@$(TOOLCHAIN) && scripts/test-all.sh
 
 test-unit: ## Run the unit tests only: no Temporal server, seconds (npm run test:unit)
 	@$(TOOLCHAIN) && npm run test:unit

@@ -6,7 +6,8 @@ const common = { pool: 'forks' as const, execArgv: ['--no-node-snapshot'] };
 export default defineConfig({
   test: {
     maxWorkers: 2,
-    reporters: ['default', ['json', { outputFile: 'test-results/vitest.json' }]],
+    // A second run (npm run test:on-cluster) writes its own report, so both can be summarized.
+    reporters: ['default', ['json', { outputFile: process.env.DCM_TEST_REPORT ?? 'test-results/vitest.json' }]],
     projects: [
       {
         // No Temporal server: pure logic, sandboxes, spec loading, config and file checks. Seconds.

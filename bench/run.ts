@@ -8,7 +8,9 @@
  * 3. The floor: a bare Temporal workflow calling a no-op activity 200 times.
  * 4. The same 200 creates as 20 rounds of Promise.all(10), directly and durably.
  *
- * Everything runs against its own in-memory Temporal dev server and a CRM demo API with 10 ms latency.
+ * Everything runs against its own in-memory Temporal dev server and a CRM demo API with 10 ms latency;
+ * with DCM_BENCH_TEMPORAL_ADDRESS, against that Temporal server instead (e.g. a native cluster's,
+ * `deploy/native/cluster.sh env`), to compare a cluster on PostgreSQL with the dev server.
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
@@ -113,9 +115,15 @@ async function main(): Promise<void> {
 
   const cleanup: Array<() => Promise<unknown>> = [];
   try {
-    log('starting Temporal dev server, CRM demo API and workers');
-    const env = await startDevServer({});
-    cleanup.unshift(() => env.teardown());
+    let temporalAddress = process.env.DCM_BENCH_TEMPORAL_ADDRESS;
+    if (temporalAddress) {
+      log(`using the Temporal server at ${temporalAddress}; starting CRM demo API and workers`);
+    } else {
+      log('starting Temporal dev server, CRM demo API and workers');
+      const env = await startDevServer({});
+      cleanup.unshift(() => env.teardown());
+      temporalAddress = env.connection.options.address;
+    }
     const crm = await startCrmApi({ latencyMs: CRM_LATENCY_MS });
     cleanup.unshift(() => crm.close());
     // The worker's blob store lives under dataDir: a throwaway one, not the repository's.
@@ -128,7 +136,7 @@ async function main(): Promise<void> {
         dataDir,
       },
       undefined,
-      { TEMPORAL_ADDRESS: env.connection.options.address },
+      { TEMPORAL_ADDRESS: temporalAddress },
     );
     const crmProvider = HttpProviderConfig.parse(config.providers.crm);
     const client = await connectClient(config.temporal);
@@ -290,7 +298,9 @@ async function main(): Promise<void> {
       date: new Date().toISOString(),
       node: process.version,
       cpus: availableParallelism(),
-      temporalCli: findTemporalCli() ?? 'cached-download',
+      temporalServer: process.env.DCM_BENCH_TEMPORAL_ADDRESS
+        ? `external at ${process.env.DCM_BENCH_TEMPORAL_ADDRESS}`
+        : `dev server (${findTemporalCli() ?? 'cached-download'})`,
       crmLatencyMs: CRM_LATENCY_MS,
       calls: CALLS,
       parallel: PARALLEL,

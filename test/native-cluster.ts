@@ -146,7 +146,7 @@ export async function startNativeCluster(options: NativeClusterOptions = {}): Pr
     mcpToken,
     up,
     down,
-    pid: (service) => Number(readFileSync(join(state, 'run', `${service}.pid`), 'utf8')),
+    pid: (service) => Number(readFileSync(join(state, 'run', `${service}.pid`), 'utf8').split(' ')[0]),
     log: (service) => readFileSync(join(state, 'logs', `${service}.log`), 'utf8'),
     async destroy() {
       await down();

@@ -151,6 +151,7 @@ install_postgres() {
 load_ports() {
   local p name standard offset
   mkdir -p "$STATE"
+  STATE="$(cd "$STATE" && pwd)"
   if [ ! -f "$STATE/ports.env" ]; then
     if [ -n "${DCM_PORT_BASE:-}" ]; then
       [ "$DCM_PORT_BASE" -ge 1024 ] && [ "$((DCM_PORT_BASE + ${#PORTS[@]}))" -le 32768 ] ||
@@ -164,6 +165,9 @@ load_ports() {
   fi
   # shellcheck disable=SC1091
   . "$STATE/ports.env"
+  if [ -n "${DCM_PORT_BASE:-}" ] && [ "$DB_PORT" != "$DCM_PORT_BASE" ]; then
+    log "DCM_PORT_BASE=$DCM_PORT_BASE is ignored: $STATE keeps the ports of its first up (ports.env)"
+  fi
   TEMPORAL_ADDRESS="$BIND:$FRONTEND_GRPC_PORT"
   S3_ENDPOINT="http://$BIND:$S3_PORT"
 }
@@ -219,12 +223,20 @@ run_with() {
 # ---------------------------------------------------------------------------------------------
 # Processes: <state>/run/NAME.pid, output in <state>/logs/NAME.log
 
-pid_of() { cat "$STATE/run/$1.pid" 2>/dev/null || true; }
-running() {
-  local pid
-  pid="$(pid_of "$1")"
-  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null
+# Pid files hold "PID START-TIME", so a pid the kernel has since given to another process is not ours.
+# (Empty for a process that is gone or a zombie: exited, not yet reaped.)
+proc_start() {
+  local stat
+  stat="$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null)" || return 0
+  case "$stat" in Z*) ;; *) echo "$stat" | cut -d' ' -f20 ;; esac
 }
+pid_of() {
+  local pid since
+  read -r pid since <"$STATE/run/$1.pid" 2>/dev/null || return 0
+  [ -n "$pid" ] && [ "$(proc_start "$pid")" = "$since" ] && echo "$pid"
+  return 0
+}
+running() { [ -n "$(pid_of "$1")" ]; }
 
 # start NAME FILE... -- COMMAND...: COMMAND with those env files, in its own session so it outlives
 # the shell (and test runner) that started it; its pid in <state>/run/NAME.pid.
@@ -233,7 +245,7 @@ start() {
   shift
   mkdir -p "$STATE/run" "$STATE/logs"
   setsid bash "${BASH_SOURCE[0]}" __exec "$@" >>"$STATE/logs/$name.log" 2>&1 </dev/null &
-  echo $! >"$STATE/run/$name.pid"
+  echo "$! $(proc_start $!)" >"$STATE/run/$name.pid"
 }
 
 # wait_for NAME SECONDS CHECK...: until CHECK succeeds; fails (with the log's tail) if NAME exits or time runs out.
@@ -242,7 +254,7 @@ wait_for() {
   shift 2
   deadline=$((SECONDS + seconds))
   until "$@" >/dev/null 2>&1; do
-    if [ "$name" != postgres ] && ! running "$name"; then
+    if ! running "$name"; then
       tail -n 30 "$STATE/logs/$name.log" >&2 || true
       die "$name exited while starting (log: $STATE/logs/$name.log)"
     fi
@@ -256,12 +268,13 @@ wait_for() {
 
 # stop NAME GRACE_SECONDS: SIGTERM, then SIGKILL after the grace period.
 stop() {
-  local name="$1" grace="$2" pid deadline
+  local name="$1" grace="$2" pid since deadline
   pid="$(pid_of "$name")"
-  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+  since="$(proc_start "$pid")"
+  if [ -n "$pid" ]; then
     kill -TERM "$pid" 2>/dev/null || true
     deadline=$((SECONDS + grace))
-    while kill -0 "$pid" 2>/dev/null; do
+    while [ "$(proc_start "$pid")" = "$since" ]; do
       if [ "$SECONDS" -ge "$deadline" ]; then
         log "$name did not stop within $grace s; killing it"
         kill -KILL "$pid" 2>/dev/null || true
@@ -280,8 +293,8 @@ http_ok() { # URL [max status]: the URL answers with a status below max (default
 # ---------------------------------------------------------------------------------------------
 # Services, in the order compose starts them
 
-as_postgres() { # PostgreSQL refuses to run as root
-  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+as_postgres() { # PostgreSQL refuses to run as root; from /, as the caller's folder may be closed to it
+  if [ "$(id -u)" = 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi
 }
 
 up_postgres() {

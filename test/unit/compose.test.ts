@@ -5,7 +5,7 @@
  * where the docker CLI has its compose plugin, `docker compose config` (which parses without a daemon).
  */
 import { spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -395,11 +395,15 @@ describe('deploy/native/cluster.sh', () => {
           .split('\n')
           .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
       );
-    return {
-      ports: vars('ports.env'),
-      temporal: vars('temporal.env'),
-      config: loadConfig(join(dir, 'config.json'), {}),
-    };
+    try {
+      return {
+        ports: vars('ports.env'),
+        temporal: vars('temporal.env'),
+        config: loadConfig(join(dir, 'config.json'), {}),
+      };
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   }
 
   it('builds the releases compose pins', () => {
@@ -412,6 +416,23 @@ describe('deploy/native/cluster.sh', () => {
     expect(tools['temporal-ui-server'].version).toBe(tag('temporal-ui'));
     expect(tools.versitygw.version).toBe(tag('s3'));
     expect(compose.services.s3.image).toMatch(/^versity\/versitygw:/);
+  });
+
+  it("runs the Temporal server with compose's settings, on this machine's addresses and ports", () => {
+    const { ports, temporal } = nativeSettings(20_000);
+    const composed = compose.services.temporal.environment!;
+    expect(Object.keys(temporal)).toEqual(expect.arrayContaining(Object.keys(composed)));
+    for (const same of ['DB', 'POSTGRES_USER']) expect(temporal[same], same).toBe(composed[same]);
+    expect(temporal.DB_PORT).toBe(ports.DB_PORT);
+    // The dynamic config compose mounts at DYNAMIC_CONFIG_FILE_PATH, read from the repository.
+    const mount = compose.services.temporal.volumes!.find((v) =>
+      v.split(':')[1].endsWith(composed.DYNAMIC_CONFIG_FILE_PATH),
+    )!;
+    expect(temporal.DYNAMIC_CONFIG_FILE_PATH).toBe(join(ROOT, mount.split(':')[0]));
+    // All nine server ports, each a variable of the server's embedded config template.
+    const serverPorts = Object.keys(temporal).filter((k) => /^(FRONTEND|HISTORY|MATCHING|WORKER)_\w+_PORT$/.test(k));
+    expect(serverPorts).toHaveLength(9);
+    for (const port of serverPorts) expect(temporal[port]).toBe(ports[port]);
   });
 
   it('maps every compose address of deploy/config.json to its own ports, all below 32768', () => {
