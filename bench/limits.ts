@@ -83,7 +83,7 @@ async function workerMemory() {
   const env = await startDevServer({});
   const dataDir = await mkdtemp(join(tmpdir(), 'dcm-bench-limits-'));
   const config = parseConfig({ dataDir, temporal: { taskQueue: 'bench-limits' } }, undefined, {
-    TEMPORAL_ADDRESS: env.connection.options.address,
+    TEMPORAL_ADDRESS: env.address,
   });
   const connection = await connectWorker(config.temporal);
   const worker = await startWorker(config, connection);

