@@ -5,10 +5,11 @@
  * AWS_ENDPOINT_URL_S3, AWS_REGION) or its other credential sources (profiles, instance roles).
  */
 import { z } from 'zod';
+import { configObject } from '../core/config-object.ts';
 
 export const BlobStoreConfig = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('local') }),
-  z.object({
+  configObject({ type: z.literal('local') }),
+  configObject({
     type: z.literal('s3'),
     bucket: z.string().min(1),
     /** Prepended to every key (e.g. "durable-codemode/"); keys are `${prefix}sha256-<hex>`. */
@@ -22,18 +23,16 @@ export const BlobStoreConfig = z.discriminatedUnion('type', [
 ]);
 
 /** The `blobs` section. */
-export const BlobsConfig = z
-  .object({
-    /** Values larger than this (JSON bytes) are kept in the blob store, not in workflow history. */
-    thresholdBytes: z
-      .number()
-      .int()
-      .min(256)
-      .max(1024 * 1024)
-      .default(4096),
-    store: BlobStoreConfig.default({ type: 'local' }),
-  })
-  .prefault({});
+export const BlobsConfig = configObject({
+  /** Values larger than this (JSON bytes) are kept in the blob store, not in workflow history. */
+  thresholdBytes: z
+    .number()
+    .int()
+    .min(256)
+    .max(1024 * 1024)
+    .default(4096),
+  store: BlobStoreConfig.default({ type: 'local' }),
+}).prefault({});
 
 export type BlobStoreConfig = z.infer<typeof BlobStoreConfig>;
 export type BlobsConfig = z.infer<typeof BlobsConfig>;

@@ -6,14 +6,16 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
+import { configObject } from '../core/config-object.ts';
 import { SandboxLimits } from '../core/limits.ts';
 import { applyBlobEnv, BlobsConfig } from '../blobs/config.ts';
 import { DefaultWaitSeconds, MaxEventsPerRun } from '../jobs/config.ts';
 import { isMcpProvider, ProvidersConfig } from '../providers/config.ts';
 import { HttpConfig, ResultsConfig } from '../server/config.ts';
+import { explainIssues } from './config-errors.ts';
 import { applyTemporalEnv, TemporalConfig, WorkerConfig } from '../temporal/config.ts';
 
-export const Config = z.object({
+export const Config = configObject({
   providers: ProvidersConfig.default({}),
   temporal: TemporalConfig,
   limits: SandboxLimits.prefault({}),
@@ -58,19 +60,11 @@ export function loadConfig(file: string | undefined, env: NodeJS.ProcessEnv = pr
   return parseConfig(raw, file, env);
 }
 
-/** zod reports a bad record key as "Invalid key in record"; the reason is one level down. */
-function issueMessage(issue: z.core.$ZodIssue): string {
-  if (issue.code === 'invalid_key' && issue.issues.length > 0) return issue.issues.map((i) => i.message).join('; ');
-  return issue.message;
-}
-
 export function parseConfig(raw: unknown, file: string | undefined, env: NodeJS.ProcessEnv = process.env): Config {
   const parsed = Config.safeParse(raw);
   if (!parsed.success) {
-    const problems = parsed.error.issues
-      .map((i) => `  - ${i.path.join('.') || '(top level)'}: ${issueMessage(i)}`)
-      .join('\n');
-    throw new ConfigError(`Invalid config${file ? ` in ${file}` : ''}:\n${problems}`);
+    const problems = explainIssues(parsed.error.issues, raw).map((line) => `  - ${line}`);
+    throw new ConfigError(`Invalid config${file ? ` in ${file}` : ''}:\n${problems.join('\n')}`);
   }
   const config = parsed.data;
   const base = file ? dirname(resolve(file)) : process.cwd();

@@ -7,6 +7,7 @@
  * the workflow bundle.
  */
 import { z } from 'zod';
+import { configObject } from './config-object.ts';
 import { SandboxLimits } from './limits.ts';
 
 const json = z.json();
@@ -119,7 +120,7 @@ export const RoundReport = z.object({
 });
 
 /** How Temporal retries one provider's transient failures. */
-export const RetrySettings = z.object({
+export const RetrySettings = configObject({
   maximumAttempts: z.number().int().positive().default(8),
   initialIntervalMs: z.number().int().positive().default(500),
   maximumIntervalMs: z.number().int().positive().default(30_000),

@@ -1,7 +1,8 @@
 /** What one job may use: the sandbox's limits, fixed when the job starts (`limits` in the config). */
 import { z } from 'zod';
+import { configObject } from './config-object.ts';
 
-export const SandboxLimits = z.object({
+export const SandboxLimits = configObject({
   maxScriptBytes: z
     .number()
     .int()

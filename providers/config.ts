@@ -3,6 +3,7 @@
  * Credentials always come from the environment, so config files can be committed.
  */
 import { z } from 'zod';
+import { configObject } from '../core/config-object.ts';
 import { RetrySettings } from '../core/journal.ts';
 import { isReservedGlobal } from '../core/globals.ts';
 
@@ -17,13 +18,13 @@ export const ProviderName = z
 export const EnvVarName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be the name of an environment variable');
 
 export const ProviderAuth = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('bearer'), tokenEnv: EnvVarName }),
-  z.object({ type: z.literal('header'), header: z.string(), valueEnv: EnvVarName }),
-  z.object({ type: z.literal('query'), param: z.string(), valueEnv: EnvVarName }),
+  configObject({ type: z.literal('bearer'), tokenEnv: EnvVarName }),
+  configObject({ type: z.literal('header'), header: z.string(), valueEnv: EnvVarName }),
+  configObject({ type: z.literal('query'), param: z.string(), valueEnv: EnvVarName }),
 ]);
 
 /** An HTTP API described by an OpenAPI document: `name.request({ method, path, query, body })` in the sandbox. */
-export const HttpProviderConfig = z.object({
+export const HttpProviderConfig = configObject({
   /** OpenAPI document: a file path (relative to the config file) or an http(s) URL. */
   openapi: z.string().min(1),
   baseUrl: z.url({ protocol: /^https?$/ }),
@@ -38,15 +39,15 @@ export const HttpProviderConfig = z.object({
 });
 
 /** An upstream MCP server: its tools become `name.tool_name(args)` in the sandbox. */
-export const McpProviderConfig = z.object({
+export const McpProviderConfig = configObject({
   mcp: z.union([
-    z.object({
+    configObject({
       /** Command line of a stdio server, e.g. ["node", "server.js"]; each worker process starts its own. */
       command: z.array(z.string()).min(1),
       /** Environment for the server, as names of the worker's variables to pass through (secrets stay out of the file). */
       env: z.array(EnvVarName).default([]),
     }),
-    z.object({ url: z.url({ protocol: /^https?$/ }), auth: ProviderAuth.optional() }),
+    configObject({ url: z.url({ protocol: /^https?$/ }), auth: ProviderAuth.optional() }),
   ]),
   timeoutMs: z.number().int().positive().default(60_000),
   retry: RetrySettings.prefault({}),

@@ -1,22 +1,19 @@
 /** Where Temporal is and which task queue the product's workers share (`temporal` in the config). */
 import { loadClientConfigProfile } from '@temporalio/envconfig';
 import { z } from 'zod';
+import { configObject } from '../core/config-object.ts';
 
-export const TemporalConfig = z
-  .object({
-    address: z.string().default('localhost:7233'),
-    namespace: z.string().default('default'),
-    taskQueue: z.string().default('durable-codemode'),
-  })
-  .prefault({});
+export const TemporalConfig = configObject({
+  address: z.string().default('localhost:7233'),
+  namespace: z.string().default('default'),
+  taskQueue: z.string().default('durable-codemode'),
+}).prefault({});
 
 /** What one worker process takes on at once (`worker` in the config). */
-export const WorkerConfig = z
-  .object({
-    /** Live sandboxes (one per running job) a worker holds at once; more jobs wait, idle ones are set aside and replayed later. */
-    maxConcurrentSessions: z.number().int().positive().default(100),
-  })
-  .prefault({});
+export const WorkerConfig = configObject({
+  /** Live sandboxes (one per running job) a worker holds at once; more jobs wait, idle ones are set aside and replayed later. */
+  maxConcurrentSessions: z.number().int().positive().default(100),
+}).prefault({});
 
 export type TemporalConfig = z.infer<typeof TemporalConfig>;
 export type WorkerConfig = z.infer<typeof WorkerConfig>;
