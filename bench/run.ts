@@ -122,7 +122,7 @@ async function main(): Promise<void> {
       log('starting Temporal dev server, CRM demo API and workers');
       const env = await startDevServer({});
       cleanup.unshift(() => env.teardown());
-      temporalAddress = env.connection.options.address;
+      temporalAddress = env.address;
     }
     const crm = await startCrmApi({ latencyMs: CRM_LATENCY_MS });
     cleanup.unshift(() => crm.close());
