@@ -105,7 +105,8 @@ export async function spawnWorker(configFile: string, address: string): Promise<
     },
     rss() {
       const rss = procStatus(pid, 'VmRSS');
-      if (rss === undefined) throw new Error(`cannot read VmRSS of worker ${pid} from /proc: it must still run, on Linux`);
+      if (rss === undefined)
+        throw new Error(`cannot read VmRSS of worker ${pid} from /proc: it must still run, on Linux`);
       return rss;
     },
     cpuSeconds() {

@@ -140,7 +140,12 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
   };
   const address = `${ip.includes(':') ? `[${ip}]` : ip}:${port}`;
   try {
-    await untilServing(child, address, () => alive, () => tail);
+    await untilServing(
+      child,
+      address,
+      () => alive,
+      () => tail,
+    );
   } catch (e) {
     await teardown();
     throw new DevServerError(
@@ -149,7 +154,8 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
   }
   return {
     address,
-    uiUrl: options.uiPort !== undefined ? `http://${ip === '127.0.0.1' ? 'localhost' : ip}:${options.uiPort}` : undefined,
+    uiUrl:
+      options.uiPort !== undefined ? `http://${ip === '127.0.0.1' ? 'localhost' : ip}:${options.uiPort}` : undefined,
     pid: child.pid!,
     teardown,
   };
