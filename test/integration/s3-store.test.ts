@@ -190,7 +190,9 @@ describe('blobs.store in the config', () => {
       prefix: '',
     });
     expect(createBlobStore(fromFile.blobs, fromFile.dataDir).location).toBe('s3://b/ at http://minio:9000');
-    expect(() => parseConfig({ blobs: { store: { type: 's3' } } }, undefined, {})).toThrow(/blobs\.store\.bucket/);
+    expect(() => parseConfig({ blobs: { store: { type: 's3' } } }, undefined, {})).toThrow(
+      'blobs.store: "bucket" is required for type "s3"',
+    );
   });
 });
 
