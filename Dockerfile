@@ -33,8 +33,10 @@ COPY jobs ./jobs
 COPY server ./server
 COPY cli ./cli
 COPY demo-apis ./demo-apis
-# Fail the build, not the first job, if a native module does not load on this platform.
+# Fail the build, not the first job, if a native module does not load on this platform. Then bundle
+# the workflow code once, here (dist/workflow-bundles), instead of in every worker at start-up.
 RUN node --no-node-snapshot -e "require('isolated-vm'); require('@swc/core'); require('@temporalio/core-bridge')" \
+ && node --no-node-snapshot temporal/build-workflow-bundles.ts \
  && mkdir -p /var/lib/durable-codemode && chown node:node /var/lib/durable-codemode
 # The code stays root-owned and read-only to the process.
 USER node

@@ -5,7 +5,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 TOOLCHAIN := . scripts/toolchain.sh
 
-.PHONY: help setup dev test test-unit test-workflow bench typecheck
+.PHONY: help setup build dev test test-unit test-workflow bench typecheck
 
 help: ## Show this help
 	@echo "Usage: make <target>"
@@ -15,7 +15,10 @@ help: ## Show this help
 setup: ## Install the toolchain only (Node 24, Temporal CLI, npm packages, Temporal test server) into .tools/
 	@$(TOOLCHAIN)
 
-dev: ## Run the dev server (node cli/main.ts dev)
+build: ## Bundle the workflow code into dist/workflow-bundles (npm run build); dev and workers use it
+	@$(TOOLCHAIN) && npm run build
+
+dev: build ## Run the dev server (node cli/main.ts dev)
 	@$(TOOLCHAIN) && node --no-node-snapshot cli/main.ts dev
 
 test: ## Run the whole suite: checks, unit, workflow and integration tests on a dev server; cluster tests; integration tests on a native cluster

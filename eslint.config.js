@@ -6,7 +6,7 @@ import globals from 'globals';
 
 export default tseslint.config(
   {
-    ignores: ['node_modules', '.tools', '.durable-codemode', 'test-results', 'test/fixtures/histories'],
+    ignores: ['node_modules', '.tools', '.durable-codemode', 'test-results', 'dist', 'test/fixtures/histories'],
   },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,

@@ -113,7 +113,8 @@ export function codecFromEnv(env: NodeJS.ProcessEnv = process.env): AesGcmCodec 
   return new AesGcmCodec(Buffer.from(key.trim(), 'base64'));
 }
 
-const FAILURE_CONVERTER_PATH = fileURLToPath(new URL('./failure-converter.ts', import.meta.url));
+/** The failure converter that seals failure messages, loaded by path into the workflow bundle. */
+export const FAILURE_CONVERTER_PATH = fileURLToPath(new URL('./failure-converter.ts', import.meta.url));
 
 /** The data converter every client and worker of the product uses: encrypting when a key is set. */
 export function dataConverter(env: NodeJS.ProcessEnv = process.env): DataConverter {

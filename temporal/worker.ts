@@ -6,14 +6,9 @@
  */
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { heartbeat } from '@temporalio/activity';
-import {
-  bundleWorkflowCode,
-  Worker,
-  type NativeConnection,
-  type WorkflowBundleWithSourceMap,
-} from '@temporalio/worker';
+import { Worker, type NativeConnection } from '@temporalio/worker';
 import { createActivities } from '../activities/index.ts';
 import { SessionRegistry } from '../activities/sessions.ts';
 import type { BlobsConfig } from '../blobs/config.ts';
@@ -23,22 +18,7 @@ import { readyProviders } from '../providers/ready.ts';
 import { requestValidators } from '../providers/validate.ts';
 import { dataConverter } from './codec.ts';
 import type { TemporalConfig, WorkerConfig } from './config.ts';
-
-const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
-
-const bundles = new Map<string | undefined, Promise<WorkflowBundleWithSourceMap>>();
-
-/** Bundling takes seconds; one bundle (per failure converter: encrypted or not) serves every worker of the process. */
-function workflowBundle(failureConverterPath: string | undefined): Promise<WorkflowBundleWithSourceMap> {
-  let bundle = bundles.get(failureConverterPath);
-  if (!bundle) {
-    bundle = bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, failureConverterPath, logger: quietBundlerLogger });
-    bundles.set(failureConverterPath, bundle);
-  }
-  return bundle;
-}
-
-const quietBundlerLogger = { trace() {}, debug() {}, info() {}, warn: console.warn, error: console.error, log() {} };
+import { PREBUILT_DIR, workflowBundle } from './workflow-bundle.ts';
 
 export interface RunningWorker {
   /** The task queue only this process polls. */
@@ -90,11 +70,18 @@ export async function startWorker(config: WorkerSettings, connection: NativeConn
   // live sessions end with the process and their jobs replay on another worker.
   const shutdownGraceTime = '10 seconds';
   const converter = dataConverter();
+  const bundle = await workflowBundle(converter.failureConverterPath, {
+    cacheDir: join(config.dataDir, 'workflow-bundles'),
+  });
+  if (bundle.builtInMs !== undefined)
+    console.error(
+      `No workflow bundle of this code in ${PREBUILT_DIR} (\`npm run build\` makes one), so the worker built it in ${(bundle.builtInMs / 1000).toFixed(1)} s and cached it as ${bundle.path}.`,
+    );
   const sharedWorker = await Worker.create({
     connection,
     namespace,
     taskQueue,
-    workflowBundle: await workflowBundle(converter.failureConverterPath),
+    workflowBundle: { codePath: bundle.path },
     activities: shared,
     dataConverter: converter,
     shutdownGraceTime,

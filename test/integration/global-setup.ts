@@ -4,10 +4,12 @@
  * TEMPORAL_CLI_PATH). With DCM_TEST_CLUSTER=native, a private native deployment
  * (deploy/native/cluster.sh: Temporal on PostgreSQL, versitygw as the S3 server, ...), whose S3
  * server the S3 tests then use too. With DCM_TEST_TEMPORAL_ADDRESS (and DCM_TEST_TEMPORAL_NAMESPACE,
- * default `default`), a server that is already running.
+ * default `default`), a server that is already running. The build step runs first, so every
+ * worker the tests start finds its workflow bundle prebuilt.
  */
 import type { TestProject } from 'vitest/node';
 import { startDevServer } from '../../temporal/dev-server.ts';
+import { buildWorkflowBundles } from '../../temporal/workflow-bundle.ts';
 import { startNativeCluster, type S3Access } from '../native-cluster.ts';
 
 declare module 'vitest' {
@@ -20,6 +22,7 @@ declare module 'vitest' {
 }
 
 export default async function setup(project: TestProject) {
+  await buildWorkflowBundles();
   if (process.env.DCM_TEST_CLUSTER === 'native') {
     const cluster = await startNativeCluster();
     project.provide('temporalAddress', cluster.temporalAddress);

@@ -5,10 +5,10 @@
  * guard such changes with workflow.patched().
  */
 import { readdirSync, readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { historyFromJSON } from '@temporalio/common/lib/proto-utils.js';
-import { bundleWorkflowCode, Worker } from '@temporalio/worker';
+import { Worker } from '@temporalio/worker';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { PREBUILT_DIR, workflowBundle } from '../../temporal/workflow-bundle.ts';
 
 const DIR = new URL('../fixtures/histories/', import.meta.url);
 const files = readdirSync(DIR)
@@ -16,12 +16,11 @@ const files = readdirSync(DIR)
   .sort();
 
 describe('recorded histories replay with the current workflow code', () => {
-  let workflowBundle: Awaited<ReturnType<typeof bundleWorkflowCode>>;
+  // The bundle workers run: the build step's, built here when the code changed since.
+  let codePath: string;
 
   beforeAll(async () => {
-    workflowBundle = await bundleWorkflowCode({
-      workflowsPath: fileURLToPath(new URL('../../workflows/index.ts', import.meta.url)),
-    });
+    ({ path: codePath } = await workflowBundle(undefined, { cacheDir: PREBUILT_DIR }));
   });
 
   it('has recorded histories to replay', () => {
@@ -30,6 +29,6 @@ describe('recorded histories replay with the current workflow code', () => {
 
   it.each(files)('%s', async (file) => {
     const history = historyFromJSON(JSON.parse(readFileSync(new URL(file, DIR), 'utf8')));
-    await expect(Worker.runReplayHistory({ workflowBundle }, history)).resolves.toBeUndefined();
+    await expect(Worker.runReplayHistory({ workflowBundle: { codePath } }, history)).resolves.toBeUndefined();
   });
 });

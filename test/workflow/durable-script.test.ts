@@ -9,7 +9,7 @@ import { CancelledFailure, WorkflowFailedError, type WorkflowHandle } from '@tem
 import { ApplicationFailure } from '@temporalio/common';
 import { tsToMs } from '@temporalio/common/lib/time.js';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { Worker, type WorkflowBundlePath } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RESUME_MEMO_KEY } from '../../core/effects.ts';
 import { INTERNAL_FAILURES, type TransientHttpDetails } from '../../core/errors.ts';
@@ -21,7 +21,7 @@ import { timeSkippingEnvironment, workflowBundle } from './environment.ts';
 const DAY_MS = 24 * 3600 * 1000;
 
 let env: TestWorkflowEnvironment;
-let bundle: WorkflowBundleWithSourceMap;
+let bundle: WorkflowBundlePath;
 
 beforeAll(async () => {
   [env, bundle] = await Promise.all([timeSkippingEnvironment(), workflowBundle()]);

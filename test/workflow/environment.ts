@@ -7,7 +7,8 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { bundleWorkflowCode, DefaultLogger, Runtime, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { DefaultLogger, Runtime, type WorkflowBundlePath } from '@temporalio/worker';
+import { PREBUILT_DIR, workflowBundle as locateWorkflowBundle } from '../../temporal/workflow-bundle.ts';
 
 const TOOLS = fileURLToPath(new URL('../../.tools/', import.meta.url));
 
@@ -42,10 +43,7 @@ export async function timeSkippingEnvironment(): Promise<TestWorkflowEnvironment
   });
 }
 
-/** The product's workflows, bundled once per test file (bundling takes seconds). */
-export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
-  return bundleWorkflowCode({
-    workflowsPath: fileURLToPath(new URL('../../workflows/index.ts', import.meta.url)),
-    logger: { trace() {}, debug() {}, info() {}, warn: console.warn, error: console.error, log() {} },
-  });
+/** The product's workflow bundle, as workers run it: the build step's, built here when the code changed since. */
+export async function workflowBundle(): Promise<WorkflowBundlePath> {
+  return { codePath: (await locateWorkflowBundle(undefined, { cacheDir: PREBUILT_DIR })).path };
 }
