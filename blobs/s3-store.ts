@@ -1,16 +1,11 @@
 /**
  * Blobs in an S3-compatible bucket (AWS S3, MinIO, ...), shared by every worker so any worker can
  * replay any job. Keys are `${prefix}${content address}`.
+ *
+ * The AWS SDK is loaded on first use: a process whose store is local never loads it (it costs
+ * about 15 MB and a few hundred milliseconds of start-up).
  */
-import {
-  DeleteObjectsCommand,
-  GetObjectCommand,
-  ListObjectsV2Command,
-  NoSuchKey,
-  PutObjectCommand,
-  S3Client,
-  S3ServiceException,
-} from '@aws-sdk/client-s3';
+import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
 import { createHash } from 'node:crypto';
 import type { BlobRef } from '../core/journal.ts';
 import {
@@ -31,9 +26,17 @@ export interface S3BlobStoreOptions {
   forcePathStyle?: boolean;
 }
 
+type S3Sdk = typeof import('@aws-sdk/client-s3');
+
+/** The HTTP status of an S3 error response; undefined when the server did not answer. */
+function statusOf(e: unknown): number | undefined {
+  return (e as { $metadata?: { httpStatusCode?: number } } | undefined)?.$metadata?.httpStatusCode;
+}
+
 export class S3BlobStore implements BlobStore {
   readonly location: string;
-  private readonly client: S3Client;
+  private readonly clientConfig: S3ClientConfig;
+  private sdk?: Promise<{ s3: S3Sdk; client: S3Client }>;
   private readonly bucket: string;
   private readonly prefix: string;
 
@@ -42,7 +45,7 @@ export class S3BlobStore implements BlobStore {
     this.bucket = options.bucket;
     this.prefix = options.prefix;
     this.location = `s3://${options.bucket}/${options.prefix} at ${endpoint ?? 'AWS S3'}`;
-    this.client = new S3Client({
+    this.clientConfig = {
       endpoint: options.endpoint,
       // S3-compatible servers ignore the region but the SDK needs one to sign requests.
       region: options.region ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? 'us-east-1',
@@ -50,14 +53,23 @@ export class S3BlobStore implements BlobStore {
       // Without timeouts a hung server would hold the activity until its own timeout; the
       // activity's retries then cover what the SDK's own three attempts did not.
       requestHandler: { connectionTimeout: 5_000, requestTimeout: 60_000 },
-    });
+    };
+  }
+
+  /** The SDK and a client, loaded and made on first use. */
+  private connect(): Promise<{ s3: S3Sdk; client: S3Client }> {
+    return (this.sdk ??= import('@aws-sdk/client-s3').then((s3) => ({
+      s3,
+      client: new s3.S3Client(this.clientConfig),
+    })));
   }
 
   async put(bytes: Buffer): Promise<BlobRef> {
     const ref = { blob: contentAddress(bytes), bytes: bytes.length };
+    const { s3, client } = await this.connect();
     try {
-      await this.client.send(
-        new PutObjectCommand({
+      await client.send(
+        new s3.PutObjectCommand({
           Bucket: this.bucket,
           Key: this.keyOf(ref),
           Body: bytes,
@@ -69,27 +81,29 @@ export class S3BlobStore implements BlobStore {
         }),
       );
     } catch (e) {
-      if (!(e instanceof S3ServiceException && e.$metadata.httpStatusCode === 412)) throw this.failure('store', ref, e);
+      if (statusOf(e) !== 412) throw this.failure('store', ref, e);
     }
     return ref;
   }
 
   async get(ref: BlobRef): Promise<Buffer> {
     let bytes: Buffer;
+    const { s3, client } = await this.connect();
     try {
-      const object = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.keyOf(ref) }));
+      const object = await client.send(new s3.GetObjectCommand({ Bucket: this.bucket, Key: this.keyOf(ref) }));
       bytes = Buffer.from(await object.Body!.transformToByteArray());
     } catch (e) {
-      if (e instanceof NoSuchKey) throw new BlobMissingError(ref, this.location, e);
+      if (e instanceof s3.NoSuchKey) throw new BlobMissingError(ref, this.location, e);
       throw this.failure('read', ref, e);
     }
     return verified(ref, bytes, this.location);
   }
 
   async putRecord(name: string, bytes: Buffer, options: { ifAbsent?: boolean } = {}): Promise<boolean> {
+    const { s3, client } = await this.connect();
     try {
-      await this.client.send(
-        new PutObjectCommand({
+      await client.send(
+        new s3.PutObjectCommand({
           Bucket: this.bucket,
           Key: this.recordKey(name),
           Body: bytes,
@@ -99,17 +113,18 @@ export class S3BlobStore implements BlobStore {
       );
       return true;
     } catch (e) {
-      if (options.ifAbsent && e instanceof S3ServiceException && e.$metadata.httpStatusCode === 412) return false;
+      if (options.ifAbsent && statusOf(e) === 412) return false;
       throw this.failure('store', `record ${name}`, e);
     }
   }
 
   async getRecord(name: string): Promise<Buffer | undefined> {
+    const { s3, client } = await this.connect();
     try {
-      const object = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.recordKey(name) }));
+      const object = await client.send(new s3.GetObjectCommand({ Bucket: this.bucket, Key: this.recordKey(name) }));
       return Buffer.from(await object.Body!.transformToByteArray());
     } catch (e) {
-      if (e instanceof NoSuchKey) return undefined;
+      if (e instanceof s3.NoSuchKey) return undefined;
       throw this.failure('read', `record ${name}`, e);
     }
   }
@@ -117,14 +132,15 @@ export class S3BlobStore implements BlobStore {
   async deleteRecords(folder: string): Promise<number> {
     const prefix = `${this.prefix}records/${checkRecordFolder(folder)}`;
     let deleted = 0;
+    const { s3, client } = await this.connect();
     try {
       for (let token: string | undefined; ;) {
-        const page = await this.client.send(
-          new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token }),
+        const page = await client.send(
+          new s3.ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token }),
         );
         const keys = (page.Contents ?? []).flatMap((o) => (o.Key ? [{ Key: o.Key }] : []));
         if (keys.length > 0) {
-          await this.client.send(new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: keys } }));
+          await client.send(new s3.DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: keys } }));
           deleted += keys.length;
         }
         token = page.NextContinuationToken;
@@ -138,9 +154,10 @@ export class S3BlobStore implements BlobStore {
   /** Any other failure (server down, no bucket, no access) may pass: the activity retries it. */
   private failure(action: string, what: BlobRef | string, e: unknown): Error {
     const err = e as Error & { code?: string };
+    const status = statusOf(e);
     const reason =
-      e instanceof S3ServiceException
-        ? `the server answered ${e.$metadata.httpStatusCode ?? ''} ${e.name}: ${e.message}`
+      status !== undefined
+        ? `the server answered ${status} ${err.name}: ${err.message}`
         : `the server is unreachable (${err.code ?? err.name}: ${err.message})`;
     return new Error(
       `could not ${action} ${typeof what === 'string' ? what : `blob ${what.blob}`} in the blob store ${this.location}: ${reason}. ` +
