@@ -3,7 +3,9 @@
 # not load the machine under the timing-sensitive tests of another run):
 #   1. static checks, unit, workflow and integration tests on a Temporal dev server → test-results/vitest.json
 #   2. cluster tests, each file on a native cluster of its own (test/cluster) → test-results/vitest-cluster.json
-#   3. the integration tests again, on a native cluster (npm run test:on-cluster) → test-results/vitest-on-cluster.json
+#   3. the integration tests again, on a native cluster (npm run test:on-cluster; all but the escape
+#      corpus, which tests the sandbox alone and whose 1 s round limits the cluster's own CPU use
+#      makes flaky on 2 cores) → test-results/vitest-on-cluster.json
 # Every run runs; the exit status is non-zero if any failed. scripts/test-summary.mjs adds the reports up.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -17,5 +19,5 @@ phase() { # report, command...
 }
 phase test-results/vitest.json npx vitest run --project unit --project workflow --project checks --project integration
 phase test-results/vitest-cluster.json npx vitest run --project cluster
-phase test-results/vitest-on-cluster.json env DCM_TEST_CLUSTER=native npx vitest run --project integration
+phase test-results/vitest-on-cluster.json npm run test:on-cluster
 exit "$rc"
