@@ -38,7 +38,7 @@ async function importAcrossTemporalKill(prefix: string) {
   const progressAt = await progress;
   expect(await finished(f.jobs, started.job_id)).toMatchObject({ status: 'completed', result: 'done' });
   console.log(
-    `[cluster] Temporal SIGKILL: server healthy again after ${restartedAt - killedAt} ms, job progressing after ${progressAt - killedAt} ms`,
+    `[cluster] Temporal SIGKILL: up returned after ${restartedAt - killedAt} ms, job writing again after ${progressAt - killedAt} ms`,
   );
 }
 
