@@ -6,10 +6,11 @@
  *   - saveJournal: store rounds as a journal segment, so they travel by reference;
  * - session (this worker's own task queue): advanceSession, deliver one round's outcomes to a
  *   live session this process holds.
- * Values above the blob threshold cross into workflow history only as references (claim check).
+ * Values above the blob threshold cross into workflow history only as references (claim check);
+ * an outage of the blob store is waited out, a missing or corrupt blob fails the activity at once.
  */
 import { randomUUID } from 'node:crypto';
-import { ApplicationFailure, cancellationSignal, heartbeat } from '@temporalio/activity';
+import { ApplicationFailure, cancellationSignal, heartbeat, log } from '@temporalio/activity';
 import { ClaimCheck } from '../blobs/claim-check.ts';
 import { BlobCorruptError, BlobMissingError, type BlobStore } from '../blobs/store.ts';
 import { effectLabel } from '../core/effects.ts';
@@ -31,6 +32,7 @@ import { type Adopted, effectKey, ScriptSession } from '../sandbox/session.ts';
 import { type HttpProviderConfig, isMcpProvider, type ProviderConfig } from '../providers/config.ts';
 import type { UpstreamMcpServers } from '../providers/mcp-client.ts';
 import type { RequestValidator } from '../providers/validate.ts';
+import { waitingForBlobStore } from './blob-store-waits.ts';
 import type { SessionRegistry } from './sessions.ts';
 
 const HEARTBEAT_EVERY_MS = 2_000;
@@ -59,7 +61,18 @@ export interface CallProviderArgs {
 export function createActivities(deps: ActivityDeps) {
   const { sessions, sessionTaskQueue } = deps;
   const providerNames = Object.keys(deps.providers);
-  const claims = new ClaimCheck(deps.blobs, deps.blobThresholdBytes);
+  // Every blob store call of an activity waits out an outage of the store, heartbeating.
+  const blobs = waitingForBlobStore(deps.blobs, {
+    beat: () => heartbeat(),
+    signal: () => cancellationSignal(),
+    waiting: (e) => {
+      log.warn(`${e.message} Waiting for the blob store.`);
+    },
+    back: (ms) => {
+      log.warn(`The blob store ${deps.blobs.location} answers again, after ${(ms / 1000).toFixed(1)} s.`);
+    },
+  });
+  const claims = new ClaimCheck(blobs, deps.blobThresholdBytes);
 
   /** Turns the sandbox's report into what the workflow runs: keyed effects, large values by reference. */
   async function plan(
@@ -93,7 +106,7 @@ export function createActivities(deps: ActivityDeps) {
     shared: {
       openSession: unrecoverableBlobsFail(openSession),
       callProvider: unrecoverableBlobsFail(callProvider),
-      saveJournal: (rounds: Round[]): Promise<BlobRef> => claims.saveRounds(rounds),
+      saveJournal: (rounds: Round[]): Promise<BlobRef> => heartbeating(() => claims.saveRounds(rounds)),
     },
     session: {
       advanceSession: unrecoverableBlobsFail(advanceSession),

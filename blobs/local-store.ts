@@ -1,11 +1,19 @@
-/** The embedded default: blobs and records as files under <dataDir>/blobs, written atomically. */
+/**
+ * The embedded default: blobs and records as files under <dataDir>/blobs, written atomically.
+ *
+ * The directory is created when a process opens the store and never again while it runs: if it
+ * disappears (moved away, unmounted), that is an outage (BlobStoreUnavailableError, which
+ * activities wait out), not an empty store whose blobs are all missing.
+ */
 import { randomUUID } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
 import { link, mkdir, readdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { BlobRef } from '../core/journal.ts';
 import {
   BlobMissingError,
   type BlobStore,
+  BlobStoreUnavailableError,
   checkRecordFolder,
   checkRecordName,
   contentAddress,
@@ -17,73 +25,118 @@ export class LocalBlobStore implements BlobStore {
 
   constructor(directory: string) {
     this.location = directory;
+    mkdirSync(directory, { recursive: true });
   }
 
   async put(bytes: Buffer): Promise<BlobRef> {
     const ref = { blob: contentAddress(bytes), bytes: bytes.length };
     const file = this.fileOf(ref);
-    const exists = await stat(file).then(
-      (s) => s.size === bytes.length,
-      () => false,
-    );
-    if (!exists) {
-      const temp = await this.written(file, bytes);
-      await rename(temp, file);
-    }
+    await this.guard(`store blob ${ref.blob}`, async () => {
+      const exists = await stat(file).then(
+        (s) => s.size === bytes.length,
+        () => false,
+      );
+      if (!exists) await rename(await this.written(file, bytes), file);
+    });
     return ref;
   }
 
   async get(ref: BlobRef): Promise<Buffer> {
-    let bytes: Buffer;
-    try {
-      bytes = await readFile(this.fileOf(ref));
-    } catch (e) {
-      throw new BlobMissingError(ref, this.location, e);
-    }
+    const file = this.fileOf(ref);
+    const bytes = await this.guard(
+      `read blob ${ref.blob}`,
+      () => readFile(file),
+      (e) => {
+        throw new BlobMissingError(ref, this.location, e);
+      },
+    );
     return verified(ref, bytes, this.location);
   }
 
   async putRecord(name: string, bytes: Buffer, options: { ifAbsent?: boolean } = {}): Promise<boolean> {
     const file = this.recordFile(name);
-    const temp = await this.written(file, bytes);
-    if (!options.ifAbsent) {
-      await rename(temp, file);
-      return true;
-    }
-    // link() creates the name only if it does not exist yet, and only ever with the whole content.
-    try {
-      await link(temp, file);
-      return true;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
-      throw e;
-    } finally {
-      await unlink(temp);
-    }
+    return this.guard(`store record ${name}`, async () => {
+      const temp = await this.written(file, bytes);
+      if (!options.ifAbsent) {
+        await rename(temp, file);
+        return true;
+      }
+      // link() creates the name only if it does not exist yet, and only ever with the whole content.
+      try {
+        await link(temp, file);
+        return true;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
+        throw e;
+      } finally {
+        await unlink(temp);
+      }
+    });
   }
 
   async getRecord(name: string): Promise<Buffer | undefined> {
-    try {
-      return await readFile(this.recordFile(name));
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw e;
-    }
+    const file = this.recordFile(name);
+    return this.guard(
+      `read record ${name}`,
+      () => readFile(file),
+      () => undefined,
+    );
   }
 
   async deleteRecords(folder: string): Promise<number> {
     const dir = join(this.location, 'records', checkRecordFolder(folder));
-    let names: string[];
+    return this.guard(
+      `delete records ${folder}`,
+      async () => {
+        const names = await readdir(dir, { recursive: true });
+        let files = 0;
+        for (const name of names) if ((await stat(join(dir, name))).isFile()) files++;
+        await rm(dir, { recursive: true, force: true });
+        return files;
+      },
+      () => 0,
+    );
+  }
+
+  /**
+   * Runs a file operation in the store. A file that is not there is answered by `absent` (when
+   * given) as long as the store's directory is; every other failure, and any while the directory is
+   * gone, is an outage.
+   */
+  private async guard<T>(action: string, operation: () => Promise<T>, absent?: (e: unknown) => T): Promise<T> {
+    await this.checkDirectory(action);
     try {
-      names = await readdir(dir, { recursive: true });
+      return await operation();
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return 0;
-      throw e;
+      const code = (e as NodeJS.ErrnoException).code;
+      if (absent && code === 'ENOENT') {
+        await this.checkDirectory(action, e);
+        return absent(e);
+      }
+      throw new BlobStoreUnavailableError(
+        this.location,
+        action,
+        `${code ?? (e as Error).name}: ${(e as Error).message}`,
+        'Check the directory, its permissions and the disk.',
+        e,
+      );
     }
-    let files = 0;
-    for (const name of names) if ((await stat(join(dir, name))).isFile()) files++;
-    await rm(dir, { recursive: true, force: true });
-    return files;
+  }
+
+  /** Throws BlobStoreUnavailableError unless the store's directory is there. */
+  private async checkDirectory(action: string, cause?: unknown): Promise<void> {
+    const directory = await stat(this.location).then(
+      (s) => (s.isDirectory() ? undefined : 'it is not a directory'),
+      (e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? 'the directory is gone' : `${e.code}: ${e.message}`),
+    );
+    if (directory)
+      throw new BlobStoreUnavailableError(
+        this.location,
+        action,
+        directory,
+        'Restore the directory (or remount its disk).',
+        cause,
+      );
   }
 
   /** Writes `bytes` to a fresh temporary file beside `file`, so a crash never leaves a partial file under the real name. */

@@ -11,6 +11,7 @@ import type { BlobRef } from '../core/journal.ts';
 import {
   BlobMissingError,
   type BlobStore,
+  BlobStoreUnavailableError,
   checkRecordFolder,
   checkRecordName,
   contentAddress,
@@ -151,18 +152,23 @@ export class S3BlobStore implements BlobStore {
     }
   }
 
-  /** Any other failure (server down, no bucket, no access) may pass: the activity retries it. */
-  private failure(action: string, what: BlobRef | string, e: unknown): Error {
+  /**
+   * Any failure but a missing key (server down, no bucket, no access) is an outage: it may pass, and
+   * activities wait for it.
+   */
+  private failure(action: string, what: BlobRef | string, e: unknown): BlobStoreUnavailableError {
     const err = e as Error & { code?: string };
     const status = statusOf(e);
     const reason =
       status !== undefined
         ? `the server answered ${status} ${err.name}: ${err.message}`
         : `the server is unreachable (${err.code ?? err.name}: ${err.message})`;
-    return new Error(
-      `could not ${action} ${typeof what === 'string' ? what : `blob ${what.blob}`} in the blob store ${this.location}: ${reason}. ` +
-        'Check that the S3 server is running and reachable, that the bucket exists and that AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY grant access; the activity will retry.',
-      { cause: e },
+    return new BlobStoreUnavailableError(
+      this.location,
+      `${action} ${typeof what === 'string' ? what : `blob ${what.blob}`}`,
+      reason,
+      'Check that the S3 server is running and reachable, that the bucket exists and that AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY grant access.',
+      e,
     );
   }
 

@@ -17,7 +17,11 @@ import type { BlobRef } from '../core/journal.ts';
 export interface BlobStore {
   /** Stores `bytes` and returns its reference. */
   put(bytes: Buffer): Promise<BlobRef>;
-  /** Returns the bytes of `ref`, or throws BlobMissingError / BlobCorruptError. */
+  /**
+   * Returns the bytes of `ref`, or throws BlobMissingError / BlobCorruptError when the store is there
+   * but the blob is not (or not intact). Every method throws BlobStoreUnavailableError when the store
+   * itself cannot be reached.
+   */
   get(ref: BlobRef): Promise<Buffer>;
   /**
    * Stores a record under `name` (see RECORD_NAME). With `ifAbsent`, an existing record is kept and
@@ -60,6 +64,21 @@ export class BlobMissingError extends ProductError {
     super(
       'BlobMissingError',
       `blob ${ref.blob} (${ref.bytes} bytes) is missing from the blob store at ${location}; it holds journaled data the job needs and cannot be recomputed. Restore it, or point every worker at the same blob store.`,
+      { cause },
+    );
+  }
+}
+
+/**
+ * The store itself cannot be reached: its directory is gone or unreadable, the disk fails, the S3
+ * server does not answer or refuses. Unlike a missing or corrupt blob this heals, so activities wait
+ * for it (activities/blob-store-waits.ts) and jobs continue once the store is back.
+ */
+export class BlobStoreUnavailableError extends ProductError {
+  constructor(location: string, action: string, reason: string, todo: string, cause?: unknown) {
+    super(
+      'BlobStoreUnavailableError',
+      `could not ${action} in the blob store ${location}: ${reason}. ${todo} Running jobs wait for it and continue once it is back.`,
       { cause },
     );
   }

@@ -136,6 +136,12 @@ export const ERRORS = {
     means: "The page asked for is beyond the stored result's pages.",
     todo: 'Ask for a page from 1 to `result_pages`.',
   },
+  BlobStoreUnavailableError: {
+    seenBy: 'tool',
+    means:
+      'The blob store cannot be reached: its directory is gone or unreadable, the disk fails, or the S3 server does not answer or refuses the credentials. Running jobs wait for it; the call that needed it did nothing.',
+    todo: 'Bring the store back (restore the directory, start the S3 server, fix the credentials), then retry the call.',
+  },
 } as const satisfies Record<string, ErrorEntry>;
 
 export type ErrorName = keyof typeof ERRORS;

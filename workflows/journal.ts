@@ -3,8 +3,11 @@ import * as wf from '@temporalio/workflow';
 import type { SharedActivities } from '../activities/index.ts';
 import type { BlobRef, DurableScriptInput, JournalParts, Json, Round } from '../core/journal.ts';
 
+// Saving waits out an outage of the blob store, heartbeating (activities/blob-store-waits.ts): each
+// attempt may wait half an hour, while a dead worker shows within the heartbeat timeout.
 const { saveJournal } = wf.proxyActivities<SharedActivities>({
-  startToCloseTimeout: '2 minutes',
+  startToCloseTimeout: '30 minutes',
+  heartbeatTimeout: '10 seconds',
   retry: { maximumAttempts: 10 },
 });
 
