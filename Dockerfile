@@ -28,6 +28,7 @@ COPY workflows ./workflows
 COPY activities ./activities
 COPY blobs ./blobs
 COPY providers ./providers
+COPY privacy ./privacy
 COPY temporal ./temporal
 COPY jobs ./jobs
 COPY server ./server

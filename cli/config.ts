@@ -10,6 +10,7 @@ import { configObject } from '../core/config-object.ts';
 import { SandboxLimits } from '../core/limits.ts';
 import { applyBlobEnv, BlobsConfig } from '../blobs/config.ts';
 import { DefaultWaitSeconds, MaxEventsPerRun } from '../jobs/config.ts';
+import { PrivacyConfig, unknownPrivacyProviders } from '../privacy/config.ts';
 import { isMcpProvider, ProvidersConfig } from '../providers/config.ts';
 import { HttpConfig, ResultsConfig } from '../server/config.ts';
 import { explainIssues } from './config-errors.ts';
@@ -27,6 +28,7 @@ export const Config = configObject({
   worker: WorkerConfig,
   defaultWaitSeconds: DefaultWaitSeconds,
   results: ResultsConfig,
+  privacy: PrivacyConfig,
 });
 
 export type Config = z.infer<typeof Config>;
@@ -67,6 +69,12 @@ export function parseConfig(raw: unknown, file: string | undefined, env: NodeJS.
     throw new ConfigError(`Invalid config${file ? ` in ${file}` : ''}:\n${problems.join('\n')}`);
   }
   const config = parsed.data;
+  const unknown = unknownPrivacyProviders(config.privacy, Object.keys(config.providers));
+  if (unknown.length > 0) {
+    throw new ConfigError(
+      `Invalid config${file ? ` in ${file}` : ''}:\n  - privacy.providers: ${unknown.join(', ')} ${unknown.length > 1 ? 'are' : 'is'} not among the providers (${Object.keys(config.providers).join(', ') || 'none configured'})`,
+    );
+  }
   const base = file ? dirname(resolve(file)) : process.cwd();
   for (const provider of Object.values(config.providers)) {
     if (!isMcpProvider(provider) && !/^https?:\/\//.test(provider.openapi))

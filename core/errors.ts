@@ -34,6 +34,12 @@ export const ERRORS = {
       "The request was refused before it was sent: its path leaves the provider's base URL, matches no operation of the spec, lacks a required parameter, or names an unknown provider.",
     todo: 'Look the operation up with the search tool and fix the method, path or query. The message names the closest operations.',
   },
+  PrivacyTokenError: {
+    seenBy: 'script',
+    means:
+      "The request carries a privacy token (such as `[EMAIL_7]`) that this principal's vault does not hold: unknown, expired, purged, or another principal's. Nothing was sent.",
+    todo: 'Use tokens from your own recent answers; if it expired, look the record up again (the answer shows a fresh token).',
+  },
   ToolError: {
     seenBy: 'script',
     means: "An upstream MCP server's tool reported an error, or refused the call (unknown tool, invalid arguments).",
@@ -141,6 +147,12 @@ export const ERRORS = {
     means:
       'The blob store cannot be reached: its directory is gone or unreadable, the disk fails, or the S3 server does not answer or refuses the credentials. Running jobs wait for it; the call that needed it did nothing.',
     todo: 'Bring the store back (restore the directory, start the S3 server, fix the credentials), then retry the call.',
+  },
+  PrivacyVaultError: {
+    seenBy: 'tool',
+    means:
+      'The privacy vault (tokens and the personal data they stand for) could not be read or written, so the answer was withheld rather than sent with personal data in it.',
+    todo: 'Try again shortly; if it persists, the operator checks the blob store and the codec key (the message says which).',
   },
 } as const satisfies Record<string, ErrorEntry>;
 

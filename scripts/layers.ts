@@ -4,7 +4,7 @@
  */
 export const LAYERS: readonly (readonly string[])[] = [
   ['core'],
-  ['sandbox', 'providers', 'blobs'],
+  ['sandbox', 'providers', 'blobs', 'privacy'],
   ['activities', 'workflows'],
   ['temporal'],
   ['jobs'],
