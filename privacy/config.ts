@@ -7,6 +7,7 @@
  * restore, and both read the vault the same way.
  */
 import { z } from 'zod';
+import { configObject } from '../core/config-object.ts';
 import { BUILT_IN_DETECTORS, type BuiltInDetector } from './detectors.ts';
 import { KIND, kindOfKey } from './tokens.ts';
 
@@ -14,7 +15,7 @@ const Kind = z.string().regex(KIND, 'a kind is upper-case words joined by "_", e
 
 /** `"name"` (kind NAME) or `{ "key": "fullName", "kind": "NAME" }`; keys match case-insensitively. */
 export const FieldRule = z
-  .union([z.string().min(1), z.object({ key: z.string().min(1), kind: Kind })])
+  .union([z.string().min(1), configObject({ key: z.string().min(1), kind: Kind })])
   .transform((rule, ctx) => {
     if (typeof rule !== 'string') return rule;
     const kind = kindOfKey(rule);
@@ -26,51 +27,50 @@ export const FieldRule = z
     return z.NEVER;
   });
 
-export const PatternRule = z
-  .object({
-    kind: Kind,
-    /** A JavaScript regular expression; every match is personal data of `kind`. */
-    regex: z.string().min(1),
-    flags: z
-      .string()
-      .regex(/^[imsu]*$/, 'flags may be i, m, s and u')
-      .default(''),
-  })
-  .refine(
-    ({ regex, flags }) => {
-      try {
-        new RegExp(regex, flags);
-        return true;
-      } catch {
-        return false;
-      }
-    },
-    { message: 'not a valid JavaScript regular expression' },
-  );
+export const PatternRule = configObject({
+  kind: Kind,
+  /** A JavaScript regular expression; every match is personal data of `kind`. */
+  regex: z.string().min(1),
+  flags: z
+    .string()
+    .regex(/^[imsu]*$/, 'flags may be i, m, s and u')
+    .default(''),
+}).refine(
+  ({ regex, flags }) => {
+    try {
+      new RegExp(regex, flags);
+      return true;
+    } catch {
+      return false;
+    }
+  },
+  { message: 'not a valid JavaScript regular expression' },
+);
 
-export const PrivacyConfig = z
-  .object({
-    /** Tokenize every answer to the model, and restore tokens in requests to the APIs. */
-    enabled: z.boolean().default(false),
-    detectors: z
-      .array(z.enum(Object.keys(BUILT_IN_DETECTORS) as [BuiltInDetector, ...BuiltInDetector[]]))
-      .default(['email', 'phone', 'iban', 'card']),
-    /** Values under these JSON keys are personal data whatever they look like (names, addresses). */
-    fields: z.array(FieldRule).default([]),
-    patterns: z.array(PatternRule).default([]),
-    /**
-     * A token stays valid at least this long after the model last saw it (and at most twice as long);
-     * values not seen for twice this long are deleted from the vault.
-     */
-    retentionDays: z.number().positive().max(3650).default(30),
-    /**
-     * Which providers get tokens restored to the real values in their requests: all of them by
-     * default, only those listed in `only`, never those in `except`. The others receive tokens as
-     * the script wrote them (pseudonyms), e.g. an analytics or chat API that must not see who is who.
-     */
-    providers: z.object({ only: z.array(z.string()).optional(), except: z.array(z.string()).default([]) }).prefault({}),
-  })
-  .prefault({});
+export const PrivacyConfig = configObject({
+  /** Tokenize every answer to the model, and restore tokens in requests to the APIs. */
+  enabled: z.boolean().default(false),
+  detectors: z
+    .array(z.enum(Object.keys(BUILT_IN_DETECTORS) as [BuiltInDetector, ...BuiltInDetector[]]))
+    .default(['email', 'phone', 'iban', 'card']),
+  /** Values under these JSON keys are personal data whatever they look like (names, addresses). */
+  fields: z.array(FieldRule).default([]),
+  patterns: z.array(PatternRule).default([]),
+  /**
+   * A token stays valid at least this long after the model last saw it (and at most twice as long);
+   * values not seen for twice this long are deleted from the vault.
+   */
+  retentionDays: z.number().positive().max(3650).default(30),
+  /**
+   * Which providers get tokens restored to the real values in their requests: all of them by
+   * default, only those listed in `only`, never those in `except`. The others receive tokens as
+   * the script wrote them (pseudonyms), e.g. an analytics or chat API that must not see who is who.
+   */
+  providers: configObject({
+    only: z.array(z.string()).optional(),
+    except: z.array(z.string()).default([]),
+  }).prefault({}),
+}).prefault({});
 
 export type PrivacyConfig = z.infer<typeof PrivacyConfig>;
 export type FieldRule = z.infer<typeof FieldRule>;

@@ -76,6 +76,16 @@ describe('config errors', () => {
     ]);
   });
 
+  it('checks the privacy section: its keys, and the providers it names', () => {
+    expect(problems({ privacy: { enable: true, providers: { exclude: ['crm'] } } })).toEqual([
+      'privacy.providers: unknown key "exclude" (valid keys: only, except)',
+      'privacy: unknown key "enable" (did you mean "enabled"?)',
+    ]);
+    expect(problems({ providers: { crm }, privacy: { providers: { except: ['crn'] } } })).toEqual([
+      'privacy.providers: crn is not among the providers (crm)',
+    ]);
+  });
+
   it('finds the closest key only when it is close', () => {
     expect(closest('provider', ['providers', 'temporal'])).toBe('providers');
     expect(closest('MEMORYMB', ['memoryMb'])).toBe('memoryMb');
