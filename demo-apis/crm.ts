@@ -11,9 +11,13 @@ export const MAX_BATCH = 100;
 const leadInputSchema = z.strictObject({
   name: z.string().trim().min(1).max(200),
   email: z.email().max(320),
+  phone: z.string().max(40).optional(),
   company: z.string().max(200).optional(),
   source: z.string().max(100).optional(),
 });
+const updateSchema = leadInputSchema
+  .partial()
+  .refine((fields) => Object.keys(fields).length > 0, { message: 'name at least one field to change' });
 const batchSchema = z.strictObject({ leads: z.array(leadInputSchema).min(1) });
 
 export type LeadInput = z.infer<typeof leadInputSchema>;
@@ -52,20 +56,36 @@ class LeadStore {
   create(input: LeadInput): Lead {
     const id = `lead_${String(this.nextId++).padStart(6, '0')}`;
     const lead: Lead = { id, ...input, createdAt: new Date().toISOString() };
-    const email = input.email.toLowerCase();
-    const count = this.emailCounts.get(email) ?? 0;
-    if (count > 0) this.duplicateEmails++;
-    this.emailCounts.set(email, count + 1);
+    this.count(input.email);
     this.leads.set(id, lead);
     return lead;
+  }
+
+  update(lead: Lead, fields: Partial<LeadInput>): Lead {
+    if (fields.email !== undefined) {
+      this.uncount(lead.email);
+      this.count(fields.email);
+    }
+    return Object.assign(lead, fields);
   }
 
   delete(id: string): boolean {
     const lead = this.leads.get(id);
     if (!lead) return false;
-    const email = lead.email.toLowerCase();
-    this.emailCounts.set(email, (this.emailCounts.get(email) ?? 1) - 1);
+    this.uncount(lead.email);
     return this.leads.delete(id);
+  }
+
+  private count(email: string): void {
+    const key = email.toLowerCase();
+    const count = this.emailCounts.get(key) ?? 0;
+    if (count > 0) this.duplicateEmails++;
+    this.emailCounts.set(key, count + 1);
+  }
+
+  private uncount(email: string): void {
+    const key = email.toLowerCase();
+    this.emailCounts.set(key, (this.emailCounts.get(key) ?? 1) - 1);
   }
 }
 
@@ -133,6 +153,11 @@ export async function startCrmApi(options: CrmApiOptions = {}): Promise<CrmApi> 
       }),
     },
     { method: 'GET', path: '/leads/{id}', handle: (request) => json(200, getLead(request)) },
+    {
+      method: 'PATCH',
+      path: '/leads/{id}',
+      handle: idempotent((request) => json(200, store.update(getLead(request), validate(updateSchema, request.body)))),
+    },
     {
       method: 'DELETE',
       path: '/leads/{id}',

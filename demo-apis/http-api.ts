@@ -38,7 +38,7 @@ export interface RouteRequest {
 }
 
 export interface Route {
-  method: 'GET' | 'POST' | 'DELETE';
+  method: 'GET' | 'POST' | 'PATCH' | 'DELETE';
   /** OpenAPI-style path such as `/leads/{id}`; `${method} ${path}` is the stats key. */
   path: string;
   handle: (request: RouteRequest) => ApiResponse | Promise<ApiResponse>;

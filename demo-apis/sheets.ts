@@ -5,7 +5,7 @@ import type { Route, RouteRequest } from './http-api.ts';
 
 const SPEC = new URL('./sheets.openapi.json', import.meta.url);
 export const SHEETS_SPEC_PATH = fileURLToPath(SPEC);
-export const SHEET_COLUMNS = ['name', 'email', 'company', 'source'] as const;
+export const SHEET_COLUMNS = ['name', 'email', 'phone', 'company', 'source'] as const;
 
 export type SheetRow = Record<(typeof SHEET_COLUMNS)[number], string>;
 
@@ -185,6 +185,8 @@ export function sheetRow(id: string, index: number): SheetRow {
   return {
     name: `${first} ${last}`,
     email: `${first}.${last}.${index}@example.com`.toLowerCase(),
+    // Unique for the first 8 million rows: an area code per 10,000.
+    phone: `+1 ${201 + (Math.floor(index / 10_000) % 799)} 555 ${String(index % 10_000).padStart(4, '0')}`,
     company: COMPANIES[(index * 7 + h) % COMPANIES.length],
     source: SOURCES[(index * 3 + h) % SOURCES.length],
   };

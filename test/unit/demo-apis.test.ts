@@ -63,7 +63,13 @@ function csvObjects(text: string): Record<string, string>[] {
   return rows.map((row) => Object.fromEntries(header.map((column, i) => [column, row[i]])));
 }
 
-const ada = { name: 'Ada Lovelace', email: 'ada@example.com', company: 'Analytical Engines', source: 'webinar' };
+const ada = {
+  name: 'Ada Lovelace',
+  email: 'ada@example.com',
+  phone: '+44 20 7946 0958',
+  company: 'Analytical Engines',
+  source: 'webinar',
+};
 
 describe('CRM demo API', () => {
   let crm: CrmApi;
@@ -73,7 +79,7 @@ describe('CRM demo API', () => {
   afterAll(() => crm.close());
   beforeEach(() => crm.reset());
 
-  it('creates, reads, lists, filters and deletes leads', async () => {
+  it('creates, reads, lists, filters, updates and deletes leads', async () => {
     const created = await call(crm.url, '/leads', { method: 'POST', body: ada });
     expect(created.status).toBe(201);
     expect(created.body).toMatchObject({ ...ada, id: 'lead_000001' });
@@ -91,6 +97,22 @@ describe('CRM demo API', () => {
     const byEmail = await call(crm.url, '/leads?email=GRACE@example.com');
     expect(byEmail.body).toMatchObject({ total: 1, leads: [{ name: 'Grace Hopper' }] });
 
+    const updated = await call(crm.url, '/leads/lead_000002', {
+      method: 'PATCH',
+      body: { email: 'grace.hopper@example.com', source: 'referral' },
+    });
+    expect(updated.body).toMatchObject({
+      id: 'lead_000002',
+      name: 'Grace Hopper',
+      email: 'grace.hopper@example.com',
+      source: 'referral',
+    });
+    expect((await call(crm.url, '/leads?email=grace@example.com')).body.total).toBe(0);
+    expect((await call(crm.url, '/leads?email=grace.hopper@example.com')).body.total).toBe(1);
+    const empty = await call(crm.url, '/leads/lead_000002', { method: 'PATCH', body: {} });
+    expect(empty.status).toBe(400);
+    expect((await call(crm.url, '/leads/lead_000002', { method: 'PATCH', body: { id: 'x' } })).status).toBe(400);
+
     expect((await call(crm.url, '/leads/lead_000001', { method: 'DELETE' })).status).toBe(204);
     expect((await call(crm.url, '/leads/lead_000001')).status).toBe(404);
     const missing = await call(crm.url, '/leads/lead_000001', { method: 'DELETE' });
@@ -98,10 +120,16 @@ describe('CRM demo API', () => {
     expect(missing.body.error).toEqual({ code: 'not_found', message: 'lead lead_000001 not found' });
 
     expect(crm.stats()).toMatchObject({
-      requests: 9,
+      requests: 14,
       leads: 1,
       duplicateEmails: 0,
-      byRoute: { 'POST /leads': 2, 'GET /leads': 3, 'GET /leads/{id}': 2, 'DELETE /leads/{id}': 2 },
+      byRoute: {
+        'POST /leads': 2,
+        'GET /leads': 5,
+        'GET /leads/{id}': 2,
+        'PATCH /leads/{id}': 3,
+        'DELETE /leads/{id}': 2,
+      },
     });
   });
 
@@ -208,7 +236,7 @@ describe('CRM demo API', () => {
     expect((await call(crm.url, '/contacts')).status).toBe(404);
     const wrongMethod = await call(crm.url, '/leads/lead_000001', { method: 'POST', body: ada });
     expect(wrongMethod.status).toBe(405);
-    expect(wrongMethod.headers.get('allow')).toBe('GET, DELETE');
+    expect(wrongMethod.headers.get('allow')).toBe('GET, PATCH, DELETE');
   });
 
   it('serves its spec without counting it', async () => {
@@ -311,7 +339,7 @@ describe('Sheets demo API', () => {
     expect((await call(sheets.url, '/sheets/leads')).body).toEqual({
       id: 'leads',
       rows: 250,
-      columns: ['name', 'email', 'company', 'source'],
+      columns: ['name', 'email', 'phone', 'company', 'source'],
     });
     expect((await call(sheets.url, '/sheets/nope')).status).toBe(404);
     expect((await call(sheets.url, '/sheets/nope/csv')).status).toBe(404);
@@ -321,7 +349,7 @@ describe('Sheets demo API', () => {
     const csv = await call(sheets.url, '/sheets/leads/csv');
     expect(csv.status).toBe(200);
     expect(csv.headers.get('content-type')).toBe('text/csv; charset=utf-8');
-    expect(csv.body.startsWith('name,email,company,source\r\n')).toBe(true);
+    expect(csv.body.startsWith('name,email,phone,company,source\r\n')).toBe(true);
     const fromCsv = csvObjects(csv.body);
     expect(fromCsv).toHaveLength(250);
 
@@ -350,8 +378,8 @@ describe('Sheets demo API', () => {
     expect(rows.body.total).toBe(250);
     expect(slice).toEqual(rows.body.rows);
     expect(csvObjects((await call(sheets.url, '/sheets/leads/csv?offset=248')).body)).toHaveLength(2);
-    expect((await call(sheets.url, '/sheets/leads/csv?offset=500')).body).toBe('name,email,company,source\r\n');
-    expect((await call(sheets.url, '/sheets/empty/csv')).body).toBe('name,email,company,source\r\n');
+    expect((await call(sheets.url, '/sheets/leads/csv?offset=500')).body).toBe('name,email,phone,company,source\r\n');
+    expect((await call(sheets.url, '/sheets/empty/csv')).body).toBe('name,email,phone,company,source\r\n');
     expect((await call(sheets.url, '/sheets/leads/rows')).body.rows).toHaveLength(100);
     const tooMany = await call(sheets.url, '/sheets/leads/rows?limit=1001');
     expect(tooMany.status).toBe(400);
@@ -396,7 +424,14 @@ describe('Sheets demo API', () => {
 
 describe('OpenAPI specs', () => {
   const operations: Record<string, string[]> = {
-    'crm.openapi.json': ['GET /leads', 'POST /leads', 'POST /leads/batch', 'GET /leads/{id}', 'DELETE /leads/{id}'],
+    'crm.openapi.json': [
+      'GET /leads',
+      'POST /leads',
+      'POST /leads/batch',
+      'GET /leads/{id}',
+      'PATCH /leads/{id}',
+      'DELETE /leads/{id}',
+    ],
     'sheets.openapi.json': ['GET /sheets', 'GET /sheets/{id}', 'GET /sheets/{id}/csv', 'GET /sheets/{id}/rows'],
   };
 
@@ -409,7 +444,7 @@ describe('OpenAPI specs', () => {
 
       const found: string[] = [];
       for (const [path, item] of Object.entries<Record<string, any>>(spec.paths)) {
-        for (const method of ['get', 'post', 'delete'].filter((m) => item[m])) {
+        for (const method of ['get', 'post', 'patch', 'delete'].filter((m) => item[m])) {
           const op = item[method];
           expect(op.operationId && op.summary && op.description && op.tags?.length).toBeTruthy();
           found.push(`${method.toUpperCase()} ${path}`);

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { effectLabel } from '../../core/effects.ts';
 import { JobInput, type EffectOutcome, type Round, type RoundReport } from '../../core/journal.ts';
 import { SandboxLimits } from '../../core/limits.ts';
-import { sheetRow } from '../../demo-apis/sheets.ts';
+import { SHEET_COLUMNS, sheetRow } from '../../demo-apis/sheets.ts';
 import { effectKey, ScriptSession } from '../../sandbox/session.ts';
 
 function job(code: string, limits: Partial<SandboxLimits> = {}): JobInput {
@@ -288,11 +288,11 @@ describe('script sandbox', () => {
   });
 
   it('parses a 100,000-row CSV within one round', async () => {
-    const lines = ['name,email,company,source'];
+    const lines = [SHEET_COLUMNS.join(',')];
     for (let i = 0; i < 100_000; i++) {
       const r = sheetRow('leads', i);
       lines.push(
-        [r.name, r.email, r.company, r.source]
+        SHEET_COLUMNS.map((column) => r[column])
           .map((f) => (/[",]/.test(f) ? `"${f.replaceAll('"', '""')}"` : f))
           .join(','),
       );

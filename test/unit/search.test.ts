@@ -43,6 +43,7 @@ describe('loadProviderSpec', () => {
       'POST /leads/batch',
       'GET /leads/{id}',
       'DELETE /leads/{id}',
+      'PATCH /leads/{id}',
     ]);
     expect(sheets.operations).toHaveLength(4);
     const getSheet = sheets.operations.find((o) => o.operationId === 'getSheet')!;
@@ -187,17 +188,17 @@ describe('SpecSearch on the demo specs', () => {
 
   it('exposes the providers and all their operations in one array', async () => {
     expect(await search.run('() => spec.providers')).toEqual({
-      crm: { title: 'Demo CRM API', description: specs[0].description, version: '1.0.0', operations: 5 },
+      crm: { title: 'Demo CRM API', description: specs[0].description, version: '1.0.0', operations: 6 },
       sheets: { title: 'Demo Sheets API', description: specs[1].description, version: '1.0.0', operations: 4 },
     });
-    expect(await search.run('async () => spec.operations.length')).toBe(9);
+    expect(await search.run('async () => spec.operations.length')).toBe(10);
   });
 
   it('finds the /leads operations with their request body schemas dereferenced', async () => {
     const found = (await search.run(`async () => spec.operations
       .filter((o) => o.path.startsWith('/leads') && o.requestBody)
       .map((o) => ({ op: o.method + ' ' + o.path, body: o.requestBody }))`)) as { op: string; body: any }[];
-    expect(found.map((f) => f.op)).toEqual(['POST /leads', 'POST /leads/batch']);
+    expect(found.map((f) => f.op)).toEqual(['POST /leads', 'POST /leads/batch', 'PATCH /leads/{id}']);
     const create = found[0].body;
     expect(create.required).toBe(true);
     expect(create.contentType).toBe('application/json');
@@ -251,7 +252,7 @@ describe('SpecSearch on the demo specs', () => {
       await search.run(
         '() => [spec.operations[0].path, spec.providers.crm.operations, spec.operations.length, typeof leak, typeof [].leak, typeof ({}).leak]',
       ),
-    ).toEqual(['/leads', 5, 9, 'undefined', 'undefined', 'undefined']);
+    ).toEqual(['/leads', 6, 10, 'undefined', 'undefined', 'undefined']);
     expect(await search.run('() => ({ a: 1 })')).toEqual({ a: 1 });
     // Frozen builtins still let instances define their own name, toString and the like.
     expect(
@@ -272,7 +273,7 @@ describe('SpecSearch on the demo specs', () => {
     await expect(search.run('async () => { await null; for (;;) {} }')).rejects.toMatchObject({
       name: 'TimeLimitError',
     });
-    expect(await search.run('() => spec.operations.length')).toBe(9);
+    expect(await search.run('() => spec.operations.length')).toBe(10);
   });
 
   it('refuses a promise that can never settle', async () => {
@@ -296,7 +297,7 @@ describe('SpecSearch on the demo specs', () => {
         small.run('() => { const keep = []; for (;;) keep.push(new Array(100000).fill(keep.length)); }'),
       );
       expect(error).toMatchObject({ name: 'MemoryLimitError' });
-      expect(await small.run('() => spec.operations.length')).toBe(9);
+      expect(await small.run('() => spec.operations.length')).toBe(10);
     } finally {
       small.dispose();
     }
