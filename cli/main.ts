@@ -21,7 +21,8 @@ import { loadTokens } from '../server/auth.ts';
 import { ResultBudget } from '../server/budget.ts';
 import { checkHttpBind, type McpHttpOptions, startMcpHttpServer } from '../server/http.ts';
 import { createMcpServer, type McpDeps } from '../server/mcp.ts';
-import { codecFromEnv } from '../temporal/codec.ts';
+import { Privacy } from '../privacy/privacy.ts';
+import { codecFromEnv, codecKeyFromEnv } from '../temporal/codec.ts';
 import { connectClient, connectWorker } from '../temporal/connection.ts';
 import { startDevServer } from '../temporal/dev-server.ts';
 import { startWorker } from '../temporal/worker.ts';
@@ -163,9 +164,12 @@ async function mcpDeps(config: Config, client: Client): Promise<McpDeps> {
   const { specs, upstream } = await readyProviders(config.providers);
   // The MCP server only needs the upstream tool lists (for search); calls happen in workers.
   await upstream.close();
+  const blobs = createBlobStore(config.blobs, config.dataDir);
+  const privacy = new Privacy(config.privacy, { store: blobs, codecKey: codecKeyFromEnv() });
   return {
-    jobs: new JobService(client, config),
-    budget: new ResultBudget(config.results.maxTokens, createBlobStore(config.blobs, config.dataDir)),
+    jobs: new JobService(client, config, undefined, privacy),
+    budget: new ResultBudget(config.results.maxTokens, blobs),
+    privacy,
     search: await SpecSearch.create(specs),
     providers: Object.keys(config.providers),
     defaultWaitSeconds: config.defaultWaitSeconds,

@@ -30,6 +30,7 @@ import {
 import { checkScriptSyntax } from '../sandbox/isolate.ts';
 import type { durableScript } from '../workflows/durable-script.ts';
 import { OPERATOR, type Principal } from '../core/principal.ts';
+import type { Privacy } from '../privacy/privacy.ts';
 import type { SandboxLimits } from '../core/limits.ts';
 import type { ProvidersConfig } from '../providers/config.ts';
 import type { TemporalConfig } from '../temporal/config.ts';
@@ -112,16 +113,19 @@ export class JobService {
   private readonly client: Client;
   private readonly config: JobSettings;
   readonly principal: Principal;
+  /** With privacy on, a job's summary and details in the Temporal UI show tokens. */
+  private readonly privacy: Privacy | undefined;
 
-  constructor(client: Client, config: JobSettings, principal: Principal = OPERATOR) {
+  constructor(client: Client, config: JobSettings, principal: Principal = OPERATOR, privacy?: Privacy) {
     this.client = client;
     this.config = config;
     this.principal = principal;
+    this.privacy = privacy;
   }
 
   /** The same service acting for `principal`. */
   as(principal: Principal): JobService {
-    return new JobService(this.client, this.config, principal);
+    return new JobService(this.client, this.config, principal, this.privacy);
   }
 
   /** Validates and starts a script, then waits up to `waitSeconds` for it to finish. */
@@ -163,13 +167,13 @@ export class JobService {
     }
     if (code !== undefined) await this.validate(code);
     const previous = await this.inputOf(handle);
+    const owner = (description.memo?.[OWNER_MEMO_KEY] as string | undefined) ?? this.principal.name;
     const job: JobInput = {
       ...previous.job,
       code: code ?? previous.job.code,
       attempt: previous.job.attempt + 1,
       resume: memo.checkpoint,
     };
-    const owner = (description.memo?.[OWNER_MEMO_KEY] as string | undefined) ?? this.principal.name;
     await this.start(
       { job, previous: memo.journal },
       `resume (attempt ${job.attempt}): ${summarize(job.code).replace(/^execute: /, '')}`,
@@ -189,13 +193,15 @@ export class JobService {
   }
 
   private async start(input: DurableScriptInput, summary: string, owner: string): Promise<void> {
+    // The summary and details show in the Temporal UI (undecoded without a codec): tokens there too.
+    const shown = async (text: string) => (this.privacy ? this.privacy.tokenizeText(owner, text) : text);
     await this.client.workflow.start<typeof durableScript>('durableScript', {
       taskQueue: this.config.temporal.taskQueue,
       workflowId: input.job.jobId,
       args: [input],
       memo: { [OWNER_MEMO_KEY]: owner },
-      staticSummary: summary,
-      staticDetails: '```js\n' + input.job.code.slice(0, STATIC_DETAILS_MAX_CHARS) + '\n```',
+      staticSummary: await shown(summary),
+      staticDetails: await shown('```js\n' + input.job.code.slice(0, STATIC_DETAILS_MAX_CHARS) + '\n```'),
     });
   }
 

@@ -25,6 +25,8 @@ export class Privacy {
   readonly config: PrivacyConfig;
   readonly vault: Vault;
   private readonly rules: TokenizeRules;
+  /** The detectors alone, for values whose keys are the product's own (an answer's `error.name`, a spec's parameters). */
+  private readonly detectorsOnly: TokenizeRules;
 
   constructor(config: PrivacyConfig, options: PrivacyOptions) {
     this.config = config;
@@ -37,15 +39,21 @@ export class Privacy {
         .map((name) => BUILT_IN_DETECTORS[name]),
     ];
     this.rules = { detectors, fields: new Map(config.fields.map((f) => [f.key.toLowerCase(), f.kind])) };
+    this.detectorsOnly = { detectors, fields: new Map() };
   }
 
   get enabled(): boolean {
     return this.config.enabled;
   }
 
-  /** `value` (JSON) with personal data replaced by the principal's tokens; unchanged when privacy is off. */
-  tokenize<T>(principal: string, value: T): Promise<T> {
-    return this.enabled ? tokenizeJson(value, this.rules, this.vault.of(principal)) : Promise.resolve(value);
+  /**
+   * `value` (JSON) with personal data replaced by the principal's tokens; unchanged when privacy is
+   * off. Field rules apply to data a script produced (`{ fieldRules: true }`, the default); the
+   * envelope of an answer, whose keys are the product's own, takes the detectors alone.
+   */
+  tokenize<T>(principal: string, value: T, { fieldRules = true } = {}): Promise<T> {
+    if (!this.enabled) return Promise.resolve(value);
+    return tokenizeJson(value, fieldRules ? this.rules : this.detectorsOnly, this.vault.of(principal));
   }
 
   /** A text (a log line, a message) with the detectors' findings replaced; unchanged when privacy is off. */

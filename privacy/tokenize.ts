@@ -1,8 +1,9 @@
 /**
  * Replacing personal data with tokens in JSON values and texts. Strings are searched by the
- * detectors (an email inside a sentence becomes `[EMAIL_3]` in place), values under a field rule's
- * key are replaced whole (`"name": "Ada Lovelace"` → `"name": "[NAME_1]"`), object keys are
- * searched too (a count per email). Strings that are already one token stay as they are, so
+ * detectors (an email inside a sentence becomes `[EMAIL_3]` in place); strings and numbers under a
+ * field rule's key, or in an array there, are replaced whole (`"name": "Ada Lovelace"` →
+ * `"name": "[NAME_1]"`), while an object under the key is searched like any other (so a JSON
+ * schema's `name` property stays readable); object keys are searched too (a count per email). Strings that are already one token stay as they are, so
  * tokenizing twice changes nothing.
  *
  * Two passes: the first finds every value and asks the vault for all their tokens at once (one
@@ -74,7 +75,7 @@ function scan(value: unknown, s: Scan, fieldKind: string | undefined): void {
   }
   for (const [key, item] of Object.entries(value)) {
     s.findingsOf(key);
-    scan(item, s, fieldKind ?? s.fieldKind(key));
+    scan(item, s, s.fieldKind(key));
   }
 }
 
@@ -100,7 +101,7 @@ function rebuild(value: unknown, s: Scan, tokens: Map<string, string>, fieldKind
   if (Array.isArray(value)) return value.map((item) => rebuild(item, s, tokens, fieldKind));
   const out: Record<string, unknown> = {};
   for (const [key, item] of Object.entries(value)) {
-    out[replaceIn(key, s.findingsOf(key), tokens)] = rebuild(item, s, tokens, fieldKind ?? s.fieldKind(key));
+    out[replaceIn(key, s.findingsOf(key), tokens)] = rebuild(item, s, tokens, s.fieldKind(key));
   }
   return out;
 }

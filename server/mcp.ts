@@ -7,8 +7,9 @@ import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
 import { isErrorName } from '../core/errors.ts';
+import type { Privacy } from '../privacy/privacy.ts';
 import type { SpecSearch } from '../sandbox/search.ts';
-import type { JobService } from '../jobs/service.ts';
+import type { JobService, JobView } from '../jobs/service.ts';
 import { jsonText, type ResultBudget } from './budget.ts';
 
 export interface McpDeps {
@@ -18,6 +19,8 @@ export interface McpDeps {
   search: SpecSearch;
   providers: string[];
   defaultWaitSeconds: number;
+  /** With privacy enabled, every answer carries the caller's tokens instead of personal data. */
+  privacy?: Privacy;
 }
 
 const VERSION = '0.1.0';
@@ -68,16 +71,27 @@ function executeDescription(providers: string[], defaultWait: number): string {
 
 export function createMcpServer(deps: McpDeps): McpServer {
   const server = new McpServer({ name: 'durable-codemode', version: VERSION });
+  const toModel = modelBoundary(deps);
+  const answer = (run: () => Promise<object>) => answerWith(toModel, run);
+  // A job's view is tokenized before the budget cuts or pages it, so previews and pages show tokens
+  // and no value is split across two pages where neither half would be recognised.
+  const tokenizedView = async (pending: Promise<JobView>): Promise<JobView> => {
+    const { result, ...rest } = await pending;
+    const envelope = await toModel.json(rest);
+    return result === undefined ? envelope : { ...envelope, result: await toModel.data(result) };
+  };
 
   server.registerTool('search', { description: searchDescription(), inputSchema: SearchInput }, async ({ code }) =>
-    answer(async () => deps.budget.search(await deps.search.run(code))),
+    answer(async () => deps.budget.search(await toModel.json(await deps.search.run(code)))),
   );
 
   server.registerTool(
     'execute',
     { description: executeDescription(deps.providers, deps.defaultWaitSeconds), inputSchema: ExecuteInput },
     async ({ code, input, wait_seconds }) =>
-      answer(async () => deps.budget.job(await deps.jobs.execute({ code, input, waitSeconds: wait_seconds }))),
+      answer(async () =>
+        deps.budget.job(await tokenizedView(deps.jobs.execute({ code, input, waitSeconds: wait_seconds }))),
+      ),
   );
 
   server.registerTool(
@@ -88,7 +102,7 @@ export function createMcpServer(deps: McpDeps): McpServer {
     },
     async ({ job_id, wait_seconds, page }) =>
       answer(async () => {
-        const view = await deps.jobs.status(job_id, wait_seconds ?? 0);
+        const view = await tokenizedView(deps.jobs.status(job_id, wait_seconds ?? 0));
         return page === undefined ? deps.budget.job(view) : deps.budget.page(view, page);
       }),
   );
@@ -96,7 +110,7 @@ export function createMcpServer(deps: McpDeps): McpServer {
   server.registerTool(
     'job_cancel',
     { description: 'Cancel a running job.', inputSchema: JobCancelInput },
-    async ({ job_id }) => answer(async () => deps.budget.job(await deps.jobs.cancel(job_id))),
+    async ({ job_id }) => answer(async () => deps.budget.job(await tokenizedView(deps.jobs.cancel(job_id)))),
   );
 
   server.registerTool(
@@ -108,33 +122,66 @@ export function createMcpServer(deps: McpDeps): McpServer {
     },
     async ({ job_id, code, wait_seconds }) =>
       answer(async () =>
-        deps.budget.job(await deps.jobs.resume(job_id, code, wait_seconds ?? deps.defaultWaitSeconds)),
+        deps.budget.job(await tokenizedView(deps.jobs.resume(job_id, code, wait_seconds ?? deps.defaultWaitSeconds))),
       ),
   );
 
   return server;
 }
 
+/** What leaves towards the model: with privacy on, personal data becomes the caller's tokens. */
+interface ModelBoundary {
+  /** Data a script produced (a job's result): detectors and field rules. */
+  data<T>(value: T): Promise<T>;
+  /** Anything else (an answer's envelope, logs, errors, search results over the specs): detectors only. */
+  json<T>(value: T): Promise<T>;
+  text(text: string): Promise<string>;
+}
+
+function modelBoundary({ privacy, jobs }: McpDeps): ModelBoundary {
+  if (!privacy?.enabled) {
+    const same = <T>(value: T) => Promise.resolve(value);
+    return { data: same, json: same, text: same };
+  }
+  const principal = jobs.principal.name;
+  return {
+    data: (value) => privacy.tokenize(principal, value),
+    json: (value) => privacy.tokenize(principal, value, { fieldRules: false }),
+    text: (text) => privacy.tokenizeText(principal, text),
+  };
+}
+
 /**
  * Structured content plus the same JSON as text (compact: the token budget counts it so); failures
  * become tool errors the model can read: the message as text, and for an error of the catalogue
  * (core/errors.ts) its name, and position where it has one, as `structuredContent.error`.
+ *
+ * Everything passes the model boundary last, errors included; if that fails (the privacy vault
+ * cannot be reached), the answer is that failure, never the untokenized value.
  */
-async function answer(run: () => Promise<object>): Promise<CallToolResult> {
+async function answerWith(toModel: ModelBoundary, run: () => Promise<object>): Promise<CallToolResult> {
   try {
-    const value = (await run()) as Record<string, unknown>;
+    let value: Record<string, unknown>;
+    try {
+      value = (await run()) as Record<string, unknown>;
+    } catch (e) {
+      const { name, message, line, column } = e as Error & { line?: number; column?: number };
+      const error = { name, message: await toModel.text(message), ...(line !== undefined ? { line, column } : {}) };
+      return {
+        content: [{ type: 'text', text: error.message }],
+        ...(isErrorName(name) ? { structuredContent: { error } } : {}),
+        isError: true,
+      };
+    }
+    value = await toModel.json(value);
     return {
       content: [{ type: 'text', text: jsonText(value) }],
       structuredContent: value,
       isError: value.status === 'failed',
     };
   } catch (e) {
-    const { name, message, line, column } = e as Error & { line?: number; column?: number };
-    const error = { name, message, ...(line !== undefined ? { line, column } : {}) };
-    return {
-      content: [{ type: 'text', text: message }],
-      ...(isErrorName(name) ? { structuredContent: { error } } : {}),
-      isError: true,
-    };
+    // Only the model boundary itself fails here; its message names no personal data.
+    const error = { name: 'PrivacyVaultError', message: (e as Error).message };
+    return { content: [{ type: 'text', text: error.message }], structuredContent: { error }, isError: true };
   }
 }

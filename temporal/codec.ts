@@ -104,13 +104,19 @@ export class AesGcmCodec implements PayloadCodec {
   }
 }
 
-/** The codec the environment asks for, or undefined when no key is set. */
-export function codecFromEnv(env: NodeJS.ProcessEnv = process.env): AesGcmCodec | undefined {
+/** The codec key's bytes from the environment, or undefined when none is set (the privacy vault is sealed with it too). */
+export function codecKeyFromEnv(env: NodeJS.ProcessEnv = process.env): Buffer | undefined {
   const key = env[CODEC_KEY_ENV];
   if (!key) return undefined;
   if (!/^[A-Za-z0-9+/]+={0,2}$/.test(key.trim()))
     throw new CodecKeyError(`${CODEC_KEY_ENV} is not base64. Make a key with: openssl rand -base64 32`);
-  return new AesGcmCodec(Buffer.from(key.trim(), 'base64'));
+  return Buffer.from(key.trim(), 'base64');
+}
+
+/** The codec the environment asks for, or undefined when no key is set. */
+export function codecFromEnv(env: NodeJS.ProcessEnv = process.env): AesGcmCodec | undefined {
+  const key = codecKeyFromEnv(env);
+  return key && new AesGcmCodec(key);
 }
 
 /** The failure converter that seals failure messages, loaded by path into the workflow bundle. */

@@ -15,7 +15,8 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { Client, Connection } from '@temporalio/client';
 import { inject } from 'vitest';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
-import { dataConverter } from '../temporal/codec.ts';
+import { codecKeyFromEnv, dataConverter } from '../temporal/codec.ts';
+import { Privacy } from '../privacy/privacy.ts';
 import { type Config, parseConfig } from '../cli/config.ts';
 import { createBlobStore } from '../blobs/index.ts';
 import { JobService } from '../jobs/service.ts';
@@ -77,6 +78,8 @@ export interface InProcessStack {
   config: Config;
   client: Client;
   jobs: JobService;
+  /** The MCP server's privacy runtime (tokenizing answers), on the test's blob store. */
+  privacy: Privacy;
   worker: RunningWorker;
   close(): Promise<void>;
 }
@@ -86,10 +89,15 @@ export async function startInProcessStack(config: Config): Promise<InProcessStac
   const connection = await NativeConnection.connect({ address: config.temporal.address });
   const worker = await startWorker(config, connection);
   const client = await connectTestClient(config);
+  const privacy = new Privacy(config.privacy, {
+    store: createBlobStore(config.blobs, config.dataDir),
+    codecKey: codecKeyFromEnv(),
+  });
   return {
     config,
     client,
-    jobs: new JobService(client, config),
+    jobs: new JobService(client, config, undefined, privacy),
+    privacy,
     worker,
     async close() {
       await worker.shutdown();
@@ -139,14 +147,22 @@ export async function spawnWorker(configFile: string): Promise<ChildWorker> {
   };
 }
 
-/** An MCP client over HTTP; with `token`, every request carries it as a bearer token. */
-export async function mcpOverHttp(url: string, token?: string): Promise<McpClient> {
+/**
+ * An MCP client over HTTP; with `token`, every request carries it as a bearer token. `received`
+ * gets the body of every HTTP response, for tests that scan all the traffic a client receives.
+ */
+export async function mcpOverHttp(url: string, token?: string, received?: (body: string) => void): Promise<McpClient> {
   const client = new McpClient({ name: 'durable-codemode-tests', version: '0' });
+  const recording: typeof fetch = async (input, init) => {
+    const response = await fetch(input, init);
+    received?.(await response.clone().text());
+    return response;
+  };
   await client.connect(
-    new StreamableHTTPClientTransport(
-      new URL(url),
-      token ? { requestInit: { headers: { authorization: `Bearer ${token}` } } } : undefined,
-    ),
+    new StreamableHTTPClientTransport(new URL(url), {
+      ...(token ? { requestInit: { headers: { authorization: `Bearer ${token}` } } } : {}),
+      ...(received ? { fetch: recording } : {}),
+    }),
   );
   return client;
 }

@@ -42,6 +42,7 @@ describe('privacy: tokenizing', () => {
       note: 'ask ada.2@example.com or E-123456 about it',
       perEmail: { 'ada.1@example.com': 2 },
       owner: { name: { first: 'Grace', last: 'Hopper' }, age: 85 },
+      schema: { name: { type: 'string', examples: ['x@example.org'] } },
       addr: ['1 Main St', 12, null, true],
       count: 3,
     };
@@ -72,7 +73,9 @@ describe('privacy: tokenizing', () => {
       ],
       note: 'ask [EMAIL_2] or [EMPLOYEE_ID_1] about it',
       perEmail: { '[EMAIL_1]': 2 },
-      owner: { name: { first: '[NAME_3]', last: '[NAME_4]' }, age: 85 },
+      // An object under a field key is searched like any other: list `first` and `last` to cover them.
+      owner: { name: { first: 'Grace', last: 'Hopper' }, age: 85 },
+      schema: { name: { type: 'string', examples: ['[EMAIL_3]'] } },
       addr: ['[ADDRESS_1]', '[ADDRESS_2]', null, true],
       count: 3,
     });
