@@ -2,7 +2,7 @@
  * The native cluster's services doing their part for real: the S3 server keeps the blob store's
  * no-overwrite and checksum guarantees (which s3rver, the S3 server of the quick tests, ignores),
  * the UI server answers the job page's API for a running job, and of the two worker processes the
- * survivor finishes a job whose worker was killed, repeating no write.
+ * survivor finishes a job whose worker was killed, creating every lead once.
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { GetObjectCommand, PutObjectCommand, S3Client, S3ServiceException } from '@aws-sdk/client-s3';
@@ -134,7 +134,7 @@ async function sessionHolder(jobId: string): Promise<number | undefined> {
 }
 
 describe("the cluster's two worker processes", () => {
-  it('finish a job on the survivor when the worker holding it is SIGKILLed, repeating no write', async () => {
+  it('finish a job on the survivor when the worker holding it is SIGKILLed, creating every lead once', async () => {
     f.crm.reset();
     const started = await f.jobs.execute({ code: importScript('kill-worker', 30), waitSeconds: 0 });
     await eventually(() => (f.posts() >= 8 ? true : undefined), 120_000, '8 writes');
@@ -145,8 +145,12 @@ describe("the cluster's two worker processes", () => {
     process.kill(holder, 'SIGKILL');
     expect(await finished(f.jobs, started.job_id)).toMatchObject({ status: 'completed', result: 'done' });
     expect(await sessionHolder(started.job_id)).toBe(f.cluster.pid(workers.find((w) => w !== victim)!));
-    expect(f.posts()).toBe(30);
-    expect(f.crm.stats()).toMatchObject({ leads: 30, duplicateEmails: 0, idempotentReplays: 0 });
+    // The call in flight on the killed worker may reach the API again: its idempotency key makes
+    // that a replay, never a second lead (README, "How durability works").
+    const { leads, duplicateEmails, idempotentReplays } = f.crm.stats();
+    expect({ leads, duplicateEmails }).toEqual({ leads: 30, duplicateEmails: 0 });
+    expect(idempotentReplays).toBeLessThanOrEqual(1);
+    expect(f.posts()).toBe(30 + idempotentReplays);
     await f.cluster.up(); // brings the killed worker back
     expect(f.cluster.log(victim!)).toMatch(/worker polling/);
   });
