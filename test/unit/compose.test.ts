@@ -233,7 +233,7 @@ describe('docker-compose.yml', () => {
       expect(output).toMatch(/^Usage: durable-codemode /);
     }
     expect(runCli(['worker', '--bogus', '--help']).status).toBe(2); // the check above can fail
-  });
+  }, 180_000); // each product command starts the CLI: slow on a loaded machine
 
   it('has shell scripts that parse', () => {
     const scripts = readdirSync(join(ROOT, 'deploy'), { recursive: true, encoding: 'utf8' }).filter((f) =>
