@@ -4,7 +4,8 @@
 #   1. static checks, unit, workflow and integration tests on a Temporal dev server → test-results/vitest.json
 #   2. cluster tests, each file on a native cluster of its own (test/cluster) → test-results/vitest-cluster.json
 #   3. the integration tests again, on a native cluster (npm run test:on-cluster; all but the escape
-#      corpus, which tests the sandbox alone, not the server) → test-results/vitest-on-cluster.json
+#      corpus, which tests the sandbox alone, and the 100,000-row imports, whose waits are sized for
+#      the dev server) → test-results/vitest-on-cluster.json
 # Every run runs; the exit status is non-zero if any failed. scripts/test-summary.mjs adds the reports up.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
