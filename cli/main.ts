@@ -161,10 +161,10 @@ function loadRuntimeConfig(values: Values): { config: Config; usesDemo: boolean 
 }
 
 async function mcpDeps(config: Config, client: Client): Promise<McpDeps> {
-  const { specs, upstream } = await readyProviders(config.providers);
+  const blobs = createBlobStore(config.blobs, config.dataDir);
+  const { specs, upstream } = await readyProviders(config.providers, { cache: blobs });
   // The MCP server only needs the upstream tool lists (for search); calls happen in workers.
   await upstream.close();
-  const blobs = createBlobStore(config.blobs, config.dataDir);
   const privacy = new Privacy(config.privacy, { store: blobs, codecKey: codecKeyFromEnv() });
   return {
     jobs: new JobService(client, config, undefined, privacy),

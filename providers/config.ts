@@ -27,6 +27,8 @@ export const ProviderAuth = z.discriminatedUnion('type', [
 export const HttpProviderConfig = configObject({
   /** OpenAPI document: a file path (relative to the config file) or an http(s) URL. */
   openapi: z.string().min(1),
+  /** How long fetching an `openapi` URL may take at start-up before the provider is marked failed. */
+  openapiTimeoutMs: z.number().int().positive().default(30_000),
   baseUrl: z.url({ protocol: /^https?$/ }),
   auth: ProviderAuth.optional(),
   /** Header carrying the per-effect idempotency key on writes. */

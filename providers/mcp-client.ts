@@ -15,6 +15,7 @@ export interface UpstreamTool {
   name: string;
   description?: string;
   inputSchema?: unknown;
+  outputSchema?: unknown;
 }
 
 const MAX_ERROR_CHARS = 2_000;
@@ -41,7 +42,12 @@ export class UpstreamMcpServers {
           const { tools } = await (await this.client(name)).listTools();
           return [
             name,
-            tools.map(({ name, description, inputSchema }) => ({ name, description, inputSchema })),
+            tools.map(({ name, description, inputSchema, outputSchema }) => ({
+              name,
+              description,
+              inputSchema,
+              outputSchema,
+            })),
           ] as const;
         } catch (e) {
           this.forget(name);

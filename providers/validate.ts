@@ -7,7 +7,7 @@
  * required query parameters that are absent. Headers, bodies and value types are the API's call.
  */
 import { isMcpProvider, type ProviderConfig } from './config.ts';
-import type { Operation, ProviderSpec } from './spec.ts';
+import { type LoadedSpec, type Operation, specRecord } from './spec.ts';
 
 export interface CheckedRequest {
   method: string;
@@ -17,7 +17,9 @@ export interface CheckedRequest {
 }
 
 interface Template {
-  op: Operation;
+  method: string;
+  /** `GET /leads/{id} (getLead)`, for messages. */
+  label: string;
   /** Per path segment: a literal, or a matcher for a segment holding parameters (`{id}`, `{name}.json`). */
   segments: Array<string | { pattern: RegExp; params: string[] }>;
   literals: number;
@@ -28,17 +30,23 @@ interface Template {
 const PLACEHOLDER_VALUES = new Set(['', 'undefined', 'null', 'NaN', '[object Object]']);
 const CLOSEST_SHOWN = 3;
 
+/** The operations to check against, or why there are none: the spec failed to load. */
+export type ValidatedSpec = { provider: string; operations: Operation[] } | { provider: string; error: string };
+
 export class RequestValidator {
   readonly provider: string;
   private readonly templates: Template[];
   /** `${method} ${segment count}` → templates: a request is compared only with those of its method and length. */
   private readonly index = new Map<string, Template[]>();
+  /** Set when the provider's spec failed to load: every request is refused with it. */
+  private readonly specError: string | undefined;
 
-  constructor(spec: ProviderSpec) {
+  constructor(spec: ValidatedSpec) {
     this.provider = spec.provider;
-    this.templates = spec.operations.map(compile);
+    this.specError = 'error' in spec ? spec.error : undefined;
+    this.templates = 'error' in spec ? [] : spec.operations.map(compile);
     for (const t of this.templates) {
-      const key = `${t.op.method} ${t.segments.length}`;
+      const key = `${t.method} ${t.segments.length}`;
       const bucket = this.index.get(key);
       if (bucket) bucket.push(t);
       else this.index.set(key, [t]);
@@ -52,6 +60,8 @@ export class RequestValidator {
     const q = request.path.indexOf('?');
     const segments = splitPath(q < 0 ? request.path : request.path.slice(0, q));
     const label = `${this.provider}: ${request.method} ${request.path}`;
+    if (this.specError !== undefined)
+      return `${label} was not sent: requests to ${this.provider} are checked against its OpenAPI spec, which failed to load. ${this.specError}. Fix the spec and restart the workers, or set validateRequests: false for ${this.provider} to send requests unchecked.`;
     // HEAD is answered by GET handlers.
     const methods = request.method === 'HEAD' ? ['HEAD', 'GET'] : [request.method];
     const matches = methods
@@ -68,7 +78,7 @@ export class RequestValidator {
     for (const t of matches) {
       const problem = missingParameters(t, segments, given);
       if (!problem) return undefined;
-      firstProblem ??= `${label}: ${operationLabel(t.op)} needs ${problem}.`;
+      firstProblem ??= `${label}: ${t.label} needs ${problem}.`;
     }
     return firstProblem;
   }
@@ -83,32 +93,34 @@ export class RequestValidator {
       return d;
     };
     return this.templates
-      .map((t) => ({ t, cost: pathDistance(segments, t.segments, distance) + (t.op.method === method ? 0 : 0.5) }))
+      .map((t) => ({ t, cost: pathDistance(segments, t.segments, distance) + (t.method === method ? 0 : 0.5) }))
       .sort((a, b) => a.cost - b.cost)
       .slice(0, CLOSEST_SHOWN)
-      .map(({ t }) => operationLabel(t.op));
+      .map(({ t }) => t.label);
   }
 }
 
 /**
  * One validator per HTTP provider that wants one (`validateRequests`), from the specs the process
  * loaded (providers/ready.ts). A spec without operations would refuse every call, so its provider
- * goes unchecked; `warn` says so.
+ * goes unchecked; `warn` says so. A spec that failed to load refuses every call, naming its error.
  */
 export function requestValidators(
   providers: Record<string, ProviderConfig>,
-  specs: ProviderSpec[],
+  specs: LoadedSpec[],
   warn: (message: string) => void = console.warn,
 ): Record<string, RequestValidator> {
   const validators: Record<string, RequestValidator> = {};
   for (const spec of specs) {
     const provider = providers[spec.provider];
     if (!provider || isMcpProvider(provider) || !provider.validateRequests) continue;
-    if (spec.operations.length === 0)
+    const operations = specRecord(spec)?.operations;
+    if (!operations) validators[spec.provider] = new RequestValidator({ provider: spec.provider, error: spec.error! });
+    else if (operations.length === 0)
       warn(
         `The OpenAPI spec of provider "${spec.provider}" (${provider.openapi}) has no operations, so requests to it are sent without checking them.`,
       );
-    else validators[spec.provider] = new RequestValidator(spec);
+    else validators[spec.provider] = new RequestValidator({ provider: spec.provider, operations });
   }
   return validators;
 }
@@ -125,12 +137,14 @@ function compile(op: Operation): Template {
     });
     return { pattern: new RegExp(`^${source.join('')}$`, 's'), params };
   });
-  const requiredQuery = (op.parameters ?? [])
-    .filter(
-      (p): p is { name: string; in: string; required: boolean } => isParameter(p) && p.in === 'query' && p.required,
-    )
-    .map((p) => p.name);
-  return { op, segments, literals: segments.filter((s) => typeof s === 'string').length, requiredQuery };
+  const requiredQuery = (op.parameters ?? []).filter((p) => p.in === 'query' && p.required).map((p) => p.name);
+  return {
+    method: op.method,
+    label: `${op.method} ${op.path}${op.operationId ? ` (${op.operationId})` : ''}`,
+    segments,
+    literals: segments.filter((s) => typeof s === 'string').length,
+    requiredQuery,
+  };
 }
 
 /** Segments without the leading slash; a trailing slash is not significant; percent-encoding is decoded. */
@@ -200,14 +214,6 @@ function wordDistance(a: string, b: string): number {
     previous = row;
   }
   return previous[b.length] / longer;
-}
-
-function operationLabel(op: Operation): string {
-  return `${op.method} ${op.path}${op.operationId ? ` (${op.operationId})` : ''}`;
-}
-
-function isParameter(p: unknown): p is { name: string; in: string; required: boolean } {
-  return typeof p === 'object' && p !== null && typeof (p as { name?: unknown }).name === 'string';
 }
 
 function escapeRegExp(text: string): string {

@@ -42,16 +42,18 @@ export async function startWorker(config: WorkerSettings, connection: NativeConn
   const { namespace, taskQueue } = config.temporal;
   const sessionTaskQueue = `${taskQueue}/session/${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
   const sessions = new SessionRegistry({ idleMs: 10 * 60_000, maxSessions: config.worker.maxConcurrentSessions });
-  const providers = await readyProviders(config.providers);
+  const blobs = createBlobStore(config.blobs, config.dataDir);
+  // Only what the worker keeps: the specs' text is dropped once the validators are built.
+  const { specs, sandboxProviders, upstream } = await readyProviders(config.providers, { cache: blobs });
   const { shared: sharedActivities, session: sessionActivities } = createActivities({
     providers: config.providers,
-    sandboxProviders: providers.sandboxProviders,
-    upstream: providers.upstream,
+    sandboxProviders,
+    upstream,
     sessions,
     sessionTaskQueue,
-    blobs: createBlobStore(config.blobs, config.dataDir),
+    blobs,
     blobThresholdBytes: config.blobs.thresholdBytes,
-    validators: requestValidators(config.providers, providers.specs),
+    validators: requestValidators(config.providers, specs),
   });
   // Every round that runs a sandbox takes one of the worker's session slots (waiting, heartbeating, if none is free).
   const shared: typeof sharedActivities = {
@@ -99,7 +101,7 @@ export async function startWorker(config: WorkerSettings, connection: NativeConn
   const done = Promise.all([sharedWorker.run(), ownWorker.run()])
     .finally(async () => {
       sessions.close();
-      await providers.upstream.close();
+      await upstream.close();
     })
     .then(() => undefined);
   return {
