@@ -1,6 +1,7 @@
 /**
- * A `durable-codemode worker` as a child process for the benchmarks (test/harness.ts has the
- * vitest flavour), with its memory and CPU read from /proc.
+ * `durable-codemode` processes for the benchmarks (test/harness.ts has the vitest flavour): a
+ * worker, or any command that prints a line when it is ready (`serve`), with its memory and CPU
+ * read from /proc.
  */
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -8,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 
 const CLI = fileURLToPath(new URL('../cli/main.ts', import.meta.url));
 const RSS_SAMPLE_MS = 200;
-const WORKER_START_TIMEOUT_MS = 60_000;
+const START_TIMEOUT_MS = 120_000;
 
 /** A field of /proc/<pid>/status in bytes; undefined once the process is gone. */
 function procStatus(pid: number, field: 'VmRSS' | 'VmHWM'): number | undefined {
@@ -23,9 +24,11 @@ function procStatus(pid: number, field: 'VmRSS' | 'VmHWM'): number | undefined {
 }
 
 export interface WorkerProcess {
-  /** performance.now() when it was spawned and when it reported polling. */
+  /** performance.now() when it was spawned and when it reported polling (or being ready). */
   spawnedAt: number;
   pollingAt: number;
+  /** What it printed so far (stdout and stderr). */
+  output(): string;
   /**
    * RSS and peak RSS (the kernel's VmHWM) when it started polling (bundling the workflow code
    * peaks on its own), the largest RSS sample since, and the peak RSS now.
@@ -42,10 +45,23 @@ export interface WorkerProcess {
  * `durable-codemode worker` as a child process, like test/harness.ts's spawnWorker (which needs
  * vitest); resolves once it polls.
  */
-export async function spawnWorker(configFile: string, address: string): Promise<WorkerProcess> {
+export function spawnWorker(configFile: string, address: string): Promise<WorkerProcess> {
+  return spawnCli(['worker', '--config', configFile], 'worker polling', { TEMPORAL_ADDRESS: address });
+}
+
+/**
+ * `durable-codemode <args>` (of `cli`, by default this checkout's) as a child process; resolves once
+ * its output contains `ready`.
+ */
+export async function spawnCli(
+  args: string[],
+  ready: string,
+  env: NodeJS.ProcessEnv = {},
+  cli = CLI,
+): Promise<WorkerProcess> {
   const spawnedAt = performance.now();
-  const child = spawn(process.execPath, ['--no-node-snapshot', CLI, 'worker', '--config', configFile], {
-    env: { ...process.env, TEMPORAL_ADDRESS: address },
+  const child = spawn(process.execPath, ['--no-node-snapshot', cli, ...args], {
+    env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
@@ -61,13 +77,12 @@ export async function spawnWorker(configFile: string, address: string): Promise<
   try {
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(
-        () =>
-          reject(new Error(`the worker did not start polling within ${WORKER_START_TIMEOUT_MS / 1000} s:\n${output}`)),
-        WORKER_START_TIMEOUT_MS,
+        () => reject(new Error(`${args[0]} did not print "${ready}" within ${START_TIMEOUT_MS / 1000} s:\n${output}`)),
+        START_TIMEOUT_MS,
       );
       const read = (data: Buffer) => {
         output += data.toString();
-        if (!pollingAt && output.includes('worker polling')) {
+        if (!pollingAt && output.includes(ready)) {
           pollingAt = performance.now();
           clearTimeout(timer);
           resolve();
@@ -78,7 +93,7 @@ export async function spawnWorker(configFile: string, address: string): Promise<
       child.once('error', reject);
       child.once('exit', (code, signal) => {
         clearTimeout(timer);
-        reject(new Error(`the worker exited (${code ?? signal}) before polling:\n${output}`));
+        reject(new Error(`${args[0]} exited (${code ?? signal}) before it was ready:\n${output}`));
       });
     });
   } catch (e) {
@@ -97,16 +112,17 @@ export async function spawnWorker(configFile: string, address: string): Promise<
   return {
     spawnedAt,
     pollingAt,
+    output: () => output,
     memory() {
       const peakRss = procStatus(pid, 'VmHWM');
       if (peakRss === undefined)
-        throw new Error(`cannot read VmHWM of worker ${pid} from /proc: it must still run, on Linux`);
+        throw new Error(`cannot read VmHWM of process ${pid} from /proc: it must still run, on Linux`);
       return { startRss, startPeakRss, sampledPeakRss, peakRss };
     },
     rss() {
       const rss = procStatus(pid, 'VmRSS');
       if (rss === undefined)
-        throw new Error(`cannot read VmRSS of worker ${pid} from /proc: it must still run, on Linux`);
+        throw new Error(`cannot read VmRSS of process ${pid} from /proc: it must still run, on Linux`);
       return rss;
     },
     cpuSeconds() {

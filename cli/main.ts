@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
 import type { Client } from '@temporalio/client';
-import { DefaultLogger, type LogLevel, Runtime } from '@temporalio/worker';
+import type { LogLevel } from '@temporalio/worker';
 import { createBlobStore } from '../blobs/index.ts';
 import { DEMO_PORTS, demoProvidersConfig, startDemoApis } from '../demo-apis/index.ts';
 import { JobService } from '../jobs/service.ts';
@@ -24,8 +24,6 @@ import { createMcpServer, type McpDeps } from '../server/mcp.ts';
 import { Privacy } from '../privacy/privacy.ts';
 import { codecFromEnv, codecKeyFromEnv } from '../temporal/codec.ts';
 import { connectClient, connectWorker } from '../temporal/connection.ts';
-import { startDevServer } from '../temporal/dev-server.ts';
-import { startWorker } from '../temporal/worker.ts';
 import { type Config, loadConfig, withProviders } from './config.ts';
 
 const CONFIG_HELP = `  --config FILE       JSON config (providers, limits, ...); also DURABLE_CODEMODE_CONFIG.
@@ -219,6 +217,7 @@ function onShutdown(stop: () => Promise<void>): void {
 
 async function runDev(values: Values): Promise<void> {
   const { config, usesDemo } = loadRuntimeConfig(values);
+  const { startWorker, startDevServer } = await workerSdk();
   const temporalPort = intOption(values, 'temporal-port', 7233);
   const uiPort = intOption(values, 'ui-port', 8233);
   // The Temporal UI calls the codec endpoint from its own origin.
@@ -265,6 +264,7 @@ Press Ctrl-C to stop; unfinished jobs continue on the next start.`);
 
 async function runWorker(values: Values): Promise<void> {
   const { config } = loadRuntimeConfig(values);
+  const { startWorker } = await workerSdk();
   const connection = await connectWorker(config.temporal);
   const worker = await startWorker(config, connection);
   console.error(
@@ -333,6 +333,28 @@ function readCodeFile(file: string): string {
   }
 }
 
+/**
+ * The worker SDK, loaded only by the commands that run a worker (`dev`, `worker`): it brings the
+ * SDK's native core, which `serve` and `jobs` do not need (an idle MCP server stays lean).
+ */
+async function workerSdk() {
+  const [{ DefaultLogger, Runtime }, { startWorker }, { startDevServer }] = await Promise.all([
+    import('@temporalio/worker'),
+    import('../temporal/worker.ts'),
+    import('../temporal/dev-server.ts'),
+  ]);
+  // The SDK's INFO lines (every worker state change) would drown the URLs `dev` prints. Its warning
+  // that a worker has no workflows is expected for the session worker (activities only), so dropped.
+  const logLevel = (process.env.DURABLE_CODEMODE_LOG_LEVEL?.toUpperCase() as LogLevel | undefined) ?? 'WARN';
+  const sdkLogger = new DefaultLogger(logLevel);
+  Runtime.install({
+    logger: new DefaultLogger(logLevel, (entry) => {
+      if (!entry.message.startsWith('No workflows registered')) sdkLogger.log(entry.level, entry.message, entry.meta);
+    }),
+  });
+  return { startWorker, startDevServer };
+}
+
 async function main(argv: string[]): Promise<void> {
   const [name, ...rest] = argv;
   if (!name || name === '--help' || name === '-h' || name === 'help') {
@@ -358,16 +380,6 @@ async function main(argv: string[]): Promise<void> {
   }
   await command.run(values, positionals);
 }
-
-// The SDK's INFO lines (every worker state change) would drown the URLs `dev` prints. Its warning
-// that a worker has no workflows is expected for the session worker (activities only), so dropped.
-const logLevel = (process.env.DURABLE_CODEMODE_LOG_LEVEL?.toUpperCase() as LogLevel | undefined) ?? 'WARN';
-const sdkLogger = new DefaultLogger(logLevel);
-Runtime.install({
-  logger: new DefaultLogger(logLevel, (entry) => {
-    if (!entry.message.startsWith('No workflows registered')) sdkLogger.log(entry.level, entry.message, entry.meta);
-  }),
-});
 
 main(process.argv.slice(2)).catch((e: Error) => {
   console.error(e instanceof UsageError ? e.message : `durable-codemode: ${e.message}`);

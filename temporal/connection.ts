@@ -1,7 +1,7 @@
 /** Connecting to Temporal, with errors that tell the operator what to do. */
 import { Client, Connection } from '@temporalio/client';
 import { loadClientConnectConfig } from '@temporalio/envconfig';
-import { NativeConnection, type NativeConnectionOptions } from '@temporalio/worker';
+import type { NativeConnection, NativeConnectionOptions } from '@temporalio/worker';
 import { dataConverter } from './codec.ts';
 import type { TemporalConfig } from './config.ts';
 
@@ -50,6 +50,8 @@ export async function connectClient(temporal: TemporalConfig): Promise<Client> {
 
 export async function connectWorker(temporal: TemporalConfig): Promise<NativeConnection> {
   const options = temporalConnectionOptions(temporal);
+  // The worker SDK (with its native core) is loaded only by processes that run a worker.
+  const { NativeConnection } = await import('@temporalio/worker');
   try {
     return await NativeConnection.connect(options);
   } catch (e) {
