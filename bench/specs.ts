@@ -122,7 +122,7 @@ async function serve(configFile: string, address: string, cli?: string): Promise
 }
 
 /** As processes: `serve` cold and cached, then a worker, each with this one provider. */
-async function asProcesses(name: string, file: string, work: string, address: string) {
+async function asProcesses(file: string, work: string, address: string) {
   const configFile = writeConfig(work, { api: { openapi: file, baseUrl: 'https://api.example.com' } });
   const results = [];
   for (const run of ['cold', 'cached']) {
@@ -133,7 +133,7 @@ async function asProcesses(name: string, file: string, work: string, address: st
   const worker = await spawnWorker(configFile, address);
   const workerPeakRss = worker.memory().peakRss;
   await worker.kill('SIGTERM');
-  return { serveCold: results[0], serveCached: results[1], workerPeakRss, name };
+  return { serveCold: results[0], serveCached: results[1], workerPeakRss };
 }
 
 async function idleRss(address: string, cli?: string): Promise<number> {
@@ -160,7 +160,7 @@ async function main() {
       const work = mkdtempSync(join(tmpdir(), 'dcm-bench-specs-'));
       try {
         const local = await inProcess(name, file, work);
-        const processes = await asProcesses(name, file, mkdtempSync(join(work, 'p-')), address);
+        const processes = await asProcesses(file, mkdtempSync(join(work, 'p-')), address);
         rows.push({ name, ...local, ...processes });
         console.error(`${name}: done`);
       } finally {

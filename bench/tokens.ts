@@ -16,7 +16,7 @@ import { Client as McpClient } from '@modelcontextprotocol/sdk/client/index.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import { Client } from '@temporalio/client';
 import { demoProvidersConfig } from '../demo-apis/index.ts';
-import { loadProviderSpec, type Operation, type ProviderSpec } from '../providers/spec.ts';
+import { loadSpec, type LoadedSpec, type Operation, specRecord, type SpecRecord } from '../providers/spec.ts';
 import { RequestValidator } from '../providers/validate.ts';
 import { SpecSearch } from '../sandbox/search.ts';
 import { createBlobStore } from '../blobs/index.ts';
@@ -58,8 +58,36 @@ async function ourToolsList(providers: Record<string, unknown>, search: SpecSear
   return tools;
 }
 
+/** A loaded spec, and its operations with every schema written out in place (as a tool list would carry them). */
+interface Loaded {
+  spec: LoadedSpec;
+  operations: Operation[];
+}
+
+async function load(provider: string, source: string): Promise<Loaded> {
+  const spec = await loadSpec(provider, source);
+  const record = specRecord(spec);
+  if (!record) throw new Error(spec.error);
+  return { spec, operations: record.operations.map((op) => expandRefs(op, record.schemas) as Operation) };
+}
+
+/** `value` with each `{ $ref }` replaced by its schema from `schemas`; a cycle stays a `$ref` where it closes. */
+function expandRefs(value: unknown, schemas: SpecRecord['schemas'], open = new Set<string>()): unknown {
+  if (typeof value !== 'object' || value === null) return value;
+  if (Array.isArray(value)) return value.map((v) => expandRefs(v, schemas, open));
+  const ref = (value as { $ref?: unknown }).$ref;
+  if (typeof ref === 'string' && ref in schemas) {
+    if (open.has(ref)) return { $ref: ref };
+    open.add(ref);
+    const expanded = expandRefs(schemas[ref], schemas, open);
+    open.delete(ref);
+    return expanded;
+  }
+  return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, expandRefs(v, schemas, open)]));
+}
+
 /** The naive MCP server: one tool per operation. */
-function toolPerOperation(specs: ProviderSpec[], requiredOnly: boolean): unknown[] {
+function toolPerOperation(specs: Loaded[], requiredOnly: boolean): unknown[] {
   return specs.flatMap((spec) => spec.operations.map((op) => operationTool(op, requiredOnly)));
 }
 
@@ -167,13 +195,11 @@ const format = (n: number) => n.toLocaleString('en-US');
 
 async function main() {
   const started = performance.now();
-  const cloudflare = await loadProviderSpec('cloudflare', CLOUDFLARE_SPEC);
+  await loadSpec('cloudflare', CLOUDFLARE_SPEC);
   const loadMs = performance.now() - started;
+  const cloudflare = await load('cloudflare', CLOUDFLARE_SPEC);
   const demo = demoProvidersConfig({ crm: { url: 'http://127.0.0.1:4001' }, sheets: { url: 'http://127.0.0.1:4002' } });
-  const [crm, sheets] = await Promise.all([
-    loadProviderSpec('crm', demo.crm.openapi),
-    loadProviderSpec('sheets', demo.sheets.openapi),
-  ]);
+  const [crm, sheets] = await Promise.all([load('crm', demo.crm.openapi), load('sheets', demo.sheets.openapi)]);
   const cloudflareProvider = {
     openapi: CLOUDFLARE_SPEC,
     baseUrl: 'https://api.cloudflare.com/client/v4',
@@ -191,7 +217,7 @@ async function main() {
   const rows = [];
   let cloudflareSearch: SpecSearch | undefined;
   for (const c of cases) {
-    const search = await SpecSearch.create(c.specs);
+    const search = await SpecSearch.create(c.specs.map((s) => s.spec));
     const ours = tokensOf(await ourToolsList(c.providers, search));
     const full = tokensOf(toolPerOperation(c.specs, false));
     const requiredOnly = tokensOf(toolPerOperation(c.specs, true));
@@ -213,7 +239,7 @@ async function main() {
   const heapBytes = await cloudflareSearch!.heapBytes();
   cloudflareSearch!.dispose();
 
-  const validator = new RequestValidator(cloudflare);
+  const validator = new RequestValidator({ provider: 'cloudflare', operations: cloudflare.operations });
   const requests = cloudflare.operations.map((op) => ({
     method: op.method,
     path: op.path.replace(/\{[^}]*\}/g, '023e105f4ecef8ad9ca31a8372d0c353'),

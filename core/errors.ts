@@ -31,8 +31,8 @@ export const ERRORS = {
   RequestError: {
     seenBy: 'script',
     means:
-      "The request was refused before it was sent: its path leaves the provider's base URL, matches no operation of the spec, lacks a required parameter, or names an unknown provider.",
-    todo: 'Look the operation up with the search tool and fix the method, path or query. The message names the closest operations.',
+      "The request was refused before it was sent: its path leaves the provider's base URL, matches no operation of the spec, lacks a required parameter, names an unknown provider, or the provider's spec failed to load (the message says why).",
+    todo: 'Look the operation up with the search tool and fix the method, path or query. The message names the closest operations. A failed spec shows in search as spec.providers.NAME.error: the operator fixes it and restarts.',
   },
   PrivacyTokenError: {
     seenBy: 'script',

@@ -18,7 +18,7 @@ export const SCRIPT_GLOBALS = [
 ] as const;
 
 /** Globals of the search sandbox. */
-export const SEARCH_GLOBALS = ['spec'] as const;
+export const SEARCH_GLOBALS = ['spec', 'types'] as const;
 
 /**
  * Standard JavaScript globals a provider must not shadow either: the runtimes and scripts rely on

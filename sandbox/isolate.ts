@@ -8,6 +8,7 @@ import ivm from 'isolated-vm';
 import { ProductError, productError } from '../core/errors.ts';
 import type { ScriptErrorInfo } from '../core/journal.ts';
 import { GUEST_FILENAME_PREFIX, SCRIPT_FILENAME, scriptPosition } from './guest/common.js';
+import { stripTypes } from './typescript.ts';
 
 /** A script's source is a function expression; it is compiled inside parentheses on lines of its own. */
 const PREFIX = '(\n';
@@ -28,28 +29,104 @@ export function createIsolate(memoryMb: number): ivm.Isolate {
   return new ivm.Isolate({ memoryLimit: memoryMb });
 }
 
-/** Compiles `code` (a function expression) with line numbers matching the submitted text. */
+/**
+ * Compiles `code` (a function expression, JavaScript or TypeScript) with line numbers matching the
+ * submitted text. JavaScript is compiled as it is; code that does not parse as JavaScript gets its
+ * types stripped in place (sandbox/typescript.ts), so positions stay the author's either way.
+ */
 export async function compileUserFunction(isolate: ivm.Isolate, code: string): Promise<ivm.Script> {
+  let jsError: unknown;
   try {
-    return await isolate.compileScript(PREFIX + code + SUFFIX, { filename: SCRIPT_FILENAME, lineOffset: -1 });
+    return await compileWrapped(isolate, code);
   } catch (e) {
-    throw toSyntaxError(e, code);
+    if (!isSyntaxError(e)) throw e;
+    jsError = e;
   }
+  const stripped = stripTypes(code);
+  if ('code' in stripped && stripped.code !== code) {
+    try {
+      return await compileWrapped(isolate, stripped.code);
+    } catch (e) {
+      throw isSyntaxError(e) ? toSyntaxError(syntaxErrorAt(e), code, '') : e;
+    }
+  }
+  const js = syntaxErrorAt(jsError as Error);
+  // Neither JavaScript nor TypeScript: the parser that got further is the one that found the mistake
+  // (JavaScript stops at the first type annotation of TypeScript code).
+  const ts = 'error' in stripped ? stripped.error : undefined;
+  const reported =
+    ts && (ts.unsupported || isAfter(ts, js))
+      ? {
+          ...ts,
+          message: ts.unsupported
+            ? `${ts.message}: types are removed from scripts, not compiled; write it without ${/enum/.test(ts.message) ? 'an enum (use a union of string literals or an object)' : 'it'}`
+            : ts.message,
+          kind: 'TypeScript error',
+        }
+      : js;
+  throw toSyntaxError(reported, code, (await isFunctionBody(isolate, code)) ? FUNCTION_BODY_HINT : '');
 }
 
-function toSyntaxError(e: unknown, code: string): Error {
-  if (!(e instanceof Error) || e.name !== 'SyntaxError') return e instanceof Error ? e : new Error(String(e));
-  // isolated-vm appends the position: "Unexpected token ';' [script.js:2:13]".
+const FUNCTION_BODY_HINT =
+  'A script is an async arrow function, e.g. `async () => 1 + 1`: wrap these statements in `async () => { ... }`.';
+
+function compileWrapped(isolate: ivm.Isolate, code: string): Promise<ivm.Script> {
+  return isolate.compileScript(PREFIX + code + SUFFIX, { filename: SCRIPT_FILENAME, lineOffset: -1 });
+}
+
+/** Whether `code` compiles as the body of a function: statements written without the function around them. */
+async function isFunctionBody(isolate: ivm.Isolate, code: string): Promise<boolean> {
+  const wrapped = `(async () => {\n${code}\n})`;
+  const stripped = stripTypes(wrapped);
+  for (const body of new Set([wrapped, 'code' in stripped ? stripped.code : wrapped])) {
+    try {
+      (await isolate.compileScript(body)).release();
+      return true;
+    } catch {
+      // not this one
+    }
+  }
+  return false;
+}
+
+interface SyntaxProblem {
+  message: string;
+  line?: number;
+  column?: number;
+  /** How the message starts: "SyntaxError", "TypeScript error". */
+  kind?: string;
+}
+
+function isSyntaxError(e: unknown): e is Error {
+  return e instanceof Error && e.name === 'SyntaxError';
+}
+
+/** V8's syntax error: isolated-vm appends the position, "Unexpected token ';' [script.js:2:13]". */
+function syntaxErrorAt(e: Error): SyntaxProblem {
   const at = e.message.endsWith(']') ? scriptPosition(e.message.slice(e.message.lastIndexOf('['))) : undefined;
-  if (!at) return new ScriptSyntaxError(`The script does not parse: ${e.message}`);
-  const reason = e.message.slice(0, e.message.lastIndexOf('[')).trimEnd();
-  const { line, column } = at;
+  if (!at) return { message: e.message };
+  return { message: e.message.slice(0, e.message.lastIndexOf('[')).trimEnd(), ...at };
+}
+
+function isAfter(a: SyntaxProblem, b: SyntaxProblem): boolean {
+  if (a.line === undefined || b.line === undefined) return false;
+  return a.line > b.line || (a.line === b.line && (a.column ?? 0) > (b.column ?? 0));
+}
+
+function toSyntaxError(problem: SyntaxProblem, code: string, hint: string): ScriptSyntaxError {
+  const { line, column, kind = 'SyntaxError' } = problem;
+  const after = hint ? `\n${hint}` : '';
+  if (line === undefined) return new ScriptSyntaxError(`The script does not parse: ${problem.message}${after}`);
   const sourceLine = code.split('\n')[line - 1];
   const excerpt =
     sourceLine === undefined
       ? ''
-      : `\n  ${line} | ${sourceLine}\n  ${' '.repeat(String(line).length)} | ${' '.repeat(Math.max(0, column - 1))}^`;
-  return new ScriptSyntaxError(`SyntaxError at line ${line}, column ${column}: ${reason}${excerpt}`, line, column);
+      : `\n  ${line} | ${sourceLine}\n  ${' '.repeat(String(line).length)} | ${' '.repeat(Math.max(0, (column ?? 1) - 1))}^`;
+  return new ScriptSyntaxError(
+    `${kind} at line ${line}, column ${column}: ${problem.message}${excerpt}${after}`,
+    line,
+    column,
+  );
 }
 
 let syntaxIsolate: ivm.Isolate | undefined;
@@ -95,7 +172,7 @@ export function sandboxFailure(e: unknown, isolate: ivm.Isolate, limits: LimitWo
 }
 
 /** The modules of sandbox/guest/: the runtimes and what they share, loaded into isolates as they are written. */
-const GUEST_MODULES = ['runtime.js', 'search-runtime.js', 'common.js'] as const;
+const GUEST_MODULES = ['runtime.js', 'search-runtime.js', 'common.js', 'spec-graph.js'] as const;
 type GuestModule = (typeof GUEST_MODULES)[number];
 
 const guestSources = new Map<GuestModule, string>();

@@ -2,7 +2,8 @@
  * The `search` tool's sandbox: one warm isolate holding every provider's operations as the frozen
  * global `spec`, running an agent's search function against it.
  *
- * The specs are copied in once, as JSON. Everything a search could change for the next one is
+ * The specs are copied in once, as the JSON of their records (each schema once; the isolate links
+ * them into a graph, see guest/spec-graph.js). Everything a search could change for the next one is
  * frozen: the spec, globalThis and the builtins (prototypes included). Values cross the boundary as
  * JSON strings only; the host reads each search's outcome after isolated-vm has drained the
  * microtask queue, so an async search has settled by then or never will (there is no I/O here).
@@ -10,7 +11,7 @@
 import ivm from 'isolated-vm';
 import { ProductError, type ErrorName } from '../core/errors.ts';
 import type { ScriptErrorInfo } from '../core/journal.ts';
-import type { ProviderSpec } from '../providers/spec.ts';
+import type { LoadedSpec } from '../providers/spec.ts';
 import { scriptPosition } from './guest/common.js';
 import type { SearchOutcome } from './guest/search-runtime.js';
 import { compileUserFunction, createIsolate, loadGuestRuntime, sandboxFailure } from './isolate.ts';
@@ -34,28 +35,47 @@ interface Warm {
 }
 
 export class SpecSearch {
-  private readonly specsJson: string;
+  private specs: LoadedSpec[];
   private readonly limits: { memoryMb: number; timeoutMs: number };
   private warm: Warm | undefined;
   /** Searches share the isolate's outcome slot, so they run one after another. */
   private queue: Promise<unknown> = Promise.resolve();
   private disposed = false;
 
-  private constructor(specsJson: string, limits: { memoryMb: number; timeoutMs: number }) {
-    this.specsJson = specsJson;
+  private constructor(specs: LoadedSpec[], limits: { memoryMb: number; timeoutMs: number }) {
+    this.specs = specs;
     this.limits = limits;
   }
 
+  /**
+   * A warm search sandbox over `specs`. When they do not fit in its memory together, the largest
+   * fails alone (its `error` says so, as for a spec that could not be loaded) and the rest are searchable.
+   */
   static async create(
-    specs: ProviderSpec[],
+    specs: LoadedSpec[],
     options: { memoryMb?: number; timeoutMs?: number } = {},
   ): Promise<SpecSearch> {
-    const search = new SpecSearch(JSON.stringify(specs), {
+    const search = new SpecSearch(specs, {
       memoryMb: options.memoryMb ?? 512,
       timeoutMs: options.timeoutMs ?? 5000,
     });
-    search.warm = await search.boot();
-    return search;
+    for (;;) {
+      try {
+        search.warm = await search.boot();
+        return search;
+      } catch (e) {
+        if (!(e instanceof SandboxTooSmall)) throw e;
+        const largest = search.specs.reduce((a, b) => ((b.json?.length ?? 0) > (a.json?.length ?? 0) ? b : a));
+        if (largest.json === undefined) throw e;
+        const error = `The OpenAPI spec of provider "${largest.provider}" (${largest.source}, ${Math.round(largest.json.length / 1e6)} MB reduced) does not fit in the search sandbox's memory limit of ${search.limits.memoryMb} MiB beside the others`;
+        search.specs = search.specs.map((s) => (s === largest ? { ...s, json: undefined, error } : s));
+      }
+    }
+  }
+
+  /** The specs as searched: one that did not fit in the sandbox has its error. */
+  get loaded(): readonly LoadedSpec[] {
+    return this.specs;
   }
 
   /** Runs `code` (an async arrow function expression, e.g. `async () => spec.operations.filter(o => o.path.includes('/zones')).map(o => o.method + ' ' + o.path)`) with the global `spec` and returns its JSON result. */
@@ -140,7 +160,12 @@ export class SpecSearch {
     try {
       const context = await isolate.createContext();
       await loadGuestRuntime(isolate, context, 'search-runtime.js');
-      await context.evalClosure('globalThis.__dcmSearch = __dcmSearchInstall($0)', [this.specsJson]);
+      const metas = this.specs.map(({ provider, source, error, warnings }) => ({ provider, source, error, warnings }));
+      const records = this.specs.map((s) => s.json ?? null);
+      await context.evalClosure('globalThis.__dcmSearch = __dcmSearchInstall(...arguments)', [
+        JSON.stringify(metas),
+        ...records,
+      ]);
       // References come from eval (a function reached with Reference.get() would block Node's
       // thread when applied, so the time limit could never fire).
       const run: ivm.Reference = await context.eval('__dcmSearch.run', { reference: true });
@@ -148,15 +173,18 @@ export class SpecSearch {
       await context.eval('__dcmSearch.seal()');
       return { isolate, context, run, take };
     } catch (e) {
-      const message =
-        isolate.isDisposed || /memory limit/i.test(String(e))
-          ? `the OpenAPI specs (${Math.round(this.specsJson.length / 1e6)} MB of JSON) do not fit in its memory limit of ${this.limits.memoryMb} MiB; raise memoryMb`
-          : e instanceof Error
-            ? e.message
-            : String(e);
+      const tooSmall = isolate.isDisposed || /memory limit/i.test(String(e));
       if (!isolate.isDisposed) isolate.dispose();
-      throw new Error(`Cannot set up the search sandbox: ${message}`, { cause: e });
+      if (tooSmall) throw new SandboxTooSmall(e);
+      throw new Error(`Cannot set up the search sandbox: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
     }
+  }
+}
+
+/** The specs do not fit in the search sandbox's memory limit. */
+class SandboxTooSmall extends Error {
+  constructor(cause: unknown) {
+    super('the specs do not fit in the search sandbox', { cause });
   }
 }
 

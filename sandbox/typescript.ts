@@ -35,11 +35,12 @@ export function stripTypes(code: string): Stripped {
 function quietly<T>(run: () => T): T {
   if (warned) return run();
   warned = true;
+  // eslint-disable-next-line @typescript-eslint/unbound-method -- put back as it was, never called unbound
   const emitWarning = process.emitWarning;
-  process.emitWarning = ((warning: string | Error, ...rest: unknown[]) => {
-    if (!String(warning).includes('stripTypeScriptTypes'))
-      (emitWarning as (...args: unknown[]) => void).call(process, warning, ...rest);
-  }) as typeof process.emitWarning;
+  const forward = emitWarning.bind(process) as (...args: unknown[]) => void;
+  process.emitWarning = (warning: string | Error, ...rest: unknown[]) => {
+    if (!String(warning).includes('stripTypeScriptTypes')) forward(warning, ...rest);
+  };
   try {
     return run();
   } finally {

@@ -31,7 +31,9 @@ export const SearchInput = {
 
 export const ExecuteInput = {
   code: z.string().describe('async () => { ... } using the API clients; return a small JSON result'),
-  input: z.json().optional().describe('JSON value available to the script as `input`'),
+  // Any JSON value (the protocol carries nothing else): z.json()'s recursive definition would cost
+  // about 100 tokens of every tools/list.
+  input: z.unknown().optional().describe('JSON value available to the script as `input`'),
   wait_seconds: z.number().min(0).max(60).optional().describe('max seconds to wait inline (default 20)'),
 };
 
@@ -51,19 +53,19 @@ export const JobResumeInput = {
 
 function searchDescription(): string {
   return [
-    'Query the API specs with JavaScript instead of reading them.',
-    '`spec` = { providers: { [name]: { title, operations } }, operations: [{ provider, method, path, operationId, summary, description, tags, parameters, requestBody, responses }], tools: [{ provider, name, description, inputSchema }] } with $refs resolved.',
-    "Example: async () => spec.operations.filter(o => o.path.includes('/leads')).map(o => `${o.method} ${o.path}: ${o.summary}`)",
+    'Search the API specs with JS or TS code instead of reading them: `spec` = { paths: { [path]: { [method]: op } }, operations: [op], tools: [{ provider, name, description, inputSchema }], providers: { [name]: { title, paths, schemas, error? } } }, op = { provider, method, path, operationId, summary, description, tags, parameters, requestBody, responses }.',
+    'Schemas read as resolved; results write each once, then { $ref } (in providers[name].schemas). types(op or tool): its request and response as TypeScript.',
+    "Example: async () => Object.keys(spec.paths).filter(p => p.includes('/leads'))",
   ].join('\n');
 }
 
 function executeDescription(providers: string[], defaultWait: number): string {
   const first = providers[0] ?? 'api';
   return [
-    'Run JavaScript against the APIs as a durable job: it survives crashes and restarts, and completed calls are never repeated.',
+    'Run JS or TS against the APIs as a durable job: it survives crashes and restarts, and completed calls are never repeated.',
     `Globals: ${providers.length ? providers.join(', ') : '(no providers configured)'} — an API has .request({ method, path, query, body }) resolving to the parsed response body (non-2xx throws an error with .status and .body); an MCP server has one async function per tool (spec.tools).`,
     '`input`; `await step(name, fn)` saves fn() (pure computation, no calls inside) so it never reruns; `await checkpoint(state)` saves a small state, read back as `resume` by job_resume; `progress(done, total, message)`; `await sleep(ms)`; `CSV.parse(text)` → row objects, `CSV.stringify(rows)`; console.log.',
-    'Use `await Promise.all` for parallel calls. Date.now() and Math.random() are recorded, so reruns stay deterministic.',
+    'Use `await Promise.all` for parallel calls. Date.now() and Math.random() are recorded.',
     `Returns the result if done within wait_seconds (default ${defaultWait}), else { job_id, status: "running", progress }: poll job_status.`,
     `Example: async () => { const r = await ${first}.request({ method: 'GET', path: '/items', query: { limit: 10 } }); return r.length; }`,
   ].join('\n');

@@ -54,21 +54,23 @@ export function scriptFrames(stack) {
 /**
  * `value` as JSON text, or a TypeError naming `what` and where the value stops being JSON (a
  * function, symbol or bigint, a cycle, nesting too deep). Getters, Proxies and toJSON run here,
- * inside the sandbox, once.
+ * inside the sandbox, once. `replacer` (JSON.stringify's, called with the holder as `this`) gets
+ * each value after that check.
  * @param {unknown} value
  * @param {string} what e.g. `the value of step("parse")`
+ * @param {(this: unknown, key: string, value: unknown) => unknown} [replacer]
  * @returns {string}
  */
-export function toJson(value, what) {
+export function toJson(value, what, replacer) {
   let text;
   try {
-    text = stringify(value, (key, /** @type {unknown} */ v) => {
+    text = stringify(value, function (key, /** @type {unknown} */ v) {
       const type = typeof v;
       if (type === 'function' || type === 'symbol' || type === 'bigint') {
         const where = key === '' ? 'the top level' : `key "${key}"`;
         throw new NativeTypeError(`${what} is not JSON-serializable: found a ${type} at ${where}`);
       }
-      return v;
+      return replacer ? replacer.call(this, key, v) : v;
     });
   } catch (e) {
     if (e instanceof NativeTypeError && String(e.message).startsWith(what)) throw e;

@@ -1,38 +1,41 @@
 // @ts-check
 /**
- * The search sandbox's runtime. Runs INSIDE the isolate: install(specsJson) defines the frozen
- * global `spec` (SEARCH_GLOBALS of core/globals.ts) and returns the controls; seal() removes the
- * install globals and freezes everything. Builtins needed after sealing are safe to use directly:
- * they are frozen too.
+ * The search sandbox's runtime. Runs INSIDE the isolate: install(metaJson, ...recordJsons) defines
+ * the frozen global `spec` and `types` (SEARCH_GLOBALS of core/globals.ts; see spec-graph.js) and
+ * returns the controls; seal() removes the install globals and freezes everything. Builtins needed
+ * after sealing are safe to use directly: they are frozen too.
  *
- * @import { ProviderSpec } from '../../providers/spec.ts'
+ * @import { SpecRecord } from '../../providers/spec.ts'
  * @import { SEARCH_GLOBALS } from '../../core/globals.ts'
+ * @import { SpecMeta } from './spec-graph.js'
  */
 import { describeThrown, errorInfo, parseJson, toJson } from './common.js';
+import { boundedStringify, buildSpec, graphReplacer, typesOf } from './spec-graph.js';
 
 /** @typedef {(typeof SEARCH_GLOBALS)[number]} SearchGlobal */
 /** @typedef {['ok' | 'threw' | 'invalid' | 'pending', string]} SearchOutcome */
 
-/** @param {string} specsJson ProviderSpec[] as JSON */
-function install(specsJson) {
-  const specs = /** @type {ProviderSpec[]} */ (/** @type {unknown} */ (parseJson(specsJson)));
-  /** @type {Record<string, object>} */
-  const providers = {};
-  const operations = [];
-  const tools = [];
-  for (const s of specs) {
-    providers[s.provider] = s.tools
-      ? { title: s.title, description: s.description, tools: s.tools.length }
-      : { title: s.title, description: s.description, version: s.version, operations: s.operations.length };
-    for (const op of s.operations) operations.push(op);
-    for (const tool of s.tools || []) tools.push({ provider: s.provider, ...tool });
-  }
-  const spec = { providers, operations, tools };
-  freezeData(spec);
+/**
+ * @param {string} metaJson SpecMeta[] as JSON: each provider's name, source, error and warnings
+ * @param {...(string | null)} recordJsons each provider's SpecRecord as JSON (null when it failed)
+ */
+function install(metaJson, ...recordJsons) {
+  const metas = /** @type {SpecMeta[]} */ (/** @type {unknown} */ (parseJson(metaJson)));
+  const loaded = metas.map((meta, i) => {
+    const json = recordJsons[i];
+    return { meta, record: json ? /** @type {SpecRecord} */ (/** @type {unknown} */ (parseJson(json))) : undefined };
+  });
+  const { spec, refOf } = buildSpec(loaded);
   /** @type {Record<SearchGlobal, unknown>} exactly SEARCH_GLOBALS: a name missing or extra is a type error */
-  const globals = { spec };
+  const globals = {
+    spec,
+    types: (/** @type {unknown} */ target, /** @type {{ depth?: number, maxChars?: number } | undefined} */ options) =>
+      typesOf(refOf, target, options),
+  };
   for (const [key, value] of Object.entries(globals))
     Object.defineProperty(globalThis, key, { value, enumerable: true, writable: false, configurable: false });
+  // Searches that stringify operations themselves (a full-text search) get the graph written boundedly too.
+  JSON.stringify = boundedStringify(refOf, JSON.stringify);
 
   // ---- one search at a time: run(fn), then take() the outcome [kind, text] ------------------------
   /** @type {SearchOutcome | null} */
@@ -43,7 +46,7 @@ function install(specsJson) {
   /** @param {unknown} value @returns {SearchOutcome} */
   function resultOf(value) {
     try {
-      return ['ok', toJson(value, 'the search result')];
+      return ['ok', toJson(value, 'the search result', graphReplacer(refOf))];
     } catch (e) {
       return [
         'invalid',
@@ -139,21 +142,6 @@ function install(specsJson) {
   }
 
   return { run, take, seal };
-}
-
-/**
- * JSON data holds only plain objects and arrays, so own values are all there is to freeze.
- * @param {object} root
- */
-function freezeData(root) {
-  const stack = [root];
-  while (stack.length) {
-    const value = /** @type {object} */ (stack.pop());
-    Object.freeze(value);
-    for (const child of /** @type {unknown[]} */ (Array.isArray(value) ? value : Object.values(value))) {
-      if (child !== null && typeof child === 'object') stack.push(child);
-    }
-  }
 }
 
 /**

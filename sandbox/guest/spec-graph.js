@@ -99,7 +99,7 @@ function freezeGraph(roots) {
     const value = /** @type {object} */ (stack.pop());
     if (Object.isFrozen(value)) continue;
     Object.freeze(value);
-    for (const child of Array.isArray(value) ? value : Object.values(value)) {
+    for (const child of /** @type {unknown[]} */ (Array.isArray(value) ? value : Object.values(value))) {
       if (child !== null && typeof child === 'object' && !Object.isFrozen(child)) stack.push(child);
     }
   }
@@ -259,9 +259,10 @@ export function typesOf(refOf, target, options = {}) {
     );
   const writer = new TypeWriter(refOf, options.depth ?? TYPES_DEPTH, options.maxChars ?? TYPES_MAX_CHARS);
   const t = /** @type {Record<string, unknown>} */ (target);
-  if (typeof t.method === 'string' && typeof t.path === 'string') writer.operation(/** @type {Operation} */ (t));
+  if (typeof t.method === 'string' && typeof t.path === 'string')
+    writer.operation(/** @type {Operation} */ (/** @type {unknown} */ (t)));
   else if (typeof t.name === 'string' && ('inputSchema' in t || 'outputSchema' in t))
-    writer.tool(/** @type {UpstreamTool} */ (t));
+    writer.tool(/** @type {UpstreamTool} */ (/** @type {unknown} */ (t)));
   else writer.declare('Schema', /** @type {Schema} */ (t), 0);
   return writer.text();
 }
@@ -279,11 +280,12 @@ class TypeWriter {
     /** @type {string[]} */
     this.out = [];
     this.chars = 0;
-    /** schema → its type name */
+    /** @type {Map<object, string>} schema → its type name */
     this.names = new Map();
     this.used = new Set(['Request', 'Response', 'Input', 'Output', 'Schema']);
     /** @type {Array<{ schema: object, level: number }>} named schemas to declare, breadth first */
     this.queue = [];
+    /** @type {Set<object>} */
     this.declared = new Set();
   }
 
@@ -378,13 +380,20 @@ class TypeWriter {
       if (!this.declared.has(schema) && level < this.depth) this.queue.push({ schema, level: level + 1 });
       return name;
     }
-    const s = /** @type {Record<string, any>} */ (schema);
-    if (typeof s.$ref === 'string') return `unknown /* ${s.$ref}${s.unresolved ? `: ${s.unresolved}` : ''} */`;
+    const s = schema;
+    if (typeof s.$ref === 'string')
+      return `unknown /* ${s.$ref}${typeof s.unresolved === 'string' ? `: ${s.unresolved}` : ''} */`;
     /** @type {string[]} */
     let parts = [];
-    if (Array.isArray(s.allOf)) parts.push(s.allOf.map((x) => this.wrap(this.type(x, indent, level))).join(' & '));
+    if (Array.isArray(s.allOf))
+      parts.push(
+        schemas(s.allOf)
+          .map((x) => this.wrap(this.type(x, indent, level)))
+          .join(' & '),
+      );
     for (const key of ['oneOf', 'anyOf']) {
-      if (Array.isArray(s[key])) parts.push([...new Set(s[key].map((x) => this.type(x, indent, level)))].join(' | '));
+      if (Array.isArray(s[key]))
+        parts.push([...new Set(schemas(s[key]).map((x) => this.type(x, indent, level)))].join(' | '));
     }
     if (parts.length && (s.properties || s.type === 'object')) parts = [parts.map((p) => this.wrap(p)).join(' & ')];
     const own = this.ownType(s, indent, level);
@@ -397,7 +406,7 @@ class TypeWriter {
 
   /**
    * The type the schema's own keywords give (type, enum, const, properties, items), if any.
-   * @param {Record<string, any>} s
+   * @param {Record<string, unknown>} s
    * @param {number} indent
    * @param {number} level
    * @returns {string | undefined}
@@ -405,10 +414,16 @@ class TypeWriter {
   ownType(s, indent, level) {
     if ('const' in s) return JSON.stringify(s.const);
     if (Array.isArray(s.enum)) {
-      const values = s.enum.slice(0, ENUM_VALUES).map((v) => JSON.stringify(v));
-      return values.join(' | ') + (s.enum.length > ENUM_VALUES ? ` /* …${s.enum.length - ENUM_VALUES} more */` : '');
+      const values = /** @type {unknown[]} */ (s.enum);
+      const shown = values.slice(0, ENUM_VALUES).map((v) => JSON.stringify(v));
+      return shown.join(' | ') + (values.length > ENUM_VALUES ? ` /* …${values.length - ENUM_VALUES} more */` : '');
     }
-    const types = Array.isArray(s.type) ? s.type : typeof s.type === 'string' ? [s.type] : [];
+    /** @type {string[]} */
+    const types = Array.isArray(s.type)
+      ? /** @type {unknown[]} */ (s.type).filter((t) => typeof t === 'string')
+      : typeof s.type === 'string'
+        ? [s.type]
+        : [];
     if (!types.length && (s.properties || s.additionalProperties !== undefined)) types.push('object');
     if (!types.length && s.items) types.push('array');
     if (!types.length) return undefined;
@@ -417,10 +432,12 @@ class TypeWriter {
         if (t === 'integer' || t === 'number') return 'number';
         if (t === 'string' || t === 'boolean' || t === 'null') return t;
         if (t === 'array') {
-          const items = Array.isArray(s.items)
-            ? `[${s.items.map((x) => this.type(x, indent, level)).join(', ')}]`
-            : undefined;
-          return items ?? `${this.wrap(s.items === undefined ? 'unknown' : this.type(s.items, indent, level))}[]`;
+          if (Array.isArray(s.items))
+            return `[${schemas(s.items)
+              .map((x) => this.type(x, indent, level))
+              .join(', ')}]`;
+          const items = s.items === undefined ? 'unknown' : this.type(/** @type {Schema} */ (s.items), indent, level);
+          return `${this.wrap(items)}[]`;
         }
         if (t === 'object') return this.objectType(s, indent, level);
         return 'unknown';
@@ -429,13 +446,13 @@ class TypeWriter {
   }
 
   /**
-   * @param {Record<string, any>} s
+   * @param {Record<string, unknown>} s
    * @param {number} indent
    * @param {number} level
    */
   objectType(s, indent, level) {
     const properties = isObject(s.properties) ? Object.entries(s.properties) : [];
-    const required = new Set(Array.isArray(s.required) ? s.required : []);
+    const required = new Set(Array.isArray(s.required) ? /** @type {unknown[]} */ (s.required) : []);
     /** @type {string[]} */
     const lines = [];
     let chars = this.chars;
@@ -444,15 +461,23 @@ class TypeWriter {
         lines.push(`${pad(indent + 1)}// …${properties.length - i} more properties`);
         break;
       }
-      const line = this.member(name, required.has(name), schema, schema?.description, indent + 1, level);
+      const description = isObject(schema) ? schema.description : undefined;
+      const line = this.member(
+        name,
+        required.has(name),
+        /** @type {Schema} */ (schema),
+        description,
+        indent + 1,
+        level,
+      );
       lines.push(line);
       chars += line.length + 1;
     }
     const extra = s.additionalProperties;
-    if (extra !== undefined && extra !== false)
-      lines.push(
-        `${pad(indent + 1)}[key: string]: ${extra === true ? 'unknown' : this.type(extra, indent + 1, level)};`,
-      );
+    if (extra !== undefined && extra !== false) {
+      const type = extra === true ? 'unknown' : this.type(/** @type {Schema} */ (extra), indent + 1, level);
+      lines.push(`${pad(indent + 1)}[key: string]: ${type};`);
+    }
     if (!lines.length) return 'Record<string, unknown>';
     return `{\n${lines.join('\n')}\n${pad(indent)}}`;
   }
@@ -506,6 +531,15 @@ class TypeWriter {
   }
 }
 
+/**
+ * A list of subschemas, as a schema keyword holds them.
+ * @param {unknown[]} list
+ * @returns {Schema[]}
+ */
+function schemas(list) {
+  return /** @type {Schema[]} */ (list);
+}
+
 /** @param {string} text */
 function clip(text) {
   const line = text.replace(/\s+/g, ' ').trim();
@@ -527,7 +561,7 @@ function isRef(value) {
 
 /**
  * @param {unknown} value
- * @returns {value is Record<string, any>}
+ * @returns {value is Record<string, unknown>}
  */
 function isObject(value) {
   return typeof value === 'object' && value !== null && !Array.isArray(value);

@@ -7,7 +7,7 @@ import type { Client as McpClient } from '@modelcontextprotocol/sdk/client/index
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalBlobStore } from '../../blobs/local-store.ts';
 import { demoProvidersConfig } from '../../demo-apis/index.ts';
-import { loadProviderSpecs } from '../../providers/spec.ts';
+import { readyProviders } from '../../providers/ready.ts';
 import { SpecSearch } from '../../sandbox/search.ts';
 import { countTokens } from '../../server/budget.ts';
 import { startMcpHttpServer, type McpHttpServer } from '../../server/http.ts';
@@ -25,7 +25,7 @@ beforeAll(async () => {
   const providers = demoProvidersConfig({ crm: { url: 'http://127.0.0.1:9' }, sheets: { url: 'http://127.0.0.1:9' } });
   const config = testConfig({ providers, results: { maxTokens: MAX_TOKENS } });
   stack = await startInProcessStack(config);
-  search = await SpecSearch.create(await loadProviderSpecs(providers));
+  search = await SpecSearch.create((await readyProviders(config.providers)).specs);
   http = await startMcpHttpServer(
     {
       jobs: stack.jobs,

@@ -45,16 +45,20 @@ describe('an upstream MCP server as a provider', () => {
     await upstream.close();
     const search = await SpecSearch.create(specs);
     const found = await search.run(
-      `async () => ({ provider: spec.providers.tools, tools: spec.tools.map((t) => t.provider + '.' + t.name + ': ' + t.description) })`,
+      `async () => ({ provider: [spec.providers.tools.title, spec.providers.tools.tools], tools: spec.tools.map((t) => t.provider + '.' + t.name + ': ' + t.description) })`,
     );
     expect(found).toEqual({
-      provider: { title: 'MCP server tools', tools: 3 },
+      provider: ['MCP server tools', 3],
       tools: [
         'tools.add: Adds two numbers.',
         'tools.record: Records an id in the call log, slowly (100 ms).',
         'tools.refuse: Always fails.',
       ],
     });
+    // The tool's input and output schemas, as TypeScript.
+    expect(await search.run(`() => types(spec.tools.find((t) => t.name === 'add'))`)).toBe(
+      '// add: Adds two numbers.\ntype Input = {\n  a: number;\n  b: number;\n};\ntype Output = {\n  sum: number;\n};',
+    );
     search.dispose();
   });
 

@@ -13,11 +13,18 @@ import {
   type CrmApi,
   type SheetsApi,
 } from '../../demo-apis/index.ts';
-import { loadProviderSpec } from '../../providers/spec.ts';
+import { loadSpec, specRecord, toolsSpec, type Operation } from '../../providers/spec.ts';
 import { RequestValidator, requestValidators } from '../../providers/validate.ts';
 import { startInProcessStack, testConfig, type InProcessStack } from '../harness.ts';
 import { CLOUDFLARE_SPEC } from '../fixtures/cloudflare.ts';
 import { CRM_SPEC_PATH as CRM_SPEC } from '../../demo-apis/crm.ts';
+
+/** A provider's operations, as the worker loads them. */
+async function operationsOf(provider: string, file: string): Promise<Operation[]> {
+  const spec = await loadSpec(provider, file);
+  expect(spec.error).toBeUndefined();
+  return specRecord(spec)!.operations;
+}
 
 let tmp: string;
 beforeAll(() => {
@@ -28,7 +35,7 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 describe('RequestValidator on the demo CRM', () => {
   let crm: RequestValidator;
   beforeAll(async () => {
-    crm = new RequestValidator(await loadProviderSpec('crm', CRM_SPEC));
+    crm = new RequestValidator({ provider: 'crm', operations: await operationsOf('crm', CRM_SPEC) });
   });
 
   it('accepts requests that fit an operation, path templates included', () => {
@@ -98,7 +105,7 @@ describe('RequestValidator on a spec with required query parameters', () => {
         },
       }),
     );
-    api = new RequestValidator(await loadProviderSpec('reports', file));
+    api = new RequestValidator({ provider: 'reports', operations: await operationsOf('reports', file) });
   });
 
   it('requires the required query parameters, from `query` or the path', () => {
@@ -126,9 +133,13 @@ describe('RequestValidator on a spec with required query parameters', () => {
 
 describe('requestValidators', () => {
   it('validates HTTP providers that want it, and says which ones it cannot check', async () => {
-    const crm = await loadProviderSpec('crm', CRM_SPEC);
+    const crm = await loadSpec('crm', CRM_SPEC);
+    const emptyFile = join(tmp, 'empty.json');
+    writeFileSync(emptyFile, JSON.stringify({ openapi: '3.0.0', info: { title: 'Empty', version: '1' }, paths: {} }));
+    const empty = await loadSpec('empty', emptyFile);
     const retry = { maximumAttempts: 1, initialIntervalMs: 1, maximumIntervalMs: 1, backoffCoefficient: 1 };
     const http = {
+      openapiTimeoutMs: 1000,
       baseUrl: 'http://127.0.0.1:1',
       idempotencyHeader: 'Idempotency-Key',
       timeoutMs: 1000,
@@ -140,20 +151,15 @@ describe('requestValidators', () => {
       {
         crm: { openapi: CRM_SPEC, ...http },
         unchecked: { openapi: CRM_SPEC, ...http, validateRequests: false },
-        empty: { openapi: '/specs/empty.json', ...http },
+        empty: { openapi: empty.source, ...http },
         tools: { mcp: { command: ['node', 'server.js'], env: [] }, timeoutMs: 1000, retry },
       },
-      [
-        crm,
-        { ...crm, provider: 'unchecked' },
-        { provider: 'empty', operations: [] },
-        { provider: 'tools', operations: [] },
-      ],
+      [crm, { ...crm, provider: 'unchecked' }, empty, toolsSpec('tools', [])],
       (message) => warnings.push(message),
     );
     expect(Object.keys(validators)).toEqual(['crm']);
     expect(warnings).toEqual([
-      'The OpenAPI spec of provider "empty" (/specs/empty.json) has no operations, so requests to it are sent without checking them.',
+      `The OpenAPI spec of provider "empty" (${empty.source}) has no operations, so requests to it are sent without checking them.`,
     ]);
   });
 });
@@ -162,10 +168,10 @@ describe('RequestValidator on the Cloudflare spec', () => {
   let cloudflare: RequestValidator;
   let requests: Array<{ method: string; path: string; query: Record<string, string> }>;
   beforeAll(async () => {
-    const spec = await loadProviderSpec('cloudflare', CLOUDFLARE_SPEC);
-    cloudflare = new RequestValidator(spec);
+    const operations = await operationsOf('cloudflare', CLOUDFLARE_SPEC);
+    cloudflare = new RequestValidator({ provider: 'cloudflare', operations });
     // Every operation, called as a script would: parameters filled in, required query parameters given.
-    requests = spec.operations.map((op) => ({
+    requests = operations.map((op) => ({
       method: op.method,
       path: op.path.replace(/\{[^}]*\}/g, 'a1b2c3'),
       query: Object.fromEntries(
