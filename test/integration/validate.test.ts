@@ -250,3 +250,42 @@ describe('validation in a job, on a real worker', () => {
     expect(crm.stats().requests).toBe(1);
   });
 });
+
+describe('a provider whose spec failed to load, on a real worker', () => {
+  let crm: CrmApi;
+  let stack: InProcessStack;
+  let brokenSpec: string;
+  beforeAll(async () => {
+    crm = await startCrmApi();
+    brokenSpec = join(tmp, 'broken-crm.json');
+    writeFileSync(brokenSpec, '{ "openapi": "3.0.0", ');
+    const providers = demoProvidersConfig({ crm, sheets: { url: 'http://127.0.0.1:9' } });
+    stack = await startInProcessStack(
+      testConfig({ providers: { crm: providers.crm, broken: { ...providers.crm, openapi: brokenSpec } } }),
+    );
+  });
+  afterAll(async () => {
+    await stack?.close();
+    await crm?.close();
+  });
+
+  it('starts the worker; calls to it fail with a RequestError naming the spec error, the others go through', async () => {
+    const view = await stack.jobs.execute({
+      code: `async () => {
+        let refused;
+        try { await broken.request({ method: 'GET', path: '/leads' }); } catch (e) { refused = { name: e.name, message: e.message }; }
+        const list = await crm.request({ method: 'GET', path: '/leads' });
+        return { refused, total: list.total };
+      }`,
+      waitSeconds: 60,
+    });
+    expect(view.status, JSON.stringify(view)).toBe('completed');
+    const { refused } = view.result as { refused: { name: string; message: string } };
+    expect(refused.name).toBe('RequestError');
+    expect(refused.message).toContain(
+      `broken: GET /leads was not sent: requests to broken are checked against its OpenAPI spec, which failed to load. Cannot load the OpenAPI spec of provider "broken" from ${brokenSpec}: the file is not valid JSON`,
+    );
+    expect(view.result).toMatchObject({ total: 0 });
+    expect(crm.stats().requests).toBe(1);
+  });
+});
