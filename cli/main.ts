@@ -9,6 +9,8 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
 import type { Client } from '@temporalio/client';
 import type { LogLevel } from '@temporalio/worker';
@@ -291,16 +293,32 @@ async function runServe(values: Values): Promise<void> {
   if (!httpOptions) {
     // stdout belongs to the protocol: everything human goes to stderr.
     await createMcpServer(deps).connect(new StdioServerTransport());
+    releaseStartupMemory();
     console.error(
       `durable-codemode MCP server on stdio (Temporal ${config.temporal.address}, providers: ${deps.providers.join(', ')})`,
     );
     return;
   }
   const http = await serveHttp(deps, httpOptions);
+  releaseStartupMemory();
   console.error(
     `durable-codemode MCP server at ${http.url} (Temporal ${config.temporal.address}, providers: ${deps.providers.join(', ')})`,
   );
   onShutdown(() => http.close());
+}
+
+/**
+ * Starting `serve` leaves tens of MB of garbage in V8's heap (loading modules, parsing the config and
+ * the specs) that V8 may keep committed for as long as the server idles. One last-resort collection
+ * once it is ready gives that back, so an idle MCP server holds only what it uses. Node has no call
+ * for it: --expose-gc is on just long enough to take gc() from a fresh context (no sandbox context
+ * is being created then: `serve` runs no jobs).
+ */
+function releaseStartupMemory(): void {
+  v8.setFlagsFromString('--expose-gc');
+  const gc = vm.runInNewContext('gc') as (options: object) => void;
+  v8.setFlagsFromString('--no-expose-gc');
+  gc({ type: 'major', execution: 'sync', flavor: 'last-resort' });
 }
 
 async function runJobs(values: Values, args: string[]): Promise<void> {

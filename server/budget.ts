@@ -4,8 +4,8 @@
  * over the budget is stored in the blob store and answered as a reference, a preview and a page
  * count; `job_status({ job_id, page })` reads it page by page.
  */
-import { Tiktoken } from 'js-tiktoken/lite';
-import o200kBase from 'js-tiktoken/ranks/o200k_base';
+import { createRequire } from 'node:module';
+import { Tiktoken, type TiktokenBPE } from 'js-tiktoken/lite';
 import { type BlobStore, contentAddress } from '../blobs/store.ts';
 import { ProductError } from '../core/errors.ts';
 import { JobStateError, type JobView } from '../jobs/service.ts';
@@ -25,8 +25,16 @@ const PAGE_CHUNK_CHARS = 200;
 /** Page starts are remembered for this many results: an agent reads pages one call after another. */
 const PAGED_RESULTS_KEPT = 16;
 
-/** Built on first use: its tables take tens of MB, which a server that has not answered yet does not need. */
+/**
+ * o200k_base, loaded and built on first use: its ranks and tables take tens of MB, which a server
+ * that has not answered anything yet does not need. (Only this encoding: js-tiktoken/lite.)
+ */
 let encoder: Tiktoken | undefined;
+
+function o200k(): Tiktoken {
+  encoder ??= new Tiktoken(createRequire(import.meta.url)('js-tiktoken/ranks/o200k_base') as TiktokenBPE);
+  return encoder;
+}
 
 /**
  * Runs the tokenizer takes as one piece (letters, punctuation or whitespace). Its byte-pair merging
@@ -38,7 +46,7 @@ const PIECE_SLICE_CHARS = 32;
 
 /** Tokens of `text` in o200k_base; special-token text such as <|endoftext|> counts as plain text. */
 export function countTokens(text: string): number {
-  const encode = (part: string) => (encoder ??= new Tiktoken(o200kBase)).encode(part, [], []).length;
+  const encode = (part: string) => o200k().encode(part, [], []).length;
   let count = 0;
   let last = 0;
   for (const run of text.matchAll(LONG_PIECE)) {
