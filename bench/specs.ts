@@ -161,7 +161,7 @@ async function idleRss(address: string, cli?: string): Promise<number> {
 async function main() {
   const files = SPECS.map(([name, path]) => [name, path()] as const);
   const env = await startDevServer({});
-  const address = env.connection.options.address;
+  const { address } = env;
   const rows = [];
   try {
     for (const [name, file] of files) {
