@@ -50,10 +50,10 @@ describe('SpecSearch on the demo specs', () => {
         '() => Object.fromEntries(Object.entries(spec.providers).map(([name, p]) => [name, [p.title, p.version, p.operations, p.source]]))',
       ),
     ).toEqual({
-      crm: ['Demo CRM API', '1.0.0', 5, CRM_SPEC],
+      crm: ['Demo CRM API', '1.0.0', 6, CRM_SPEC],
       sheets: ['Demo Sheets API', '1.0.0', 4, SHEETS_SPEC],
     });
-    expect(await search.run('async () => spec.operations.length')).toBe(9);
+    expect(await search.run('async () => spec.operations.length')).toBe(10);
     expect(await search.run('() => Object.keys(spec)')).toEqual(['paths', 'operations', 'tools', 'providers']);
   });
 
@@ -72,6 +72,7 @@ describe('SpecSearch on the demo specs', () => {
       'crm POST /leads/batch',
       'crm GET /leads/{id}',
       'crm DELETE /leads/{id}',
+      'crm PATCH /leads/{id}',
       'sheets GET /sheets',
       'sheets GET /sheets/{id}',
       'sheets GET /sheets/{id}/csv',
@@ -141,6 +142,7 @@ type Lead = {
   id: string; // Lead id.
   name: string; // Full name.
   email: string; // Email address.
+  phone?: string; // Phone number.
   company?: string; // Company the lead works for.
   source?: string; // Where the lead came from.
   createdAt: string; // When the lead was created.
@@ -272,8 +274,8 @@ async (): Promise<Found[]> => {
 
   it('runs concurrent searches one after another, each with its own result', async () => {
     const results = await Promise.all(
-      Array.from({ length: 10 }, (_, i) =>
-        search.run(`async () => { await null; return spec.operations[${i % 9}].path; }`),
+      Array.from({ length: 12 }, (_, i) =>
+        search.run(`async () => { await null; return spec.operations[${i % 10}].path; }`),
       ),
     );
     const paths = [
@@ -282,12 +284,13 @@ async (): Promise<Found[]> => {
       '/leads/batch',
       '/leads/{id}',
       '/leads/{id}',
+      '/leads/{id}',
       '/sheets',
       '/sheets/{id}',
       '/sheets/{id}/csv',
       '/sheets/{id}/rows',
     ];
-    expect(results).toEqual(Array.from({ length: 10 }, (_, i) => paths[i % 9]));
+    expect(results).toEqual(Array.from({ length: 12 }, (_, i) => paths[i % 10]));
   });
 
   it('recreates the isolate after a search exceeds the memory limit', async () => {
@@ -417,7 +420,7 @@ describe('SpecSearch over a graph of schemas', () => {
         ],
         1,
       ]);
-      expect(await search.run('() => spec.operations.length')).toBe(10);
+      expect(await search.run('() => spec.operations.length')).toBe(11);
     } finally {
       search.dispose();
     }
@@ -432,7 +435,7 @@ describe('SpecSearch over a graph of schemas', () => {
       );
       expect(await search.run('() => [spec.providers.cloudflare.error, spec.operations.length]')).toEqual([
         search.loaded[0].error,
-        9,
+        10,
       ]);
     } finally {
       search.dispose();

@@ -46,6 +46,7 @@ describe('loadSpec', () => {
       'POST /leads/batch',
       'GET /leads/{id}',
       'DELETE /leads/{id}',
+      'PATCH /leads/{id}',
     ]);
     const getLead = crm.operations.find((o) => o.operationId === 'getLead')!;
     expect(getLead.parameters).toEqual([expect.objectContaining({ name: 'id', in: 'path', required: true })]);
