@@ -77,7 +77,7 @@ describe('results within the token budget, over MCP HTTP', () => {
     const small = withinBudget(
       await client.callTool({ name: 'search', arguments: { code: `async () => spec.operations.length` } }),
     );
-    expect(small).toEqual({ result: 9 });
+    expect(small).toEqual({ result: 10 });
   });
 
   it('stores an execute result over the budget and pages through it with job_status', async () => {
