@@ -1,11 +1,10 @@
 // A small in-memory CRM: the write target of the demo "lead import".
-import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { HttpError, intParam, json, startHttpApi } from './http-api.ts';
 import type { ApiResponse, HttpApi, Route, RouteRequest } from './http-api.ts';
+import { CRM_SPEC } from './providers.ts';
 
-const SPEC = new URL('./crm.openapi.json', import.meta.url);
-export const CRM_SPEC_PATH = fileURLToPath(SPEC);
+export { CRM_SPEC_PATH } from './providers.ts';
 export const MAX_BATCH = 100;
 
 const leadInputSchema = z.strictObject({
@@ -168,7 +167,7 @@ export async function startCrmApi(options: CrmApiOptions = {}): Promise<CrmApi> 
     },
   ];
 
-  const api = await startHttpApi({ ...options, name: 'CRM demo API', spec: SPEC, routes });
+  const api = await startHttpApi({ ...options, name: 'CRM demo API', spec: CRM_SPEC, routes });
   return {
     ...api,
     stats: () => ({

@@ -1,14 +1,15 @@
 // Starts both demo APIs together, as the `dev` command and the tests use them.
-import { CRM_SPEC_PATH, startCrmApi } from './crm.ts';
+import { startCrmApi } from './crm.ts';
 import type { CrmApi } from './crm.ts';
-import { SHEETS_SPEC_PATH, startSheetsApi } from './sheets.ts';
+import { DEMO_PORTS } from './providers.ts';
+import { startSheetsApi } from './sheets.ts';
 import type { SheetsApi } from './sheets.ts';
 
 export { startCrmApi, startSheetsApi };
 export type { CrmApi, CrmApiOptions, CrmStats, Lead, LeadInput } from './crm.ts';
 export type { SheetsApi, SheetsApiOptions, SheetsStats } from './sheets.ts';
 
-export const DEMO_PORTS = { crm: 4001, sheets: 4002 };
+export { DEMO_PORTS, demoProvidersConfig } from './providers.ts';
 
 export interface DemoApis {
   crm: CrmApi;
@@ -35,13 +36,5 @@ export async function startDemoApis(
     close: async () => {
       await Promise.all([crm.close(), sheets.close()]);
     },
-  };
-}
-
-/** Provider entries pointing the product at the running demo APIs. */
-export function demoProvidersConfig(apis: { crm: Pick<CrmApi, 'url'>; sheets: Pick<SheetsApi, 'url'> }) {
-  return {
-    crm: { openapi: CRM_SPEC_PATH, baseUrl: apis.crm.url },
-    sheets: { openapi: SHEETS_SPEC_PATH, baseUrl: apis.sheets.url },
   };
 }

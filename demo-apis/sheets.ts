@@ -1,10 +1,9 @@
 // A read-only "sheets" API serving deterministic lead rows as CSV or JSON: the read side of the demo import.
-import { fileURLToPath } from 'node:url';
 import { HttpError, intParam, json, startHttpApi } from './http-api.ts';
 import type { Route, RouteRequest } from './http-api.ts';
+import { SHEETS_SPEC } from './providers.ts';
 
-const SPEC = new URL('./sheets.openapi.json', import.meta.url);
-export const SHEETS_SPEC_PATH = fileURLToPath(SPEC);
+export { SHEETS_SPEC_PATH } from './providers.ts';
 export const SHEET_COLUMNS = ['name', 'email', 'phone', 'company', 'source'] as const;
 
 export type SheetRow = Record<(typeof SHEET_COLUMNS)[number], string>;
@@ -135,7 +134,7 @@ export async function startSheetsApi(options: SheetsApiOptions = {}): Promise<Sh
     },
   ];
 
-  const api = await startHttpApi({ ...httpOptions, name: 'Sheets demo API', spec: SPEC, routes });
+  const api = await startHttpApi({ ...httpOptions, name: 'Sheets demo API', spec: SHEETS_SPEC, routes });
   return {
     url: api.url,
     specUrl: api.specUrl,

@@ -4,15 +4,21 @@
  *
  * Polling reads describe(), a query and the result; it never uses updates, which are capped per run.
  */
-import { randomUUID } from 'node:crypto';
 import {
   CancelledFailure,
   type Client,
   type WorkflowHandle,
+  WorkflowExecutionAlreadyStartedError,
   WorkflowFailedError,
   WorkflowNotFoundError,
 } from '@temporalio/client';
-import { ApplicationFailure, TerminatedFailure, TimeoutFailure } from '@temporalio/common';
+import {
+  ApplicationFailure,
+  type SearchAttributePair,
+  TerminatedFailure,
+  TimeoutFailure,
+  type WorkflowIdReusePolicy,
+} from '@temporalio/common';
 import { RESUME_MEMO_KEY } from '../core/effects.ts';
 import { ProductError } from '../core/errors.ts';
 import { jobSummary } from '../core/job-summary.ts';
@@ -22,11 +28,12 @@ import {
   type JobInput,
   type JobResult,
   type JobState,
-  type JobSummary,
+  JobSummary,
   type Progress,
   type ResumeMemo,
   type ScriptErrorInfo,
 } from '../core/journal.ts';
+import { ATTEMPT, CLI_TYPE_NAMES, OWNER, PHASE, SEARCH_ATTRIBUTES } from '../core/search-attributes.ts';
 import { checkScriptSyntax } from '../sandbox/isolate.ts';
 import type { durableScript } from '../workflows/durable-script.ts';
 import { OPERATOR, type Principal } from '../core/principal.ts';
@@ -34,8 +41,19 @@ import type { Privacy } from '../privacy/privacy.ts';
 import type { SandboxLimits } from '../core/limits.ts';
 import type { ProvidersConfig } from '../providers/config.ts';
 import type { TemporalConfig } from '../temporal/config.ts';
+import {
+  type JobRow,
+  type JobStatus,
+  jobStatusOf,
+  type ListFilter,
+  listJobs,
+  OWNER_MEMO_KEY,
+  SUMMARY_MEMO_KEY,
+} from './list.ts';
+import { jobIdSource, newJobId, summarize } from './naming.ts';
 
-export type JobStatus = 'running' | 'completed' | 'failed' | 'cancelled';
+export { OWNER_MEMO_KEY } from './list.ts';
+export type { JobRow, JobStatus } from './list.ts';
 
 /** A job's summary as the answers spell it (JobSummary with `log_count`); without a summary, only these three. */
 export type SummaryView = { progress: Progress | null; logs: string[]; log_count: number } & Partial<
@@ -59,13 +77,26 @@ export class JobStateError extends ProductError {
 }
 
 export class JobNotFoundError extends ProductError {
-  constructor(jobId: string, namespace: string) {
-    super(
-      'JobNotFoundError',
-      `No job "${jobId}" in Temporal namespace "${namespace}". Check the id returned by execute.`,
-    );
+  constructor(jobId: string, namespace: string, hint = MCP_WORDING.findId) {
+    super('JobNotFoundError', `No job "${jobId}" in Temporal namespace "${namespace}". ${hint}`);
   }
 }
+
+/** The service's advice names the front end's own actions: MCP tools for agents, commands in the CLI. */
+export interface JobWording {
+  /** How to find a job's id. */
+  findId: string;
+  /** How to start a new job. */
+  startNew: string;
+  /** What to do about a job that still runs. */
+  stopFirst: string;
+}
+
+export const MCP_WORDING: JobWording = {
+  findId: 'Check the id returned by execute.',
+  startNew: 'Start a new job with execute.',
+  stopFirst: 'Cancel it first (job_cancel), or wait for it.',
+};
 
 export class ScriptTooLargeError extends ProductError {
   constructor(message: string) {
@@ -86,6 +117,25 @@ export interface ExecuteRequest {
   code: string;
   input?: unknown;
   waitSeconds?: number;
+  /** The agent's short name for the job: the start of its id and its summary. */
+  name?: string;
+}
+
+export interface JobServiceOptions {
+  /** With privacy on, what the Temporal UI shows of a job (id, summary, details) carries tokens. */
+  privacy?: Privacy;
+  /** How the front end names its actions in advice (MCP tools by default). */
+  wording?: JobWording;
+}
+
+/** What an operator reads about a job besides its status: what it does, whose it is, when it ran. */
+export interface JobInfo {
+  job_id: string;
+  summary: string;
+  owner: string | null;
+  status: JobStatus;
+  started: string;
+  closed: string | null;
 }
 
 /** The parts of the config the job service uses. */
@@ -97,12 +147,11 @@ export interface JobSettings {
   defaultWaitSeconds: number;
 }
 
-/** The memo naming the principal that started a job; only it (and the operator) can see the job. */
-export const OWNER_MEMO_KEY = 'owner';
-
 /** A status read never waits longer than this, whatever the caller asks: MCP clients time out. */
 const MAX_WAIT_SECONDS = 60;
 const STATIC_DETAILS_MAX_CHARS = 20_000;
+/** A new job's random id part colliding with an existing job's is astronomically rare; retried anyway. */
+const NEW_ID_TRIES = 3;
 
 /**
  * Every method acts for one principal: it starts jobs owned by that principal, and a job owned by
@@ -113,36 +162,52 @@ export class JobService {
   private readonly client: Client;
   private readonly config: JobSettings;
   readonly principal: Principal;
-  /** With privacy on, a job's summary and details in the Temporal UI show tokens. */
+  private readonly wording: JobWording;
+  /** With privacy on, a job's id, summary and details in the Temporal UI show tokens. */
   private readonly privacy: Privacy | undefined;
 
-  constructor(client: Client, config: JobSettings, principal: Principal = OPERATOR, privacy?: Privacy) {
+  constructor(client: Client, config: JobSettings, principal: Principal = OPERATOR, options: JobServiceOptions = {}) {
     this.client = client;
     this.config = config;
     this.principal = principal;
-    this.privacy = privacy;
+    this.wording = options.wording ?? MCP_WORDING;
+    this.privacy = options.privacy;
+  }
+
+  /** Text that shows outside the job (ids, summaries, the Temporal UI): tokenized when privacy is on. */
+  private async shown(owner: string, text: string): Promise<string> {
+    return this.privacy ? this.privacy.tokenizeText(owner, text) : text;
   }
 
   /** The same service acting for `principal`. */
   as(principal: Principal): JobService {
-    return new JobService(this.client, this.config, principal, this.privacy);
+    return new JobService(this.client, this.config, principal, { wording: this.wording, privacy: this.privacy });
   }
 
   /** Validates and starts a script, then waits up to `waitSeconds` for it to finish. */
   async execute(request: ExecuteRequest): Promise<JobView> {
     await this.validate(request.code);
-    const jobId = `job-${randomUUID()}`;
-    const job: JobInput = {
-      jobId,
-      code: request.code,
-      input: request.input as JobInput['input'],
-      limits: this.config.limits,
-      retry: Object.fromEntries(Object.entries(this.config.providers).map(([name, p]) => [name, p.retry])),
-      attempt: 1,
-      maxEventsPerRun: this.config.maxEventsPerRun,
-    };
-    await this.start({ job }, summarize(request.code), this.principal.name);
-    return this.status(jobId, request.waitSeconds ?? this.config.defaultWaitSeconds);
+    const summary = summarize(request.code, request.name);
+    // The id shows everywhere: no personal data in it either.
+    const idSource = await this.shown(this.principal.name, jobIdSource(request.code, request.name));
+    for (let tries = 1; ; tries++) {
+      const job: JobInput = {
+        jobId: newJobId(idSource),
+        code: request.code,
+        input: request.input as JobInput['input'],
+        limits: this.config.limits,
+        retry: Object.fromEntries(Object.entries(this.config.providers).map(([name, p]) => [name, p.retry])),
+        attempt: 1,
+        maxEventsPerRun: this.config.maxEventsPerRun,
+      };
+      try {
+        await this.start({ job }, summary, this.principal.name, 'REJECT_DUPLICATE');
+      } catch (e) {
+        if (e instanceof WorkflowExecutionAlreadyStartedError && tries < NEW_ID_TRIES) continue;
+        throw e;
+      }
+      return this.status(job.jobId, request.waitSeconds ?? this.config.defaultWaitSeconds);
+    }
   }
 
   /**
@@ -155,14 +220,14 @@ export class JobService {
     const status = description.status.name;
     if (status === 'RUNNING')
       throw new JobStateError(
-        `Job ${jobId} is still running; only a failed or cancelled job can be resumed. Cancel it first (job_cancel), or wait for it.`,
+        `Job ${jobId} is still running; only a failed or cancelled job can be resumed. ${this.wording.stopFirst}`,
       );
     if (status === 'COMPLETED')
-      throw new JobStateError(`Job ${jobId} completed; there is nothing to resume. Start a new job with execute.`);
+      throw new JobStateError(`Job ${jobId} completed; there is nothing to resume. ${this.wording.startNew}`);
     const memo = description.memo?.[RESUME_MEMO_KEY] as ResumeMemo | undefined;
     if (!memo) {
       throw new JobStateError(
-        `Job ${jobId} left no journal to resume from (it was ${status.toLowerCase()} before it could save one, e.g. terminated by an operator). Start a new job with execute.`,
+        `Job ${jobId} left no journal to resume from (it was ${status.toLowerCase()} before it could save one, e.g. terminated by an operator). ${this.wording.startNew}`,
       );
     }
     if (code !== undefined) await this.validate(code);
@@ -174,11 +239,9 @@ export class JobService {
       attempt: previous.job.attempt + 1,
       resume: memo.checkpoint,
     };
-    await this.start(
-      { job, previous: memo.journal },
-      `resume (attempt ${job.attempt}): ${summarize(job.code).replace(/^execute: /, '')}`,
-      owner,
-    );
+    const summary = (description.memo?.[SUMMARY_MEMO_KEY] as string | undefined) ?? summarize(job.code);
+    // The same id: ALLOW_DUPLICATE starts the next run of this (closed) workflow.
+    await this.start({ job, previous: memo.journal }, summary, owner, 'ALLOW_DUPLICATE');
     return this.status(jobId, waitSeconds);
   }
 
@@ -192,17 +255,43 @@ export class JobService {
     await checkScriptSyntax(code);
   }
 
-  private async start(input: DurableScriptInput, summary: string, owner: string): Promise<void> {
+  /**
+   * Starts a run of the job's workflow: the owner, summary and attempt where the Temporal UI and
+   * `jobs list` show them (memo, search attributes), so "alice's jobs" is a filter from the start.
+   */
+  private async start(
+    input: DurableScriptInput,
+    summary: string,
+    owner: string,
+    workflowIdReusePolicy: WorkflowIdReusePolicy,
+  ): Promise<void> {
+    const searchAttributes: SearchAttributePair[] = [
+      { key: OWNER, value: owner },
+      { key: ATTEMPT, value: input.job.attempt },
+      { key: PHASE, value: 'running' },
+    ];
     // The summary and details show in the Temporal UI (undecoded without a codec): tokens there too.
-    const shown = async (text: string) => (this.privacy ? this.privacy.tokenizeText(owner, text) : text);
-    await this.client.workflow.start<typeof durableScript>('durableScript', {
-      taskQueue: this.config.temporal.taskQueue,
-      workflowId: input.job.jobId,
-      args: [input],
-      memo: { [OWNER_MEMO_KEY]: owner },
-      staticSummary: await shown(summary),
-      staticDetails: await shown('```js\n' + input.job.code.slice(0, STATIC_DETAILS_MAX_CHARS) + '\n```'),
-    });
+    const shown = (text: string) => this.shown(owner, text);
+    try {
+      await this.client.workflow.start<typeof durableScript>('durableScript', {
+        taskQueue: this.config.temporal.taskQueue,
+        workflowId: input.job.jobId,
+        workflowIdReusePolicy,
+        args: [input],
+        memo: { [OWNER_MEMO_KEY]: owner, [SUMMARY_MEMO_KEY]: await shown(summary) },
+        typedSearchAttributes: searchAttributes,
+        staticSummary: await shown(input.job.attempt > 1 ? `${summary} (attempt ${input.job.attempt})` : summary),
+        staticDetails: await shown('```js\n' + input.job.code.slice(0, STATIC_DETAILS_MAX_CHARS) + '\n```'),
+      });
+    } catch (e) {
+      if (/search attribute/i.test((e as Error).message))
+        throw new Error(
+          `Temporal refused the job's search attributes (${(e as Error).message}). Register them on namespace "${this.config.temporal.namespace}" once: ` +
+            `node deploy/temporal-namespace.ts, or ${registerCommands()}`,
+          { cause: e },
+        );
+      throw e;
+    }
   }
 
   /** The input of the job's latest run (every run carries the whole job), decrypted when a codec is set. */
@@ -238,21 +327,23 @@ export class JobService {
     return this.status(jobId, 10);
   }
 
-  async list(limit = 20): Promise<Array<{ job_id: string; status: string; started: string; closed?: string }>> {
-    const jobs = [];
-    for await (const info of this.client.workflow.list({
-      query: `WorkflowType = 'durableScript'` /* newest first; ORDER BY is not supported by every visibility store */,
-    })) {
-      if (!this.owns(info.memo)) continue;
-      jobs.push({
-        job_id: info.workflowId,
-        status: info.status.name.toLowerCase(),
-        started: info.startTime.toISOString(),
-        closed: info.closeTime?.toISOString(),
-      });
-      if (jobs.length >= limit) break;
-    }
-    return jobs;
+  /** The newest jobs the principal may see, one row each. */
+  async list(filter: ListFilter = { limit: 20 }): Promise<JobRow[]> {
+    return listJobs(this.client, (memo) => this.owns(memo), filter);
+  }
+
+  /** What the job does, whose it is and when it ran (its status view says how far it got). */
+  async info(jobId: string): Promise<JobInfo> {
+    const description = await this.describe(this.client.workflow.getHandle(jobId), jobId);
+    const memo = description.memo ?? {};
+    return {
+      job_id: jobId,
+      summary: (memo[SUMMARY_MEMO_KEY] as string | undefined) ?? (await description.staticSummary()) ?? '',
+      owner: (memo[OWNER_MEMO_KEY] as string | undefined) ?? null,
+      status: jobStatusOf(description.status.name),
+      started: description.startTime.toISOString(),
+      closed: description.closeTime?.toISOString() ?? null,
+    };
   }
 
   private async describeStatus(handle: WorkflowHandle, jobId: string): Promise<string> {
@@ -265,10 +356,12 @@ export class JobService {
     try {
       description = await handle.describe();
     } catch (e) {
-      if (e instanceof WorkflowNotFoundError) throw new JobNotFoundError(jobId, this.config.temporal.namespace);
+      if (e instanceof WorkflowNotFoundError)
+        throw new JobNotFoundError(jobId, this.config.temporal.namespace, this.wording.findId);
       throw e;
     }
-    if (!this.owns(description.memo)) throw new JobNotFoundError(jobId, this.config.temporal.namespace);
+    if (!this.owns(description.memo))
+      throw new JobNotFoundError(jobId, this.config.temporal.namespace, this.wording.findId);
     return description;
   }
 
@@ -323,7 +416,14 @@ function failureView(jobId: string, e: WorkflowFailedError): JobView {
         : cause instanceof TerminatedFailure
           ? 'terminated by an operator'
           : 'timed out';
-    return { job_id: jobId, status: 'cancelled', ...NO_SUMMARY, note: `The job was ${how}.` };
+    // A workflow that saw its cancellation reports how far it got (its details); a terminated one cannot.
+    const summary = cause instanceof CancelledFailure ? JobSummary.safeParse(cause.details?.[0]) : undefined;
+    return {
+      job_id: jobId,
+      status: 'cancelled',
+      ...(summary?.success ? summaryView(summary.data) : NO_SUMMARY),
+      note: `The job was ${how}.`,
+    };
   }
   // The workflow's failures carry FailureDetails (workflows/end-of-job.ts); anything else is reported as it came.
   const details = cause instanceof ApplicationFailure ? FailureDetails.safeParse(cause.details?.[0]) : undefined;
@@ -339,12 +439,9 @@ function failureView(jobId: string, e: WorkflowFailedError): JobView {
   };
 }
 
-/** A one-line summary for the Temporal UI: the script's first meaningful line. */
-function summarize(code: string): string {
-  const line =
-    code
-      .split('\n')
-      .map((l) => l.trim())
-      .find((l) => l && !/^async\s*\(\)\s*=>\s*\{?$/.test(l) && !l.startsWith('//')) ?? code.trim();
-  return `execute: ${line.slice(0, 100)}`;
+/** The Temporal CLI commands that register the jobs' search attributes. */
+function registerCommands(): string {
+  return SEARCH_ATTRIBUTES.map(
+    (key) => `temporal operator search-attribute create --name ${key.name} --type ${CLI_TYPE_NAMES[key.type]}`,
+  ).join('; ');
 }

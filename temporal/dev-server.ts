@@ -138,7 +138,7 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
     await exited;
     clearTimeout(force);
   };
-  const address = `${ip.includes(':') ? `[${ip}]` : ip}:${port}`;
+  const address = hostPort(ip, port);
   try {
     await untilServing(
       child,
@@ -154,12 +154,13 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
   }
   return {
     address,
-    uiUrl:
-      options.uiPort !== undefined ? `http://${ip === '127.0.0.1' ? 'localhost' : ip}:${options.uiPort}` : undefined,
+    uiUrl: options.uiPort !== undefined ? `http://${hostPort(ip, options.uiPort)}` : undefined,
     pid: child.pid!,
     teardown,
   };
 }
+
+const hostPort = (ip: string, port: number) => `${ip.includes(':') ? `[${ip}]` : ip}:${port}`;
 
 /**
  * Resolves when the server answers for the `default` namespace (created at launch, so the server has

@@ -18,8 +18,15 @@ function tryListen(host: string, port: number): Promise<number | undefined> {
   });
 }
 
+/**
+ * Whether `port` can be had on `host`. For loopback, on ::1 too: a server there would answer clients
+ * that resolve `localhost` to ::1, and be taken for ours.
+ */
 export async function isPortFree(host: string, port: number): Promise<boolean> {
-  return (await tryListen(host, port)) !== undefined;
+  if ((await tryListen(host, port)) === undefined) return false;
+  if (host !== '127.0.0.1' && host !== 'localhost') return true;
+  // A machine without IPv6 has no ::1 to listen on: nothing can be there either.
+  return (await tryListen('::1', port).catch(() => port)) !== undefined;
 }
 
 /** A port nothing listens on right now (the kernel's pick). */

@@ -96,7 +96,7 @@ export async function startInProcessStack(config: Config): Promise<InProcessStac
   return {
     config,
     client,
-    jobs: new JobService(client, config, undefined, privacy),
+    jobs: new JobService(client, config, undefined, { privacy }),
     privacy,
     worker,
     async close() {

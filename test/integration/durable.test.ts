@@ -86,7 +86,7 @@ describe('execute', () => {
       waitSeconds: 0.5,
     });
     expect(started.status).toBe('running');
-    expect(started.job_id).toMatch(/^job-/);
+    expect(started.job_id).toMatch(/^[a-z0-9-]+-[a-z0-9]{8}$/);
     expect(started.progress).toEqual({ done: 1, total: 2, message: 'sleeping' });
     const done = await stack.jobs.status(started.job_id, 30);
     expect(done).toMatchObject({ status: 'completed', result: 'slept', progress: { done: 2, total: 2 } });

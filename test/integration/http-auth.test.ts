@@ -10,6 +10,7 @@ import type { Client as McpClient } from '@modelcontextprotocol/sdk/client/index
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { OPERATOR } from '../../core/principal.ts';
+import { ATTEMPT, OWNER } from '../../core/search-attributes.ts';
 import { AuthConfigError, authenticate, isLoopbackHost, loadTokens } from '../../server/auth.ts';
 import { InsecureBindError, startMcpHttpServer, type McpHttpServer } from '../../server/http.ts';
 import { OWNER_MEMO_KEY } from '../../jobs/service.ts';
@@ -173,12 +174,18 @@ describe('tenant scoping', () => {
     expect(resumed.structured).toMatchObject({ status: 'completed', result: 2, attempt: 2 });
     await notFound('job_status');
 
-    // The operator (stdio, CLI) sees every job, and the owner is on the workflow as a memo.
+    // The operator (stdio, CLI) sees every job, and the owner is on the workflow as a memo and a search attribute.
     expect(await stack.jobs.status(jobId)).toMatchObject({ status: 'completed', result: 2 });
     const description = await stack.client.workflow.getHandle(jobId).describe();
     expect(description.memo?.[OWNER_MEMO_KEY]).toBe('alice');
-    expect((await stack.jobs.list(100)).map((j) => j.job_id)).toContain(jobId);
-    expect((await stack.jobs.as({ name: 'bob', seesAll: false }).list(100)).map((j) => j.job_id)).not.toContain(jobId);
+    expect(description.typedSearchAttributes.get(OWNER)).toBe('alice');
+    expect(description.typedSearchAttributes.get(ATTEMPT)).toBe(2);
+    const rows = await stack.jobs.list({ limit: 100 });
+    expect(rows.filter((j) => j.job_id === jobId)).toMatchObject([{ owner: 'alice', status: 'completed', attempt: 2 }]);
+    expect((await stack.jobs.list({ limit: 100, owner: 'bob' })).map((j) => j.job_id)).not.toContain(jobId);
+    expect(
+      (await stack.jobs.as({ name: 'bob', seesAll: false }).list({ limit: 100 })).map((j) => j.job_id),
+    ).not.toContain(jobId);
   });
 
   it('keeps the owner across continue-as-new', async () => {

@@ -1,0 +1,123 @@
+/**
+ * `durable-codemode jobs`: the operator's view of jobs. Readable by default, `--json` for scripts;
+ * `watch` follows a job live (a progress bar on a terminal, plain lines otherwise) to its end.
+ * The operator sees every job.
+ */
+import { readFileSync } from 'node:fs';
+import { JobService, type JobStatus, type JobView, type JobWording } from '../jobs/service.ts';
+import { connectClient } from '../temporal/connection.ts';
+import { jobPage, jobTable, ProgressRate, watchLine } from './jobs-render.ts';
+import { intOption, UsageError, type Values } from './options.ts';
+import { loadRuntimeConfig } from './runtime-config.ts';
+
+const STATUSES: JobStatus[] = ['running', 'completed', 'failed', 'cancelled'];
+
+/** The job service's advice in this CLI's own words. */
+const CLI_WORDING: JobWording = {
+  findId: 'List job ids with `durable-codemode jobs list`.',
+  startNew: 'Start a new job from an MCP client (the execute tool).',
+  stopFirst:
+    'Cancel it first (`durable-codemode jobs cancel JOB_ID`), or wait for it (`durable-codemode jobs watch JOB_ID`).',
+};
+
+export async function run(values: Values, args: string[], help: string): Promise<void> {
+  const [action, jobId, ...extra] = args;
+  const actions = ['list', 'show', 'watch', 'cancel', 'resume'];
+  if (!action || !actions.includes(action)) throw new UsageError(help);
+  if (action === 'list' ? jobId !== undefined : !jobId || extra.length)
+    throw new UsageError(
+      action === 'list' ? `jobs list takes no job id\n\n${help}` : `jobs ${action} takes one JOB_ID\n\n${help}`,
+    );
+  const status = values.status as JobStatus | undefined;
+  if (status !== undefined && !STATUSES.includes(status))
+    throw new UsageError(`--status must be one of ${STATUSES.join(', ')}; got ${status}`);
+  const code = typeof values.code === 'string' ? readCodeFile(values.code) : undefined;
+  const wait = intOption(values, 'wait', 0, { max: 3600 });
+  const json = Boolean(values.json);
+  const { config } = loadRuntimeConfig(values);
+  const client = await connectClient(config.temporal);
+  const jobs = new JobService(client, config, undefined, { wording: CLI_WORDING });
+  try {
+    let exitCode = 0;
+    if (action === 'list') {
+      const rows = await jobs.list({
+        limit: intOption(values, 'limit', 20, { min: 1 }),
+        status,
+        owner: values.owner as string | undefined,
+      });
+      console.log(json ? JSON.stringify(rows, null, 2) : jobTable(rows, process.stdout.columns || 120));
+    } else if (action === 'watch') {
+      exitCode = await watch(jobs, jobId, json);
+    } else {
+      const view =
+        action === 'show'
+          ? await waitFor(jobs, jobId, wait)
+          : action === 'cancel'
+            ? await jobs.cancel(jobId)
+            : await jobs.resume(jobId, code, Math.min(wait, 60));
+      console.log(json ? JSON.stringify(view, null, 2) : jobPage(await jobs.info(jobId), view));
+      if (!json && view.status === 'failed')
+        console.log(`\nTo retry from its journal: durable-codemode jobs resume ${jobId} [--code FIXED.js]`);
+      exitCode = view.status === 'failed' ? 1 : 0;
+    }
+    process.exitCode = exitCode;
+  } finally {
+    await client.connection.close();
+  }
+}
+
+/** Waits up to `seconds` (beyond the service's 60 s cap per call) for the job to end. */
+async function waitFor(jobs: JobService, jobId: string, seconds: number): Promise<JobView> {
+  const deadline = Date.now() + seconds * 1000;
+  let view = await jobs.status(jobId, Math.min(seconds, 60));
+  while (view.status === 'running' && Date.now() < deadline)
+    view = await jobs.status(jobId, Math.min(Math.ceil((deadline - Date.now()) / 1000), 60));
+  return view;
+}
+
+/**
+ * Follows the job to its end. On a terminal one line is redrawn in place (bar, rate, time left) and
+ * new log lines scroll above it; otherwise a plain line is printed whenever the progress changes.
+ * Ends with the job's page (or its JSON); the exit code is 0 only for a completed job.
+ */
+async function watch(jobs: JobService, jobId: string, json: boolean): Promise<number> {
+  const tty = Boolean(process.stdout.isTTY) && !json;
+  const rate = new ProgressRate();
+  let shownLogs = 0;
+  let lastLine = '';
+  let lastPrinted = 0;
+  let view = await jobs.status(jobId);
+  for (;;) {
+    if (view.progress) rate.add(view.progress.done);
+    const newLogs = Math.min(view.log_count - shownLogs, view.logs.length);
+    const line = watchLine(view, rate.perSecond());
+    if (tty) {
+      process.stdout.write('\r\x1b[K');
+      if (newLogs > 0) process.stdout.write(`${view.logs.slice(-newLogs).join('\n')}\n`);
+      if (view.status === 'running') process.stdout.write(line);
+    } else if (!json) {
+      if (newLogs > 0) console.log(view.logs.slice(-newLogs).join('\n'));
+      // Plain lines: on a change of progress or message, at most once a second (the last one always).
+      const changed = line.replace(/ {2}[\d.]+\/s.*$/, '') !== lastLine.replace(/ {2}[\d.]+\/s.*$/, '');
+      if (view.status === 'running' && changed && Date.now() - lastPrinted >= 1000) {
+        console.log(`${new Date().toISOString()}  ${line}`);
+        lastLine = line;
+        lastPrinted = Date.now();
+      }
+    }
+    shownLogs = view.log_count;
+    if (view.status !== 'running') break;
+    view = await jobs.status(jobId, 1);
+  }
+  // The logs have scrolled by already.
+  console.log(json ? JSON.stringify(view, null, 2) : `\n${jobPage(await jobs.info(jobId), { ...view, logs: [] })}`);
+  return view.status === 'completed' ? 0 : 1;
+}
+
+function readCodeFile(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new UsageError(`Cannot read --code ${file}: ${(e as Error).message}`);
+  }
+}

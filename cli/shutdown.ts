@@ -1,0 +1,40 @@
+/** Stopping a long-running command on SIGINT/SIGTERM, and undoing a start-up that failed half-way. */
+
+/** Runs `stop` once on SIGINT/SIGTERM, then exits; a second signal exits at once. */
+export function onShutdown(stop: () => Promise<void>): void {
+  let stopping = false;
+  const handler = (signal: string) => {
+    if (stopping) process.exit(130);
+    stopping = true;
+    console.error(`\n${signal} received: shutting down (press Ctrl-C again to force)...`);
+    stop().then(
+      () => process.exit(0),
+      (e) => {
+        console.error(e);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', () => handler('SIGINT'));
+  process.on('SIGTERM', () => handler('SIGTERM'));
+}
+
+/** What has been started so far, stopped in reverse order: by a failed start-up, or at shutdown. */
+export class Started {
+  private readonly stops: Array<{ what: string; stop: () => Promise<unknown> }> = [];
+
+  add(what: string, stop: () => Promise<unknown>): void {
+    this.stops.push({ what, stop });
+  }
+
+  /** Stops everything (last started first); a part that fails to stop does not keep the others running. */
+  async stopAll(): Promise<void> {
+    for (let next = this.stops.pop(); next; next = this.stops.pop()) {
+      try {
+        await next.stop();
+      } catch (e) {
+        console.error(`stopping ${next.what} failed: ${(e as Error).message}`);
+      }
+    }
+  }
+}
