@@ -9,6 +9,7 @@
  * Each command's module is loaded only when it runs, so a process loads only what its command uses
  * (a worker no MCP server, search sandbox, tokenizer or demo API; `jobs` no worker SDK).
  */
+import { readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { UsageError, type Values } from './options.ts';
 
@@ -137,13 +138,20 @@ Usage: durable-codemode <command> [options]
 Commands:
 ${lines.join('\n')}
 
-Run \`durable-codemode <command> --help\` for a command's options.`;
+Run \`durable-codemode <command> --help\` for a command's options, \`durable-codemode --version\` for the versions.`;
 }
 
 async function main(argv: string[]): Promise<void> {
   const [name, ...rest] = argv;
   if (!name || name === '--help' || name === '-h' || name === 'help') {
     console.log(usage());
+    return;
+  }
+  if (name === '--version' || name === '-v') {
+    const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+      version: string;
+    };
+    console.log(`durable-codemode ${version} (Node ${process.version})`);
     return;
   }
   const command = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
