@@ -52,7 +52,7 @@ export function jobTable(rows: JobRow[], width = 120): string {
       .slice(0, -1)
       .map((v, i) => v.padEnd(widths[i]))
       .join('  ');
-    const room = Math.max(20, width - fixed.length - 2);
+    const room = Math.max(10, width - fixed.length - 2);
     const last = c.at(-1)!;
     return `${fixed}  ${last.length > room ? `${last.slice(0, room - 1)}…` : last}`.trimEnd();
   };
@@ -128,7 +128,7 @@ export function watchLine(view: JobView, rate: number | undefined): string {
   if (p.total) parts.push(bar(p.done, p.total));
   parts.push(progressText(p));
   if (rate !== undefined) {
-    parts.push(`${rate >= 10 ? Math.round(rate) : rate.toFixed(1)}/s`);
+    parts.push(`${rate >= 100 ? Math.round(rate) : rate.toFixed(1)}/s`);
     if (p.total && p.total > p.done) parts.push(`ETA ${duration((p.total - p.done) / rate)}`);
   }
   if (p.message) parts.push(p.message);

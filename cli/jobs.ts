@@ -45,7 +45,9 @@ export async function run(values: Values, args: string[], help: string): Promise
         status,
         owner: values.owner as string | undefined,
       });
-      console.log(json ? JSON.stringify(rows, null, 2) : jobTable(rows, process.stdout.columns || 120));
+      console.log(
+        json ? JSON.stringify(rows, null, 2) : jobTable(rows, process.stdout.isTTY ? process.stdout.columns : Infinity),
+      );
     } else if (action === 'watch') {
       exitCode = await watch(jobs, jobId, json);
     } else {

@@ -7,7 +7,7 @@ import { SpecSearch } from '../sandbox/search.ts';
 import { loadTokens } from '../server/auth.ts';
 import { ResultBudget } from '../server/budget.ts';
 import { checkHttpBind, type McpHttpOptions, startMcpHttpServer } from '../server/http.ts';
-import type { McpDeps } from '../server/mcp.ts';
+import { exampleCall, type McpDeps } from '../server/mcp.ts';
 import { Privacy } from '../privacy/privacy.ts';
 import { codecFromEnv, codecKeyFromEnv } from '../temporal/codec.ts';
 import type { Config } from './config.ts';
@@ -17,14 +17,16 @@ export async function mcpDeps(config: Config, client: Client): Promise<McpDeps> 
   const { specs, upstream } = await readyProviders(config.providers, { cache: blobs });
   // The MCP server only needs the upstream tool lists (for search); calls happen in workers.
   await upstream.close();
+  const search = await SpecSearch.create(specs);
   const privacy = new Privacy(config.privacy, { store: blobs, codecKey: codecKeyFromEnv() });
   return {
     jobs: new JobService(client, config, undefined, { privacy }),
     budget: new ResultBudget(config.results.maxTokens, blobs),
     privacy,
-    search: await SpecSearch.create(specs),
+    search,
     providers: Object.keys(config.providers),
     defaultWaitSeconds: config.defaultWaitSeconds,
+    example: await exampleCall(search),
   };
 }
 

@@ -137,6 +137,18 @@ export const ERRORS = {
       'The job is not in a state that allows this, e.g. resuming a job that is still running, or paging the result of a job that has not completed.',
     todo: 'Follow the message: wait for the job, cancel it first, or start a new one.',
   },
+  InvalidArgumentsError: {
+    seenBy: 'tool',
+    means:
+      'The call does not fit the tool: an unknown tool or argument, or an argument missing or of the wrong type. Nothing was done.',
+    todo: 'Call a listed tool with the arguments its input schema names; the message lists the accepted ones.',
+  },
+  ServiceError: {
+    seenBy: 'tool',
+    means:
+      'The server could not do what was asked: Temporal, a worker or the blob store did not answer as expected. Nothing about the script is wrong.',
+    todo: 'Try again in a moment; if it keeps failing, the message tells the operator what to fix.',
+  },
   ResultPageError: {
     seenBy: 'tool',
     means: "The page asked for is beyond the stored result's pages.",

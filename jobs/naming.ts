@@ -8,11 +8,12 @@ const SLUG_MAX_CHARS = 40;
 const RANDOM_CHARS = 8;
 const ALPHABET = '0123456789abcdefghijklmnopqrstuvwxyz';
 
+/** The script's lines without the arrow function's head (`async () => {`) and lone braces. */
 function codeLines(code: string): string[] {
   return code
     .split('\n')
-    .map((l) => l.trim())
-    .filter((l) => l && !/^(async\s*)?\(.*\)\s*=>\s*\{?$/.test(l));
+    .map((l) => l.trim().replace(/^(async\s*)?\([^)]*\)\s*=>\s*\{?\s*/, ''))
+    .filter((l) => l && l !== '}');
 }
 
 /** The script's first line when it is a comment: the author's own words for what it does. */

@@ -4,9 +4,10 @@
  * through code, never listed.
  */
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
-import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { CallToolRequestSchema, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
-import { isErrorName } from '../core/errors.ts';
+import { closest } from '../core/config-object.ts';
+import { ERRORS, type ErrorName, isErrorName } from '../core/errors.ts';
 import type { Privacy } from '../privacy/privacy.ts';
 import type { SpecSearch } from '../sandbox/search.ts';
 import type { JobService, JobView } from '../jobs/service.ts';
@@ -21,35 +22,56 @@ export interface McpDeps {
   defaultWaitSeconds: number;
   /** With privacy enabled, every answer carries the caller's tokens instead of personal data. */
   privacy?: Privacy;
+  /** A call the configured providers really take, for the execute description's example (see exampleCall). */
+  example?: string;
 }
 
 const VERSION = '0.1.0';
 
-export const SearchInput = {
-  code: z.string().describe('async () => { ... } run with the global `spec`; return only what you need'),
-};
+/**
+ * A tool's arguments: unknown ones are refused, naming the accepted ones (an agent that sends
+ * `execute({ job_id })` learns it meant job_status, instead of starting a job it did not want).
+ */
+function toolInput<Shape extends z.ZodRawShape>(tool: string, shape: Shape) {
+  const accepted = Object.keys(shape);
+  return z.strictObject(shape, {
+    error: (issue) => {
+      if (issue.code !== 'unrecognized_keys') return undefined;
+      const unknown = issue.keys.map((key) => {
+        const near = closest(key, accepted);
+        return `"${key}"${near ? ` (did you mean "${near}"?)` : ''}`;
+      });
+      return `unknown argument${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')}; ${tool} takes ${accepted.join(', ')}`;
+    },
+  });
+}
 
-export const ExecuteInput = {
+export const SearchInput = toolInput('search', {
+  code: z.string().describe('async () => { ... } run with the global `spec`; return only what you need'),
+});
+
+export const ExecuteInput = toolInput('execute', {
   code: z.string().describe('async () => { ... } using the API clients; return a small JSON result'),
   // Any JSON value (the protocol carries nothing else): z.json()'s recursive definition would cost
   // about 100 tokens of every tools/list.
   input: z.unknown().optional().describe('JSON value available to the script as `input`'),
   wait_seconds: z.number().min(0).max(60).optional().describe('max seconds to wait inline (default 20)'),
-};
+  name: z.string().max(60).optional().describe('short job name, starts its id'),
+});
 
-export const JobStatusInput = {
+export const JobStatusInput = toolInput('job_status', {
   job_id: z.string(),
   wait_seconds: z.number().min(0).max(60).optional().describe('wait up to this long for the job to finish'),
   page: z.number().min(1).optional().describe('page of result_ref'),
-};
+});
 
-export const JobCancelInput = { job_id: z.string() };
+export const JobCancelInput = toolInput('job_cancel', { job_id: z.string() });
 
-export const JobResumeInput = {
+export const JobResumeInput = toolInput('job_resume', {
   job_id: z.string(),
   code: z.string().optional().describe('corrected script; omit to retry the same one'),
   wait_seconds: z.number().min(0).max(60).optional(),
-};
+});
 
 function searchDescription(): string {
   return [
@@ -59,20 +81,43 @@ function searchDescription(): string {
   ].join('\n');
 }
 
-function executeDescription(providers: string[], defaultWait: number): string {
-  const first = providers[0] ?? 'api';
+function executeDescription(providers: string[], defaultWait: number, example: string | undefined): string {
+  const call = example ?? `${providers[0] ?? 'api'}.request({ method: 'GET', path: '/' })`;
   return [
     'Run JS or TS against the APIs as a durable job: it survives crashes and restarts, and completed calls are never repeated.',
     `Globals: ${providers.length ? providers.join(', ') : '(no providers configured)'} — an API has .request({ method, path, query, body }) resolving to the parsed response body (non-2xx throws an error with .status and .body); an MCP server has one async function per tool (spec.tools).`,
     '`input`; `await step(name, fn)` saves fn() (pure computation, no calls inside) so it never reruns; `await checkpoint(state)` saves a small state, read back as `resume` by job_resume; `progress(done, total, message)`; `await sleep(ms)`; `CSV.parse(text)` → row objects, `CSV.stringify(rows)`; console.log.',
     'Use `await Promise.all` for parallel calls. Date.now() and Math.random() are recorded.',
     `Returns the result if done within wait_seconds (default ${defaultWait}), else { job_id, status: "running", progress }: poll job_status.`,
-    `Example: async () => { const r = await ${first}.request({ method: 'GET', path: '/items', query: { limit: 10 } }); return r.length; }`,
+    `Example: async () => { const r = await ${call}; return r; }`,
   ].join('\n');
+}
+
+/**
+ * A call the configured providers take, found by a search over their specs: a GET without path
+ * parameters (a list, most likely), else any operation, else an upstream MCP server's tool.
+ */
+export async function exampleCall(search: SpecSearch): Promise<string | undefined> {
+  const found = (await search
+    .run(
+      `async () => {
+        const ops = spec.operations ?? [];
+        const op = ops.find((o) => o.method === 'GET' && !o.path.includes('{')) ?? ops[0];
+        if (op) return { provider: op.provider, method: op.method, path: op.path };
+        const tool = (spec.tools ?? [])[0];
+        return tool ? { provider: tool.provider, tool: tool.name } : null;
+      }`,
+    )
+    .catch(() => null)) as { provider: string; method?: string; path?: string; tool?: string } | null;
+  if (!found) return undefined;
+  return found.tool
+    ? `${found.provider}.${found.tool}({})`
+    : `${found.provider}.request({ method: '${found.method}', path: '${found.path}' })`;
 }
 
 export function createMcpServer(deps: McpDeps): McpServer {
   const server = new McpServer({ name: 'durable-codemode', version: VERSION });
+  structureSdkToolErrors(server);
   const toModel = modelBoundary(deps);
   const answer = (run: () => Promise<object>) => answerWith(toModel, run);
   // A job's view is tokenized before the budget cuts or pages it, so previews and pages show tokens
@@ -89,10 +134,13 @@ export function createMcpServer(deps: McpDeps): McpServer {
 
   server.registerTool(
     'execute',
-    { description: executeDescription(deps.providers, deps.defaultWaitSeconds), inputSchema: ExecuteInput },
-    async ({ code, input, wait_seconds }) =>
+    {
+      description: executeDescription(deps.providers, deps.defaultWaitSeconds, deps.example),
+      inputSchema: ExecuteInput,
+    },
+    async ({ code, input, wait_seconds, name }) =>
       answer(async () =>
-        deps.budget.job(await tokenizedView(deps.jobs.execute({ code, input, waitSeconds: wait_seconds }))),
+        deps.budget.job(await tokenizedView(deps.jobs.execute({ code, input, waitSeconds: wait_seconds, name }))),
       ),
   );
 
@@ -153,10 +201,20 @@ function modelBoundary({ privacy, jobs }: McpDeps): ModelBoundary {
   };
 }
 
+/** An error answer: the message as text, and `{ error: { name, message, todo } }` as structured content. */
+function errorAnswer(
+  name: ErrorName,
+  message: string,
+  position: { line?: number; column?: number } = {},
+): CallToolResult {
+  const error = { name, message, todo: ERRORS[name].todo, ...position };
+  return { content: [{ type: 'text', text: message }], structuredContent: { error }, isError: true };
+}
+
 /**
- * Structured content plus the same JSON as text (compact: the token budget counts it so); failures
- * become tool errors the model can read: the message as text, and for an error of the catalogue
- * (core/errors.ts) its name, and position where it has one, as `structuredContent.error`.
+ * Structured content plus the same JSON as text (compact: the token budget counts it so). A failure
+ * is an error answer named from the catalogue (core/errors.ts), with what to do; anything the
+ * catalogue does not name (Temporal unreachable, say) is a ServiceError.
  *
  * Everything passes the model boundary last, errors included; if that fails (the privacy vault
  * cannot be reached), the answer is that failure, never the untokenized value.
@@ -168,12 +226,11 @@ async function answerWith(toModel: ModelBoundary, run: () => Promise<object>): P
       value = (await run()) as Record<string, unknown>;
     } catch (e) {
       const { name, message, line, column } = e as Error & { line?: number; column?: number };
-      const error = { name, message: await toModel.text(message), ...(line !== undefined ? { line, column } : {}) };
-      return {
-        content: [{ type: 'text', text: error.message }],
-        ...(isErrorName(name) ? { structuredContent: { error } } : {}),
-        isError: true,
-      };
+      return errorAnswer(
+        isErrorName(name) ? name : 'ServiceError',
+        await toModel.text(message),
+        line !== undefined ? { line, column } : {},
+      );
     }
     value = await toModel.json(value);
     return {
@@ -183,7 +240,32 @@ async function answerWith(toModel: ModelBoundary, run: () => Promise<object>): P
     };
   } catch (e) {
     // Only the model boundary itself fails here; its message names no personal data.
-    const error = { name: 'PrivacyVaultError', message: (e as Error).message };
-    return { content: [{ type: 'text', text: error.message }], structuredContent: { error }, isError: true };
+    return errorAnswer('PrivacyVaultError', (e as Error).message);
   }
+}
+
+/**
+ * The SDK answers some calls itself, before any tool runs: arguments that fail the input schema, a
+ * tool that does not exist. Those answers get the same structured error as ours
+ * (InvalidArgumentsError), by wrapping the tools/call handler McpServer installs.
+ */
+function structureSdkToolErrors(server: McpServer): void {
+  type Handler = (request: unknown, extra: unknown) => Promise<unknown>;
+  const inner = server.server as unknown as { setRequestHandler(schema: unknown, handler: Handler): void };
+  const setRequestHandler = inner.setRequestHandler.bind(inner);
+  inner.setRequestHandler = (schema, handler) =>
+    setRequestHandler(
+      schema,
+      schema !== CallToolRequestSchema
+        ? handler
+        : async (request, extra) => {
+            const result = (await handler(request, extra)) as CallToolResult;
+            if (!result.isError || result.structuredContent) return result;
+            const text = result.content.map((c) => (c.type === 'text' ? c.text : '')).join('\n');
+            return errorAnswer(
+              'InvalidArgumentsError',
+              text.replace(/^MCP error -?\d+: (Input validation error: )?/, ''),
+            );
+          },
+    );
 }

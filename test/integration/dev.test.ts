@@ -4,7 +4,7 @@
  * started when start-up fails, and the jobs it runs can be told apart: search attributes the
  * Temporal CLI filters on, `jobs list` one row per job, `jobs watch` live in a pseudo-terminal.
  */
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -17,50 +17,10 @@ import { devTaskQueue } from '../../cli/dev-data-dir.ts';
 import type { JobRow } from '../../jobs/service.ts';
 import { findTemporalCli, startDevServer, type DevServer } from '../../temporal/dev-server.ts';
 import { freePort, isPortFree } from '../../temporal/ports.ts';
+import { startDev, freePorts, type DevProcess } from '../dev-process.ts';
 import { CLI, eventually, mcpOverHttp } from '../harness.ts';
 
 const run = promisify(execFile);
-
-interface DevProcess {
-  child: ChildProcess;
-  dir: string;
-  output(): string;
-  exited: Promise<number | null>;
-  stop(): Promise<number | null>;
-}
-
-/** `durable-codemode dev ARGS` in a fresh directory (its data dir below); resolves once it runs or has exited. */
-async function startDev(args: string[], env: Record<string, string> = {}, config?: object): Promise<DevProcess> {
-  const dir = mkdtempSync(join(tmpdir(), 'dcm-dev-'));
-  if (config) writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
-  const child = spawn(
-    process.execPath,
-    ['--no-node-snapshot', CLI, 'dev', ...(config ? ['--config', join(dir, 'config.json')] : []), ...args],
-    { cwd: dir, env: { ...process.env, TEMPORAL_ADDRESS: '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let output = '';
-  child.stdout.on('data', (d) => (output += d));
-  child.stderr.on('data', (d) => (output += d));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  await Promise.race([exited, eventually(() => (output.includes('dev is running') ? true : undefined), 120_000)]);
-  return {
-    child,
-    dir,
-    output: () => output,
-    exited,
-    async stop() {
-      if (child.exitCode === null) child.kill('SIGINT');
-      return exited;
-    },
-  };
-}
-
-/** Ports for one dev run, free when picked. */
-async function ports(n: number): Promise<number[]> {
-  const got = new Set<number>();
-  while (got.size < n) got.add(await freePort());
-  return [...got];
-}
 
 function hold(port: number): Promise<Server> {
   return new Promise((resolve) => {
@@ -110,7 +70,7 @@ describe('dev owns its ports', () => {
 
   it('refuses every port in use, naming it and its flag, and starts nothing', async () => {
     const strangerPort = Number(stranger.address.split(':')[1]);
-    const [ui, mcp, crm, sheets] = await ports(4);
+    const [ui, mcp, crm, sheets] = await freePorts(4);
     const held = await Promise.all([ui, mcp, crm, sheets].map(hold));
     try {
       const dev = await startDev([
@@ -135,7 +95,7 @@ describe('dev owns its ports', () => {
   });
 
   it('joins a running server only when told to, on a task queue of its own data dir', async () => {
-    const [mcp] = await ports(1);
+    const [mcp] = await freePorts(1);
     const dev = await startDev([
       '--temporal-address',
       stranger.address,
@@ -164,7 +124,7 @@ describe('dev owns its ports', () => {
   });
 
   it('stops the Temporal dev server it started when a later step fails', async () => {
-    const [temporal, ui, mcp] = await ports(3);
+    const [temporal, ui, mcp] = await freePorts(3);
     // An upstream MCP server that exits at once: the worker cannot start, after Temporal did.
     const dev = await startDev(
       ['--temporal-port', String(temporal), '--ui-port', String(ui), '--port', String(mcp)],
@@ -196,7 +156,7 @@ describe('jobs an operator can tell apart', () => {
     };
 
   beforeAll(async () => {
-    const [temporal, ui, mcp] = await ports(3);
+    const [temporal, ui, mcp] = await freePorts(3);
     dev = await startDev(
       [
         '--temporal-port',

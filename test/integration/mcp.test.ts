@@ -14,6 +14,7 @@ import {
   type SheetsApi,
 } from '../../demo-apis/index.ts';
 import { readyProviders } from '../../providers/ready.ts';
+import { exampleCall } from '../../server/mcp.ts';
 import { SpecSearch } from '../../sandbox/search.ts';
 import { startMcpHttpServer, type McpHttpServer } from '../../server/http.ts';
 import {
@@ -45,6 +46,7 @@ beforeAll(async () => {
       search,
       providers: Object.keys(config.providers),
       defaultWaitSeconds: 20,
+      example: await exampleCall(search),
     },
     { host: '127.0.0.1', port: 0 },
   );
@@ -137,6 +139,78 @@ describe.each(['http', 'stdio'])('MCP over %s', (transport) => {
     });
     expect(result.isError).toBe(true);
     expect((result.content as Array<{ text: string }>)[0].text).toMatch(/^SyntaxError at line 2, column \d+/);
+    expect(result.structuredContent).toMatchObject({
+      error: { name: 'ScriptSyntaxError', message: expect.stringMatching(/^SyntaxError at line 2/), line: 2 },
+    });
+    expect((result.structuredContent as { error: { todo: string } }).error.todo).toContain('async arrow function');
+  });
+
+  it('answers every error with its name, message and what to do', async () => {
+    const missing = await clients[transport].callTool({ name: 'job_status', arguments: { job_id: 'no-such-job' } });
+    expect(missing).toMatchObject({
+      isError: true,
+      structuredContent: {
+        error: {
+          name: 'JobNotFoundError',
+          message: expect.stringContaining('No job "no-such-job"'),
+          todo: expect.any(String),
+        },
+      },
+    });
+    const unknownTool = await clients[transport].callTool({ name: 'run_script', arguments: { code: '1' } });
+    expect(unknownTool).toMatchObject({
+      isError: true,
+      structuredContent: { error: { name: 'InvalidArgumentsError', message: expect.stringContaining('run_script') } },
+    });
+    const mistyped = await clients[transport].callTool({ name: 'job_status', arguments: { job_id: 42 } });
+    expect(mistyped).toMatchObject({
+      isError: true,
+      structuredContent: { error: { name: 'InvalidArgumentsError', message: expect.stringContaining('job_id') } },
+    });
+  });
+
+  it('refuses unknown arguments, naming the accepted ones, and starts no job', async () => {
+    const jobsHere = async () =>
+      (await stack.client.workflow.count(`TaskQueue = '${stack.config.temporal.taskQueue}'`)).count;
+    const before = await jobsHere();
+    const result = await clients[transport].callTool({
+      name: 'execute',
+      arguments: { code: 'async () => 1', job_id: 'import-leads-12345678' },
+    });
+    expect(result.isError).toBe(true);
+    const { error } = result.structuredContent as { error: { name: string; message: string } };
+    expect(error.name).toBe('InvalidArgumentsError');
+    expect(error.message).toContain('unknown argument "job_id"; execute takes code, input, wait_seconds, name');
+    expect((result.content as Array<{ text: string }>)[0].text).toBe(error.message);
+    expect(await jobsHere()).toBe(before);
+  });
+
+  it("takes the execute example from the configured providers' specs", async () => {
+    const { tools } = await clients[transport].listTools();
+    const description = tools.find((t) => t.name === 'execute')!.description!;
+    const example =
+      /Example: async \(\) => \{ const r = await (\w+)\.request\(\{ method: '(\w+)', path: '([^']+)' \}\)/.exec(
+        description,
+      );
+    expect(example, description).not.toBeNull();
+    const [, provider, method, path] = example!;
+    const ops = structured(
+      await clients[transport].callTool({
+        name: 'search',
+        arguments: { code: `async () => spec.operations.map((o) => o.provider + ' ' + o.method + ' ' + o.path)` },
+      }),
+    ).result as string[];
+    expect(ops).toContain(`${provider} ${method} ${path}`);
+    // And it runs as written.
+    const ran = structured(
+      await clients[transport].callTool({
+        name: 'execute',
+        arguments: {
+          code: `async () => { const r = await ${provider}.request({ method: '${method}', path: '${path}' }); return typeof r; }`,
+        },
+      }),
+    );
+    expect(ran).toMatchObject({ status: 'completed', result: 'object' });
   });
 
   it('marks a failed job as a tool error that still carries the job', async () => {

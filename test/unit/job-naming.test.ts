@@ -21,6 +21,9 @@ describe('job naming', () => {
     expect(slugOf(idFor(call))).toBe('crm-post-leads-batch');
     expect(summarize(call)).toBe(`const r = await crm.request({ method: 'POST', path: '/leads/batch', body });`);
     expect(slugOf(idFor('async () => 1 + 1'))).toBe('job');
+    expect(summarize(`async () => { const r = await crm.request({ method: 'GET', path: '/leads' }); return r; }`)).toBe(
+      `const r = await crm.request({ method: 'GET', path: '/leads' }); return r; }`,
+    );
   });
 
   it('keeps ids short, unique and safe', () => {

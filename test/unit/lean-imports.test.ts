@@ -8,16 +8,23 @@ import { describe, expect, it } from 'vitest';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
-/** The packages (node_modules names) a fresh process has loaded after running `body` (an ES module's text). */
-function packagesLoadedBy(body: string): string[] {
+/**
+ * The packages (node_modules names) a fresh process has loaded after running `body` (an ES module's
+ * text); with `files`, the module files it loaded (paths in the repository or in node_modules).
+ */
+function packagesLoadedBy(body: string, files = false): string[] {
   const script = `
     import { registerHooks } from 'node:module';
     const loaded = new Set();
     registerHooks({
       resolve(specifier, context, next) {
         const result = next(specifier, context);
-        const m = /\\/node_modules\\/((?:@[^/]+\\/)?[^/]+)\\//.exec(result.url);
-        if (m) loaded.add(m[1]);
+        if (${files}) {
+          if (result.url.startsWith('file://')) loaded.add(result.url.slice(${JSON.stringify(`file://${ROOT}`)}.length));
+        } else {
+          const m = /\\/node_modules\\/((?:@[^/]+\\/)?[^/]+)\\//.exec(result.url);
+          if (m) loaded.add(m[1]);
+        }
         return result;
       },
     });
@@ -55,5 +62,43 @@ describe('what a worker loads', () => {
       await store.getRecord('lean-imports/none').catch(() => {});
     `);
     expect(loaded).toContain('@aws-sdk/client-s3');
+  });
+});
+
+describe('each command loads only what it uses', () => {
+  const loadedBy = (command: string) => packagesLoadedBy(`await import('./cli/${command}.ts');`, true);
+
+  it('a worker loads no MCP server, search sandbox, tokenizer, demo API or test utility', () => {
+    const loaded = loadedBy('worker');
+    expect(loaded).toContain('temporal/worker.ts');
+    expect(
+      loaded.filter((f) =>
+        /^(server\/(?!config\.ts)|sandbox\/search|demo-apis\/(crm|sheets|http-api|index)\.ts|test\/)|node_modules\/(@modelcontextprotocol\/sdk\/dist\/esm\/server\/(mcp|streamableHttp|stdio)|js-tiktoken|@temporalio\/testing|vitest)/.test(
+          f,
+        ),
+      ),
+    ).toEqual([]);
+  });
+
+  it('serve and jobs load no worker SDK, no demo API and no test utility', () => {
+    for (const command of ['serve', 'jobs']) {
+      const loaded = loadedBy(command);
+      expect(
+        loaded.filter((f) =>
+          /^(temporal\/worker\.ts|demo-apis\/(crm|sheets|http-api|index)\.ts|test\/)|node_modules\/(@temporalio\/(worker|testing)|vitest)\//.test(
+            f,
+          ),
+        ),
+        command,
+      ).toEqual([]);
+    }
+  });
+
+  it('no product code imports @temporalio/testing', () => {
+    const loaded = packagesLoadedBy(
+      `await import('./cli/dev.ts'); await import('./cli/worker.ts'); await import('./cli/serve.ts'); await import('./cli/jobs.ts');`,
+    );
+    expect(loaded).not.toContain('@temporalio/testing');
+    expect(loaded).toContain('@temporalio/worker');
   });
 });
