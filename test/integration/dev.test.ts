@@ -223,6 +223,18 @@ describe('jobs an operator can tell apart', () => {
       wait_seconds: 20,
     });
     expect(failing.status).toBe('failed');
+    // The dev terminal says so in one line, not with the SDK's stack.
+    const logged = await eventually(
+      () =>
+        dev
+          .output()
+          .split('\n')
+          .find((l) => l.includes(`job ${failing.job_id} failed:`)),
+      10_000,
+      'the failure in the log',
+    );
+    expect(logged).toMatch(/\[WARN\] job flaky-import-[0-9a-z]{8} failed: Error: boom \(script line 1, column \d+\)$/);
+    expect(dev.output()).not.toContain('at ApplicationFailure');
     const fixed = join(mkdtempSync(join(tmpdir(), 'dcm-fix-')), 'fixed.js');
     writeFileSync(fixed, 'async () => `fixed after ${resume.n}`');
     const resumed = await cli(['jobs', 'resume', failing.job_id, '--code', fixed, '--wait', '30']);

@@ -50,6 +50,37 @@ describe('durable-codemode CLI', () => {
     expect(r.stderr).toContain('TEMPORAL_ADDRESS');
   });
 
+  it('refuses a config with an unknown key, naming the one meant', () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'dcm-cli-')), 'config.json');
+    writeFileSync(file, JSON.stringify({ provider: { crm: { openapi: 'x.json', baseUrl: 'http://127.0.0.1:1' } } }));
+    const r = cli(['dev', '--config', file]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('(top level): unknown key "provider" (did you mean "providers"?)');
+  });
+
+  it("refuses to start a worker without its providers' credentials, naming provider and variable", () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'dcm-cli-')), 'config.json');
+    const spec = join(mkdtempSync(join(tmpdir(), 'dcm-cli-')), 'spec.json');
+    writeFileSync(spec, JSON.stringify({ openapi: '3.0.3', info: { title: 't', version: '1' }, paths: {} }));
+    writeFileSync(
+      file,
+      JSON.stringify({
+        providers: {
+          crm: {
+            openapi: spec,
+            baseUrl: 'http://127.0.0.1:1',
+            auth: { type: 'bearer', tokenEnv: 'DCM_TEST_UNSET_TOKEN' },
+          },
+        },
+      }),
+    );
+    // No Temporal at this address: the check comes first.
+    const r = cli(['worker', '--config', file], { TEMPORAL_ADDRESS: '127.0.0.1:1', DCM_TEST_UNSET_TOKEN: '' });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('provider "crm": auth.tokenEnv names DCM_TEST_UNSET_TOKEN, which is not set');
+    expect(r.stderr).not.toContain('Could not reach Temporal');
+  });
+
   it('names the offending key of an invalid config', () => {
     const file = join(mkdtempSync(join(tmpdir(), 'dcm-cli-')), 'config.json');
     writeFileSync(file, JSON.stringify({ providers: { 'bad-name': { openapi: 'x.json', baseUrl: 'ftp://x' } } }));
