@@ -14,6 +14,7 @@ help: ## Show this help
 
 setup: ## Install the toolchain only (Node 24, Temporal CLI, npm packages, Temporal test server) into .tools/
 	@$(TOOLCHAIN)
+	@echo "Ready. Put the durable-codemode command on PATH: export PATH=\"$(CURDIR)/bin:\$$PATH\" (add it to your shell profile)"
 
 build: ## Bundle the workflow code into dist/workflow-bundles (npm run build); dev and workers use it
 	@$(TOOLCHAIN) && npm run build
