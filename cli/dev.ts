@@ -29,42 +29,13 @@ export async function run(values: Values): Promise<void> {
     throw new UsageError(
       '--temporal-address uses a Temporal server that is already running: --temporal-port and --ui-port would start one.',
     );
+  if (!usesDemo && (values['crm-port'] !== undefined || values['sheets-port'] !== undefined))
+    throw new UsageError(
+      '--crm-port and --sheets-port place the demo APIs, which run only when the config names no providers.',
+    );
 
   // Every port, settled before anything starts.
-  const temporalPort = portOption(values, 'temporal-port', 7233);
-  const wanted: PortWanted[] = [];
-  if (external === undefined) {
-    wanted.push({ service: 'Temporal frontend', flag: '--temporal-port', host: LOOPBACK, port: temporalPort });
-    // As the Temporal CLI does: the UI on the frontend's port + 1000.
-    const uiDefault = temporalPort === 0 ? 0 : temporalPort + 1000;
-    wanted.push({
-      service: 'Temporal UI',
-      flag: '--ui-port',
-      host: LOOPBACK,
-      port: portOption(values, 'ui-port', uiDefault),
-    });
-  }
-  const httpHost = config.http.host;
-  wanted.push({
-    service: 'MCP HTTP server',
-    flag: '--port',
-    host: httpHost,
-    port: portOption(values, 'port', config.http.port),
-  });
-  if (usesDemo) {
-    wanted.push({
-      service: 'crm demo API',
-      flag: '--crm-port',
-      host: LOOPBACK,
-      port: portOption(values, 'crm-port', DEMO_PORTS.crm),
-    });
-    wanted.push({
-      service: 'sheets demo API',
-      flag: '--sheets-port',
-      host: LOOPBACK,
-      port: portOption(values, 'sheets-port', DEMO_PORTS.sheets),
-    });
-  }
+  const wanted = wantedPorts(values, config, usesDemo, external !== undefined);
   const ports = await planPorts(
     wanted,
     external === undefined
@@ -76,7 +47,7 @@ export async function run(values: Values): Promise<void> {
   const uiPort = portOf('--ui-port');
   const uiOrigins = uiPort ? [`http://localhost:${uiPort}`, `http://${LOOPBACK}:${uiPort}`] : [];
   // The Temporal UI calls the codec endpoint from its own origin.
-  const httpOptions = httpOptionsOf(config, httpHost, portOf('--port')!, uiOrigins);
+  const httpOptions = httpOptionsOf(config, config.http.host, portOf('--port')!, uiOrigins);
   // Served to the operator only, i.e. by a server without tokens (server/http.ts).
   const codecEndpoint =
     httpOptions.codec && !httpOptions.tokens?.principals.length
@@ -134,7 +105,9 @@ export async function run(values: Values): Promise<void> {
     started.add('the MCP HTTP server', () => http.close());
 
     console.log(banner({ runtime, usesDemo, mcpUrl: http.url, temporalUi, codecEndpoint, data, ports, external }));
+    // The worker stops on Ctrl-C, or fails: either way nothing else keeps running.
     await worker.done;
+    await started.stopAll();
   } catch (e) {
     await started.stopAll();
     throw e;
@@ -188,4 +161,31 @@ ${rows.map(([label, value]) => `  ${label.padEnd(21)}${value}`).join('\n')}
 Connect an MCP client to the endpoint above, or over stdio with \`durable-codemode serve --stdio\`.
 Watch jobs with \`durable-codemode jobs list\` and \`durable-codemode jobs watch JOB_ID\`.${stdioEnv.length ? `\n(In the shell or MCP client config that runs those: ${stdioEnv.join(' ')})` : ''}
 Press Ctrl-C to stop; unfinished jobs continue on the next start.`;
+}
+
+/** The ports dev will listen on, from the flags (0: pick one) and the defaults. */
+function wantedPorts(values: Values, config: Config, usesDemo: boolean, external: boolean): PortWanted[] {
+  const want = (service: string, flag: string, host: string, fallback: number): PortWanted => ({
+    service,
+    flag,
+    host,
+    port: portOption(values, flag.slice(2), fallback),
+  });
+  const temporalPort = portOption(values, 'temporal-port', 7233);
+  return [
+    ...(external
+      ? []
+      : [
+          want('Temporal frontend', '--temporal-port', LOOPBACK, 7233),
+          // As the Temporal CLI does: the UI on the frontend's port + 1000.
+          want('Temporal UI', '--ui-port', LOOPBACK, temporalPort === 0 ? 0 : temporalPort + 1000),
+        ]),
+    want('MCP HTTP server', '--port', config.http.host, config.http.port),
+    ...(usesDemo
+      ? [
+          want('crm demo API', '--crm-port', LOOPBACK, DEMO_PORTS.crm),
+          want('sheets demo API', '--sheets-port', LOOPBACK, DEMO_PORTS.sheets),
+        ]
+      : []),
+  ];
 }

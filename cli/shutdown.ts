@@ -27,8 +27,17 @@ export class Started {
     this.stops.push({ what, stop });
   }
 
-  /** Stops everything (last started first); a part that fails to stop does not keep the others running. */
-  async stopAll(): Promise<void> {
+  private stopping: Promise<void> | undefined;
+
+  /**
+   * Stops everything (last started first); a part that fails to stop does not keep the others
+   * running. Called again (a signal during a failed start-up), it waits for the same stop.
+   */
+  stopAll(): Promise<void> {
+    return (this.stopping ??= this.stopInOrder());
+  }
+
+  private async stopInOrder(): Promise<void> {
     for (let next = this.stops.pop(); next; next = this.stops.pop()) {
       try {
         await next.stop();

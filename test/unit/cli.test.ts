@@ -81,6 +81,27 @@ describe('durable-codemode CLI', () => {
     expect(r.stderr).not.toContain('Could not reach Temporal');
   });
 
+  it('refuses dev flags that do not fit the config or each other', () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'dcm-cli-')), 'config.json');
+    writeFileSync(file, JSON.stringify({ providers: { crm: { openapi: 'x.json', baseUrl: 'http://127.0.0.1:1' } } }));
+    expect(cli(['dev', '--config', file, '--crm-port', '0'])).toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining('--crm-port and --sheets-port place the demo APIs'),
+    });
+    expect(cli(['dev', '--temporal-address', '127.0.0.1:1', '--ui-port', '0'])).toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining('--temporal-address uses a Temporal server that is already running'),
+    });
+    expect(cli(['dev', '--port', '3000', '--crm-port', '3000'])).toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining('--port and --crm-port are both 3000'),
+    });
+    expect(cli(['dev', '--ui-port', '70000'])).toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining('--ui-port must be a whole number from 0 to 65535; got 70000'),
+    });
+  });
+
   it('names the offending key of an invalid config', () => {
     const file = join(mkdtempSync(join(tmpdir(), 'dcm-cli-')), 'config.json');
     writeFileSync(file, JSON.stringify({ providers: { 'bad-name': { openapi: 'x.json', baseUrl: 'ftp://x' } } }));
