@@ -6,6 +6,7 @@ import { loadSpec, toolsSpec, type LoadedSpec } from '../../providers/spec.ts';
 import { ScriptSyntaxError } from '../../sandbox/isolate.ts';
 import { SearchError, SpecSearch } from '../../sandbox/search.ts';
 import { ARTICLE_SEARCH, CLOUDFLARE_SPEC } from '../fixtures/cloudflare.ts';
+import { NODE_REF, TREES_SPEC } from '../fixtures/trees-spec.ts';
 import { CRM_SPEC_PATH as CRM_SPEC } from '../../demo-apis/crm.ts';
 import { SHEETS_SPEC_PATH as SHEETS_SPEC } from '../../demo-apis/sheets.ts';
 
@@ -341,28 +342,8 @@ describe('SpecSearch on the Cloudflare spec', () => {
 
 describe('SpecSearch over a graph of schemas', () => {
   it('reads through cycles, and returns each named schema once, nested at most two levels, as $ref after that', async () => {
-    const node = { $ref: '#/components/schemas/Node' };
-    const file = writeSpec('circular.json', {
-      openapi: '3.0.3',
-      info: { title: 'Trees', version: '1' },
-      paths: {
-        '/nodes': {
-          post: {
-            operationId: 'createNode',
-            requestBody: { required: true, content: { 'application/json': { schema: node } } },
-            responses: { '201': { description: 'Created', content: { 'application/json': { schema: node } } } },
-          },
-        },
-      },
-      components: {
-        schemas: {
-          Node: {
-            type: 'object',
-            properties: { name: { type: 'string' }, children: { type: 'array', items: node } },
-          },
-        },
-      },
-    });
+    const node = NODE_REF;
+    const file = writeSpec('circular.json', TREES_SPEC);
     const search = await SpecSearch.create([await loadSpec('trees', file)]);
     try {
       expect(
@@ -377,7 +358,14 @@ describe('SpecSearch over a graph of schemas', () => {
       expect(
         await search.run("() => [spec.operations[0].responses['201'].schema, spec.operations[0].requestBody.schema]"),
       ).toEqual([
-        { type: 'object', properties: { name: { type: 'string' }, children: { type: 'array', items: node } } },
+        {
+          type: 'object',
+          properties: {
+            name: { type: 'string' },
+            children: { type: 'array', items: node },
+            parent: { description: 'Its parent.', allOf: [node] },
+          },
+        },
         node,
       ]);
       // JSON.stringify inside a search writes the graph the same way (a full-text search works).

@@ -16,6 +16,7 @@ import { SHEETS_SPEC_PATH as SHEETS_SPEC } from '../../demo-apis/sheets.ts';
 import { readyProviders } from '../../providers/ready.ts';
 import { loadSpec, specRecord, type LoadedSpec, type Operation, type SpecRecord } from '../../providers/spec.ts';
 import { RequestValidator, requestValidators } from '../../providers/validate.ts';
+import { NODE_REF, TREES_SPEC } from '../fixtures/trees-spec.ts';
 
 let tmp: string;
 beforeAll(() => {
@@ -60,35 +61,8 @@ describe('loadSpec', () => {
   });
 
   it('keeps cycles and shared schemas as $refs, so the record is no larger than the spec', async () => {
-    const node = { $ref: '#/components/schemas/Node' };
-    const file = writeSpec('circular.json', {
-      openapi: '3.0.3',
-      info: { title: 'Trees', version: '1' },
-      paths: {
-        '/nodes': {
-          post: {
-            operationId: 'createNode',
-            requestBody: { required: true, content: { 'application/json': { schema: node } } },
-            responses: { '201': { description: 'Created', content: { 'application/json': { schema: node } } } },
-          },
-        },
-      },
-      components: {
-        schemas: {
-          Node: {
-            type: 'object',
-            'x-internal': true,
-            example: { name: 'root' },
-            properties: {
-              name: { type: 'string' },
-              children: { type: 'array', items: node },
-              parent: { description: 'Its parent.', $ref: '#/components/schemas/Node' },
-            },
-          },
-          Unused: { type: 'string' },
-        },
-      },
-    });
+    const node = NODE_REF;
+    const file = writeSpec('circular.json', TREES_SPEC);
     const trees = record(await loadSpec('trees', file));
     expect(trees.operations[0].requestBody).toEqual({ required: true, contentType: 'application/json', schema: node });
     expect(trees.schemas).toEqual({
