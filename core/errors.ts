@@ -45,6 +45,18 @@ export const ERRORS = {
     means: "An upstream MCP server's tool reported an error, or refused the call (unknown tool, invalid arguments).",
     todo: "Catch it; check the tool's inputSchema with the search tool (`spec.tools`).",
   },
+  TooManyFailuresError: {
+    seenBy: 'script',
+    means:
+      'More items of an `each()` failed (or were left uncertain) than its `options.maxFailures` allows, so it stopped starting new ones. The message names the first failure.',
+    todo: 'Read the failures (job_status, or `durable-codemode jobs ledger JOB_ID --failed`), fix the data or the script, then job_resume: items already done are not sent again.',
+  },
+  UncertainCallError: {
+    seenBy: 'script',
+    means:
+      'A write of an `each()` with `options.reconcile` may have been applied: the worker that sent it was lost before any answer, so it was not sent again blindly.',
+    todo: '`each()` handles it: `reconcile(item)` decides whether the item already landed, and the item runs again if not. An item whose reconcile failed stays `uncertain` in the ledger; job_resume reconciles it first.',
+  },
   ReplayDivergenceError: {
     seenBy: 'job',
     means:

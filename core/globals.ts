@@ -10,6 +10,7 @@ export const SCRIPT_GLOBALS = [
   'resume',
   'step',
   'checkpoint',
+  'each',
   'CSV',
   'sleep',
   'progress',

@@ -6,6 +6,7 @@
  */
 import { z } from 'zod';
 import { EffectOutcome } from './journal.ts';
+import { KnownItems } from './ledger.ts';
 import { SandboxLimits } from './limits.ts';
 
 const json = z.json();
@@ -36,6 +37,10 @@ export const GuestSetup = z.object({
   lenient: z.boolean(),
   /** The journaled steps of the first round. */
   recordedSteps: z.array(GuestStep),
+  /** A resumed attempt: what earlier attempts did with each() items, so done ones are skipped. */
+  known: KnownItems,
+  /** A dry run (job_resume preview): each() reports its plan and runs nothing. */
+  preview: z.boolean(),
   /** The limits the runtime enforces itself; the host enforces the others. */
   limits: SandboxLimits.pick({ maxStepBytes: true, maxCheckpointBytes: true, maxLogBytes: true }),
 });

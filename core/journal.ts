@@ -8,6 +8,7 @@
  */
 import { z } from 'zod';
 import { configObject } from './config-object.ts';
+import { EachPlan, LedgerReport } from './ledger.ts';
 import { SandboxLimits } from './limits.ts';
 
 const json = z.json();
@@ -24,6 +25,13 @@ const QueryValue = z.union([
   z.array(z.union([z.string(), z.number(), z.boolean()])),
 ]);
 
+/**
+ * Set on the writes of an each() with `reconcile`: when the worker that sent the call was lost
+ * before any answer, the call is not sent again but fails with UncertainCallError, so the script
+ * can find out whether it landed first.
+ */
+export const OnUncertain = z.literal('fail');
+
 /** An API call through a provider client: `crm.request({ method, path, query, body })`. */
 export const HttpEffect = z.object({
   kind: z.literal('http'),
@@ -34,6 +42,7 @@ export const HttpEffect = z.object({
   body: json.optional(),
   /** Set instead of `body` when the body was too large for history. */
   bodyRef: BlobRef.optional(),
+  onUncertain: OnUncertain.optional(),
 });
 
 /** A tool call on an upstream MCP server: `name.tool_name(args)`. */
@@ -42,6 +51,7 @@ export const ToolEffect = z.object({
   provider: z.string(),
   tool: z.string(),
   args: json.optional(),
+  onUncertain: OnUncertain.optional(),
 });
 
 /** A durable timer: `sleep(ms)`. */
@@ -117,6 +127,10 @@ export const RoundReport = z.object({
   droppedLogs: z.number().int().nonnegative(),
   progress: Progress.nullable(),
   outcome: ScriptOutcome.nullable(),
+  /** Items each() settled since the last report, and the counts now; absent when nothing changed. */
+  ledger: LedgerReport.optional(),
+  /** A dry run (job_resume preview): the plans of the each() calls the script reached. */
+  plans: z.array(EachPlan).optional(),
 });
 
 /** How Temporal retries one provider's transient failures. */

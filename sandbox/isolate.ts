@@ -172,7 +172,7 @@ export function sandboxFailure(e: unknown, isolate: ivm.Isolate, limits: LimitWo
 }
 
 /** The modules of sandbox/guest/: the runtimes and what they share, loaded into isolates as they are written. */
-const GUEST_MODULES = ['runtime.js', 'search-runtime.js', 'common.js', 'spec-graph.js'] as const;
+const GUEST_MODULES = ['runtime.js', 'search-runtime.js', 'common.js', 'spec-graph.js', 'each.js'] as const;
 type GuestModule = (typeof GUEST_MODULES)[number];
 
 const guestSources = new Map<GuestModule, string>();

@@ -13,6 +13,7 @@ import ivm from 'isolated-vm';
 import { canonicalJson, effectLabel } from '../core/effects.ts';
 import { productError, type CataloguedError } from '../core/errors.ts';
 import type { GuestDelivery, GuestSetup, GuestStep, SandboxProvider } from '../core/guest-messages.ts';
+import type { KnownItems } from '../core/ledger.ts';
 import {
   RoundReport,
   type EffectOutcome,
@@ -52,6 +53,10 @@ export interface OpenSessionOptions {
   mode?: 'strict' | 'adopt';
   /** Called after each replayed round, so a long replay can heartbeat. */
   onReplayedRound?: (round: number) => void;
+  /** A resumed attempt: what earlier attempts did with each() items (done ones are skipped). */
+  known?: KnownItems;
+  /** A dry run of a resume: each() reports its plan (RoundReport.plans) and runs nothing. */
+  preview?: boolean;
 }
 
 /** How far adopt-mode replay went. */
@@ -105,6 +110,8 @@ export class ScriptSession {
         now: rounds[0]?.now ?? options.now,
         replaying: rounds.length > 0,
         lenient: adopt,
+        known: options.known ?? {},
+        preview: options.preview ?? false,
         recordedSteps: stepsForGuest(rounds[0]?.steps),
         limits: { maxStepBytes, maxCheckpointBytes, maxLogBytes },
       };

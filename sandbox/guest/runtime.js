@@ -16,6 +16,7 @@
  * @import { SCRIPT_GLOBALS } from '../../core/globals.ts'
  */
 import { describeThrown, errorInfo, parseJson as parse, scriptFrames, toJson } from './common.js';
+import { createEach } from './each.js';
 
 const { stringify } = JSON;
 const NativePromise = Promise;
@@ -125,10 +126,25 @@ function install(setupJson) {
   let progressState = null;
   /** @type {ScriptOutcome | null} */
   let outcome = null;
+  const ledger = createEach({
+    known: setup.known,
+    preview: setup.preview,
+    now: () => now,
+    typeError,
+    tooManyFailures: (message, callSite) => {
+      const error = new NativeError(message);
+      error.name = /** @type {ErrorName} */ ('TooManyFailuresError');
+      return forScript(error, callSite);
+    },
+  });
 
   // ---- effects ------------------------------------------------------------------------------
   /** @param {EffectRequest} request */
   function issue(request) {
+    // A write of an each() with reconcile: if its worker is lost after sending it, fail it as
+    // uncertain instead of sending it again, so reconcile can look first.
+    if (ledger.reconciling() && (request.kind === 'tool' || (request.kind === 'http' && isWrite(request.method))))
+      request.onUncertain = 'fail';
     issued.push(request);
     // Where the script made the call: an error delivered for this effect points there.
     const callSite = new NativeError();
@@ -153,6 +169,8 @@ function install(setupJson) {
   const METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD'];
   /** @param {string} method @returns {method is HttpMethod} */
   const isMethod = (method) => METHODS.some((m) => m === method);
+  /** @param {HttpMethod} method */
+  const isWrite = (method) => method !== 'GET' && method !== 'HEAD';
 
   /**
    * `name.request({ method, path, query, body })` of an HTTP provider.
@@ -361,6 +379,7 @@ function install(setupJson) {
     resume: setup.resume,
     step,
     checkpoint,
+    each: ledger.each,
     CSV: freeze({ parse: csvParse, stringify: csvStringify }),
     sleep,
     progress,
@@ -386,6 +405,7 @@ function install(setupJson) {
 
   // ---- the host's controls ------------------------------------------------------------------
   function report() {
+    progressState = ledger.takeProgress() ?? progressState;
     const stuckStep = [...openSteps.values()][0];
     if (outcome === null && stuckStep !== undefined) {
       /** @type {CataloguedError} */
@@ -408,6 +428,9 @@ function install(setupJson) {
     const steps = newSteps.map((s) => `{"index":${s.index},"name":${stringify(s.name)},"value":${s.json}}`).join(',');
     /** @type {Omit<RoundReport, 'steps'>} */
     const rest = { effects: issued, logs, droppedLogs, progress: progressState, outcome };
+    const entries = ledger.takeReport();
+    if (entries) rest.ledger = entries;
+    if (setup.preview) rest.plans = ledger.takePlans();
     const text = `{"steps":[${steps}],${stringify(rest).slice(1)}`;
     issued = [];
     newSteps = [];
