@@ -5,6 +5,7 @@
 export const LAYERS: readonly (readonly string[])[] = [
   ['core'],
   ['sandbox', 'providers', 'blobs', 'privacy'],
+  ['ledger'],
   ['activities', 'workflows'],
   ['temporal'],
   ['jobs'],
