@@ -9,7 +9,7 @@ export const MAX_BATCH = 100;
 
 const leadInputSchema = z.strictObject({
   name: z.string().trim().min(1).max(200),
-  email: z.email().max(320),
+  email: z.string().max(320),
   phone: z.string().max(40).optional(),
   company: z.string().max(200).optional(),
   source: z.string().max(100).optional(),
@@ -18,6 +18,8 @@ const updateSchema = leadInputSchema
   .partial()
   .refine((fields) => Object.keys(fields).length > 0, { message: 'name at least one field to change' });
 const batchSchema = z.strictObject({ leads: z.array(leadInputSchema).min(1) });
+/** A well-formed request whose email is not an address is unprocessable (422), not malformed (400). */
+const emailSchema = z.email();
 
 export type LeadInput = z.infer<typeof leadInputSchema>;
 export type Lead = LeadInput & { id: string; createdAt: string };
@@ -41,8 +43,19 @@ export interface CrmStats {
   rejectedByFailureInjection: number;
 }
 
+/** A write the CRM applied or refused (not an idempotent replay, not an injected failure). */
+export interface CrmWrite {
+  route: string;
+  status: number;
+  /** The emails of the leads in the request body. */
+  emails: string[];
+  idempotencyKey?: string;
+}
+
 export interface CrmApi extends Omit<HttpApi, 'stats'> {
   stats(): CrmStats;
+  /** Every write request that reached a handler, in arrival order: what an import sent. */
+  writes(): CrmWrite[];
 }
 
 class LeadStore {
@@ -93,11 +106,35 @@ export async function startCrmApi(options: CrmApiOptions = {}): Promise<CrmApi> 
   /** Idempotency-Key → first response; pending promises make concurrent retries wait for it. */
   let idempotency = new Map<string, Promise<ApiResponse>>();
   let idempotentReplays = 0;
+  let writes: CrmWrite[] = [];
 
-  function idempotent(handle: Route['handle']): Route['handle'] {
+  /** Logs the write with how it ended. */
+  function logged(route: string, handle: Route['handle']): Route['handle'] {
+    return async (request) => {
+      const key = request.headers['idempotency-key'];
+      const write: CrmWrite = {
+        route,
+        status: 0,
+        emails: emailsOf(request.body),
+        ...(typeof key === 'string' ? { idempotencyKey: key } : {}),
+      };
+      writes.push(write);
+      try {
+        const response = await handle(request);
+        write.status = response.status;
+        return response;
+      } catch (error) {
+        write.status = error instanceof HttpError ? error.status : 500;
+        throw error;
+      }
+    };
+  }
+
+  function idempotent(route: string, handle: Route['handle']): Route['handle'] {
+    const apply = logged(route, handle);
     return (request) => {
       const key = request.headers['idempotency-key'];
-      if (typeof key !== 'string' || key === '') return handle(request);
+      if (typeof key !== 'string' || key === '') return apply(request);
       const stored = idempotency.get(key);
       if (stored) {
         idempotentReplays++;
@@ -106,7 +143,7 @@ export async function startCrmApi(options: CrmApiOptions = {}): Promise<CrmApi> 
           headers: { ...response.headers, 'idempotent-replayed': 'true' },
         }));
       }
-      const result = Promise.resolve(request).then(handle);
+      const result = Promise.resolve(request).then(apply);
       idempotency.set(key, result);
       // Errors change nothing, so they are not remembered: a retry must run for real.
       result.catch(() => idempotency.delete(key));
@@ -136,18 +173,21 @@ export async function startCrmApi(options: CrmApiOptions = {}): Promise<CrmApi> 
     {
       method: 'POST',
       path: '/leads',
-      handle: idempotent(({ body }) => json(201, store.create(validate(leadInputSchema, body)))),
+      handle: idempotent('POST /leads', ({ body }) =>
+        json(201, store.create(validLead(validate(leadInputSchema, body)))),
+      ),
     },
     {
       method: 'POST',
       path: '/leads/batch',
-      handle: idempotent(({ body }) => {
+      handle: idempotent('POST /leads/batch', ({ body }) => {
         // Checked before schema validation so the limit error reads plainly.
         const items = (body as { leads?: unknown } | null | undefined)?.leads;
         if (Array.isArray(items) && items.length > MAX_BATCH) {
           throw new HttpError(400, 'validation_error', `batch too large: max ${MAX_BATCH}`);
         }
-        const created = validate(batchSchema, body).leads.map((input) => store.create(input));
+        const leads = validate(batchSchema, body).leads.map((lead, i) => validLead(lead, `leads.${i}.`));
+        const created = leads.map((input) => store.create(input));
         return json(201, { created, count: created.length });
       }),
     },
@@ -155,12 +195,16 @@ export async function startCrmApi(options: CrmApiOptions = {}): Promise<CrmApi> 
     {
       method: 'PATCH',
       path: '/leads/{id}',
-      handle: idempotent((request) => json(200, store.update(getLead(request), validate(updateSchema, request.body)))),
+      handle: idempotent('PATCH /leads/{id}', (request) => {
+        const fields = validate(updateSchema, request.body);
+        if (fields.email !== undefined) validEmail(fields.email);
+        return json(200, store.update(getLead(request), fields));
+      }),
     },
     {
       method: 'DELETE',
       path: '/leads/{id}',
-      handle: idempotent((request) => {
+      handle: idempotent('DELETE /leads/{id}', (request) => {
         store.delete(getLead(request).id);
         return { status: 204 };
       }),
@@ -176,13 +220,34 @@ export async function startCrmApi(options: CrmApiOptions = {}): Promise<CrmApi> 
       duplicateEmails: store.duplicateEmails,
       idempotentReplays,
     }),
+    writes: () => writes.map((w) => ({ ...w, emails: [...w.emails] })),
     reset() {
       api.reset();
       store = new LeadStore();
       idempotency = new Map();
       idempotentReplays = 0;
+      writes = [];
     },
   };
+}
+
+function validLead(lead: LeadInput, field = ''): LeadInput {
+  validEmail(lead.email, field);
+  return lead;
+}
+
+function validEmail(email: string, field = ''): void {
+  if (!emailSchema.safeParse(email).success)
+    throw new HttpError(422, 'invalid_email', `${field}email: not a valid email address: ${JSON.stringify(email)}`);
+}
+
+function emailsOf(body: unknown): string[] {
+  const leads = (body as { leads?: unknown } | null | undefined)?.leads;
+  const list: unknown[] = Array.isArray(leads) ? leads : [body];
+  return list.flatMap((lead) => {
+    const email = (lead as { email?: unknown } | null | undefined)?.email;
+    return typeof email === 'string' ? [email] : [];
+  });
 }
 
 function validate<T>(schema: z.ZodType<T>, value: unknown): T {

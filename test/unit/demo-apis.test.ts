@@ -136,7 +136,6 @@ describe('CRM demo API', () => {
   it('rejects invalid input with a 400 naming the field', async () => {
     const cases: [unknown, string][] = [
       [{ name: 'Ada' }, 'email'],
-      [{ name: 'Ada', email: 'not-an-email' }, 'email'],
       [{ name: '', email: 'ada@example.com' }, 'name'],
       [{ ...ada, company: 42 }, 'company'],
       [{ ...ada, company_name: 'X' }, 'company_name'],
@@ -155,6 +154,32 @@ describe('CRM demo API', () => {
     );
     expect((await call(crm.url, '/leads?offset=-1')).status).toBe(400);
     expect(crm.stats().leads).toBe(0);
+  });
+
+  it('refuses a lead whose email is not an address with a 422 naming it, and logs every write', async () => {
+    const single = await call(crm.url, '/leads', {
+      method: 'POST',
+      body: { name: 'Ada', email: 'not-an-email' },
+      headers: { 'idempotency-key': 'k1' },
+    });
+    expect(single.status).toBe(422);
+    expect(single.body.error).toEqual({
+      code: 'invalid_email',
+      message: 'email: not a valid email address: "not-an-email"',
+    });
+    const batch = await call(crm.url, '/leads/batch', {
+      method: 'POST',
+      body: { leads: [ada, { name: 'Bob', email: 'bob-at-example' }] },
+    });
+    expect(batch.status).toBe(422);
+    expect(batch.body.error.message).toBe('leads.1.email: not a valid email address: "bob-at-example"');
+    expect(crm.stats().leads).toBe(0);
+    expect((await call(crm.url, '/leads', { method: 'POST', body: ada })).status).toBe(201);
+    expect(crm.writes()).toEqual([
+      { route: 'POST /leads', status: 422, emails: ['not-an-email'], idempotencyKey: 'k1' },
+      { route: 'POST /leads/batch', status: 422, emails: [ada.email, 'bob-at-example'] },
+      { route: 'POST /leads', status: 201, emails: [ada.email] },
+    ]);
   });
 
   it('creates batches of 1..100 leads atomically', async () => {
@@ -214,7 +239,7 @@ describe('CRM demo API', () => {
     const invalid = { name: 'x', email: 'bad' };
     expect(
       (await call(crm.url, '/leads', { method: 'POST', body: invalid, headers: { 'idempotency-key': 'k5' } })).status,
-    ).toBe(400);
+    ).toBe(422);
     expect(
       (await call(crm.url, '/leads', { method: 'POST', body: ada, headers: { 'idempotency-key': 'k5' } })).status,
     ).toBe(201);
