@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { LocalBlobStore } from '../../blobs/local-store.ts';
 import type { LedgerCounts, LedgerEntry, LedgerReport } from '../../core/ledger.ts';
+import { exportLedger } from '../../ledger/export.ts';
 import { LedgerStore } from '../../ledger/store.ts';
 import { JobLedger } from '../../ledger/views.ts';
 
@@ -150,6 +151,44 @@ describe('the ledger store', () => {
     expect(known.items.uncertain).toEqual(['lead7@example.com']);
     expect(known.items.failed).toEqual([]);
     expect((await JobLedger.open(store, 'job-none', 2)).exists).toBe(false);
+  });
+
+  it('exports the latest entries as CSV (the failed items with their own fields) or JSON', async () => {
+    const store = blobStore();
+    const ledger = new LedgerStore(store);
+    await ledger.append('job-f', 1, 0, {
+      entries: [
+        entry(0, 0),
+        {
+          ledger: 'items',
+          key: 'k,1',
+          index: 1,
+          status: 'failed',
+          error: { name: 'ApiError', status: 422, message: 'email: not a valid email address: "x"' },
+          item: { name: 'Ann "A"', email: 'x', index: 7 },
+        },
+      ],
+      counts: {},
+    });
+    const job = await JobLedger.open(store, 'job-f', 1);
+    const text = async (format: 'csv' | 'json', failedOnly = false) => {
+      let out = '';
+      for await (const chunk of exportLedger(job, format, { failedOnly })) out += chunk;
+      return out;
+    };
+    expect(await text('csv')).toBe(
+      [
+        'attempt,ledger,key,index,status,error,http_status,message,reconciled,value,name,email,item.index',
+        '1,items,lead0@example.com,0,done,,,,,"""lead_0""",,,',
+        '1,items,"k,1",1,failed,ApiError,422,"email: not a valid email address: ""x""",,,"Ann ""A""",x,7',
+        '',
+      ].join('\r\n'),
+    );
+    expect((await text('csv', true)).split('\r\n')).toHaveLength(3);
+    const json = JSON.parse(await text('json', true)) as unknown[];
+    expect(json).toEqual([
+      expect.objectContaining({ key: 'k,1', attempt: 1, item: { name: 'Ann "A"', email: 'x', index: 7 } }),
+    ]);
   });
 
   it('holds 200,000 entries (200 rounds of 1,000) in a few segments, read back whole (bench/ledger.ts writes 1,000,000)', async () => {
