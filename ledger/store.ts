@@ -19,11 +19,18 @@ import { gunzipSync, gzipSync } from 'node:zlib';
 import { z } from 'zod';
 import type { BlobStore } from '../blobs/store.ts';
 import { BlobRef } from '../core/journal.ts';
-import { FIRST_FAILURES, LedgerCounts, LedgerEntry, type LedgerReport, type LedgerSummary } from '../core/ledger.ts';
+import {
+  FIRST_FAILURES,
+  KnownItems,
+  LedgerCounts,
+  LedgerEntry,
+  type LedgerReport,
+  type LedgerSummary,
+} from '../core/ledger.ts';
 
 /** This many segments of one level are merged into one of the next level. */
 const MERGE_FAN_IN = 16;
-/** Segments stop growing at this level (16^2 rounds' entries): a page of failures reads at most one of them. */
+/** Segments stop growing at this level (256 rounds' entries), so paging failures never reads much more than it shows. */
 const MAX_LEVEL = 2;
 
 const Segment = z.object({
@@ -192,4 +199,13 @@ export function summaryOf(index: LedgerIndex): LedgerSummary {
 /** Failed and uncertain entries in the index's segments. */
 export function failureCount(index: LedgerIndex): number {
   return allSegments(index).reduce((n, s) => n + s.failed, 0);
+}
+
+/** Saves what a resumed attempt must know about earlier attempts (see KnownItems), for every session of it to load. */
+export async function saveKnownItems(store: BlobStore, known: KnownItems): Promise<BlobRef> {
+  return store.put(gzipSync(JSON.stringify(known)));
+}
+
+export async function loadKnownItems(store: BlobStore, ref: BlobRef): Promise<KnownItems> {
+  return KnownItems.parse(JSON.parse(gunzipSync(await store.get(ref)).toString('utf8')));
 }

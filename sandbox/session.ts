@@ -55,7 +55,10 @@ export interface OpenSessionOptions {
   onReplayedRound?: (round: number) => void;
   /** A resumed attempt: what earlier attempts did with each() items (done ones are skipped). */
   known?: KnownItems;
-  /** A dry run of a resume: each() reports its plan (RoundReport.plans) and runs nothing. */
+  /**
+   * A dry run of a resume: each() reports its plan (RoundReport.plans) and runs nothing, and an
+   * adopt-mode replay stops at the first report with plans.
+   */
   preview?: boolean;
 }
 
@@ -135,6 +138,9 @@ export class ScriptSession {
       await context.global.set('__dcmMain', main.derefInto());
       let report = await session.run(() => controls.start.apply(undefined, [], { timeout: job.limits.roundTimeoutMs }));
       for (const [k, round] of rounds.entries()) {
+        // A dry run stops where each() made its plan: from there on, the items would run live.
+        if (options.preview && report.plans?.length)
+          return { session, report, adopted: { rounds: k, divergence: eachStarts(report, k), prefilled: [] } };
         const divergence = replayDivergence(report, round, k, adopt);
         if (divergence && !adopt) return { session, report: session.fail(divergence) };
         if (divergence) {
@@ -156,6 +162,12 @@ export class ScriptSession {
         );
         options.onReplayedRound?.(k);
       }
+      if (options.preview && report.plans?.length)
+        return {
+          session,
+          report,
+          adopted: { rounds: rounds.length, divergence: eachStarts(report, rounds.length), prefilled: [] },
+        };
       return {
         session,
         report,
@@ -285,9 +297,12 @@ function replayDivergence(report: RoundReport, round: Round, k: number, adopt: b
     const was = round.effects[i];
     const now = report.effects[i];
     if (!was || !now || was.key !== effectKey(now)) {
+      const what = mismatch(was?.label, now && effectLabel(now));
       return productError(
         'ReplayDivergenceError',
-        `replay diverged in ${where}, call ${i + 1}: the journal has ${was?.label ?? 'nothing'} but the script now asks for ${now ? effectLabel(now) : 'nothing'}. The script must make the same calls in the same order each time it runs (use input, step() and the journaled clock rather than outside state).`,
+        adopt
+          ? `${where}, call ${i + 1}: ${what}; the new code runs live from here`
+          : `replay diverged in ${where}, call ${i + 1}: ${what}. The script must make the same calls in the same order each time it runs (use input, step() and the journaled clock rather than outside state).`,
       );
     }
     if (adopt && !was.outcome.ok)
@@ -303,6 +318,21 @@ function replayDivergence(report: RoundReport, round: Round, k: number, adopt: b
     );
   }
   return undefined;
+}
+
+/** Where a dry run found each() planning its items. */
+function eachStarts(report: RoundReport, k: number): string {
+  const names = [...new Set(report.plans?.map((p) => `each("${p.ledger}")`))].join(', ');
+  return `round ${k + 1}: ${names} starts here; its items run live`;
+}
+
+/** How a call differs from the journal's call at its position: both named, and said plainly when they share a name. */
+function mismatch(was: string | undefined, now: string | undefined): string {
+  if (was && now && was === now)
+    return `the journal has ${was} with another request (its body, query or arguments differ)`;
+  if (!now) return `the journal has ${was} but the script now makes no call there`;
+  if (!was) return `the script now also asks for ${now}, which the journal has not`;
+  return `the journal has ${was} but the script now asks for ${now}`;
 }
 
 /** A per-job seed for Math.random, so replays draw the same numbers. */

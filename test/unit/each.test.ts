@@ -307,6 +307,34 @@ describe('each()', () => {
     expect(report.plans).toEqual([{ ledger: 'items', total: 10, skip: 3, retry: 3, reconcile: 0, new: 4 }]);
   });
 
+  it('in a dry run of a resume, replays the journal up to where each() plans, and stops there', async () => {
+    const code = `async () => {
+      const rows = await crm.request({ method: 'GET', path: '/rows' });
+      return each(rows, (row) => crm.request({ method: 'POST', path: '/leads', body: row }), { key: (row) => row.email });
+    }`;
+    const all = rows(5, (i) => i === 1);
+    const first = await run(code, (request, call) =>
+      request.kind === 'http' && request.method === 'GET' ? { ok: true, value: all } : validating(request, call),
+    );
+    expect(first.rounds).toHaveLength(2);
+    const { report, adopted } = await ScriptSession.open({
+      job: job(code),
+      providers: [{ name: 'crm' }],
+      rounds: first.rounds,
+      now: 9_000,
+      mode: 'adopt',
+      preview: true,
+      known: { items: { done: ['lead0@example.com', 'lead2@example.com'], uncertain: [], failed: ['bad-1'] } },
+    });
+    expect(adopted).toEqual({
+      rounds: 1,
+      divergence: 'round 2: each("items") starts here; its items run live',
+      prefilled: [],
+    });
+    expect(report.plans).toEqual([{ ledger: 'items', total: 5, skip: 2, retry: 1, reconcile: 0, new: 2 }]);
+    expect(report.effects).toEqual([]);
+  });
+
   it('handles 100,000 items in 100 rounds of 1,000 calls, every entry reported once (bench/ledger.ts runs 1,000,000)', async () => {
     const n = 100_000;
     let entries = 0;
