@@ -411,18 +411,13 @@ describe('Sheets demo API', () => {
     expect(tooMany.body.error.message).toContain('limit');
   });
 
-  it('serves a 100,000-row sheet quickly', async () => {
-    const started = performance.now();
+  // Its speed is measured in bench/, not asserted here (shared machines are noisy).
+  it('serves a 100,000-row sheet, the same bytes again from its cache', async () => {
     const csv = await call(sheets.url, '/sheets/big/csv');
-    const firstMs = performance.now() - started;
     const rows = csvObjects(csv.body);
     expect(rows).toHaveLength(100_000);
     expect(new Set(rows.map((row) => row.email)).size).toBe(100_000);
-    expect(firstMs).toBeLessThan(3000);
-
-    const cachedStart = performance.now();
-    await call(sheets.url, '/sheets/big/csv');
-    expect(performance.now() - cachedStart).toBeLessThan(1000);
+    expect((await call(sheets.url, '/sheets/big/csv')).body).toBe(csv.body);
   });
 
   it('counts requests per route, not spec downloads', async () => {
