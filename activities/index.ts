@@ -117,9 +117,10 @@ export function createActivities(deps: ActivityDeps) {
     const id = randomUUID();
     // A resumed job replays the previous attempt's journal in adopt mode; otherwise its own, strictly.
     const stored = args.previous ? await claims.loadRounds(args.previous) : undefined;
+    const job = await claims.resolveJob(args.job);
     const { session, report, adopted } = await heartbeating(async () =>
       ScriptSession.open({
-        job: args.job,
+        job,
         providers: deps.sandboxProviders,
         rounds: stored
           ? await Promise.all(stored.map((r) => claims.resolveRound(r)))

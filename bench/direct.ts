@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { idempotencyKey } from '../core/effects.ts';
-import { JobInput, type Json } from '../core/journal.ts';
+import { RunnableJob, type Json } from '../core/journal.ts';
 import type { SandboxLimits } from '../core/limits.ts';
 import { performRequest } from '../providers/http-client.ts';
 import { effectKey, ScriptSession } from '../sandbox/session.ts';
@@ -21,7 +21,7 @@ export interface DirectRun {
 
 /** Runs the script to its end and returns its value; throws what the script threw. */
 export async function runDirect({ code, input, providers, limits }: DirectRun): Promise<Json> {
-  const job = JobInput.parse({ jobId: `bench-direct-${randomUUID()}`, code, input, limits });
+  const job = RunnableJob.parse({ jobId: `bench-direct-${randomUUID()}`, code, input, limits });
   const names = Object.keys(providers).map((name) => ({ name }));
   const { session, report: first } = await ScriptSession.open({ job, providers: names, rounds: [], now: Date.now() });
   let report = first;

@@ -19,7 +19,7 @@ import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
-import { JobInput, type Json } from '../core/journal.ts';
+import { RunnableJob, type Json } from '../core/journal.ts';
 import { CRM_SPEC_PATH, startCrmApi } from '../demo-apis/crm.ts';
 import { createIsolate } from '../sandbox/isolate.ts';
 import { ScriptSession } from '../sandbox/session.ts';
@@ -93,7 +93,7 @@ async function isolateStart(): Promise<number> {
 }
 
 async function trivialSessionOpen(): Promise<number> {
-  const job = JobInput.parse({ jobId: `bench-open-${randomUUID()}`, code: 'async () => 1' });
+  const job = RunnableJob.parse({ jobId: `bench-open-${randomUUID()}`, code: 'async () => 1' });
   const start = performance.now();
   const { report } = await ScriptSession.open({ job, providers: [{ name: 'crm' }], rounds: [], now: Date.now() });
   const ms = performance.now() - start;

@@ -2,7 +2,16 @@
  * Claim check at the activity boundary: values above the threshold go to the blob store and only
  * their reference enters workflow history; on the way back into the sandbox they are resolved.
  */
-import type { BlobRef, EffectOutcome, Json, PlannedEffect, Round, StepRecord } from '../core/journal.ts';
+import type {
+  BlobRef,
+  EffectOutcome,
+  JobInput,
+  Json,
+  PlannedEffect,
+  Round,
+  RunnableJob,
+  StepRecord,
+} from '../core/journal.ts';
 import type { BlobStore } from './store.ts';
 
 export class ClaimCheck {
@@ -40,6 +49,31 @@ export class ClaimCheck {
 
   async resolveStep(step: StepRecord): Promise<StepRecord> {
     return step.ref ? { index: step.index, name: step.name, value: await this.load(step.ref) } : step;
+  }
+
+  /** A job's script and input travel by reference when large: every run and sandbox opening carries the job. */
+  async offloadJob(job: JobInput): Promise<JobInput> {
+    const { code, input, ...rest } = job;
+    const script = await this.offload(code);
+    const data = await this.offload(input);
+    return {
+      ...rest,
+      ...(script.ref ? { codeRef: script.ref } : { code }),
+      ...(data.ref ? { inputRef: data.ref } : { input }),
+    };
+  }
+
+  /** The job's script, inline or by reference. */
+  async script(job: JobInput): Promise<string> {
+    if (job.codeRef) return (await this.load(job.codeRef)) as string;
+    if (job.code === undefined) throw new Error(`job ${job.jobId} carries no script (neither code nor codeRef)`);
+    return job.code;
+  }
+
+  /** The job as its sandbox runs it, script and input at hand. */
+  async resolveJob(job: JobInput): Promise<RunnableJob> {
+    const { codeRef: _code, inputRef, ...rest } = job;
+    return { ...rest, code: await this.script(job), ...(inputRef ? { input: await this.load(inputRef) } : {}) };
   }
 
   /** Request bodies too large for history travel by reference to the activity that sends them. */

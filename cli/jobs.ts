@@ -18,6 +18,7 @@ const CLI_WORDING: JobWording = {
   startNew: 'Start a new job from an MCP client (the execute tool).',
   stopFirst:
     'Cancel it first (`durable-codemode jobs cancel JOB_ID`), or wait for it (`durable-codemode jobs watch JOB_ID`).',
+  follow: 'Follow it with `durable-codemode jobs watch JOB_ID`.',
 };
 
 export async function run(values: Values, args: string[], help: string): Promise<void> {

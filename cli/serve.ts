@@ -1,8 +1,7 @@
 /** `durable-codemode serve`: the MCP server over stdio or Streamable HTTP, against an existing Temporal server. */
 import v8 from 'node:v8';
 import vm from 'node:vm';
-import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
-import { createMcpServer } from '../server/mcp.ts';
+import { serveStdio } from '../server/stdio.ts';
 import { connectClient } from '../temporal/connection.ts';
 import { httpOptionsOf, mcpDeps, serveHttp } from './mcp-front.ts';
 import { portOption, UsageError, type Values } from './options.ts';
@@ -25,7 +24,7 @@ export async function run(values: Values): Promise<void> {
   const where = `Temporal ${config.temporal.address}, task queue ${config.temporal.taskQueue}, providers: ${deps.providers.join(', ')}`;
   if (!httpOptions) {
     // stdout belongs to the protocol: everything human goes to stderr.
-    await createMcpServer(deps).connect(new StdioServerTransport());
+    await serveStdio(deps);
     releaseStartupMemory();
     console.error(`durable-codemode MCP server on stdio (${where})`);
     return;

@@ -133,6 +133,18 @@ export const ERRORS = {
     means: 'The script is larger than `limits.maxScriptBytes`; no job was started.',
     todo: 'Move data into `input`, or fetch it inside the script.',
   },
+  InputTooLargeError: {
+    seenBy: 'tool',
+    means:
+      'The `input` is larger than `limits.maxInputBytes` of JSON (or the request carrying it is larger than any request with an input within the limit); no job was started.',
+    todo: 'Pass less data: have the script fetch it from an API, or split the work into several jobs; or raise `limits.maxInputBytes`.',
+  },
+  JobStartError: {
+    seenBy: 'tool',
+    means:
+      "Temporal did not start the job (it could not be reached, refused the credentials or the request); the message gives Temporal's reason. No job was started.",
+    todo: 'Follow the message: start or reach the Temporal server (TEMPORAL_ADDRESS), fix the namespace or credentials, then try again.',
+  },
   SearchError: {
     seenBy: 'tool',
     means: 'The search function threw, returned something that is not JSON, or never settled.',

@@ -143,8 +143,13 @@ export const RetrySettings = configObject({
 
 export const JobInput = z.object({
   jobId: z.string(),
-  code: z.string(),
+  /** The script, unless it travels by reference (`codeRef`). */
+  code: z.string().optional(),
+  /** Set instead of `code` when the script is larger than the blob threshold; resolved when a sandbox opens. */
+  codeRef: BlobRef.optional(),
   input: json.optional(),
+  /** Set instead of `input` when it is larger than the blob threshold; resolved when a sandbox opens. */
+  inputRef: BlobRef.optional(),
   limits: SandboxLimits.prefault({}),
   /** Retry settings per provider, fixed when the job starts so replays agree. */
   retry: z.record(z.string(), RetrySettings).default({}),
@@ -155,6 +160,9 @@ export const JobInput = z.object({
   /** A run of the workflow continues as new after this many history events. */
   maxEventsPerRun: z.number().int().min(200).default(10_000),
 });
+
+/** A job as its sandbox runs it: the script and the input at hand, no references (ClaimCheck.resolveJob). */
+export const RunnableJob = JobInput.omit({ codeRef: true, inputRef: true }).extend({ code: z.string() });
 
 export const SessionRef = z.object({ id: z.string(), taskQueue: z.string() });
 
@@ -227,6 +235,7 @@ export type Round = z.infer<typeof Round>;
 export type ScriptOutcome = z.infer<typeof ScriptOutcome>;
 export type RoundReport = z.infer<typeof RoundReport>;
 export type JobInput = z.infer<typeof JobInput>;
+export type RunnableJob = z.infer<typeof RunnableJob>;
 export type SessionRef = z.infer<typeof SessionRef>;
 export type AdvanceResult = z.infer<typeof AdvanceResult>;
 export type JobSummary = z.infer<typeof JobSummary>;

@@ -8,6 +8,12 @@ export const SandboxLimits = configObject({
     .int()
     .positive()
     .default(256 * 1024),
+  /** The `input` of execute, as JSON; larger inputs are refused before any job starts. */
+  maxInputBytes: z
+    .number()
+    .int()
+    .positive()
+    .default(64 * 1024 * 1024),
   maxStepBytes: z
     .number()
     .int()

@@ -19,6 +19,9 @@ import {
   TimeoutFailure,
   type WorkflowIdReusePolicy,
 } from '@temporalio/common';
+import { ClaimCheck } from '../blobs/claim-check.ts';
+import type { BlobsConfig } from '../blobs/config.ts';
+import { createBlobStore } from '../blobs/index.ts';
 import { RESUME_MEMO_KEY } from '../core/effects.ts';
 import { ProductError } from '../core/errors.ts';
 import { jobSummary } from '../core/job-summary.ts';
@@ -51,6 +54,8 @@ import {
   SUMMARY_MEMO_KEY,
 } from './list.ts';
 import { jobIdSource, newJobId, summarize } from './naming.ts';
+import { checkInputSize } from './input-limits.ts';
+import { JobStartError, startFailure } from './start-failure.ts';
 
 export { OWNER_MEMO_KEY } from './list.ts';
 export type { JobRow, JobStatus } from './list.ts';
@@ -90,12 +95,15 @@ export interface JobWording {
   startNew: string;
   /** What to do about a job that still runs. */
   stopFirst: string;
+  /** How to follow a running job. */
+  follow: string;
 }
 
 export const MCP_WORDING: JobWording = {
   findId: 'Check the id returned by execute.',
   startNew: 'Start a new job with execute.',
   stopFirst: 'Cancel it first (job_cancel), or wait for it.',
+  follow: 'Follow it with job_status.',
 };
 
 export class ScriptTooLargeError extends ProductError {
@@ -145,6 +153,9 @@ export interface JobSettings {
   providers: ProvidersConfig;
   maxEventsPerRun: number;
   defaultWaitSeconds: number;
+  /** Where large scripts and inputs go: the blob store the workers read. */
+  blobs: BlobsConfig;
+  dataDir: string;
 }
 
 /** A status read never waits longer than this, whatever the caller asks: MCP clients time out. */
@@ -165,13 +176,22 @@ export class JobService {
   private readonly wording: JobWording;
   /** With privacy on, a job's id, summary and details in the Temporal UI show tokens. */
   private readonly privacy: Privacy | undefined;
+  /** Shared by the service's copies for each principal; the blob store is opened on first use. */
+  private readonly shared: { claims?: ClaimCheck };
 
-  constructor(client: Client, config: JobSettings, principal: Principal = OPERATOR, options: JobServiceOptions = {}) {
+  constructor(
+    client: Client,
+    config: JobSettings,
+    principal: Principal = OPERATOR,
+    options: JobServiceOptions = {},
+    shared: { claims?: ClaimCheck } = {},
+  ) {
     this.client = client;
     this.config = config;
     this.principal = principal;
     this.wording = options.wording ?? MCP_WORDING;
     this.privacy = options.privacy;
+    this.shared = shared;
   }
 
   /** Text that shows outside the job (ids, summaries, the Temporal UI): tokenized when privacy is on. */
@@ -181,17 +201,37 @@ export class JobService {
 
   /** The same service acting for `principal`. */
   as(principal: Principal): JobService {
-    return new JobService(this.client, this.config, principal, { wording: this.wording, privacy: this.privacy });
+    return new JobService(
+      this.client,
+      this.config,
+      principal,
+      { wording: this.wording, privacy: this.privacy },
+      this.shared,
+    );
+  }
+
+  /** What a job may use; the transports size their requests by it. */
+  get limits(): SandboxLimits {
+    return this.config.limits;
+  }
+
+  /** Large scripts and inputs travel by reference (claim check), like every large value of a job. */
+  private claims(): ClaimCheck {
+    return (this.shared.claims ??= new ClaimCheck(
+      createBlobStore(this.config.blobs, this.config.dataDir),
+      this.config.blobs.thresholdBytes,
+    ));
   }
 
   /** Validates and starts a script, then waits up to `waitSeconds` for it to finish. */
   async execute(request: ExecuteRequest): Promise<JobView> {
     await this.validate(request.code);
+    checkInputSize(request.input, this.config.limits);
     const summary = summarize(request.code, request.name);
     // The id shows everywhere: no personal data in it either.
     const idSource = await this.shown(this.principal.name, jobIdSource(request.code, request.name));
     for (let tries = 1; ; tries++) {
-      const job: JobInput = {
+      const job = await this.claims().offloadJob({
         jobId: newJobId(idSource),
         code: request.code,
         input: request.input as JobInput['input'],
@@ -199,9 +239,9 @@ export class JobService {
         retry: Object.fromEntries(Object.entries(this.config.providers).map(([name, p]) => [name, p.retry])),
         attempt: 1,
         maxEventsPerRun: this.config.maxEventsPerRun,
-      };
+      });
       try {
-        await this.start({ job }, summary, this.principal.name, 'REJECT_DUPLICATE');
+        await this.start({ job }, request.code, summary, this.principal.name, 'REJECT_DUPLICATE');
       } catch (e) {
         if (e instanceof WorkflowExecutionAlreadyStartedError && tries < NEW_ID_TRIES) continue;
         throw e;
@@ -231,17 +271,28 @@ export class JobService {
       );
     }
     if (code !== undefined) await this.validate(code);
-    const previous = await this.inputOf(handle);
-    const owner = (description.memo?.[OWNER_MEMO_KEY] as string | undefined) ?? this.principal.name;
-    const job: JobInput = {
-      ...previous.job,
-      code: code ?? previous.job.code,
-      attempt: previous.job.attempt + 1,
+    const { job: previous } = await this.inputOf(handle);
+    // The input stays as it was (inline or by reference); the script is the corrected one, or the same.
+    const { code: previousCode, codeRef: _previousRef, ...kept } = previous;
+    const script = code ?? previousCode ?? (await this.claims().script(previous));
+    const job = await this.claims().offloadJob({
+      ...kept,
+      code: script,
+      attempt: previous.attempt + 1,
       resume: memo.checkpoint,
-    };
-    const summary = (description.memo?.[SUMMARY_MEMO_KEY] as string | undefined) ?? summarize(job.code);
-    // The same id: ALLOW_DUPLICATE starts the next run of this (closed) workflow.
-    await this.start({ job, previous: memo.journal }, summary, owner, 'ALLOW_DUPLICATE');
+    });
+    const owner = (description.memo?.[OWNER_MEMO_KEY] as string | undefined) ?? this.principal.name;
+    const summary = (description.memo?.[SUMMARY_MEMO_KEY] as string | undefined) ?? summarize(script);
+    try {
+      // The same id: ALLOW_DUPLICATE starts the next run of this (closed) workflow.
+      await this.start({ job, previous: memo.journal }, script, summary, owner, 'ALLOW_DUPLICATE');
+    } catch (e) {
+      if (e instanceof WorkflowExecutionAlreadyStartedError)
+        throw new JobStateError(
+          `Job ${jobId} is already being resumed: another job_resume started attempt ${job.attempt} a moment ago. ${this.wording.follow}`,
+        );
+      throw e;
+    }
     return this.status(jobId, waitSeconds);
   }
 
@@ -258,9 +309,12 @@ export class JobService {
   /**
    * Starts a run of the job's workflow: the owner, summary and attempt where the Temporal UI and
    * `jobs list` show them (memo, search attributes), so "alice's jobs" is a filter from the start.
+   * A job already running under the id passes through as WorkflowExecutionAlreadyStartedError; any
+   * other failure is said with its cause and what to do.
    */
   private async start(
     input: DurableScriptInput,
+    code: string,
     summary: string,
     owner: string,
     workflowIdReusePolicy: WorkflowIdReusePolicy,
@@ -281,16 +335,17 @@ export class JobService {
         memo: { [OWNER_MEMO_KEY]: owner, [SUMMARY_MEMO_KEY]: await shown(summary) },
         typedSearchAttributes: searchAttributes,
         staticSummary: await shown(input.job.attempt > 1 ? `${summary} (attempt ${input.job.attempt})` : summary),
-        staticDetails: await shown('```js\n' + input.job.code.slice(0, STATIC_DETAILS_MAX_CHARS) + '\n```'),
+        staticDetails: await shown('```js\n' + code.slice(0, STATIC_DETAILS_MAX_CHARS) + '\n```'),
       });
     } catch (e) {
+      if (e instanceof WorkflowExecutionAlreadyStartedError) throw e;
       if (/search attribute/i.test((e as Error).message))
-        throw new Error(
-          `Temporal refused the job's search attributes (${(e as Error).message}). Register them on namespace "${this.config.temporal.namespace}" once: ` +
+        throw new JobStartError(
+          `Temporal refused the job's search attributes (${(e as Error).message}), so no job was started. Register them on namespace "${this.config.temporal.namespace}" once: ` +
             `node deploy/temporal-namespace.ts, or ${registerCommands()}`,
-          { cause: e },
+          e,
         );
-      throw e;
+      throw startFailure(e, this.config.temporal);
     }
   }
 

@@ -18,7 +18,7 @@ import {
   RoundReport,
   type EffectOutcome,
   type EffectRequest,
-  type JobInput,
+  type RunnableJob,
   type Round,
   type StepRecord,
 } from '../core/journal.ts';
@@ -39,7 +39,8 @@ export function effectKey(request: EffectRequest): string {
 }
 
 export interface OpenSessionOptions {
-  job: JobInput;
+  /** The job, its script and input resolved (blobs/claim-check.ts resolveJob). */
+  job: RunnableJob;
   /** The configured providers; each becomes a global client in the sandbox. */
   providers: SandboxProvider[];
   /** Completed rounds to replay before going live, with outcomes and step values resolved (no blob references). */
@@ -84,10 +85,10 @@ export class ScriptSession {
   roundsDelivered = 0;
   private readonly isolate: ivm.Isolate;
   private readonly controls: Controls;
-  private readonly limits: JobInput['limits'];
+  private readonly limits: RunnableJob['limits'];
   private ended = false;
 
-  private constructor(jobId: string, isolate: ivm.Isolate, controls: Controls, limits: JobInput['limits']) {
+  private constructor(jobId: string, isolate: ivm.Isolate, controls: Controls, limits: RunnableJob['limits']) {
     this.jobId = jobId;
     this.isolate = isolate;
     this.controls = controls;

@@ -10,14 +10,15 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import { maxRequestBytes, requestTooLarge } from '../jobs/input-limits.ts';
 import type { AesGcmCodec } from '../temporal/codec.ts';
 import { isLoopbackHost, type TokenTable } from './auth.ts';
 import { codecActionOf, serveCodec } from './codec-endpoint.ts';
 import { createMcpServer, type McpDeps } from './mcp.ts';
 import { admit, type ServerIdentity } from './request-checks.ts';
 
-/** Scripts are small; anything near this is a mistake or an attack. Larger bodies get 413. */
-const MAX_REQUEST_BYTES = 4 * 1024 * 1024;
+/** The codec endpoint's bodies: a page of payloads the UI shows. */
+const MAX_CODEC_REQUEST_BYTES = 4 * 1024 * 1024;
 
 export interface McpHttpServer {
   url: string;
@@ -53,10 +54,38 @@ function jsonRpcError(
   code: number,
   message: string,
   headers: Record<string, string> = {},
+  data?: unknown,
 ): void {
   res
     .writeHead(status, { 'content-type': 'application/json', ...headers })
-    .end(JSON.stringify({ jsonrpc: '2.0', error: { code, message }, id: null }));
+    .end(
+      JSON.stringify({ jsonrpc: '2.0', error: { code, message, ...(data === undefined ? {} : { data }) }, id: null }),
+    );
+}
+
+/**
+ * The request's body as JSON, read up to `maxBytes` (the largest request whose input can be within
+ * limits.maxInputBytes); undefined once an error has been answered.
+ */
+async function readJsonBody(req: IncomingMessage, res: ServerResponse, maxBytes: number, tooLarge: () => Error) {
+  const refuse = () => {
+    const { name, message } = tooLarge();
+    jsonRpcError(res, 413, -32000, message, { connection: 'close' }, { name });
+    req.resume();
+  };
+  if (Number(req.headers['content-length']) > maxBytes) return refuse();
+  const chunks: Buffer[] = [];
+  let bytes = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    bytes += chunk.length;
+    if (bytes > maxBytes) return refuse();
+    chunks.push(chunk);
+  }
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
+  } catch {
+    jsonRpcError(res, 400, -32700, 'Parse error: the body is not JSON.');
+  }
 }
 
 /** Throws unless the server may listen on `host` with these tokens: no tokens means loopback only. */
@@ -81,7 +110,7 @@ export async function startMcpHttpServer(deps: McpDeps, options: McpHttpOptions)
     const path = new URL(req.url ?? '/', 'http://x').pathname;
     const codecAction = codecActionOf(path);
     if (options.codec && codecAction) {
-      await serveCodec(options.codec, codecAction, identity(), MAX_REQUEST_BYTES, req, res);
+      await serveCodec(options.codec, codecAction, identity(), MAX_CODEC_REQUEST_BYTES, req, res);
       return;
     }
     if (path !== '/mcp') {
@@ -95,19 +124,19 @@ export async function startMcpHttpServer(deps: McpDeps, options: McpHttpOptions)
       jsonRpcError(res, 405, -32000, 'Method not allowed: this server is stateless; use POST.', { allow: 'POST' });
       return;
     }
+    const body = await readJsonBody(req, res, maxRequestBytes(deps.jobs.limits), () =>
+      requestTooLarge(deps.jobs.limits),
+    );
+    if (body === undefined) return;
     const mcp = createMcpServer({ ...deps, jobs: deps.jobs.as(principal.value) });
-    const transport = new StreamableHTTPServerTransport({
-      sessionIdGenerator: undefined,
-      enableJsonResponse: true,
-      maxRequestBodySize: MAX_REQUEST_BYTES,
-    });
+    const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
     res.on('close', () => {
       void transport.close();
       void mcp.close();
     });
     try {
       await mcp.connect(transport);
-      await transport.handleRequest(req, res);
+      await transport.handleRequest(req, res, body);
     } catch (e) {
       if (!res.headersSent) jsonRpcError(res, 500, -32603, `Internal error: ${(e as Error).message}`);
     }

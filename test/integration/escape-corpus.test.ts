@@ -9,7 +9,13 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { effectLabel } from '../../core/effects.ts';
 import { SandboxLimits } from '../../core/limits.ts';
-import { JobInput, type EffectOutcome, type Round, type RoundReport, type ScriptOutcome } from '../../core/journal.ts';
+import {
+  RunnableJob,
+  type EffectOutcome,
+  type Round,
+  type RoundReport,
+  type ScriptOutcome,
+} from '../../core/journal.ts';
 import { effectKey, ScriptSession } from '../../sandbox/session.ts';
 import { startInProcessStack, testConfig, writeOpenApiSpec, type InProcessStack } from '../harness.ts';
 
@@ -20,7 +26,7 @@ async function run(
   code: string,
   answer: (request: RoundReport['effects'][number]) => EffectOutcome = () => ({ ok: true, value: 'ok' }),
 ) {
-  const job = JobInput.parse({ jobId: `job-corpus-${Math.random()}`, code, limits: SandboxLimits.parse(LIMITS) });
+  const job = RunnableJob.parse({ jobId: `job-corpus-${Math.random()}`, code, limits: SandboxLimits.parse(LIMITS) });
   let { session, report } = await ScriptSession.open({ job, providers: [{ name: 'crm' }], rounds: [], now: 1_000 });
   const reports = [report];
   const rounds: Round[] = [];

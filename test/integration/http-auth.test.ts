@@ -27,9 +27,14 @@ let alice: McpClient;
 let bob: McpClient;
 
 beforeAll(async () => {
-  // Runs continue as new after 200 events, so ownership is seen to survive it.
+  // Runs continue as new after 200 events, so ownership is seen to survive it. Inputs up to 1 MiB
+  // make the largest request the server reads about 2.6 MiB.
   stack = await startInProcessStack(
-    testConfig({ maxEventsPerRun: 200, http: { tokens: { alice: { tokenEnv: 'TEST_ALICE_TOKEN' } } } }),
+    testConfig({
+      maxEventsPerRun: 200,
+      http: { tokens: { alice: { tokenEnv: 'TEST_ALICE_TOKEN' } } },
+      limits: { maxInputBytes: 1024 * 1024 },
+    }),
   );
   // One principal from the config file's env variable, one from DURABLE_CODEMODE_HTTP_TOKENS.
   const tokens = loadTokens(stack.config.http, { TEST_ALICE_TOKEN: ALICE, DURABLE_CODEMODE_HTTP_TOKENS: `bob:${BOB}` });
@@ -228,7 +233,11 @@ describe('requests that are not what they should be', () => {
     expect(r.status).toBe(413);
     expect(r.body).toMatchObject({
       jsonrpc: '2.0',
-      error: { code: -32000, message: expect.stringMatching(/too large/i) },
+      error: {
+        code: -32000,
+        message: expect.stringMatching(/^The request is larger than .* so its input is over the limit/),
+        data: { name: 'InputTooLargeError' },
+      },
     });
   });
 

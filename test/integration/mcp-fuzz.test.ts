@@ -6,6 +6,7 @@
 import { request } from 'node:http';
 import type { Client } from '@temporalio/client';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { maxRequestBytes } from '../../jobs/input-limits.ts';
 import { loadTokens } from '../../server/auth.ts';
 import { startMcpHttpServer, type McpHttpServer } from '../../server/http.ts';
 import { JobService } from '../../jobs/service.ts';
@@ -13,6 +14,7 @@ import { SpecSearch } from '../../sandbox/search.ts';
 import { connectTestClient, testConfig, resultBudget } from '../harness.ts';
 
 const ITERATIONS = 300;
+const MAX_REQUEST_BYTES = maxRequestBytes({ maxInputBytes: 2 * 1024 * 1024, maxScriptBytes: 256 * 1024 });
 const SEED = 0x5eed;
 const TOKEN = 'fuzz-token-0123456789abcdef';
 
@@ -20,8 +22,9 @@ let http: McpHttpServer;
 let client: Client;
 
 beforeAll(async () => {
-  // No worker polls this task queue: the fuzzer never sends a script that parses to execute.
-  const config = testConfig({ defaultWaitSeconds: 0 });
+  // No worker polls this task queue: the fuzzer never sends a script that parses to execute. Inputs
+  // up to 2 MiB make the largest request the server reads MAX_REQUEST_BYTES.
+  const config = testConfig({ defaultWaitSeconds: 0, limits: { maxInputBytes: 2 * 1024 * 1024 } });
   client = await connectTestClient(config);
   const deps = {
     jobs: new JobService(client, config),
@@ -109,9 +112,9 @@ function generate(r: ReturnType<typeof prng>, i: number): Case {
       { name: 'job_resume', arguments: { job_id: `job-${r.int(1e9)}`, code: r.pick([notCode(), weird()]) } },
       { name: r.pick(['nope', '__proto__', 'constructor', '', weird()]), arguments: weird() },
     ]);
-  // Every 30th request is huge: about 5 MiB, over the 4 MiB limit, or just under it.
+  // Every 30th request is huge: well over the request limit, just over it, or just under it.
   if (i % 30 === 29) {
-    const size = r.pick([5 * 1024 * 1024, 4 * 1024 * 1024 + 1, 4 * 1024 * 1024 - 200]);
+    const size = r.pick([MAX_REQUEST_BYTES + 1024 * 1024, MAX_REQUEST_BYTES + 1, MAX_REQUEST_BYTES - 200]);
     return {
       what: `huge ${size}`,
       headers: HEADERS,

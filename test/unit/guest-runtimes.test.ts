@@ -8,7 +8,7 @@ import ivm from 'isolated-vm';
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../cli/config.ts';
 import { SCRIPT_GLOBALS, SEARCH_GLOBALS } from '../../core/globals.ts';
-import { JobInput } from '../../core/journal.ts';
+import { RunnableJob } from '../../core/journal.ts';
 import { SpecSearch } from '../../sandbox/search.ts';
 import { ScriptSession } from '../../sandbox/session.ts';
 
@@ -37,7 +37,7 @@ async function bareGlobals(): Promise<Globals> {
 describe('guest runtimes define the one list of sandbox globals', () => {
   it('the execute runtime: SCRIPT_GLOBALS, plus one client per provider', async () => {
     const { report } = await ScriptSession.open({
-      job: JobInput.parse({ jobId: 'job-globals', code: `async () => ${GLOBALS}` }),
+      job: RunnableJob.parse({ jobId: 'job-globals', code: `async () => ${GLOBALS}` }),
       providers: [{ name: 'crm' }, { name: 'weather', tools: ['forecast'] }],
       rounds: [],
       now: 1,

@@ -4,13 +4,13 @@
  */
 import { describe, expect, it } from 'vitest';
 import { effectLabel } from '../../core/effects.ts';
-import { JobInput, type EffectOutcome, type Round, type RoundReport } from '../../core/journal.ts';
+import { RunnableJob, type EffectOutcome, type Round, type RoundReport } from '../../core/journal.ts';
 import { SandboxLimits } from '../../core/limits.ts';
 import { SHEET_COLUMNS, sheetRow } from '../../demo-apis/sheets.ts';
 import { effectKey, ScriptSession } from '../../sandbox/session.ts';
 
-function job(code: string, limits: Partial<SandboxLimits> = {}): JobInput {
-  return JobInput.parse({ jobId: 'job-test', code, input: { n: 3 }, limits: SandboxLimits.parse(limits) });
+function job(code: string, limits: Partial<SandboxLimits> = {}): RunnableJob {
+  return RunnableJob.parse({ jobId: 'job-test', code, input: { n: 3 }, limits: SandboxLimits.parse(limits) });
 }
 
 /** Drives a session to the end like the workflow does, answering every call with `answer`, and returns the journal. */
