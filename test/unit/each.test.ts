@@ -7,7 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import { effectLabel } from '../../core/effects.ts';
 import {
-  JobInput,
+  RunnableJob,
   type EffectOutcome,
   type EffectRequest,
   type HttpEffect,
@@ -18,8 +18,8 @@ import type { KnownItems } from '../../core/ledger.ts';
 import { SandboxLimits } from '../../core/limits.ts';
 import { effectKey, ScriptSession } from '../../sandbox/session.ts';
 
-function job(code: string, input: unknown = null, limits: Partial<SandboxLimits> = {}): JobInput {
-  return JobInput.parse({ jobId: 'job-each', code, input, limits: SandboxLimits.parse(limits) });
+function job(code: string, input: unknown = null, limits: Partial<SandboxLimits> = {}): RunnableJob {
+  return RunnableJob.parse({ jobId: 'job-each', code, input, limits: SandboxLimits.parse(limits) });
 }
 
 type Answer = (request: EffectRequest, call: number) => EffectOutcome;
