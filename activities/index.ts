@@ -27,6 +27,8 @@ import type {
   RoundReport,
   ToolEffect,
 } from '../core/journal.ts';
+import type { Privacy } from '../privacy/privacy.ts';
+import { PrivacyTokenError } from '../privacy/restore.ts';
 import { performRequest, TransientHttpError } from '../providers/http-client.ts';
 import { type Adopted, effectKey, ScriptSession } from '../sandbox/session.ts';
 import { type HttpProviderConfig, isMcpProvider, type ProviderConfig } from '../providers/config.ts';
@@ -51,11 +53,15 @@ export interface ActivityDeps {
   blobThresholdBytes: number;
   /** Per HTTP provider: checks a request against its spec's operations before it is sent. */
   validators?: Record<string, RequestValidator>;
+  /** Restores privacy tokens in the requests of jobs started with privacy on (whatever this worker's `enabled`). */
+  privacy: Privacy;
 }
 
 export interface CallProviderArgs {
   request: HttpEffect | ToolEffect;
   idempotencyKey: string;
+  /** A job started with privacy on: its owner, whose vault restores the tokens in the request. */
+  privacyOwner?: string;
 }
 
 export function createActivities(deps: ActivityDeps) {
@@ -158,7 +164,7 @@ export function createActivities(deps: ActivityDeps) {
     return plan(args.sessionId, session, report);
   }
 
-  async function callProvider({ request, idempotencyKey }: CallProviderArgs): Promise<EffectOutcome> {
+  async function callProvider({ request, idempotencyKey, privacyOwner }: CallProviderArgs): Promise<EffectOutcome> {
     const provider = deps.providers[request.provider];
     if (!provider) {
       return {
@@ -180,20 +186,21 @@ export function createActivities(deps: ActivityDeps) {
     }
     const invalid = request.kind === 'http' ? deps.validators?.[request.provider]?.check(request) : undefined;
     if (invalid) return { ok: false, error: productError('RequestError', invalid) };
+    let outgoing: HttpEffect | ToolEffect =
+      request.kind === 'http' ? { ...request, body: await claims.resolveBody(request.body, request.bodyRef) } : request;
+    if (privacyOwner !== undefined) {
+      try {
+        outgoing = await deps.privacy.restore(privacyOwner, outgoing, effectLabel(request));
+      } catch (e) {
+        if (e instanceof PrivacyTokenError) return { ok: false, error: productError(e.name, e.message) };
+        throw e;
+      }
+    }
     try {
       const outcome = await heartbeating(() =>
-        request.kind === 'tool'
-          ? deps.upstream.call(request.provider, request.tool, request.args, cancellationSignal())
-          : claims
-              .resolveBody(request.body, request.bodyRef)
-              .then((body) =>
-                performRequest(
-                  provider as HttpProviderConfig,
-                  { ...request, body },
-                  idempotencyKey,
-                  cancellationSignal(),
-                ),
-              ),
+        outgoing.kind === 'tool'
+          ? deps.upstream.call(outgoing.provider, outgoing.tool, outgoing.args, cancellationSignal())
+          : performRequest(provider as HttpProviderConfig, outgoing, idempotencyKey, cancellationSignal()),
       );
       return await claims.offloadOutcome(outcome);
     } catch (e) {

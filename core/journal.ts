@@ -159,6 +159,10 @@ export const JobInput = z.object({
   resume: json.optional(),
   /** A run of the workflow continues as new after this many history events. */
   maxEventsPerRun: z.number().int().min(200).default(10_000),
+  /** The principal that started the job (jobs of v0.1.0 have none). */
+  owner: z.string().optional(),
+  /** Started with privacy on: the worker restores tokens in the job's requests from the owner's vault. */
+  privacy: z.boolean().optional(),
 });
 
 /** A job as its sandbox runs it: the script and the input at hand, no references (ClaimCheck.resolveJob). */

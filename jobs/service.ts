@@ -174,7 +174,7 @@ export class JobService {
   private readonly config: JobSettings;
   readonly principal: Principal;
   private readonly wording: JobWording;
-  /** With privacy on, a job's id, summary and details in the Temporal UI show tokens. */
+  /** With privacy on, jobs restore tokens in their requests, and their id, summary and details in the Temporal UI show tokens. */
   private readonly privacy: Privacy | undefined;
   /** Shared by the service's copies for each principal; the blob store is opened on first use. */
   private readonly shared: { claims?: ClaimCheck };
@@ -239,6 +239,8 @@ export class JobService {
         retry: Object.fromEntries(Object.entries(this.config.providers).map(([name, p]) => [name, p.retry])),
         attempt: 1,
         maxEventsPerRun: this.config.maxEventsPerRun,
+        owner: this.principal.name,
+        ...(this.privacy?.enabled ? { privacy: true } : {}),
       });
       try {
         await this.start({ job }, request.code, summary, this.principal.name, 'REJECT_DUPLICATE');
@@ -275,13 +277,14 @@ export class JobService {
     // The input stays as it was (inline or by reference); the script is the corrected one, or the same.
     const { code: previousCode, codeRef: _previousRef, ...kept } = previous;
     const script = code ?? previousCode ?? (await this.claims().script(previous));
+    const owner = (description.memo?.[OWNER_MEMO_KEY] as string | undefined) ?? this.principal.name;
     const job = await this.claims().offloadJob({
       ...kept,
       code: script,
       attempt: previous.attempt + 1,
       resume: memo.checkpoint,
+      owner,
     });
-    const owner = (description.memo?.[OWNER_MEMO_KEY] as string | undefined) ?? this.principal.name;
     const summary = (description.memo?.[SUMMARY_MEMO_KEY] as string | undefined) ?? summarize(script);
     try {
       // The same id: ALLOW_DUPLICATE starts the next run of this (closed) workflow.

@@ -16,7 +16,9 @@ import { createBlobStore } from '../blobs/index.ts';
 import type { ProvidersConfig } from '../providers/config.ts';
 import { readyProviders } from '../providers/ready.ts';
 import { requestValidators } from '../providers/validate.ts';
-import { dataConverter } from './codec.ts';
+import { Privacy } from '../privacy/privacy.ts';
+import type { PrivacyConfig } from '../privacy/config.ts';
+import { codecKeyFromEnv, dataConverter } from './codec.ts';
 import type { TemporalConfig, WorkerConfig } from './config.ts';
 import { PREBUILT_DIR, workflowBundle } from './workflow-bundle.ts';
 
@@ -36,6 +38,7 @@ export interface WorkerSettings {
   providers: ProvidersConfig;
   blobs: BlobsConfig;
   dataDir: string;
+  privacy: PrivacyConfig;
 }
 
 export async function startWorker(config: WorkerSettings, connection: NativeConnection): Promise<RunningWorker> {
@@ -54,6 +57,7 @@ export async function startWorker(config: WorkerSettings, connection: NativeConn
     blobs,
     blobThresholdBytes: config.blobs.thresholdBytes,
     validators: requestValidators(config.providers, specs),
+    privacy: new Privacy(config.privacy, { store: blobs, codecKey: codecKeyFromEnv() }),
   });
   // Every round that runs a sandbox takes one of the worker's session slots (waiting, heartbeating, if none is free).
   const shared: typeof sharedActivities = {

@@ -50,7 +50,11 @@ async function runEffect(job: JobInput, { request, key, label }: PlannedEffect, 
       },
       summary: label,
     });
-    return await callProvider({ request, idempotencyKey: idempotencyKey(job.jobId, seq, key) });
+    return await callProvider({
+      request,
+      idempotencyKey: idempotencyKey(job.jobId, seq, key),
+      ...(job.privacy ? { privacyOwner: job.owner } : {}),
+    });
   } catch (e) {
     if (wf.isCancellation(e)) throw e;
     // Retries are spent: the script gets an ApiError it can catch, with the last HTTP status if there was one.
