@@ -347,32 +347,14 @@ export class PrincipalVault {
     return `${this.folder}${this.id}/g${generation}/c${k}`;
   }
 
+  /** A record, opened; the store's own failures (BlobStoreUnavailableError) pass through as they are. */
   private async getRecord(name: string): Promise<unknown> {
-    let bytes: Buffer | undefined;
-    try {
-      bytes = await this.store.getRecord(name);
-    } catch (e) {
-      throw new VaultError(
-        `the vault could not be read from the blob store at ${this.store.location}: ${(e as Error).message}`,
-        {
-          cause: e,
-        },
-      );
-    }
+    const bytes = await this.store.getRecord(name);
     return bytes === undefined ? undefined : this.seal.open(name, bytes);
   }
 
-  private async putRecord(name: string, value: unknown, ifAbsent = false): Promise<boolean> {
-    try {
-      return await this.store.putRecord(name, this.seal.seal(name, value), { ifAbsent });
-    } catch (e) {
-      throw new VaultError(
-        `the vault could not be written to the blob store at ${this.store.location}: ${(e as Error).message}`,
-        {
-          cause: e,
-        },
-      );
-    }
+  private putRecord(name: string, value: unknown, ifAbsent = false): Promise<boolean> {
+    return this.store.putRecord(name, this.seal.seal(name, value), { ifAbsent });
   }
 }
 

@@ -239,8 +239,9 @@ async function answerWith(toModel: ModelBoundary, run: () => Promise<object>): P
       isError: value.status === 'failed',
     };
   } catch (e) {
-    // Only the model boundary itself fails here; its message names no personal data.
-    return errorAnswer('PrivacyVaultError', (e as Error).message);
+    // Only the model boundary itself fails here (the vault unreadable, the blob store down); its message names no personal data.
+    const { name, message } = e as Error;
+    return errorAnswer(isErrorName(name) ? name : 'PrivacyVaultError', message);
   }
 }
 
