@@ -13,7 +13,7 @@ import { randomUUID } from 'node:crypto';
 import { ApplicationFailure, cancellationSignal, heartbeat, log } from '@temporalio/activity';
 import { ClaimCheck } from '../blobs/claim-check.ts';
 import { BlobCorruptError, BlobMissingError, type BlobStore } from '../blobs/store.ts';
-import { effectLabel } from '../core/effects.ts';
+import { effectLabel, privacyOwner } from '../core/effects.ts';
 import type { SandboxProvider } from '../core/guest-messages.ts';
 import { INTERNAL_FAILURES, productError, type TransientHttpDetails } from '../core/errors.ts';
 import type {
@@ -80,27 +80,56 @@ export function createActivities(deps: ActivityDeps) {
   });
   const claims = new ClaimCheck(blobs, deps.blobThresholdBytes);
 
-  /** Turns the sandbox's report into what the workflow runs: keyed effects, large values by reference. */
+  /**
+   * Turns the sandbox's report into what the workflow runs: keyed effects, large values by
+   * reference. For a job with privacy on (`owner`), what shows outside the job carries the owner's
+   * tokens: logs and progress (queries, the Temporal UI's current details), the calls' labels
+   * (activity summaries) and the script's error (the failure message).
+   */
   async function plan(
     id: string,
     session: ScriptSession,
     report: RoundReport,
+    owner: string | undefined,
     adopted?: Adopted,
   ): Promise<AdvanceResult> {
     if (!session.isEnded) sessions.add(id, session);
+    const shown = owner === undefined ? undefined : shownAs(owner);
     const effects = await Promise.all(
-      report.effects.map((request, i) => {
+      report.effects.map(async (request, i) => {
         const prefilled = adopted?.prefilled[i];
+        const label = effectLabel(request);
         return claims.offloadRequest({
           request,
           key: effectKey(request),
-          label: effectLabel(request),
+          label: shown ? await shown.text(label) : label,
           ...(prefilled ? { prefilled } : {}),
         });
       }),
     );
     const steps = await Promise.all(report.steps.map((s) => claims.offloadStep(s)));
-    return { ...report, effects, steps, session: { id, taskQueue: sessionTaskQueue } };
+    const seen = shown ? await shown.report(report) : report;
+    return { ...seen, effects, steps, session: { id, taskQueue: sessionTaskQueue } };
+  }
+
+  /** Tokenizing for `owner` what a round shows outside the job; the sandbox keeps the real values. */
+  function shownAs(owner: string) {
+    const text = (value: string) => deps.privacy.tokenizeText(owner, value);
+    return {
+      text,
+      report: async (report: RoundReport): Promise<RoundReport> => {
+        const { logs, progress, outcome } = report;
+        return {
+          ...report,
+          logs: await Promise.all(logs.map(text)),
+          progress: progress?.message ? { ...progress, message: await text(progress.message) } : progress,
+          outcome:
+            outcome?.kind === 'threw'
+              ? { ...outcome, error: await deps.privacy.tokenize(owner, outcome.error, { fieldRules: false }) }
+              : outcome,
+        };
+      },
+    };
   }
 
   async function loadJournal(segments: BlobRef[], rounds: Round[]): Promise<Round[]> {
@@ -136,7 +165,7 @@ export function createActivities(deps: ActivityDeps) {
         onReplayedRound: (k) => heartbeat({ replayedRounds: k + 1 }),
       }),
     );
-    const result = await plan(id, session, report, adopted);
+    const result = await plan(id, session, report, privacyOwner(args.job), adopted);
     if (!stored || !adopted) return result;
     const kept = stored.slice(0, adopted.rounds);
     return {
@@ -161,7 +190,7 @@ export function createActivities(deps: ActivityDeps) {
     }
     const outcomes = await Promise.all(args.outcomes.map((o) => claims.resolveOutcome(o)));
     const report = await heartbeating(() => session.deliver(outcomes, args.now));
-    return plan(args.sessionId, session, report);
+    return plan(args.sessionId, session, report, args.privacyOwner);
   }
 
   async function callProvider({ request, idempotencyKey, privacyOwner }: CallProviderArgs): Promise<EffectOutcome> {

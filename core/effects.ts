@@ -3,7 +3,7 @@
  * (replay matching) and the activities. Nothing here may touch Node APIs: it is bundled into
  * workflow code.
  */
-import type { EffectRequest } from './journal.ts';
+import type { EffectRequest, JobInput } from './journal.ts';
 
 /** How journals, divergence messages and the Temporal UI name an effect: `crm: POST /leads/batch`. */
 export function effectLabel(request: EffectRequest): string {
@@ -11,6 +11,14 @@ export function effectLabel(request: EffectRequest): string {
   if (request.kind === 'checkpoint') return 'checkpoint';
   if (request.kind === 'tool') return `${request.provider}: tool ${request.tool}`;
   return `${request.provider}: ${request.method} ${request.path}`;
+}
+
+/**
+ * The principal whose vault serves a job started with privacy on (the worker restores the tokens
+ * in its requests and tokenizes what the job shows outside); undefined for other jobs.
+ */
+export function privacyOwner(job: JobInput): string | undefined {
+  return job.privacy ? job.owner : undefined;
 }
 
 /** JSON with sorted object keys, so equal requests compare equal whatever their key order. */

@@ -268,6 +268,8 @@ export interface AdvanceSessionArgs {
   roundsDelivered: number;
   outcomes: EffectOutcome[];
   now: number;
+  /** See privacyOwner(): what the round shows outside the job carries this principal's tokens. */
+  privacyOwner?: string;
 }
 
 /** The workflow's live view, served by the `jobState` query. */

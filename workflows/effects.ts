@@ -5,7 +5,7 @@
  */
 import * as wf from '@temporalio/workflow';
 import type { SharedActivities } from '../activities/index.ts';
-import { idempotencyKey } from '../core/effects.ts';
+import { idempotencyKey, privacyOwner } from '../core/effects.ts';
 import { productError, transientHttpStatus } from '../core/errors.ts';
 import type { EffectOutcome, JobInput, PlannedEffect } from '../core/journal.ts';
 import type { RunJournal } from './journal.ts';
@@ -53,7 +53,7 @@ async function runEffect(job: JobInput, { request, key, label }: PlannedEffect, 
     return await callProvider({
       request,
       idempotencyKey: idempotencyKey(job.jobId, seq, key),
-      ...(job.privacy ? { privacyOwner: job.owner } : {}),
+      privacyOwner: privacyOwner(job),
     });
   } catch (e) {
     if (wf.isCancellation(e)) throw e;

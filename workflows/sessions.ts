@@ -6,6 +6,7 @@
  */
 import * as wf from '@temporalio/workflow';
 import type { SessionActivities, SharedActivities } from '../activities/index.ts';
+import { privacyOwner } from '../core/effects.ts';
 import type { AdvanceResult, EffectOutcome, JobInput, OpenSessionArgs, SessionRef } from '../core/journal.ts';
 import type { RunJournal } from './journal.ts';
 
@@ -43,7 +44,13 @@ export async function advance(
     summary: `round ${roundCount + 1}`,
   });
   try {
-    return await advanceSession({ sessionId: session.id, roundsDelivered: roundCount - 1, outcomes, now });
+    return await advanceSession({
+      sessionId: session.id,
+      roundsDelivered: roundCount - 1,
+      outcomes,
+      now,
+      privacyOwner: privacyOwner(job),
+    });
   } catch (e) {
     if (wf.isCancellation(e)) throw e;
     wf.log.info('live session unavailable; replaying the journal in a new session', {

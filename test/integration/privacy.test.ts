@@ -95,7 +95,7 @@ type Answer = Record<string, any>;
 
 async function tool(client: McpClient, name: string, args: Record<string, unknown>): Promise<Answer> {
   const result = await client.callTool({ name, arguments: args });
-  return (result.structuredContent ?? { text: (result.content as Array<{ text: string }>)[0].text });
+  return result.structuredContent ?? { text: (result.content as Array<{ text: string }>)[0].text };
 }
 
 const execute = (client: McpClient, code: string) => tool(client, 'execute', { code, wait_seconds: 60 });
@@ -203,10 +203,10 @@ describe('privacy', () => {
     expect(crm.stats().requests).toBe(before);
   });
 
-  it("shows tokens in the Temporal UI's summary and details", async () => {
+  it("shows tokens in the Temporal UI's summary, details and current details, and in the job's queries", async () => {
     const who = people[5];
     const answer = await tool(alice, 'execute', {
-      code: `async () => {\n  const who = '${who.email}';\n  progress(1, 2, 'calling ' + who);\n  await sleep(60_000);\n}`,
+      code: `async () => {\n  const who = '${who.email}';\n  console.log('calling', who);\n  progress(1, 2, 'calling ' + who);\n  await sleep(60_000);\n}`,
       wait_seconds: 0,
     });
     const handle = stack.client.workflow.getHandle(answer.job_id);
@@ -214,6 +214,16 @@ describe('privacy', () => {
     const shown = [await description.staticSummary(), await description.staticDetails()].join('\n');
     expect(shown).toMatch(/const who = '\[EMAIL_\d+\]'/);
     expect(shown).not.toContain(who.email);
+    // The worker tokenizes the round's logs and progress before the workflow holds them (operators query them, the UI shows them).
+    const current = await eventually(async () => {
+      const { currentDetails } = await handle.query<{ currentDetails: string }>('__temporal_workflow_metadata');
+      return currentDetails || undefined;
+    });
+    expect(current).toMatch(/calling \[EMAIL_\d+\]/);
+    const state = await handle.query<{ logs: string[]; progress: { message: string } }>('jobState');
+    expect(state.logs).toEqual([expect.stringMatching(/^calling \[EMAIL_\d+\]$/)]);
+    expect(state.progress.message).toMatch(/^calling \[EMAIL_\d+\]$/);
+    expect(JSON.stringify([current, state])).not.toContain(who.email);
     await tool(alice, 'job_cancel', { job_id: answer.job_id });
   });
 
