@@ -5,6 +5,7 @@
  *   worker   a worker against an existing Temporal server
  *   serve    the MCP server (stdio or Streamable HTTP) against an existing Temporal server
  *   jobs     list / show / watch / cancel / resume jobs
+ *   privacy  purge a principal's privacy vault
  *
  * Each command's module is loaded only when it runs, so a process loads only what its command uses
  * (a worker no MCP server, search sandbox, tokenizer or demo API; `jobs` no worker SDK).
@@ -126,6 +127,20 @@ ${CONFIG_HELP}`,
       json: { type: 'boolean' },
     },
     run: () => import('./jobs.ts'),
+  },
+  privacy: {
+    summary: "purge a principal's privacy vault (its tokens stop restoring)",
+    help: `Usage: durable-codemode privacy purge PRINCIPAL [--config FILE]
+
+Deletes everything PRINCIPAL's privacy vault holds (token <-> value) from the blob store that
+workers and MCP servers share: every token shown to PRINCIPAL stops restoring at once, and calls
+that use one fail with PrivacyTokenError. PRINCIPAL is the name before the colon in
+DURABLE_CODEMODE_HTTP_TOKENS ("operator" for stdio and local callers).
+
+${CONFIG_HELP}
+  The blob store is the config's (blobs.store, dataDir), as for the workers.`,
+    options: { config: { type: 'string' } },
+    run: () => import('./privacy.ts'),
   },
 };
 

@@ -4,6 +4,9 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { LocalBlobStore } from '../../blobs/local-store.ts';
+import { PrivacyConfig } from '../../privacy/config.ts';
+import { Privacy } from '../../privacy/privacy.ts';
 import { CLI } from '../harness.ts';
 
 function cli(args: string[], env: Record<string, string> = {}) {
@@ -19,10 +22,10 @@ describe('durable-codemode CLI', () => {
   it('prints usage with every command', () => {
     const r = cli(['--help']);
     expect(r.code).toBe(0);
-    for (const command of ['dev', 'worker', 'serve', 'jobs']) expect(r.stdout).toContain(`  ${command}`);
+    for (const command of ['dev', 'worker', 'serve', 'jobs', 'privacy']) expect(r.stdout).toContain(`  ${command}`);
   });
 
-  it.each(['dev', 'worker', 'serve', 'jobs'])('answers %s --help', (command) => {
+  it.each(['dev', 'worker', 'serve', 'jobs', 'privacy'])('answers %s --help', (command) => {
     const r = cli([command, '--help']);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(new RegExp(`^Usage: durable-codemode ${command}`));
@@ -99,6 +102,29 @@ describe('durable-codemode CLI', () => {
     expect(cli(['dev', '--ui-port', '70000'])).toMatchObject({
       code: 2,
       stderr: expect.stringContaining('--ui-port must be a whole number from 0 to 65535; got 70000'),
+    });
+  });
+
+  it("purges one principal's privacy vault from the config's blob store: her tokens stop restoring, others' stay", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'dcm-cli-'));
+    const file = join(dataDir, 'config.json');
+    writeFileSync(file, JSON.stringify({ dataDir, privacy: { enabled: true } }));
+    const privacy = new Privacy(PrivacyConfig.parse({ enabled: true }), {
+      store: new LocalBlobStore(join(dataDir, 'blobs')),
+    });
+    const [alices] = await privacy.tokenize('alice', ['ada@example.com']);
+    const [bobs] = await privacy.tokenize('bob', ['ada@example.com']);
+    const env = { DURABLE_CODEMODE_CODEC_KEY: '' };
+    expect(cli(['privacy', 'purge', 'alice', '--config', file], env)).toMatchObject({
+      code: 0,
+      stdout: expect.stringContaining("Purged alice's privacy vault"),
+    });
+    expect(await privacy.vault.of('alice').valuesOf([alices])).toEqual(new Map());
+    expect(await privacy.vault.of('bob').valuesOf([bobs])).toEqual(new Map([[bobs, 'ada@example.com']]));
+    expect(cli(['privacy', 'purge', 'alice', '--config', file], env).stdout).toContain('nothing to purge');
+    expect(cli(['privacy', 'purge'])).toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining('Usage: durable-codemode privacy purge'),
     });
   });
 
