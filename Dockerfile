@@ -29,6 +29,7 @@ COPY activities ./activities
 COPY blobs ./blobs
 COPY providers ./providers
 COPY privacy ./privacy
+COPY ledger ./ledger
 COPY temporal ./temporal
 COPY jobs ./jobs
 COPY server ./server

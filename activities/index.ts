@@ -34,6 +34,8 @@ import { type Adopted, effectKey, ScriptSession } from '../sandbox/session.ts';
 import { type HttpProviderConfig, isMcpProvider, type ProviderConfig } from '../providers/config.ts';
 import type { UpstreamMcpServers } from '../providers/mcp-client.ts';
 import type { RequestValidator } from '../providers/validate.ts';
+import { LedgerStore } from '../ledger/store.ts';
+import { knownItemsFor } from '../ledger/views.ts';
 import { waitingForBlobStore } from './blob-store-waits.ts';
 import type { SessionRegistry } from './sessions.ts';
 
@@ -79,6 +81,7 @@ export function createActivities(deps: ActivityDeps) {
     },
   });
   const claims = new ClaimCheck(blobs, deps.blobThresholdBytes);
+  const ledgers = new LedgerStore(blobs);
 
   /**
    * Turns the sandbox's report into what the workflow runs: keyed effects, large values by
@@ -108,8 +111,13 @@ export function createActivities(deps: ActivityDeps) {
       }),
     );
     const steps = await Promise.all(report.steps.map((s) => claims.offloadStep(s)));
-    const seen = shown ? await shown.report(report) : report;
-    return { ...seen, effects, steps, session: { id, taskQueue: sessionTaskQueue } };
+    // each()'s entries go to the blob store (real values, for the operator to fix and feed back);
+    // history gets the counts and the first failures, tokenized like the rest with privacy on.
+    const { ledger: entries, ...rest } = report;
+    const written = entries && (await ledgers.append(session.jobId, session.attempt, session.roundsDelivered, entries));
+    const ledger = written && owner !== undefined ? await deps.privacy.tokenize(owner, written) : written;
+    const seen = shown ? await shown.report(rest) : rest;
+    return { ...seen, effects, steps, session: { id, taskQueue: sessionTaskQueue }, ...(ledger ? { ledger } : {}) };
   }
 
   /** Tokenizing for `owner` what a round shows outside the job; the sandbox keeps the real values. */
@@ -163,6 +171,8 @@ export function createActivities(deps: ActivityDeps) {
         now: args.now,
         mode: stored ? 'adopt' : 'strict',
         onReplayedRound: (k) => heartbeat({ replayedRounds: k + 1 }),
+        // A resumed attempt skips the each() items earlier attempts did, whatever its code looks like.
+        ...(args.job.attempt > 1 ? { known: await knownItemsFor(blobs, args.job.jobId, args.job.attempt) } : {}),
       }),
     );
     const result = await plan(id, session, report, privacyOwner(args.job), adopted);

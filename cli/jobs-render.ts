@@ -78,6 +78,22 @@ export function jobPage(info: JobInfo, view: JobView, now = new Date()): string 
       'work',
       `${view.rounds} rounds, ${view.effects ?? 0} calls and sleeps, ${view.runs ?? 1} workflow run${(view.runs ?? 1) === 1 ? '' : 's'}`,
     ]);
+  for (const [name, c] of Object.entries(view.ledger?.counts ?? {}))
+    rows.push([
+      'items',
+      `${name}: ${c.done} done, ${c.failed} failed${c.uncertain ? `, ${c.uncertain} uncertain` : ''}${c.skipped ? `, ${c.skipped} skipped (done before)` : ''} of ${c.total}`,
+    ]);
+  if (view.ledger?.firstFailures.length)
+    rows.push([
+      'failures',
+      [
+        ...view.ledger.firstFailures.map(
+          (f) =>
+            `${f.ledger} ${f.key}: ${f.status === 'uncertain' ? 'uncertain' : `${f.error?.name}: ${f.error?.message}`}`,
+        ),
+        `(all of them: durable-codemode jobs ledger ${info.job_id} --failed)`,
+      ].join('\n'),
+    ]);
   if (view.divergence) rows.push(['resumed', `the new code diverged from the journal at ${view.divergence}`]);
   if (view.error)
     rows.push(['error', `${view.error.name}: ${view.error.message}${view.error.stack ? `\n${view.error.stack}` : ''}`]);

@@ -5,12 +5,14 @@
  */
 import { readFileSync } from 'node:fs';
 import { JobService, type JobStatus, type JobView, type JobWording } from '../jobs/service.ts';
+import { exportLedger, type LedgerFormat } from '../ledger/export.ts';
 import { connectClient } from '../temporal/connection.ts';
 import { jobPage, jobTable, ProgressRate, watchLine } from './jobs-render.ts';
 import { intOption, UsageError, type Values } from './options.ts';
 import { loadRuntimeConfig } from './runtime-config.ts';
 
 const STATUSES: JobStatus[] = ['running', 'completed', 'failed', 'cancelled'];
+const LEDGER_FORMATS: LedgerFormat[] = ['csv', 'json'];
 
 /** The job service's advice in this CLI's own words. */
 const CLI_WORDING: JobWording = {
@@ -23,7 +25,7 @@ const CLI_WORDING: JobWording = {
 
 export async function run(values: Values, args: string[], help: string): Promise<void> {
   const [action, jobId, ...extra] = args;
-  const actions = ['list', 'show', 'watch', 'cancel', 'resume'];
+  const actions = ['list', 'show', 'watch', 'cancel', 'resume', 'ledger'];
   if (!action || !actions.includes(action)) throw new UsageError(help);
   if (action === 'list' ? jobId !== undefined : !jobId || extra.length)
     throw new UsageError(
@@ -35,6 +37,9 @@ export async function run(values: Values, args: string[], help: string): Promise
   const code = typeof values.code === 'string' ? readCodeFile(values.code) : undefined;
   const wait = intOption(values, 'wait', 0, { max: 3600 });
   const json = Boolean(values.json);
+  const format = (values.format ?? 'csv') as LedgerFormat;
+  if (!LEDGER_FORMATS.includes(format))
+    throw new UsageError(`--format must be one of ${LEDGER_FORMATS.join(', ')}; got ${format}`);
   const { config } = loadRuntimeConfig(values);
   const client = await connectClient(config.temporal);
   const jobs = new JobService(client, config, undefined, { wording: CLI_WORDING });
@@ -49,6 +54,8 @@ export async function run(values: Values, args: string[], help: string): Promise
       console.log(
         json ? JSON.stringify(rows, null, 2) : jobTable(rows, process.stdout.isTTY ? process.stdout.columns : Infinity),
       );
+    } else if (action === 'ledger') {
+      exitCode = await printLedger(jobs, jobId, format, Boolean(values.failed));
     } else if (action === 'watch') {
       exitCode = await watch(jobs, jobId, json);
     } else {
@@ -67,6 +74,24 @@ export async function run(values: Values, args: string[], help: string): Promise
   } finally {
     await client.connection.close();
   }
+}
+
+/** Writes the job's ledger to stdout as it is read, a segment at a time (a million items never sit in memory). */
+async function printLedger(
+  jobs: JobService,
+  jobId: string,
+  format: LedgerFormat,
+  failedOnly: boolean,
+): Promise<number> {
+  const ledger = await jobs.ledger(jobId);
+  if (!ledger.exists) {
+    console.error(`Job ${jobId} has no ledger yet: its script has not settled any item of an each().`);
+    return 1;
+  }
+  for await (const chunk of exportLedger(ledger, format, { failedOnly })) {
+    if (!process.stdout.write(chunk)) await new Promise((resolve) => process.stdout.once('drain', resolve));
+  }
+  return 0;
 }
 
 /** Waits up to `seconds` (beyond the service's 60 s cap per call) for the job to end. */

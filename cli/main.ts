@@ -105,6 +105,7 @@ ${TEMPORAL_HELP}`,
        durable-codemode jobs watch JOB_ID [--json]
        durable-codemode jobs cancel JOB_ID [--json]
        durable-codemode jobs resume JOB_ID [--code FILE] [--wait SECONDS] [--json]
+       durable-codemode jobs ledger JOB_ID [--failed] [--format csv|json]
 
 list     the newest jobs, one row each: status, progress, attempt, owner, start, duration, summary
          (--status running|completed|failed|cancelled, --owner NAME, --limit N: default 20)
@@ -113,6 +114,9 @@ watch    follows a job to its end: a live progress bar with rate and time left o
          a plain line per change otherwise; exits 0 when the job completed, 1 otherwise
 resume   restarts a failed or cancelled job under the same id: its journal is replayed as far as
          the script (or the corrected one in FILE) agrees with it, so completed calls are not repeated
+ledger   the items of the job's each() calls, one per item (its latest attempt's entry): status,
+         error and message; failed items with their own fields, to fix and feed back as input
+         (--failed: only failed and uncertain items; --format csv, the default, or json)
 
 --json prints what the MCP tools answer (list: the rows), for scripts.
 ${TEMPORAL_HELP}
@@ -125,6 +129,8 @@ ${CONFIG_HELP}`,
       wait: { type: 'string' },
       code: { type: 'string' },
       json: { type: 'boolean' },
+      failed: { type: 'boolean' },
+      format: { type: 'string' },
     },
     run: () => import('./jobs.ts'),
   },

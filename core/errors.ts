@@ -175,8 +175,8 @@ export const ERRORS = {
   },
   ResultPageError: {
     seenBy: 'tool',
-    means: "The page asked for is beyond the stored result's pages.",
-    todo: 'Ask for a page from 1 to `result_pages`.',
+    means: "The page asked for is beyond the stored result's pages (or the pages of the job's failed items).",
+    todo: 'Ask for a page from 1 to `result_pages` (`failures_pages` for failures).',
   },
   BlobStoreUnavailableError: {
     seenBy: 'tool',

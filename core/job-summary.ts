@@ -5,6 +5,6 @@
 import type { JobSummary } from './journal.ts';
 
 export function jobSummary(from: JobSummary): JobSummary {
-  const { progress, logs, logCount, rounds, effects, runs, attempt, divergence } = from;
-  return { progress, logs, logCount, rounds, effects, runs, attempt, divergence };
+  const { progress, logs, logCount, rounds, effects, runs, attempt, divergence, ledger } = from;
+  return { progress, logs, logCount, rounds, effects, runs, attempt, divergence, ...(ledger ? { ledger } : {}) };
 }

@@ -8,7 +8,7 @@
  */
 import { z } from 'zod';
 import { configObject } from './config-object.ts';
-import { EachPlan, LedgerReport } from './ledger.ts';
+import { EachPlan, LedgerReport, LedgerSummary } from './ledger.ts';
 import { SandboxLimits } from './limits.ts';
 
 const json = z.json();
@@ -187,10 +187,12 @@ export const Adoption = z.object({
 });
 
 /** The reply of the activities that advance a sandbox session by one round. */
-export const AdvanceResult = RoundReport.omit({ effects: true }).extend({
+export const AdvanceResult = RoundReport.omit({ effects: true, ledger: true }).extend({
   session: SessionRef,
   effects: z.array(PlannedEffect),
   adoption: Adoption.optional(),
+  /** The ledger's counts and first failures once the round's entries are in the blob store (never the entries). */
+  ledger: LedgerSummary.optional(),
 });
 
 /**
@@ -211,6 +213,8 @@ export const JobSummary = z.object({
   attempt: z.number().int().positive(),
   /** Where a resumed attempt stopped agreeing with the previous journal (reported to the agent). */
   divergence: z.string().nullable(),
+  /** The script's each() items in this attempt: counts per ledger name and the first failures. */
+  ledger: LedgerSummary.optional(),
 });
 
 /**

@@ -37,6 +37,8 @@ import {
   type ScriptErrorInfo,
 } from '../core/journal.ts';
 import { ATTEMPT, CLI_TYPE_NAMES, OWNER, PHASE, SEARCH_ATTRIBUTES } from '../core/search-attributes.ts';
+import type { BlobStore } from '../blobs/store.ts';
+import { type AttemptEntry, JobLedger } from '../ledger/views.ts';
 import { checkScriptSyntax } from '../sandbox/isolate.ts';
 import type { durableScript } from '../workflows/durable-script.ts';
 import { OPERATOR, type Principal } from '../core/principal.ts';
@@ -73,6 +75,18 @@ export type JobView = {
   error?: ScriptErrorInfo;
   note?: string;
 } & SummaryView;
+
+/** Failed and uncertain each() items per page of the failures view (job_status with `failures`). */
+export const FAILURES_PER_PAGE = 20;
+
+/** A page of the job's failed and uncertain each() items (each item's latest entry), oldest first. */
+export interface FailuresPage {
+  job_id: string;
+  failures_page: number;
+  failures_pages: number;
+  failures_total: number;
+  failures: AttemptEntry[];
+}
 
 /** A request that does not fit the job's state, e.g. resuming a job that is still running. */
 export class JobStateError extends ProductError {
@@ -177,14 +191,14 @@ export class JobService {
   /** With privacy on, jobs restore tokens in their requests, and their id, summary and details in the Temporal UI show tokens. */
   private readonly privacy: Privacy | undefined;
   /** Shared by the service's copies for each principal; the blob store is opened on first use. */
-  private readonly shared: { claims?: ClaimCheck };
+  private readonly shared: { claims?: ClaimCheck; blobs?: BlobStore };
 
   constructor(
     client: Client,
     config: JobSettings,
     principal: Principal = OPERATOR,
     options: JobServiceOptions = {},
-    shared: { claims?: ClaimCheck } = {},
+    shared: { claims?: ClaimCheck; blobs?: BlobStore } = {},
   ) {
     this.client = client;
     this.config = config;
@@ -217,10 +231,12 @@ export class JobService {
 
   /** Large scripts and inputs travel by reference (claim check), like every large value of a job. */
   private claims(): ClaimCheck {
-    return (this.shared.claims ??= new ClaimCheck(
-      createBlobStore(this.config.blobs, this.config.dataDir),
-      this.config.blobs.thresholdBytes,
-    ));
+    return (this.shared.claims ??= new ClaimCheck(this.blobStore(), this.config.blobs.thresholdBytes));
+  }
+
+  /** The blob store workers share (large values, the jobs' each() ledgers), opened on first use. */
+  private blobStore(): BlobStore {
+    return (this.shared.blobs ??= createBlobStore(this.config.blobs, this.config.dataDir));
   }
 
   /** Validates and starts a script, then waits up to `waitSeconds` for it to finish. */
@@ -253,42 +269,59 @@ export class JobService {
   }
 
   /**
-   * Starts the next attempt of a failed or cancelled job under the same id. It replays the previous
-   * attempt's journal as far as the (optionally corrected) code agrees with it, then runs live.
+   * Starts the next attempt of a failed or cancelled job under the same id, or of a completed one whose
+   * each() calls left failed items. It replays the previous attempt's journal as far as the
+   * (optionally corrected) code agrees with it, then runs live; each() skips the items earlier
+   * attempts did, whatever the code. `input` replaces the job's input (e.g. the failed rows, fixed).
    */
-  async resume(jobId: string, code?: string, waitSeconds = this.config.defaultWaitSeconds): Promise<JobView> {
-    const handle = this.client.workflow.getHandle(jobId);
+  async resume(
+    jobId: string,
+    code?: string,
+    waitSeconds = this.config.defaultWaitSeconds,
+    input?: unknown,
+  ): Promise<JobView> {
+    const handle = this.client.workflow.getHandle<typeof durableScript>(jobId);
     const description = await this.describe(handle, jobId);
     const status = description.status.name;
     if (status === 'RUNNING')
       throw new JobStateError(
         `Job ${jobId} is still running; only a failed or cancelled job can be resumed. ${this.wording.stopFirst}`,
       );
-    if (status === 'COMPLETED')
-      throw new JobStateError(`Job ${jobId} completed; there is nothing to resume. ${this.wording.startNew}`);
+    const completed = status === 'COMPLETED';
+    if (completed && !(await this.leftFailedItems(handle)))
+      throw new JobStateError(
+        `Job ${jobId} completed; there is nothing to resume (no item of its each() calls failed). ${this.wording.startNew}`,
+      );
+    // A completed job left no journal: its next attempt runs from the start, and each() skips what was done.
     const memo = description.memo?.[RESUME_MEMO_KEY] as ResumeMemo | undefined;
-    if (!memo) {
+    if (!memo && !completed) {
       throw new JobStateError(
         `Job ${jobId} left no journal to resume from (it was ${status.toLowerCase()} before it could save one, e.g. terminated by an operator). ${this.wording.startNew}`,
       );
     }
     if (code !== undefined) await this.validate(code);
+    if (input !== undefined) checkInputSize(input, this.config.limits);
     const { job: previous } = await this.inputOf(handle);
     // The input stays as it was (inline or by reference); the script is the corrected one, or the same.
     const { code: previousCode, codeRef: _previousRef, ...kept } = previous;
     const script = code ?? previousCode ?? (await this.claims().script(previous));
     const owner = (description.memo?.[OWNER_MEMO_KEY] as string | undefined) ?? this.principal.name;
+    // A corrected input replaces the previous one (inline or by reference).
+    const { input: previousInput, inputRef, ...rest } = kept;
     const job = await this.claims().offloadJob({
-      ...kept,
+      ...rest,
+      ...(input === undefined
+        ? { input: previousInput, ...(inputRef ? { inputRef } : {}) }
+        : { input: input as JobInput['input'] }),
       code: script,
       attempt: previous.attempt + 1,
-      resume: memo.checkpoint,
+      resume: memo?.checkpoint,
       owner,
     });
     const summary = (description.memo?.[SUMMARY_MEMO_KEY] as string | undefined) ?? summarize(script);
     try {
       // The same id: ALLOW_DUPLICATE starts the next run of this (closed) workflow.
-      await this.start({ job, previous: memo.journal }, script, summary, owner, 'ALLOW_DUPLICATE');
+      await this.start({ job, ...(memo ? { previous: memo.journal } : {}) }, script, summary, owner, 'ALLOW_DUPLICATE');
     } catch (e) {
       if (e instanceof WorkflowExecutionAlreadyStartedError)
         throw new JobStateError(
@@ -297,6 +330,12 @@ export class JobService {
       throw e;
     }
     return this.status(jobId, waitSeconds);
+  }
+
+  /** Whether the completed job's each() calls left failed or uncertain items (its result's ledger counts). */
+  private async leftFailedItems(handle: WorkflowHandle<typeof durableScript>): Promise<boolean> {
+    const result = await handle.result();
+    return Object.values(result.ledger?.counts ?? {}).some((c) => c.failed + c.uncertain > 0);
   }
 
   private async validate(code: string): Promise<void> {
@@ -402,6 +441,27 @@ export class JobService {
       started: description.startTime.toISOString(),
       closed: description.closeTime?.toISOString() ?? null,
     };
+  }
+
+  /** The job's each() ledger across its attempts, each item's latest entry (read like any job: its owner only). */
+  async ledger(jobId: string): Promise<JobLedger> {
+    const handle = this.client.workflow.getHandle(jobId);
+    await this.describe(handle, jobId);
+    const { job } = await this.inputOf(handle);
+    return JobLedger.open(this.blobStore(), jobId, job.attempt);
+  }
+
+  /** Page `page` (1-based) of the job's failed and uncertain each() items, FAILURES_PER_PAGE at a time. */
+  async failures(jobId: string, page: number): Promise<FailuresPage> {
+    const ledger = await this.ledger(jobId);
+    const { entries, total } = await ledger.failures((page - 1) * FAILURES_PER_PAGE, FAILURES_PER_PAGE);
+    const pages = Math.max(1, Math.ceil(total / FAILURES_PER_PAGE));
+    if (!Number.isInteger(page) || page < 1 || page > pages)
+      throw new ProductError(
+        'ResultPageError',
+        `Job ${jobId} has ${total} failed item${total === 1 ? '' : 's'} in ${pages} page${pages === 1 ? '' : 's'}: ask for failures page 1${pages > 1 ? ` to ${pages}` : ''}, not ${page}.`,
+      );
+    return { job_id: jobId, failures_page: page, failures_pages: pages, failures_total: total, failures: entries };
   }
 
   private async describeStatus(handle: WorkflowHandle, jobId: string): Promise<string> {

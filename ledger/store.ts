@@ -65,6 +65,8 @@ function nameSegment(text: string): string {
 
 export const ledgerRecordNames = {
   index: (jobId: string, attempt: number) => `ledger/${nameSegment(jobId)}/${attempt}`,
+  /** What attempt `attempt` was told about the earlier ones (a BlobRef of saveKnownItems). */
+  known: (jobId: string, attempt: number) => `ledger/${nameSegment(jobId)}/known-${attempt}`,
 };
 
 const isFailure = (entry: LedgerEntry) => entry.status !== 'done';

@@ -5,7 +5,15 @@
  */
 import type { BlobStore } from '../blobs/store.ts';
 import type { KnownItems, LedgerEntry } from '../core/ledger.ts';
-import { failureCount, type LedgerIndex, LedgerStore } from './store.ts';
+import { BlobRef } from '../core/journal.ts';
+import {
+  failureCount,
+  type LedgerIndex,
+  ledgerRecordNames,
+  LedgerStore,
+  loadKnownItems,
+  saveKnownItems,
+} from './store.ts';
 
 /** An entry as the views give it: which attempt wrote it. */
 export type AttemptEntry = LedgerEntry & { attempt: number };
@@ -85,4 +93,20 @@ export class JobLedger {
       for await (const entries of this.ledger.entries(index)) for (const e of entries) keys.add(itemId(e));
     return keys;
   }
+}
+
+/**
+ * What attempt `attempt` of a job knows about the earlier ones (see JobLedger.known), worked out
+ * once and kept as one blob: every session of the attempt (the first, and any replay after a lost
+ * worker) must be told the same, and reading a million entries again for each would be slow.
+ */
+export async function knownItemsFor(store: BlobStore, jobId: string, attempt: number): Promise<KnownItems> {
+  const name = ledgerRecordNames.known(jobId, attempt);
+  const saved = await store.getRecord(name);
+  if (saved) return loadKnownItems(store, BlobRef.parse(JSON.parse(saved.toString('utf8'))));
+  const known = await (await JobLedger.open(store, jobId, attempt - 1)).known();
+  const ref = await saveKnownItems(store, known);
+  // Two sessions working it out at once write the same: the first record stays.
+  await store.putRecord(name, Buffer.from(JSON.stringify(ref)), { ifAbsent: true });
+  return known;
 }

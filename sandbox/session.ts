@@ -81,6 +81,8 @@ interface Controls {
 
 export class ScriptSession {
   readonly jobId: string;
+  /** The job's attempt (1, then one more per job_resume): its ledger entries are kept per attempt. */
+  readonly attempt: number;
   /** Rounds whose outcomes this session has received; the workflow checks it before delivering more. */
   roundsDelivered = 0;
   private readonly isolate: ivm.Isolate;
@@ -88,11 +90,12 @@ export class ScriptSession {
   private readonly limits: RunnableJob['limits'];
   private ended = false;
 
-  private constructor(jobId: string, isolate: ivm.Isolate, controls: Controls, limits: RunnableJob['limits']) {
-    this.jobId = jobId;
+  private constructor(job: RunnableJob, isolate: ivm.Isolate, controls: Controls) {
+    this.jobId = job.jobId;
+    this.attempt = job.attempt;
     this.isolate = isolate;
     this.controls = controls;
-    this.limits = limits;
+    this.limits = job.limits;
   }
 
   /** Creates the isolate, replays `rounds`, and returns the session with the first live report. */
@@ -132,7 +135,7 @@ export class ScriptSession {
         report: await control('report'),
       };
       await context.eval('delete globalThis.__dcmControls');
-      const session = new ScriptSession(job.jobId, isolate, controls, job.limits);
+      const session = new ScriptSession(job, isolate, controls);
       const main = await compileUserFunction(isolate, job.code).then((s) =>
         s.run(context, { reference: true, timeout: job.limits.roundTimeoutMs }),
       );

@@ -229,6 +229,16 @@ export class ResultBudget {
     this.blobs = blobs;
   }
 
+  /** An answer that is all data (a page of failed items): cut to the budget with a marker if needed. */
+  fit<T extends object>(answer: T): T | { answer: unknown; cut: string } {
+    const { value, cut } = fitJson(
+      answer,
+      this.maxTokens,
+      'the failed items are too large for one answer: read them with `durable-codemode jobs ledger JOB_ID --failed`',
+    );
+    return cut ? { answer: value, cut } : answer;
+  }
+
   /** A search answer: the result, cut to the budget with a marker if needed. */
   search(result: unknown): { result: unknown; cut?: string } {
     const { value, cut } = fitJson(result, this.maxTokens, 'return fewer fields or filter more narrowly');

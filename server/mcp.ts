@@ -55,7 +55,7 @@ export const ExecuteInput = toolInput('execute', {
   // Any JSON value (the protocol carries nothing else): z.json()'s recursive definition would cost
   // about 100 tokens of every tools/list.
   input: z.unknown().optional().describe('JSON value available to the script as `input`'),
-  wait_seconds: z.number().min(0).max(60).optional().describe('max seconds to wait inline (default 20)'),
+  wait_seconds: z.number().min(0).max(60).optional().describe('max seconds to wait inline'),
   name: z.string().max(60).optional().describe('short job name, starts its id'),
 });
 
@@ -63,6 +63,7 @@ export const JobStatusInput = toolInput('job_status', {
   job_id: z.string(),
   wait_seconds: z.number().min(0).max(60).optional().describe('wait up to this long for the job to finish'),
   page: z.number().min(1).optional().describe('page of result_ref'),
+  failures: z.number().int().min(1).optional().describe('page of failed each() items'),
 });
 
 export const JobCancelInput = toolInput('job_cancel', { job_id: z.string() });
@@ -70,6 +71,7 @@ export const JobCancelInput = toolInput('job_cancel', { job_id: z.string() });
 export const JobResumeInput = toolInput('job_resume', {
   job_id: z.string(),
   code: z.string().optional().describe('corrected script; omit to retry the same one'),
+  input: z.unknown().optional().describe('corrected input'),
   wait_seconds: z.number().min(0).max(60).optional(),
 });
 
@@ -86,8 +88,8 @@ function executeDescription(providers: string[], defaultWait: number, example: s
   return [
     'Run JS or TS against the APIs as a durable job: it survives crashes and restarts, and completed calls are never repeated.',
     `Globals: ${providers.length ? providers.join(', ') : '(no providers configured)'} — an API has .request({ method, path, query, body }) resolving to the parsed response body (non-2xx throws an error with .status and .body); an MCP server has one async function per tool (spec.tools).`,
-    '`input`; `await step(name, fn)` saves fn() (pure computation, no calls inside) so it never reruns; `await checkpoint(state)` saves a small state, read back as `resume` by job_resume; `progress(done, total, message)`; `await sleep(ms)`; `CSV.parse(text)` → row objects, `CSV.stringify(rows)`; console.log.',
-    'Use `await Promise.all` for parallel calls. Date.now() and Math.random() are recorded.',
+    '`input`; `await step(name, fn)` saves fn() (pure, no calls inside) so it never reruns; `await checkpoint(state)` saves a small state, read back as `resume` by job_resume; `progress(done, total, message)`; `await sleep(ms)`; `CSV.parse(text)` → row objects, `CSV.stringify(rows)`; console.log.',
+    'Imports: `await each(items, fn, { key, concurrency })` records each item done or failed, never thrown; resume skips done ones. Parallel calls: `await Promise.all`. Date.now(), Math.random() are recorded.',
     `Returns the result if done within wait_seconds (default ${defaultWait}), else { job_id, status: "running", progress }: poll job_status.`,
     `Example: async () => { const r = await ${call}; return r; }`,
   ].join('\n');
@@ -123,9 +125,11 @@ export function createMcpServer(deps: McpDeps): McpServer {
   // A job's view is tokenized before the budget cuts or pages it, so previews and pages show tokens
   // and no value is split across two pages where neither half would be recognised.
   const tokenizedView = async (pending: Promise<JobView>): Promise<JobView> => {
-    const { result, ...rest } = await pending;
+    const { result, ledger, ...rest } = await pending;
     const envelope = await toModel.json(rest);
-    return result === undefined ? envelope : { ...envelope, result: await toModel.data(result) };
+    // The first failures carry their items (rows the script was given): data, like a result.
+    const shown = ledger ? { ...envelope, ledger: await toModel.data(ledger) } : envelope;
+    return result === undefined ? shown : { ...shown, result: await toModel.data(result) };
   };
 
   server.registerTool('search', { description: searchDescription(), inputSchema: SearchInput }, async ({ code }) =>
@@ -150,8 +154,11 @@ export function createMcpServer(deps: McpDeps): McpServer {
       description: 'Status, progress, recent logs and the result or error of a job started by execute.',
       inputSchema: JobStatusInput,
     },
-    async ({ job_id, wait_seconds, page }) =>
+    async ({ job_id, wait_seconds, page, failures }) =>
       answer(async () => {
+        // The failed items carry the rows themselves: data, like a result.
+        if (failures !== undefined)
+          return deps.budget.fit(await toModel.data(await deps.jobs.failures(job_id, failures)));
         const view = await tokenizedView(deps.jobs.status(job_id, wait_seconds ?? 0));
         return page === undefined ? deps.budget.job(view) : deps.budget.page(view, page);
       }),
@@ -167,12 +174,14 @@ export function createMcpServer(deps: McpDeps): McpServer {
     'job_resume',
     {
       description:
-        'Restart a failed or cancelled job under the same id. Completed calls are replayed, not repeated, as long as the (corrected) code makes the same calls; the answer reports where it diverged. `resume` holds its last checkpoint(state).',
+        'Restart a failed or cancelled job, or one with failed each() items, under the same id. Completed calls replay while the (corrected) code makes them again; each() skips done items.',
       inputSchema: JobResumeInput,
     },
-    async ({ job_id, code, wait_seconds }) =>
+    async ({ job_id, code, input, wait_seconds }) =>
       answer(async () =>
-        deps.budget.job(await tokenizedView(deps.jobs.resume(job_id, code, wait_seconds ?? deps.defaultWaitSeconds))),
+        deps.budget.job(
+          await tokenizedView(deps.jobs.resume(job_id, code, wait_seconds ?? deps.defaultWaitSeconds, input)),
+        ),
       ),
   );
 

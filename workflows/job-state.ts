@@ -20,7 +20,7 @@ export function newJobState(job: JobInput): JobState {
   };
 }
 
-/** Takes in the round's logs and progress; progress also shows as the workflow's current details. */
+/** Takes in the round's logs, progress and ledger counts; progress also shows as the workflow's current details. */
 export function absorb(state: JobState, report: AdvanceResult): void {
   if (report.logs.length > 0 || report.droppedLogs > 0) {
     const lines =
@@ -30,6 +30,7 @@ export function absorb(state: JobState, report: AdvanceResult): void {
     state.logCount += lines.length;
     state.logs = [...state.logs, ...lines].slice(-RECENT_LOG_LINES);
   }
+  if (report.ledger) state.ledger = report.ledger;
   if (report.progress) {
     state.progress = report.progress;
     const { done, total, message } = report.progress;

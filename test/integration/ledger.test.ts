@@ -1,0 +1,128 @@
+/**
+ * The import ledger on a real worker (issue 15): each() rows the CRM refuses are listed with their
+ * reasons (job_status, the failures pages, `durable-codemode jobs ledger`), and a resume with the
+ * fixed rows and a reshaped script sends only those rows: the CRM's own request log shows it.
+ */
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { LedgerCounts, LedgerEntry } from '../../core/ledger.ts';
+import { CRM_SPEC_PATH, startCrmApi, type CrmApi } from '../../demo-apis/crm.ts';
+import { FAILURES_PER_PAGE, JobService, JobStateError } from '../../jobs/service.ts';
+import { CLI, startInProcessStack, temporalEnv, testConfig, writeConfigFile, type InProcessStack } from '../harness.ts';
+
+const run = promisify(execFile);
+const ROWS = 60;
+/** Rows whose email the CRM refuses with 422. */
+const BAD = new Set([7, 30, 51]);
+
+interface Row {
+  name: string;
+  email: string;
+}
+
+const rows = (fixed: boolean): Row[] =>
+  Array.from({ length: ROWS }, (_, i) => ({
+    name: `Lead ${i}`,
+    email: BAD.has(i) && !fixed ? `lead ${i} at example` : `lead${i}@example.com`,
+  }));
+
+/** The import as an agent writes it: one POST per row, keyed by name, `concurrency` rows at a time. */
+const importScript = (concurrency: number) => `async () => {
+  const summary = await each(input, async (row) => {
+    const lead = await crm.request({ method: 'POST', path: '/leads', body: row });
+    return lead.id;
+  }, { key: (row) => row.name, concurrency: ${concurrency} });
+  return summary;
+}`;
+
+let crm: CrmApi;
+let stack: InProcessStack;
+let jobs: JobService;
+let configFile: string;
+
+beforeAll(async () => {
+  crm = await startCrmApi();
+  const config = testConfig({ providers: { crm: { openapi: CRM_SPEC_PATH, baseUrl: crm.url } } });
+  configFile = writeConfigFile(config);
+  stack = await startInProcessStack(config);
+  jobs = stack.jobs;
+});
+
+afterAll(async () => {
+  await stack?.close();
+  await crm?.close();
+});
+
+const cli = (args: string[]) =>
+  run(process.execPath, ['--no-node-snapshot', CLI, ...args, '--config', configFile], {
+    env: { ...process.env, ...temporalEnv() },
+    maxBuffer: 16 * 1024 * 1024,
+  });
+
+describe('each() and the ledger', () => {
+  let jobId: string;
+
+  it('completes with the refused rows as failed items, each with its reason, in job_status', async () => {
+    const view = await jobs.execute({ code: importScript(10), input: rows(false), waitSeconds: 60 });
+    jobId = view.job_id;
+    expect(view.status, JSON.stringify(view.error)).toBe('completed');
+    expect(view.result).toEqual({ done: ROWS - BAD.size, failed: BAD.size, uncertain: 0, skipped: 0, ledger: 'items' });
+    expect(view.ledger?.counts.items).toEqual<LedgerCounts>({
+      total: ROWS,
+      done: ROWS - BAD.size,
+      failed: BAD.size,
+      uncertain: 0,
+      skipped: 0,
+    });
+    const first = view.ledger!.firstFailures;
+    expect(first.map((f) => f.key).sort()).toEqual([...BAD].map((i) => `Lead ${i}`).sort());
+    for (const f of first) {
+      expect(f).toMatchObject({ status: 'failed', error: { status: 422 }, item: rows(false)[f.index] });
+      expect(f.error!.message).toMatch(/email/i);
+    }
+    expect(crm.writes().filter((w) => w.status === 201)).toHaveLength(ROWS - BAD.size);
+  });
+
+  it('pages the failures and refuses a page past the last', async () => {
+    const page = await jobs.failures(jobId, 1);
+    expect(page).toMatchObject({ failures_page: 1, failures_pages: 1, failures_total: BAD.size });
+    expect(page.failures.map((f) => f.index).sort((a, b) => a - b)).toEqual([...BAD]);
+    expect(FAILURES_PER_PAGE).toBeGreaterThanOrEqual(BAD.size);
+    await expect(jobs.failures(jobId, 2)).rejects.toThrow(/3 failed items in 1 page: ask for failures page 1, not 2/);
+  });
+
+  it('exports the ledger from the CLI: every item as CSV, the failed ones as JSON', async () => {
+    const csv = (await cli(['jobs', 'ledger', jobId])).stdout.trimEnd().split('\r\n');
+    expect(csv[0]).toBe('attempt,ledger,key,index,status,error,http_status,message,reconciled,value,name,email');
+    expect(csv).toHaveLength(ROWS + 1);
+    expect(csv.filter((l) => l.includes(',failed,'))).toHaveLength(BAD.size);
+    const failed = JSON.parse((await cli(['jobs', 'ledger', jobId, '--failed', '--format', 'json'])).stdout) as Array<
+      LedgerEntry & { attempt: number }
+    >;
+    expect(failed.map((f) => f.item)).toEqual([...BAD].map((i) => rows(false)[i]));
+    expect(failed.every((f) => f.attempt === 1 && f.error?.status === 422)).toBe(true);
+    await expect(cli(['jobs', 'ledger', jobId, '--format', 'xml'])).rejects.toThrow(
+      /--format must be one of csv, json/,
+    );
+  });
+
+  it('resumes the completed job with the fixed rows and a reshaped script, sending only the failed rows', async () => {
+    const before = crm.writes().length;
+    const view = await jobs.resume(jobId, importScript(4), 60, rows(true));
+    expect(view.status, JSON.stringify(view.error)).toBe('completed');
+    expect(view.attempt).toBe(2);
+    expect(view.result).toEqual({ done: BAD.size, failed: 0, uncertain: 0, skipped: ROWS - BAD.size, ledger: 'items' });
+    const sent = crm.writes().slice(before);
+    expect(sent.map((w) => w.emails[0]).sort()).toEqual([...BAD].map((i) => `lead${i}@example.com`).sort());
+    expect(sent.every((w) => w.status === 201)).toBe(true);
+    const stats = crm.stats();
+    expect(stats.leads).toBe(ROWS);
+    expect(stats.duplicateEmails).toBe(0);
+
+    // Every item is done now: the ledger's latest entries say so, and there is nothing left to resume.
+    const csv = (await cli(['jobs', 'ledger', jobId, '--failed'])).stdout.trimEnd().split('\r\n');
+    expect(csv).toHaveLength(1);
+    await expect(jobs.resume(jobId)).rejects.toThrow(JobStateError);
+  });
+});
