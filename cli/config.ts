@@ -9,7 +9,7 @@ import { z } from 'zod';
 import { configObject } from '../core/config-object.ts';
 import { SandboxLimits } from '../core/limits.ts';
 import { applyBlobEnv, BlobsConfig } from '../blobs/config.ts';
-import { DefaultWaitSeconds, MaxEventsPerRun } from '../jobs/config.ts';
+import { ApprovalsConfig, DefaultWaitSeconds, MaxEventsPerRun } from '../jobs/config.ts';
 import { PrivacyConfig, unknownPrivacyProviders } from '../privacy/config.ts';
 import { isMcpProvider, ProvidersConfig } from '../providers/config.ts';
 import { HttpConfig, ResultsConfig } from '../server/config.ts';
@@ -29,6 +29,7 @@ export const Config = configObject({
   defaultWaitSeconds: DefaultWaitSeconds,
   results: ResultsConfig,
   privacy: PrivacyConfig,
+  approvals: ApprovalsConfig,
 });
 
 export type Config = z.infer<typeof Config>;

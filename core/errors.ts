@@ -57,6 +57,12 @@ export const ERRORS = {
       'A write of an `each()` with `options.reconcile` may have been applied: the worker that sent it was lost before any answer, so it was not sent again blindly.',
     todo: '`each()` handles it: `reconcile(item)` decides whether the item already landed, and the item runs again if not. An item whose reconcile failed stays `uncertain` in the ledger; job_resume reconciles it first.',
   },
+  ApprovalDeniedError: {
+    seenBy: 'script',
+    means:
+      'A human denied the approval the script asked for with `approve()`, or that the approval policy required before a call (which was then not made), or nobody answered in time. `.by` and `.note` say who and why.',
+    todo: 'Catch it and skip or undo that part of the work; the job goes on. Ask again with a clearer question if it timed out.',
+  },
   ReplayDivergenceError: {
     seenBy: 'job',
     means:
@@ -172,6 +178,12 @@ export const ERRORS = {
     means:
       'The server could not do what was asked: Temporal, a worker or the blob store did not answer as expected. Nothing about the script is wrong.',
     todo: 'Try again in a moment; if it keeps failing, the message tells the operator what to fix.',
+  },
+  ApprovalNotAllowedError: {
+    seenBy: 'tool',
+    means:
+      'This principal may see the job but not answer its approvals: the config lists approvers (`approvals.approvers`), and it is not one of them.',
+    todo: 'Ask one of the listed approvers or the operator to answer.',
   },
   ResultPageError: {
     seenBy: 'tool',

@@ -5,6 +5,17 @@
 import type { JobSummary } from './journal.ts';
 
 export function jobSummary(from: JobSummary): JobSummary {
-  const { progress, logs, logCount, rounds, effects, runs, attempt, divergence, ledger } = from;
-  return { progress, logs, logCount, rounds, effects, runs, attempt, divergence, ...(ledger ? { ledger } : {}) };
+  const { progress, logs, logCount, rounds, effects, runs, attempt, divergence, ledger, approvals } = from;
+  return {
+    progress,
+    logs,
+    logCount,
+    rounds,
+    effects,
+    runs,
+    attempt,
+    divergence,
+    ...(ledger ? { ledger } : {}),
+    ...(approvals ? { approvals } : {}),
+  };
 }

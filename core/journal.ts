@@ -7,6 +7,7 @@
  * the workflow bundle.
  */
 import { z } from 'zod';
+import { AnsweredApproval, JobApprovalSettings, PendingApproval } from './approvals.ts';
 import { configObject } from './config-object.ts';
 import { EachPlan, LedgerReport, LedgerSummary } from './ledger.ts';
 import { SandboxLimits } from './limits.ts';
@@ -163,6 +164,8 @@ export const JobInput = z.object({
   owner: z.string().optional(),
   /** Started with privacy on: the worker restores tokens in the job's requests from the owner's vault. */
   privacy: z.boolean().optional(),
+  /** The approval policy and timeout (absent in jobs started before approvals existed). */
+  approvals: JobApprovalSettings.optional(),
 });
 
 /** A job as its sandbox runs it: the script and the input at hand, no references (ClaimCheck.resolveJob). */
@@ -215,6 +218,8 @@ export const JobSummary = z.object({
   divergence: z.string().nullable(),
   /** The script's each() items in this attempt: counts per ledger name and the first failures. */
   ledger: LedgerSummary.optional(),
+  /** Questions waiting for a human, and the latest answers (absent until the job asks one). */
+  approvals: z.object({ pending: z.array(PendingApproval), answered: z.array(AnsweredApproval) }).optional(),
 });
 
 /**

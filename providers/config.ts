@@ -3,6 +3,8 @@
  * Credentials always come from the environment, so config files can be committed.
  */
 import { z } from 'zod';
+import { ApprovalRule, patternProblem } from '../core/approvals.ts';
+import { ApprovalRule, patternProblem } from '../core/approvals.ts';
 import { configObject } from '../core/config-object.ts';
 import { RetrySettings } from '../core/journal.ts';
 import { isReservedGlobal } from '../core/globals.ts';
@@ -23,6 +25,21 @@ export const ProviderAuth = z.discriminatedUnion('type', [
   configObject({ type: z.literal('query'), param: z.string(), valueEnv: EnvVarName }),
 ]);
 
+/** Calls that wait for a human's approval before they are made (core/approvals.ts), checked for the provider's kind. */
+function approvalPolicy(kind: 'http' | 'tool') {
+  return z
+    .array(ApprovalRule)
+    .superRefine((rules, ctx) => {
+      rules.forEach((rule, i) =>
+        rule.match.forEach((pattern, j) => {
+          const problem = patternProblem(pattern, kind);
+          if (problem) ctx.addIssue({ code: 'custom', message: problem, path: [i, 'match', j] });
+        }),
+      );
+    })
+    .optional();
+}
+
 /** An HTTP API described by an OpenAPI document: `name.request({ method, path, query, body })` in the sandbox. */
 export const HttpProviderConfig = configObject({
   /** OpenAPI document: a file path (relative to the config file) or an http(s) URL. */
@@ -38,6 +55,8 @@ export const HttpProviderConfig = configObject({
   retry: RetrySettings.prefault({}),
   /** Refuse requests that match no operation of the spec, naming the closest ones; turn off for an API whose spec lags behind it. */
   validateRequests: z.boolean().default(true),
+  /** Operations (`METHOD /path` patterns) that need a human's approval before each call, or after the first N. */
+  approval: approvalPolicy('http'),
 });
 
 /** An upstream MCP server: its tools become `name.tool_name(args)` in the sandbox. */
@@ -53,6 +72,8 @@ export const McpProviderConfig = configObject({
   ]),
   timeoutMs: z.number().int().positive().default(60_000),
   retry: RetrySettings.prefault({}),
+  /** Tools (names, `*` as a wildcard) that need a human's approval before each call, or after the first N. */
+  approval: approvalPolicy('tool'),
 });
 
 export const ProviderConfig = z.union([HttpProviderConfig, McpProviderConfig]);
