@@ -49,7 +49,7 @@ export const ERRORS = {
     seenBy: 'script',
     means:
       'More items of an `each()` failed (or were left uncertain) than its `options.maxFailures` allows, so it stopped starting new ones. The message names the first failure.',
-    todo: 'Read the failures (job_status, or `durable-codemode jobs ledger JOB_ID --failed`), fix the data or the script, then job_resume: items already done are not sent again.',
+    todo: 'Read the failures (the job tool, or `durable-codemode jobs ledger JOB_ID --failed`), fix the data or the script, then job_resume: items already done are not sent again.',
   },
   UncertainCallError: {
     seenBy: 'script',

@@ -6,7 +6,12 @@ import type { Client, WorkflowExecutionInfo, WorkflowExecutionStatusName } from 
 import type { JobState, Progress } from '../core/journal.ts';
 import { ATTEMPT, PHASE, PROGRESS_DONE } from '../core/search-attributes.ts';
 
-export type JobStatus = 'running' | 'completed' | 'failed' | 'cancelled';
+export type JobStatus = 'running' | 'waiting_for_approval' | 'completed' | 'failed' | 'cancelled';
+
+/** Whether a job in this status may still change (the MCP task it backs is not terminal). */
+export function isLive(status: JobStatus): boolean {
+  return status === 'running' || status === 'waiting_for_approval';
+}
 
 /** The memo naming the principal that started a job; only it (and the operator) can see the job. */
 export const OWNER_MEMO_KEY = 'owner';

@@ -4,6 +4,7 @@
  *
  * Polling reads describe(), a query and the result; it never uses updates, which are capped per run.
  */
+import { setTimeout as delay } from 'node:timers/promises';
 import {
   CancelledFailure,
   type Client,
@@ -11,6 +12,7 @@ import {
   WorkflowExecutionAlreadyStartedError,
   WorkflowFailedError,
   WorkflowNotFoundError,
+  WorkflowUpdateFailedError,
 } from '@temporalio/client';
 import {
   ApplicationFailure,
@@ -22,6 +24,7 @@ import {
 import { ClaimCheck } from '../blobs/claim-check.ts';
 import type { BlobsConfig } from '../blobs/config.ts';
 import { createBlobStore } from '../blobs/index.ts';
+import { ANSWER_APPROVAL, type ApprovalAnswer } from '../core/approvals.ts';
 import { RESUME_MEMO_KEY } from '../core/effects.ts';
 import { ProductError } from '../core/errors.ts';
 import { jobSummary } from '../core/job-summary.ts';
@@ -46,6 +49,7 @@ import type { Privacy } from '../privacy/privacy.ts';
 import type { SandboxLimits } from '../core/limits.ts';
 import type { ProvidersConfig } from '../providers/config.ts';
 import type { TemporalConfig } from '../temporal/config.ts';
+import type { ApprovalsConfig } from './config.ts';
 import {
   type JobRow,
   type JobStatus,
@@ -59,7 +63,7 @@ import { jobIdSource, newJobId, summarize } from './naming.ts';
 import { checkInputSize } from './input-limits.ts';
 import { JobStartError, startFailure } from './start-failure.ts';
 
-export { OWNER_MEMO_KEY } from './list.ts';
+export { isLive, OWNER_MEMO_KEY } from './list.ts';
 export type { JobRow, JobStatus } from './list.ts';
 
 /** A job's summary as the answers spell it (JobSummary with `log_count`); without a summary, only these three. */
@@ -67,7 +71,7 @@ export type SummaryView = { progress: Progress | null; logs: string[]; log_count
   Omit<JobSummary, 'progress' | 'logs' | 'logCount'>
 >;
 
-/** What `execute` and `job_status` answer. */
+/** What `execute` and the `job` tool answer. */
 export type JobView = {
   job_id: string;
   status: JobStatus;
@@ -116,9 +120,19 @@ export interface JobWording {
 export const MCP_WORDING: JobWording = {
   findId: 'Check the id returned by execute.',
   startNew: 'Start a new job with execute.',
-  stopFirst: 'Cancel it first (job_cancel), or wait for it.',
-  follow: 'Follow it with job_status.',
+  stopFirst: 'Cancel it first (the job tool, action "cancel"), or wait for it.',
+  follow: 'Follow it with the job tool.',
 };
+
+/** A principal who may see a job but not answer its approvals (the config names other approvers). */
+export class ApprovalNotAllowedError extends ProductError {
+  constructor(jobId: string, approvers: string[]) {
+    super(
+      'ApprovalNotAllowedError',
+      `Approvals of job ${jobId} are answered by the operator and the approvers in the config (approvals.approvers: ${approvers.join(', ') || 'none'}); ask one of them.`,
+    );
+  }
+}
 
 export class ScriptTooLargeError extends ProductError {
   constructor(message: string) {
@@ -130,6 +144,14 @@ export class ScriptTooLargeError extends ProductError {
 function summaryView(from: JobSummary): SummaryView {
   const { logCount, ...summary } = jobSummary(from);
   return { ...summary, log_count: logCount };
+}
+
+const PAGE_SIZE = 20;
+
+/** A page of jobs (MCP tasks/list). */
+export interface JobPage {
+  jobs: Array<{ job_id: string; status: JobStatus; started: string; closed?: string }>;
+  nextCursor?: string;
 }
 
 /** What an answer says when it has no summary to give (a cancelled job, no worker answering). */
@@ -170,10 +192,30 @@ export interface JobSettings {
   /** Where large scripts and inputs go: the blob store the workers read. */
   blobs: BlobsConfig;
   dataDir: string;
+  approvals: ApprovalsConfig;
 }
 
-/** A status read never waits longer than this, whatever the caller asks: MCP clients time out. */
-const MAX_WAIT_SECONDS = 60;
+/** Called while a wait lasts: about every WATCH_INTERVAL_MS with the job's current view (progress notifications). */
+export type JobWatcher = (view: JobView) => void | Promise<void>;
+
+/** An answer to a job's pending approvals, as an agent or a person gives it. */
+export interface ApprovalReply {
+  approved: boolean;
+  /** One pending approval; without it, every pending one. */
+  id?: string;
+  note?: string;
+  /** How it came (mcp, cli): recorded with the answer. */
+  via: string;
+}
+
+/**
+ * A wait never lasts longer than this, whatever the caller asks: MCP clients give up on a request
+ * after their own timeout (60 s in the TypeScript SDK), and the answer must reach them first, with
+ * the job id.
+ */
+export const MAX_WAIT_SECONDS = 50;
+/** How often a watched wait reads the job's state. */
+const WATCH_INTERVAL_MS = 1_000;
 const STATIC_DETAILS_MAX_CHARS = 20_000;
 /** A new job's random id part colliding with an existing job's is astronomically rare; retried anyway. */
 const NEW_ID_TRIES = 3;
@@ -240,7 +282,14 @@ export class JobService {
   }
 
   /** Validates and starts a script, then waits up to `waitSeconds` for it to finish. */
-  async execute(request: ExecuteRequest): Promise<JobView> {
+  async execute(request: ExecuteRequest, watch?: JobWatcher): Promise<JobView> {
+    const since = Date.now();
+    const jobId = await this.startScript(request);
+    return this.status(jobId, request.waitSeconds ?? this.config.defaultWaitSeconds, watch, since);
+  }
+
+  /** Validates and starts a script as a new job; answers its id at once. */
+  async startScript(request: Omit<ExecuteRequest, 'waitSeconds'>): Promise<string> {
     await this.validate(request.code);
     checkInputSize(request.input, this.config.limits);
     const summary = summarize(request.code, request.name);
@@ -257,6 +306,12 @@ export class JobService {
         maxEventsPerRun: this.config.maxEventsPerRun,
         owner: this.principal.name,
         ...(this.privacy?.enabled ? { privacy: true } : {}),
+        approvals: {
+          rules: Object.fromEntries(
+            Object.entries(this.config.providers).flatMap(([name, p]) => (p.approval ? [[name, p.approval]] : [])),
+          ),
+          timeoutSeconds: this.config.approvals.timeoutSeconds,
+        },
       });
       try {
         await this.start({ job }, request.code, summary, this.principal.name, 'REJECT_DUPLICATE');
@@ -264,7 +319,7 @@ export class JobService {
         if (e instanceof WorkflowExecutionAlreadyStartedError && tries < NEW_ID_TRIES) continue;
         throw e;
       }
-      return this.status(job.jobId, request.waitSeconds ?? this.config.defaultWaitSeconds);
+      return job.jobId;
     }
   }
 
@@ -279,7 +334,15 @@ export class JobService {
     code?: string,
     waitSeconds = this.config.defaultWaitSeconds,
     input?: unknown,
+    watch?: JobWatcher,
   ): Promise<JobView> {
+    const since = Date.now();
+    await this.restart(jobId, code, input);
+    return this.status(jobId, waitSeconds, watch, since);
+  }
+
+  /** Starts the next attempt of a job (see resume), with a corrected script or input; answers once it is started. */
+  async restart(jobId: string, code?: string, input?: unknown): Promise<void> {
     const handle = this.client.workflow.getHandle<typeof durableScript>(jobId);
     const description = await this.describe(handle, jobId);
     const status = description.status.name;
@@ -329,7 +392,6 @@ export class JobService {
         );
       throw e;
     }
-    return this.status(jobId, waitSeconds);
   }
 
   /** Whether the completed job's each() calls left failed or uncertain items (its result's ledger counts). */
@@ -401,16 +463,56 @@ export class JobService {
     return payloadConverter.fromPayload<DurableScriptInput>(payload);
   }
 
-  /** The job's status, waiting up to `waitSeconds` for it to finish first. */
-  async status(jobId: string, waitSeconds = 0): Promise<JobView> {
+  /** The job's status now, with the times it started and (when it has ended) closed. */
+  async snapshot(jobId: string): Promise<{ view: JobView; startedAt: Date; closedAt?: Date }> {
+    const handle = this.client.workflow.getHandle<typeof durableScript>(jobId);
+    const description = await this.describe(handle, jobId);
+    const view =
+      description.status.name === 'RUNNING'
+        ? await this.runningView(handle, jobId)
+        : await this.finishedView(handle, jobId);
+    return { view, startedAt: description.startTime, closedAt: description.closeTime };
+  }
+
+  /**
+   * The job's status, waiting up to `waitSeconds` (at most MAX_WAIT_SECONDS, both counted from
+   * `since`, when the caller's request came in) for it to finish first; `watch` sees its view about
+   * every second while it waits.
+   */
+  async status(jobId: string, waitSeconds = 0, watch?: JobWatcher, since = Date.now()): Promise<JobView> {
     const handle = this.client.workflow.getHandle<typeof durableScript>(jobId);
     let status = await this.describeStatus(handle, jobId);
-    if (status === 'RUNNING' && waitSeconds > 0) {
-      await this.waitForResult(handle, Math.min(waitSeconds, MAX_WAIT_SECONDS) * 1000);
+    const waitMs = since + Math.min(waitSeconds, MAX_WAIT_SECONDS) * 1000 - Date.now();
+    if (status === 'RUNNING' && waitMs > 0) {
+      await this.waitForResult(handle, jobId, waitMs, watch);
       status = await this.describeStatus(handle, jobId);
     }
     if (status === 'RUNNING') return this.runningView(handle, jobId);
     return this.finishedView(handle, jobId);
+  }
+
+  /**
+   * Answers the job's pending approvals (one by `id`, or all) through the workflow's
+   * `answerApproval` Update, recording this principal; answers the job's status after.
+   */
+  async answer(jobId: string, reply: ApprovalReply): Promise<JobView> {
+    const handle = this.client.workflow.getHandle(jobId);
+    const description = await this.describe(handle, jobId);
+    if (!this.mayAnswer(description.memo))
+      throw new ApprovalNotAllowedError(jobId, this.config.approvals.approvers ?? []);
+    if (description.status.name !== 'RUNNING') {
+      const view = await this.finishedView(handle, jobId);
+      throw new JobStateError(`Job ${jobId} has ended (${view.status}); it waits for no approval.`);
+    }
+    const answer: ApprovalAnswer = { ...reply, by: this.principal.name };
+    try {
+      await handle.executeUpdate(ANSWER_APPROVAL, { args: [answer] });
+    } catch (e) {
+      // The workflow's validator refused it (nothing pending, an unknown id): its message says why.
+      if (e instanceof WorkflowUpdateFailedError) throw new JobStateError(e.cause?.message ?? e.message);
+      throw e;
+    }
+    return this.status(jobId);
   }
 
   async cancel(jobId: string): Promise<JobView> {
@@ -464,11 +566,37 @@ export class JobService {
     return { job_id: jobId, failures_page: page, failures_pages: pages, failures_total: total, failures: entries };
   }
 
+  /**
+   * One page of this principal's jobs, newest first, one entry per job (its latest run); `cursor` is
+   * the previous page's `nextCursor`.
+   */
+  async page(cursor?: string, size = PAGE_SIZE): Promise<JobPage> {
+    const skip = cursor ? Number.parseInt(cursor, 10) || 0 : 0;
+    const jobs: JobPage['jobs'] = [];
+    let seen = 0;
+    for await (const info of this.client.workflow.list({
+      query: `WorkflowType = 'durableScript' AND ExecutionStatus != 'ContinuedAsNew'`,
+    })) {
+      if (!this.owns(info.memo)) continue;
+      if (seen++ < skip) continue;
+      if (jobs.length === size) return { jobs, nextCursor: String(skip + size) };
+      const status = jobStatusOf(info.status.name);
+      const waiting = status === 'running' && info.typedSearchAttributes.get(PHASE) === 'waiting_for_approval';
+      jobs.push({
+        job_id: info.workflowId,
+        status: waiting ? 'waiting_for_approval' : status,
+        started: info.startTime.toISOString(),
+        closed: info.closeTime?.toISOString(),
+      });
+    }
+    return { jobs };
+  }
+
   private async describeStatus(handle: WorkflowHandle, jobId: string): Promise<string> {
     return (await this.describe(handle, jobId)).status.name;
   }
 
-  /** Describes the job, or answers "not found" when it does not exist or belongs to someone else. */
+  /** Describes the job, or answers "not found" when it does not exist or this principal may not see it. */
   private async describe(handle: WorkflowHandle, jobId: string) {
     let description;
     try {
@@ -483,27 +611,56 @@ export class JobService {
     return description;
   }
 
+  /** Owners and the operator see a job; so do the configured approvers (they must read what they approve). */
   private owns(memo: Record<string, unknown> | undefined): boolean {
-    return this.principal.seesAll || memo?.[OWNER_MEMO_KEY] === this.principal.name;
+    return this.principal.seesAll || memo?.[OWNER_MEMO_KEY] === this.principal.name || this.isApprover();
   }
 
-  /** Waits for the workflow to close, or `ms`, whichever is first; the long poll is aborted either way. */
-  private async waitForResult(handle: WorkflowHandle, ms: number): Promise<void> {
+  private isApprover(): boolean {
+    return this.config.approvals.approvers?.includes(this.principal.name) ?? false;
+  }
+
+  /** The operator answers always; otherwise the approvers when the config lists them, else the job's owner. */
+  private mayAnswer(memo: Record<string, unknown> | undefined): boolean {
+    if (this.principal.seesAll) return true;
+    if (this.config.approvals.approvers) return this.isApprover();
+    return memo?.[OWNER_MEMO_KEY] === this.principal.name;
+  }
+
+  /**
+   * Waits for the workflow to close, or `ms`, whichever is first; the long poll is aborted either
+   * way. With `watch`, the job's view is read and handed to it about every WATCH_INTERVAL_MS.
+   */
+  private async waitForResult(handle: WorkflowHandle, jobId: string, ms: number, watch?: JobWatcher): Promise<void> {
     const abort = new AbortController();
-    const timer = setTimeout(() => abort.abort(), ms);
+    const deadline = Date.now() + ms;
+    // Closed with a failure, or aborted because the wait ran out: either way the caller describes again.
+    const closed = this.client
+      .withAbortSignal(abort.signal, () => handle.result())
+      .then(
+        () => true,
+        () => !abort.signal.aborted,
+      );
     try {
-      await this.client.withAbortSignal(abort.signal, () => handle.result());
-    } catch {
-      // Closed with a failure, or the wait ran out: either way the caller describes again.
+      for (;;) {
+        const left = deadline - Date.now();
+        if (left <= 0) return;
+        const tick = delay(watch ? Math.min(WATCH_INTERVAL_MS, left) : left, false, { signal: abort.signal }).catch(
+          () => false,
+        );
+        if (await Promise.race([closed, tick])) return;
+        if (watch && Date.now() < deadline) await watch(await this.runningView(handle, jobId));
+      }
     } finally {
-      clearTimeout(timer);
+      abort.abort();
     }
   }
 
   private async runningView(handle: WorkflowHandle, jobId: string): Promise<JobView> {
     try {
       const state = await this.client.withDeadline(Date.now() + 5_000, () => handle.query<JobState>('jobState'));
-      return { job_id: jobId, status: 'running', ...summaryView(state) };
+      const waiting = (state.approvals?.pending.length ?? 0) > 0;
+      return { job_id: jobId, status: waiting ? 'waiting_for_approval' : 'running', ...summaryView(state) };
     } catch {
       return {
         job_id: jobId,

@@ -4,7 +4,6 @@
  */
 import { z } from 'zod';
 import { ApprovalRule, patternProblem } from '../core/approvals.ts';
-import { ApprovalRule, patternProblem } from '../core/approvals.ts';
 import { configObject } from '../core/config-object.ts';
 import { RetrySettings } from '../core/journal.ts';
 import { isReservedGlobal } from '../core/globals.ts';

@@ -2,7 +2,7 @@
  * Keeps tool answers within a context window: values are measured in real tokens (o200k_base)
  * and cut to a budget, with a marker saying how much was cut and how to ask for less. A job result
  * over the budget is stored in the blob store and answered as a reference, a preview and a page
- * count; `job_status({ job_id, page })` reads it page by page.
+ * count; `job({ job_id, page })` reads it page by page.
  */
 import { createRequire } from 'node:module';
 import { Tiktoken, type TiktokenBPE } from 'js-tiktoken/lite';
@@ -264,7 +264,7 @@ export class ResultBudget {
     if (restTokens + resultTokens <= this.maxTokens) return { ...rest, result };
     const bytes = Buffer.from(text);
     const pages = this.pageStartsOf(bytes, text).length;
-    const hint = `read all of it with job_status({ job_id, page }) for page 1 to ${pages}, or return fewer fields`;
+    const hint = `read all of it with job({ job_id, page }) for page 1 to ${pages}, or return fewer fields`;
     const preview = fitJson(result, Math.max(quarter, this.maxTokens - restTokens - PAGE_OVERHEAD_TOKENS), hint, text);
     if (!preview.cut) return { ...rest, result };
     const ref = await this.blobs.put(bytes);
@@ -275,7 +275,7 @@ export class ResultBudget {
   async page(view: JobView, page: number): Promise<ResultPage> {
     if (view.status !== 'completed')
       throw new JobStateError(
-        `Job ${view.job_id} is ${view.status}: only a completed job's result has pages. Call job_status without page.`,
+        `Job ${view.job_id} is ${view.status}: only a completed job's result has pages. Call the job tool without page.`,
       );
     const text = jsonText(view.result);
     const bytes = Buffer.from(text);

@@ -18,7 +18,7 @@ export const HttpConfig = configObject({
   allowedOrigins: z.array(z.url()).default([]),
 }).prefault({});
 
-/** Tool answers stay within this many tokens (o200k_base); larger results are cut, or stored and paged (job_status). */
+/** Tool answers stay within this many tokens (o200k_base); larger results are cut, or stored and paged (the job tool). */
 export const ResultsConfig = configObject({ maxTokens: z.number().int().min(500).max(200_000).default(4000) }).prefault(
   {},
 );

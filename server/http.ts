@@ -1,7 +1,8 @@
 /**
  * MCP over Streamable HTTP, stateless: each POST carries a whole JSON-RPC exchange, so any number
  * of server replicas can sit behind a load balancer and a restart loses nothing (jobs live in
- * Temporal, not here).
+ * Temporal, not here). A request answers as one JSON body, unless it carries a progressToken:
+ * then the answer is an event stream, so progress notifications can flow before the result.
  *
  * Every request passes server/request-checks.ts first (Host, Origin, bearer token). Without tokens
  * the server only listens on loopback, and its callers act as the operator. The codec endpoint for
@@ -88,6 +89,15 @@ async function readJsonBody(req: IncomingMessage, res: ServerResponse, maxBytes:
   }
 }
 
+/** Whether a JSON-RPC message (or batch) is a request asking for progress notifications. */
+function asksForProgress(body: unknown): boolean {
+  const messages = Array.isArray(body) ? body : [body];
+  return messages.some((m) => {
+    const meta = (m as { params?: { _meta?: { progressToken?: unknown } } } | null)?.params?._meta;
+    return meta?.progressToken !== undefined && meta.progressToken !== null;
+  });
+}
+
 /** Throws unless the server may listen on `host` with these tokens: no tokens means loopback only. */
 export function checkHttpBind(host: string, tokens: TokenTable | undefined): void {
   if (!isLoopbackHost(host) && !tokens?.principals.length) throw new InsecureBindError(host);
@@ -129,7 +139,11 @@ export async function startMcpHttpServer(deps: McpDeps, options: McpHttpOptions)
     );
     if (body === undefined) return;
     const mcp = createMcpServer({ ...deps, jobs: deps.jobs.as(principal.value) });
-    const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
+    // A request that asks for progress notifications is answered as an event stream, so they can reach it.
+    const transport = new StreamableHTTPServerTransport({
+      sessionIdGenerator: undefined,
+      enableJsonResponse: !asksForProgress(body),
+    });
     res.on('close', () => {
       void transport.close();
       void mcp.close();

@@ -1,17 +1,31 @@
 /**
- * The MCP tool surface: `search` and `execute`, plus the job tools. All definitions together stay
- * near 1,000 tokens however many providers and operations are configured: the specs are reached
- * through code, never listed.
+ * The MCP tool surface: `search` and `execute`, `job` (status, cancel, approve, deny) and
+ * `job_resume`. All definitions together stay within 1,000 tokens however many providers and
+ * operations are configured: the specs are reached through code, never listed. `execute` and
+ * `job_resume` also run as MCP tasks (server/tasks.ts); every wait sends progress notifications
+ * when the request asks for them (server/progress.ts).
  */
-import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
-import { CallToolRequestSchema, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import type { CreateTaskResult } from '@modelcontextprotocol/sdk/experimental/tasks/types.js';
+import { McpServer, type RegisteredTool } from '@modelcontextprotocol/sdk/server/mcp.js';
+import type { RequestHandlerExtra } from '@modelcontextprotocol/sdk/shared/protocol.js';
+import {
+  CallToolRequestSchema,
+  type CallToolResult,
+  ErrorCode,
+  McpError,
+  type ServerNotification,
+  type ServerRequest,
+} from '@modelcontextprotocol/sdk/types.js';
+import { getParseErrorMessage } from '@modelcontextprotocol/sdk/server/zod-compat.js';
 import { z } from 'zod';
 import { closest } from '../core/config-object.ts';
 import { ERRORS, type ErrorName, isErrorName } from '../core/errors.ts';
 import type { Privacy } from '../privacy/privacy.ts';
 import type { SpecSearch } from '../sandbox/search.ts';
-import type { JobService, JobView } from '../jobs/service.ts';
+import type { JobService, JobView, JobWatcher } from '../jobs/service.ts';
 import { jsonText, type ResultBudget } from './budget.ts';
+import { ProgressReporter } from './progress.ts';
+import { JobTaskStore, taskOf } from './tasks.ts';
 
 export interface McpDeps {
   jobs: JobService;
@@ -30,7 +44,7 @@ const VERSION = '0.1.0';
 
 /**
  * A tool's arguments: unknown ones are refused, naming the accepted ones (an agent that sends
- * `execute({ job_id })` learns it meant job_status, instead of starting a job it did not want).
+ * `execute({ job_id })` learns it meant the job tool, instead of starting a job it did not want).
  */
 function toolInput<Shape extends z.ZodRawShape>(tool: string, shape: Shape) {
   const accepted = Object.keys(shape);
@@ -55,24 +69,25 @@ export const ExecuteInput = toolInput('execute', {
   // Any JSON value (the protocol carries nothing else): z.json()'s recursive definition would cost
   // about 100 tokens of every tools/list.
   input: z.unknown().optional().describe('JSON value available to the script as `input`'),
-  wait_seconds: z.number().min(0).max(60).optional().describe('max seconds to wait inline'),
+  wait_seconds: z.number().min(0).optional().describe('max seconds to wait inline (at most 50)'),
   name: z.string().max(60).optional().describe('short job name, starts its id'),
 });
 
-export const JobStatusInput = toolInput('job_status', {
+export const JobInput = toolInput('job', {
   job_id: z.string(),
-  wait_seconds: z.number().min(0).max(60).optional().describe('wait up to this long for the job to finish'),
+  action: z.enum(['status', 'cancel', 'approve', 'deny']).optional().describe('default status'),
+  wait_seconds: z.number().min(0).optional().describe('status: wait up to this long for the end (max 50)'),
   page: z.number().min(1).optional().describe('page of result_ref'),
   failures: z.number().int().min(1).optional().describe('page of failed each() items'),
+  approval_id: z.string().optional().describe('approve/deny only this one'),
+  note: z.string().optional(),
 });
-
-export const JobCancelInput = toolInput('job_cancel', { job_id: z.string() });
 
 export const JobResumeInput = toolInput('job_resume', {
   job_id: z.string(),
   code: z.string().optional().describe('corrected script; omit to retry the same one'),
   input: z.unknown().optional().describe('corrected input'),
-  wait_seconds: z.number().min(0).max(60).optional(),
+  wait_seconds: z.number().min(0).optional(),
 });
 
 function searchDescription(): string {
@@ -88,9 +103,9 @@ function executeDescription(providers: string[], defaultWait: number, example: s
   return [
     'Run JS or TS against the APIs as a durable job: it survives crashes and restarts, and completed calls are never repeated.',
     `Globals: ${providers.length ? providers.join(', ') : '(no providers configured)'} — an API has .request({ method, path, query, body }) resolving to the parsed response body (non-2xx throws an error with .status and .body); an MCP server has one async function per tool (spec.tools).`,
-    '`input`; `await step(name, fn)` saves fn() (pure, no calls inside) so it never reruns; `await checkpoint(state)` saves a small state, read back as `resume` by job_resume; `progress(done, total, message)`; `await sleep(ms)`; `CSV.parse(text)` → row objects, `CSV.stringify(rows)`; console.log.',
+    '`input`; `await step(name, fn)` saves fn() (pure, no calls inside) so it never reruns; `await checkpoint(state)` saves a small state, read back as `resume` by job_resume; `progress(done, total, message)`; `await sleep(ms)`; `await approve(question, details)` waits for a human (denied: throws ApprovalDeniedError); `CSV.parse(text)` → row objects, `CSV.stringify(rows)`; console.log.',
     'Imports: `await each(items, fn, { key, concurrency })` records each item done or failed, never thrown; resume skips done ones. Parallel calls: `await Promise.all`. Date.now(), Math.random() are recorded.',
-    `Returns the result if done within wait_seconds (default ${defaultWait}), else { job_id, status: "running", progress }: poll job_status.`,
+    `Returns the result if done within wait_seconds (default ${defaultWait}), else { job_id, status, progress }: poll with the job tool.`,
     `Example: async () => { const r = await ${call}; return r; }`,
   ].join('\n');
 }
@@ -118,74 +133,171 @@ export async function exampleCall(search: SpecSearch): Promise<string | undefine
 }
 
 export function createMcpServer(deps: McpDeps): McpServer {
-  const server = new McpServer({ name: 'durable-codemode', version: VERSION });
-  structureSdkToolErrors(server);
   const toModel = modelBoundary(deps);
   const answer = (run: () => Promise<object>) => answerWith(toModel, run);
   // A job's view is tokenized before the budget cuts or pages it, so previews and pages show tokens
   // and no value is split across two pages where neither half would be recognised.
-  const tokenizedView = async (pending: Promise<JobView>): Promise<JobView> => {
-    const { result, ledger, ...rest } = await pending;
+  const tokenized = async (view: JobView): Promise<JobView> => {
+    const { result, ledger, ...rest } = view;
     const envelope = await toModel.json(rest);
     // The first failures carry their items (rows the script was given): data, like a result.
     const shown = ledger ? { ...envelope, ledger: await toModel.data(ledger) } : envelope;
     return result === undefined ? shown : { ...shown, result: await toModel.data(result) };
   };
-
-  server.registerTool('search', { description: searchDescription(), inputSchema: SearchInput }, async ({ code }) =>
-    answer(async () => deps.budget.search(await toModel.json(await deps.search.run(code)))),
-  );
-
-  server.registerTool(
-    'execute',
+  const budgeted = async (view: JobView) => deps.budget.job(await tokenized(view));
+  const progressFor = (extra: ToolExtra) => ProgressReporter.for(extra._meta, extra.sendNotification, toModel.text);
+  const server = new McpServer(
+    { name: 'durable-codemode', version: VERSION },
     {
-      description: executeDescription(deps.providers, deps.defaultWaitSeconds, deps.example),
-      inputSchema: ExecuteInput,
+      capabilities: { tasks: { list: {}, cancel: {}, requests: { tools: { call: {} } } } },
+      taskStore: new JobTaskStore(deps.jobs, tokenized, (view) => answer(() => budgeted(view))),
     },
-    async ({ code, input, wait_seconds, name }) =>
-      answer(async () =>
-        deps.budget.job(await tokenizedView(deps.jobs.execute({ code, input, waitSeconds: wait_seconds, name }))),
-      ),
   );
+  const tools: Record<string, DispatchedTool> = {};
 
-  server.registerTool(
-    'job_status',
-    {
-      description: 'Status, progress, recent logs and the result or error of a job started by execute.',
-      inputSchema: JobStatusInput,
+  tools.search = {
+    registered: server.registerTool(
+      'search',
+      { description: searchDescription(), inputSchema: SearchInput },
+      async ({ code }) => answer(async () => deps.budget.search(await toModel.json(await deps.search.run(code)))),
+    ),
+  };
+
+  tools.execute = {
+    registered: server.registerTool(
+      'execute',
+      {
+        description: executeDescription(deps.providers, deps.defaultWaitSeconds, deps.example),
+        inputSchema: ExecuteInput,
+      },
+      async ({ code, input, wait_seconds, name }, extra) =>
+        answer(async () => {
+          const since = Date.now();
+          const progress = progressFor(extra);
+          const jobId = await deps.jobs.startScript({ code, input, name });
+          await progress?.started(jobId);
+          const wait = wait_seconds ?? deps.defaultWaitSeconds;
+          const view = await deps.jobs.status(jobId, wait, watcher(progress), since);
+          return budgeted(view);
+        }),
+    ),
+    createTask: async ({ code, input, name }: { code: string; input?: unknown; name?: string }) =>
+      answerTask(deps.jobs, await deps.jobs.startScript({ code, input, name }), tokenized),
+  };
+
+  tools.job = {
+    registered: server.registerTool(
+      'job',
+      {
+        description:
+          'A job started by execute: its status (progress, logs, pending approvals, result or error); or cancel it, or approve or deny its pending approvals.',
+        inputSchema: JobInput,
+      },
+      async ({ job_id, action, wait_seconds, page, failures, approval_id, note }, extra) =>
+        answer(async () => {
+          if (action === 'cancel') return budgeted(await deps.jobs.cancel(job_id));
+          if (action === 'approve' || action === 'deny') {
+            const reply = { approved: action === 'approve', id: approval_id, note, via: 'mcp' };
+            return budgeted(await deps.jobs.answer(job_id, reply));
+          }
+          // The failed items carry the rows themselves: data, like a result.
+          if (failures !== undefined)
+            return deps.budget.fit(await toModel.data(await deps.jobs.failures(job_id, failures)));
+          const progress = progressFor(extra);
+          const view = await deps.jobs.status(job_id, wait_seconds ?? 0, watcher(progress));
+          const shown = await tokenized(view);
+          return page === undefined ? deps.budget.job(shown) : deps.budget.page(shown, page);
+        }),
+    ),
+  };
+
+  tools.job_resume = {
+    registered: server.registerTool(
+      'job_resume',
+      {
+        description:
+          'Restart a failed or cancelled job, or one with failed each() items, under the same id. Completed calls replay while the (corrected) code makes them again; each() skips done items.',
+        inputSchema: JobResumeInput,
+      },
+      async ({ job_id, code, input, wait_seconds }, extra) =>
+        answer(async () => {
+          const since = Date.now();
+          const progress = progressFor(extra);
+          await deps.jobs.restart(job_id, code, input);
+          await progress?.started(job_id);
+          const wait = wait_seconds ?? deps.defaultWaitSeconds;
+          const view = await deps.jobs.status(job_id, wait, watcher(progress), since);
+          return budgeted(view);
+        }),
+    ),
+    createTask: async ({ job_id, code, input }: { job_id: string; code?: string; input?: unknown }) => {
+      await deps.jobs.restart(job_id, code, input);
+      return answerTask(deps.jobs, job_id, tokenized);
     },
-    async ({ job_id, wait_seconds, page, failures }) =>
-      answer(async () => {
-        // The failed items carry the rows themselves: data, like a result.
-        if (failures !== undefined)
-          return deps.budget.fit(await toModel.data(await deps.jobs.failures(job_id, failures)));
-        const view = await tokenizedView(deps.jobs.status(job_id, wait_seconds ?? 0));
-        return page === undefined ? deps.budget.job(view) : deps.budget.page(view, page);
-      }),
-  );
+  };
 
-  server.registerTool(
-    'job_cancel',
-    { description: 'Cancel a running job.', inputSchema: JobCancelInput },
-    async ({ job_id }) => answer(async () => deps.budget.job(await tokenizedView(deps.jobs.cancel(job_id)))),
-  );
-
-  server.registerTool(
-    'job_resume',
-    {
-      description:
-        'Restart a failed or cancelled job, or one with failed each() items, under the same id. Completed calls replay while the (corrected) code makes them again; each() skips done items.',
-      inputSchema: JobResumeInput,
-    },
-    async ({ job_id, code, input, wait_seconds }) =>
-      answer(async () =>
-        deps.budget.job(
-          await tokenizedView(deps.jobs.resume(job_id, code, wait_seconds ?? deps.defaultWaitSeconds, input)),
-        ),
-      ),
-  );
-
+  dispatchToolCalls(server, tools);
   return server;
+}
+
+/** Hands each view of a waited-for job to the progress reporter, when the request asked for progress. */
+function watcher(progress: ProgressReporter | undefined): JobWatcher | undefined {
+  return progress && ((view) => progress.observe(view));
+}
+
+/** A task-augmented call's answer: the job it started, as a task (its status message tokenized like any answer). */
+async function answerTask(
+  jobs: JobService,
+  jobId: string,
+  tokenized: (view: JobView) => Promise<JobView>,
+): Promise<CreateTaskResult> {
+  const { view, startedAt } = await jobs.snapshot(jobId);
+  return { task: taskOf(await tokenized(view), startedAt) };
+}
+
+type ToolExtra = RequestHandlerExtra<ServerRequest, ServerNotification>;
+
+/** A registered tool, and for the tools that accept MCP tasks, how a task-augmented call starts one. */
+interface DispatchedTool {
+  registered: RegisteredTool;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the tool's validated arguments
+  createTask?: (args: any) => Promise<CreateTaskResult>;
+}
+
+/**
+ * Our own `tools/call`: the SDK's would, for a tool that accepts tasks, turn every plain call into
+ * a task it polls until the end, with no limit on the wait. Here a plain call runs the tool's own
+ * handler (a bounded wait that answers the job id), and a call with `task` starts the job and
+ * answers it as a task at once (tools/list says `taskSupport: "optional"` for those tools). An
+ * unknown tool or arguments that do not fit get the structured InvalidArgumentsError answer, like
+ * every error.
+ */
+function dispatchToolCalls(server: McpServer, tools: Record<string, DispatchedTool>): void {
+  for (const tool of Object.values(tools)) if (tool.createTask) tool.registered.execution = { taskSupport: 'optional' };
+  server.server.setRequestHandler(CallToolRequestSchema, async (request, extra) => {
+    const { name, arguments: args, task } = request.params;
+    const tool = Object.hasOwn(tools, name) ? tools[name] : undefined;
+    if (!tool) return errorAnswer('InvalidArgumentsError', `Tool ${name} not found`);
+    const parsed = await (tool.registered.inputSchema as z.ZodType).safeParseAsync(args ?? {});
+    if (!parsed.success) {
+      return errorAnswer(
+        'InvalidArgumentsError',
+        `Invalid arguments for tool ${name}: ${getParseErrorMessage(parsed.error)}`,
+      );
+    }
+    if (task) {
+      if (!tool.createTask)
+        throw new McpError(ErrorCode.InvalidParams, `Tool ${name} does not run as a task; call it without "task".`);
+      try {
+        return await tool.createTask(parsed.data);
+      } catch (e) {
+        // A task that could not start is a failed call (the protocol has no task to report it by).
+        throw new McpError(ErrorCode.InvalidParams, (e as Error).message);
+      }
+    }
+    const handler = tool.registered.handler as (args: unknown, extra: unknown) => Promise<CallToolResult>;
+    return handler(parsed.data, extra);
+  });
 }
 
 /** What leaves towards the model: with privacy on, personal data becomes the caller's tokens. */
@@ -252,30 +364,4 @@ async function answerWith(toModel: ModelBoundary, run: () => Promise<object>): P
     const { name, message } = e as Error;
     return errorAnswer(isErrorName(name) ? name : 'PrivacyVaultError', message);
   }
-}
-
-/**
- * The SDK answers some calls itself, before any tool runs: arguments that fail the input schema, a
- * tool that does not exist. Those answers get the same structured error as ours
- * (InvalidArgumentsError), by wrapping the tools/call handler McpServer installs.
- */
-function structureSdkToolErrors(server: McpServer): void {
-  type Handler = (request: unknown, extra: unknown) => Promise<unknown>;
-  const inner = server.server as unknown as { setRequestHandler(schema: unknown, handler: Handler): void };
-  const setRequestHandler = inner.setRequestHandler.bind(inner);
-  inner.setRequestHandler = (schema, handler) =>
-    setRequestHandler(
-      schema,
-      schema !== CallToolRequestSchema
-        ? handler
-        : async (request, extra) => {
-            const result = (await handler(request, extra)) as CallToolResult;
-            if (!result.isError || result.structuredContent) return result;
-            const text = result.content.map((c) => (c.type === 'text' ? c.text : '')).join('\n');
-            return errorAnswer(
-              'InvalidArgumentsError',
-              text.replace(/^MCP error -?\d+: (Input validation error: )?/, ''),
-            );
-          },
-    );
 }

@@ -75,7 +75,7 @@ describe('execute', () => {
     expect(crm.stats().leads).toBe(25);
   });
 
-  it('returns a job id when the job outlives wait_seconds, and job_status long-polls it to completion', async () => {
+  it('returns a job id when the job outlives wait_seconds, and the job tool long-polls it to completion', async () => {
     const started = await stack.jobs.execute({
       code: `async () => {
         progress(1, 2, 'sleeping');

@@ -147,14 +147,14 @@ describe('bearer tokens', () => {
 });
 
 describe('tenant scoping', () => {
-  it("answers another principal's job exactly like a job that does not exist, for status, cancel and resume", async () => {
+  it("answers another principal's job exactly like a job that does not exist, for status, cancel, approvals and resume", async () => {
     const started = await call(alice, 'execute', {
       code: 'async () => { await sleep(600000); return 1; }',
       wait_seconds: 0,
     });
     const jobId = started.structured!.job_id as string;
     expect(started.structured).toMatchObject({ status: 'running' });
-    expect((await call(alice, 'job_status', { job_id: jobId })).structured).toMatchObject({
+    expect((await call(alice, 'job', { job_id: jobId })).structured).toMatchObject({
       job_id: jobId,
       status: 'running',
     });
@@ -167,17 +167,19 @@ describe('tenant scoping', () => {
       expect(theirs.text.replace(jobId, 'ID')).toBe(nobody.text.replace(missing, 'ID'));
       expect(theirs.text).toMatch(/^No job "job-/);
     };
-    await notFound('job_status');
-    await notFound('job_status', { wait_seconds: 1 });
-    await notFound('job_cancel');
-    expect((await call(alice, 'job_status', { job_id: jobId })).structured?.status).toBe('running'); // bob's cancel did nothing
+    await notFound('job');
+    await notFound('job', { wait_seconds: 1 });
+    await notFound('job', { action: 'cancel' });
+    await notFound('job', { action: 'approve' });
+    await notFound('job', { action: 'deny', note: 'no' });
+    expect((await call(alice, 'job', { job_id: jobId })).structured?.status).toBe('running'); // bob's cancel did nothing
 
     // The owner cancels; the stranger still cannot resume it, the owner can, and ownership carries over.
-    expect((await call(alice, 'job_cancel', { job_id: jobId })).structured?.status).toBe('cancelled');
+    expect((await call(alice, 'job', { job_id: jobId, action: 'cancel' })).structured?.status).toBe('cancelled');
     await notFound('job_resume', { code: 'async () => 2' });
     const resumed = await call(alice, 'job_resume', { job_id: jobId, code: 'async () => 2', wait_seconds: 30 });
     expect(resumed.structured).toMatchObject({ status: 'completed', result: 2, attempt: 2 });
-    await notFound('job_status');
+    await notFound('job');
 
     // The operator (stdio, CLI) sees every job, and the owner is on the workflow as a memo and a search attribute.
     expect(await stack.jobs.status(jobId)).toMatchObject({ status: 'completed', result: 2 });
@@ -257,7 +259,7 @@ describe('requests that are not what they should be', () => {
         jsonrpc: '2.0',
         id: 8,
         method: 'tools/call',
-        params: { name: 'job_status', arguments: { job_id: 42 } },
+        params: { name: 'job', arguments: { job_id: 42 } },
       }),
     );
     expect(wrongArgs.status).toBe(200);

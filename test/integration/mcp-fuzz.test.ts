@@ -102,13 +102,13 @@ function generate(r: ReturnType<typeof prng>, i: number): Case {
         ]),
       },
       {
-        name: 'job_status',
+        name: 'job',
         arguments: {
           job_id: r.pick([`job-${r.int(1e9)}`, '../../etc/passwd', '', "' OR 1=1 --", weird()]),
           wait_seconds: r.pick([0, -5, 61, weird()]),
         },
       },
-      { name: 'job_cancel', arguments: { job_id: r.pick([`job-${r.int(1e9)}`, weird()]) } },
+      { name: 'job', arguments: { job_id: r.pick([`job-${r.int(1e9)}`, weird()]), action: 'cancel' } },
       { name: 'job_resume', arguments: { job_id: `job-${r.int(1e9)}`, code: r.pick([notCode(), weird()]) } },
       { name: r.pick(['nope', '__proto__', 'constructor', '', weird()]), arguments: weird() },
     ]);

@@ -80,7 +80,7 @@ describe('results within the token budget, over MCP HTTP', () => {
     expect(small).toEqual({ result: 10 });
   });
 
-  it('stores an execute result over the budget and pages through it with job_status', async () => {
+  it('stores an execute result over the budget and pages through it with the job tool', async () => {
     const answer = withinBudget(
       await client.callTool({ name: 'execute', arguments: { code: `async () => ({ count: 400, rows: ${rows} })` } }),
     );
@@ -93,7 +93,7 @@ describe('results within the token budget, over MCP HTTP', () => {
     expect(answer.result_preview).toMatchObject({ count: 400, rows: expect.arrayContaining([expectedRows[0]]) });
     const pages = answer.result_pages as number;
     expect(pages).toBeGreaterThan(5);
-    expect(answer.cut).toContain(`job_status({ job_id, page }) for page 1 to ${pages}`);
+    expect(answer.cut).toContain(`job({ job_id, page }) for page 1 to ${pages}`);
 
     const expected = { count: 400, rows: expectedRows };
     const stored = await new LocalBlobStore(join(stack.config.dataDir, 'blobs')).get({
@@ -105,7 +105,7 @@ describe('results within the token budget, over MCP HTTP', () => {
     let text = '';
     for (let page = 1; page <= pages; page++) {
       const read = withinBudget(
-        await client.callTool({ name: 'job_status', arguments: { job_id: answer.job_id, page } }),
+        await client.callTool({ name: 'job', arguments: { job_id: answer.job_id, page } }),
       );
       expect(read).toMatchObject({
         job_id: answer.job_id,
@@ -118,7 +118,7 @@ describe('results within the token budget, over MCP HTTP', () => {
     }
     expect(JSON.parse(text)).toEqual(expected);
 
-    const beyond = await client.callTool({ name: 'job_status', arguments: { job_id: answer.job_id, page: pages + 1 } });
+    const beyond = await client.callTool({ name: 'job', arguments: { job_id: answer.job_id, page: pages + 1 } });
     expect(beyond.isError).toBe(true);
     expect((beyond.content as Array<{ text: string }>)[0].text).toBe(
       `Job ${answer.job_id}'s result has ${pages} pages: ask for page 1 to ${pages}, not ${pages + 1}.`,
@@ -129,11 +129,11 @@ describe('results within the token budget, over MCP HTTP', () => {
     const started = withinBudget(
       await client.callTool({ name: 'execute', arguments: { code: 'async () => sleep(600000)', wait_seconds: 0 } }),
     );
-    const page = await client.callTool({ name: 'job_status', arguments: { job_id: started.job_id, page: 1 } });
+    const page = await client.callTool({ name: 'job', arguments: { job_id: started.job_id, page: 1 } });
     expect(page.isError).toBe(true);
     expect((page.content as Array<{ text: string }>)[0].text).toMatch(
       /is running: only a completed job's result has pages/,
     );
-    await client.callTool({ name: 'job_cancel', arguments: { job_id: started.job_id } });
+    await client.callTool({ name: 'job', arguments: { job_id: started.job_id, action: 'cancel' } });
   });
 });

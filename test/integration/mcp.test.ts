@@ -91,7 +91,7 @@ function structured(result: Awaited<ReturnType<McpClient['callTool']>>): Record<
 describe.each(['http', 'stdio'])('MCP over %s', (transport) => {
   it('lists search, execute and the job tools within 1,000 tokens', async () => {
     const { tools } = await clients[transport].listTools();
-    expect(tools.map((t) => t.name).sort()).toEqual(['execute', 'job_cancel', 'job_resume', 'job_status', 'search']);
+    expect(tools.map((t) => t.name).sort()).toEqual(['execute', 'job', 'job_resume', 'search']);
     const tokens = getEncoding('o200k_base').encode(JSON.stringify(tools)).length;
     console.log(`tools/list over ${transport}: ${tokens} tokens (o200k_base)`);
     expect(tokens).toBeLessThanOrEqual(1000);
@@ -107,7 +107,7 @@ describe.each(['http', 'stdio'])('MCP over %s', (transport) => {
     expect(structured(result).result).toEqual(expect.arrayContaining(['/leads', '/leads/batch']));
   });
 
-  it('executes inline, then a long job by id through job_status', async () => {
+  it('executes inline, then a long job by id through the job tool', async () => {
     const inline = structured(
       await clients[transport].callTool({
         name: 'execute',
@@ -125,7 +125,7 @@ describe.each(['http', 'stdio'])('MCP over %s', (transport) => {
     expect(started).toMatchObject({ status: 'running', job_id: expect.stringMatching(/^job-/) });
     const done = structured(
       await clients[transport].callTool({
-        name: 'job_status',
+        name: 'job',
         arguments: { job_id: started.job_id, wait_seconds: 30 },
       }),
     );
@@ -146,7 +146,7 @@ describe.each(['http', 'stdio'])('MCP over %s', (transport) => {
   });
 
   it('answers every error with its name, message and what to do', async () => {
-    const missing = await clients[transport].callTool({ name: 'job_status', arguments: { job_id: 'no-such-job' } });
+    const missing = await clients[transport].callTool({ name: 'job', arguments: { job_id: 'no-such-job' } });
     expect(missing).toMatchObject({
       isError: true,
       structuredContent: {
@@ -162,7 +162,7 @@ describe.each(['http', 'stdio'])('MCP over %s', (transport) => {
       isError: true,
       structuredContent: { error: { name: 'InvalidArgumentsError', message: expect.stringContaining('run_script') } },
     });
-    const mistyped = await clients[transport].callTool({ name: 'job_status', arguments: { job_id: 42 } });
+    const mistyped = await clients[transport].callTool({ name: 'job', arguments: { job_id: 42 } });
     expect(mistyped).toMatchObject({
       isError: true,
       structuredContent: { error: { name: 'InvalidArgumentsError', message: expect.stringContaining('job_id') } },
@@ -230,7 +230,7 @@ describe.each(['http', 'stdio'])('MCP over %s', (transport) => {
       }),
     );
     const cancelled = structured(
-      await clients[transport].callTool({ name: 'job_cancel', arguments: { job_id: started.job_id } }),
+      await clients[transport].callTool({ name: 'job', arguments: { job_id: started.job_id, action: 'cancel' } }),
     );
     expect(cancelled.status).toBe('cancelled');
   });

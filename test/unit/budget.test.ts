@@ -125,7 +125,7 @@ describe('ResultBudget', () => {
     ).toEqual(result);
     expect(answer.result_preview).toMatchObject({ created: 4000, leads: expect.arrayContaining([leads(1)[0]]) });
     expect(answer.cut).toMatch(MARKER);
-    expect(answer.cut).toContain(`job_status({ job_id, page }) for page 1 to ${answer.result_pages}`);
+    expect(answer.cut).toContain(`job({ job_id, page }) for page 1 to ${answer.result_pages}`);
 
     const pages = [];
     for (let page = 1; page <= answer.result_pages!; page++) {
