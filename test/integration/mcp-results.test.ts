@@ -104,9 +104,7 @@ describe('results within the token budget, over MCP HTTP', () => {
 
     let text = '';
     for (let page = 1; page <= pages; page++) {
-      const read = withinBudget(
-        await client.callTool({ name: 'job', arguments: { job_id: answer.job_id, page } }),
-      );
+      const read = withinBudget(await client.callTool({ name: 'job', arguments: { job_id: answer.job_id, page } }));
       expect(read).toMatchObject({
         job_id: answer.job_id,
         status: 'completed',
