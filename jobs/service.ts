@@ -211,9 +211,12 @@ export interface ApprovalReply {
 /**
  * A wait never lasts longer than this, whatever the caller asks: MCP clients give up on a request
  * after their own timeout (60 s in the TypeScript SDK), and the answer must reach them first, with
- * the job id.
+ * the job id. Reading the job's state after the wait takes up to STATE_QUERY_MS more (a busy
+ * worker answers queries slowly), so an answer leaves within about 50 s.
  */
-export const MAX_WAIT_SECONDS = 50;
+export const MAX_WAIT_SECONDS = 45;
+/** How long a read of the job's live state (a query its worker answers) may take. */
+const STATE_QUERY_MS = 5_000;
 /** How often a watched wait reads the job's state. */
 const WATCH_INTERVAL_MS = 1_000;
 const STATIC_DETAILS_MAX_CHARS = 20_000;
@@ -649,7 +652,8 @@ export class JobService {
           () => false,
         );
         if (await Promise.race([closed, tick])) return;
-        if (watch && Date.now() < deadline) await watch(await this.runningView(handle, jobId));
+        // Near the end, no more reads: the answer's own read of the state comes next.
+        if (watch && deadline - Date.now() > WATCH_INTERVAL_MS) await watch(await this.runningView(handle, jobId));
       }
     } finally {
       abort.abort();
@@ -658,7 +662,9 @@ export class JobService {
 
   private async runningView(handle: WorkflowHandle, jobId: string): Promise<JobView> {
     try {
-      const state = await this.client.withDeadline(Date.now() + 5_000, () => handle.query<JobState>('jobState'));
+      const state = await this.client.withDeadline(Date.now() + STATE_QUERY_MS, () =>
+        handle.query<JobState>('jobState'),
+      );
       const waiting = (state.approvals?.pending.length ?? 0) > 0;
       return { job_id: jobId, status: waiting ? 'waiting_for_approval' : 'running', ...summaryView(state) };
     } catch {

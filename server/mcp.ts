@@ -69,14 +69,14 @@ export const ExecuteInput = toolInput('execute', {
   // Any JSON value (the protocol carries nothing else): z.json()'s recursive definition would cost
   // about 100 tokens of every tools/list.
   input: z.unknown().optional().describe('JSON value available to the script as `input`'),
-  wait_seconds: z.number().min(0).optional().describe('max seconds to wait inline (at most 50)'),
+  wait_seconds: z.number().min(0).optional().describe('max seconds to wait inline (at most 45)'),
   name: z.string().max(60).optional().describe('short job name, starts its id'),
 });
 
 export const JobInput = toolInput('job', {
   job_id: z.string(),
   action: z.enum(['status', 'cancel', 'approve', 'deny']).optional().describe('default status'),
-  wait_seconds: z.number().min(0).optional().describe('status: wait up to this long for the end (max 50)'),
+  wait_seconds: z.number().min(0).optional().describe('status: wait up to this long for the end (max 45)'),
   page: z.number().min(1).optional().describe('page of result_ref'),
   failures: z.number().int().min(1).optional().describe('page of failed each() items'),
   approval_id: z.string().optional().describe('approve/deny only this one'),
