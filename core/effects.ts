@@ -9,6 +9,8 @@ import type { EffectRequest, JobInput } from './journal.ts';
 export function effectLabel(request: EffectRequest): string {
   if (request.kind === 'sleep') return `sleep ${request.ms} ms`;
   if (request.kind === 'checkpoint') return 'checkpoint';
+  if (request.kind === 'approval')
+    return `approval: ${request.question.length > 80 ? `${request.question.slice(0, 80)}…` : request.question}`;
   if (request.kind === 'tool') return `${request.provider}: tool ${request.tool}`;
   return `${request.provider}: ${request.method} ${request.path}`;
 }

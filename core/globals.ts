@@ -16,6 +16,8 @@ export const SCRIPT_GLOBALS = [
   'progress',
   'console',
   'ApiError',
+  'approve',
+  'ApprovalDeniedError',
 ] as const;
 
 /** Globals of the search sandbox. */

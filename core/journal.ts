@@ -61,7 +61,24 @@ export const SleepEffect = z.object({ kind: z.literal('sleep'), ms: z.number().i
 /** `checkpoint(state)`: a compact state kept durably; a resumed job starts with it as `resume`. */
 export const CheckpointEffect = z.object({ kind: z.literal('checkpoint'), state: json });
 
-export const EffectRequest = z.discriminatedUnion('kind', [HttpEffect, ToolEffect, SleepEffect, CheckpointEffect]);
+/**
+ * `approve(question, details, { timeoutMs })`: waits, durably, for a human's answer. The outcome is
+ * `{ approved: true, by, note }`, or an ApprovalDeniedError carrying `{ by, note }` as its body.
+ */
+export const ApprovalEffect = z.object({
+  kind: z.literal('approval'),
+  question: z.string().min(1).max(2000),
+  details: json.optional(),
+  timeoutMs: z.number().int().positive().optional(),
+});
+
+export const EffectRequest = z.discriminatedUnion('kind', [
+  HttpEffect,
+  ToolEffect,
+  SleepEffect,
+  CheckpointEffect,
+  ApprovalEffect,
+]);
 
 export const ScriptErrorInfo = z.object({
   name: z.string(),
@@ -239,6 +256,7 @@ export type HttpMethod = z.infer<typeof HttpMethod>;
 export type HttpEffect = z.infer<typeof HttpEffect>;
 export type SleepEffect = z.infer<typeof SleepEffect>;
 export type ToolEffect = z.infer<typeof ToolEffect>;
+export type ApprovalEffect = z.infer<typeof ApprovalEffect>;
 export type EffectRequest = z.infer<typeof EffectRequest>;
 export type EffectOutcome = z.infer<typeof EffectOutcome>;
 export type ScriptErrorInfo = z.infer<typeof ScriptErrorInfo>;
@@ -285,6 +303,8 @@ export interface AdvanceSessionArgs {
 export interface JobState extends JobSummary {
   status: 'running' | 'completed' | 'failed';
   startedAt: number;
+  /** The approval policy's counts per rule (`provider#index`), the rules granted `once`, and approvals asked so far. */
+  approvalPolicy?: { counts: Record<string, number>; granted: Record<string, boolean>; asked: number };
 }
 
 /** What a run of the workflow starts from: a new job, a continued run, or a resumed attempt. */

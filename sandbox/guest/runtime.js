@@ -31,6 +31,9 @@ const { imul } = Math;
 /** @typedef {{ resolve: (value: unknown) => void, reject: (error: Error) => void, callSite: Error }} InFlight */
 /** @typedef {(typeof SCRIPT_GLOBALS)[number]} ScriptGlobal */
 
+/** What an approver is shown of `approve()`'s details, at most. */
+const MAX_APPROVAL_DETAILS_BYTES = 16 * 1024;
+
 /**
  * Thrown into the script when an effect fails: an ApiError, RequestError or ToolError of the
  * catalogue (core/errors.ts, named by the host), with the response's status and body when there
@@ -45,6 +48,25 @@ class ApiError extends NativeError {
     if (error.body !== undefined) this.body = error.body;
   }
 }
+
+/**
+ * Thrown into the script when a human denied an approval (`approve()`, or a call the approval
+ * policy held), or nobody answered in time: `.by` (who, or "timeout") and `.note` (why, or null).
+ */
+class ApprovalDeniedError extends NativeError {
+  /** @param {Extract<EffectOutcome, { ok: false }>['error']} error */
+  constructor(error) {
+    super(error.message);
+    this.name = 'ApprovalDeniedError';
+    const body = /** @type {{ by?: unknown, note?: unknown } | undefined} */ (error.body);
+    this.by = typeof body?.by === 'string' ? body.by : null;
+    this.note = typeof body?.note === 'string' ? body.note : null;
+  }
+}
+
+/** The error a failed outcome becomes in the script. @param {Extract<EffectOutcome, { ok: false }>['error']} error */
+const outcomeError = (error) =>
+  error.name === 'ApprovalDeniedError' ? new ApprovalDeniedError(error) : new ApiError(error);
 
 /**
  * An error the runtime raises for the script, its stack in script coordinates: the script's frames
@@ -161,7 +183,7 @@ function install(setupJson) {
       const o = outcomes[i];
       const settle = settles[i];
       if (o.ok) settle.resolve(o.value);
-      else settle.reject(forScript(new ApiError(o.error), settle.callSite));
+      else settle.reject(forScript(outcomeError(o.error), settle.callSite));
     }
   }
 
@@ -259,6 +281,43 @@ function install(setupJson) {
       );
     }
     return issue({ kind: 'sleep', ms: Math.round(ms) });
+  }
+
+  /**
+   * `approve(question, details, { timeoutMs })`: the job waits (durably, holding no sandbox) until a
+   * human answers; resolves to `{ approved: true, by, note }` or rejects with ApprovalDeniedError.
+   * @param {unknown} question
+   * @param {unknown} [details]
+   * @param {{ timeoutMs?: unknown }} [options]
+   */
+  function approve(question, details, options) {
+    try {
+      if (typeof question !== 'string' || question.trim() === '' || question.length > 2000)
+        throw new NativeTypeError(
+          'approve(question, details): question must be a non-empty string of at most 2,000 characters',
+        );
+      /** @type {EffectRequest} */
+      const request = { kind: 'approval', question };
+      if (details !== undefined) {
+        const text = toJson(details, 'the details of approve()');
+        if (text.length > MAX_APPROVAL_DETAILS_BYTES)
+          throw new NativeError(
+            `approve(question, details): details are ${text.length} bytes; at most ${MAX_APPROVAL_DETAILS_BYTES} are shown to the approver. Pass a summary (counts, a sample).`,
+          );
+        request.details = parse(text);
+      }
+      const timeoutMs = options?.timeoutMs;
+      if (timeoutMs !== undefined) {
+        if (typeof timeoutMs !== 'number' || !(timeoutMs >= 1) || timeoutMs > 366 * 24 * 3600 * 1000)
+          throw new NativeTypeError(
+            `approve(question, details, { timeoutMs }): timeoutMs must be a number of milliseconds between 1 and one year; got ${String(timeoutMs)}`,
+          );
+        request.timeoutMs = Math.round(timeoutMs);
+      }
+      return issue(request);
+    } catch (e) {
+      return refused(e);
+    }
   }
 
   /**
@@ -391,6 +450,8 @@ function install(setupJson) {
       debug: log('debug'),
     }),
     ApiError,
+    approve,
+    ApprovalDeniedError,
   };
   const define = (/** @type {string} */ key, /** @type {unknown} */ value) =>
     defineProperty(globalThis, key, { value, writable: false, enumerable: false, configurable: false });

@@ -57,6 +57,39 @@ describe('script sandbox', () => {
     expect(outcome).toEqual({ kind: 'returned', value: [0, 10, 20] });
   });
 
+  it('asks approve() as an effect: the answer resolves it, a denial rejects with a catchable ApprovalDeniedError', async () => {
+    const code = `async () => {
+      const yes = await approve('Import 100 leads?', { sample: [1, 2] }, { timeoutMs: 60000 });
+      const no = await approve('And delete the old ones?').catch((e) => [e.name, e.by, e.note, e instanceof ApprovalDeniedError]);
+      return [yes, no];
+    }`;
+    const { rounds, outcome } = await runToEnd(code, (i) =>
+      i === 0
+        ? { ok: true, value: { approved: true, by: 'alice', note: null } }
+        : { ok: false, error: { name: 'ApprovalDeniedError', message: 'denied', body: { by: 'bob', note: 'no' } } },
+    );
+    expect(rounds.map((r) => r.effects[0].label)).toEqual([
+      'approval: Import 100 leads?',
+      'approval: And delete the old ones?',
+    ]);
+    expect(outcome).toEqual({
+      kind: 'returned',
+      value: [{ approved: true, by: 'alice', note: null }, ['ApprovalDeniedError', 'bob', 'no', true]],
+    });
+    const bad = await runToEnd(
+      `async () => Promise.allSettled([approve(''), approve('ok', () => 1), approve('ok', null, { timeoutMs: -1 })]).then((r) => r.map((x) => x.reason.message))`,
+      () => ({ ok: true }),
+    );
+    expect(bad.outcome).toEqual({
+      kind: 'returned',
+      value: [
+        'approve(question, details): question must be a non-empty string of at most 2,000 characters',
+        expect.stringMatching(/the details of approve\(\) is not JSON-serializable/),
+        expect.stringMatching(/timeoutMs must be a number of milliseconds between 1 and one year; got -1/),
+      ],
+    });
+  });
+
   it('replays a journal without re-running steps, then goes live where the journal ends', async () => {
     const code = `async () => {
       const seed = await step('seed', () => Math.random());
