@@ -5,7 +5,7 @@
  *   - callProvider: one API call, retried by Temporal when it fails transiently;
  *   - saveJournal: store rounds as a journal segment, so they travel by reference;
  * - session (this worker's own task queue): advanceSession, deliver one round's outcomes to a
- *   live session this process holds.
+ *   live session this process holds; closeSession, let go of one while its job waits for a human.
  * Values above the blob threshold cross into workflow history only as references (claim check);
  * an outage of the blob store is waited out, a missing or corrupt blob fails the activity at once.
  */
@@ -153,6 +153,8 @@ export function createActivities(deps: ActivityDeps) {
     },
     session: {
       advanceSession: unrecoverableBlobsFail(advanceSession),
+      /** Disposes a live session whose job waits for a human; its next round replays. */
+      closeSession: async ({ sessionId }: { sessionId: string }): Promise<void> => sessions.remove(sessionId),
     },
   };
 

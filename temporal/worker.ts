@@ -71,6 +71,7 @@ export async function startWorker(config: WorkerSettings, connection: NativeConn
   };
   const own: typeof sessionActivities = {
     advanceSession: (args) => sessions.withSlot(args.sessionId, () => sessionActivities.advanceSession(args)),
+    closeSession: sessionActivities.closeSession,
   };
   // On SIGTERM (a deploy), API calls in flight get this long to finish before they are cancelled;
   // live sessions end with the process and their jobs replay on another worker.

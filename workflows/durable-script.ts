@@ -16,6 +16,7 @@
  */
 import * as wf from '@temporalio/workflow';
 import type { DurableScriptInput, JobResult, JobState } from '../core/journal.ts';
+import { Approvals } from './approvals.ts';
 import { activityFailureError, fail, leaveResumeMemo, timeLimitError } from './end-of-job.ts';
 import { newJobState } from './job-state.ts';
 import { RunJournal } from './journal.ts';
@@ -28,13 +29,14 @@ export async function durableScript(input: DurableScriptInput): Promise<JobResul
   const state = input.carried?.state ?? newJobState(job);
   state.runs++;
   wf.setHandler(jobStateQuery, () => state);
+  const approvals = new Approvals(job, state);
   const journal = new RunJournal(input.carried);
 
   // The job's wall-time limit: when it passes, everything the job waits on is cancelled.
   const deadline = state.startedAt + job.limits.maxJobSeconds * 1000;
   try {
     return await wf.CancellationScope.withTimeout(Math.max(1, deadline - Date.now()), () =>
-      runRounds(input, state, journal),
+      runRounds(input, state, journal, approvals),
     );
   } catch (e) {
     if (e instanceof wf.ContinueAsNew) throw e;

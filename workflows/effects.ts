@@ -1,6 +1,7 @@
 /**
  * Running one round's effects, all at once: API and tool calls as activities (retried by
- * Temporal per the provider's retry settings), sleeps as durable timers, checkpoints as state.
+ * Temporal per the provider's retry settings), sleeps as durable timers, checkpoints as state,
+ * approvals as waits for a human (approvals.ts), which also hold calls the approval policy names.
  * Outcomes come back in the order the sandbox asked for them.
  */
 import * as wf from '@temporalio/workflow';
@@ -8,6 +9,7 @@ import type { SharedActivities } from '../activities/index.ts';
 import { idempotencyKey, privacyOwner } from '../core/effects.ts';
 import { productError, transientHttpStatus } from '../core/errors.ts';
 import type { EffectOutcome, JobInput, PlannedEffect } from '../core/journal.ts';
+import type { Approvals } from './approvals.ts';
 import type { RunJournal } from './journal.ts';
 
 /**
@@ -20,22 +22,33 @@ export function runRoundEffects(
   effects: PlannedEffect[],
   firstSeq: number,
   journal: RunJournal,
+  approvals: Approvals,
 ): Promise<EffectOutcome[]> {
   return Promise.all(
     effects.map(async (effect, i) => {
       if (effect.prefilled) return effect.prefilled;
       if (effect.request.kind === 'checkpoint') journal.checkpoint = effect.request.state;
-      return runEffect(job, effect, firstSeq + i);
+      return runEffect(job, effect, firstSeq + i, approvals);
     }),
   );
 }
 
-async function runEffect(job: JobInput, { request, key, label }: PlannedEffect, seq: number): Promise<EffectOutcome> {
+async function runEffect(
+  job: JobInput,
+  { request, key, label }: PlannedEffect,
+  seq: number,
+  approvals: Approvals,
+): Promise<EffectOutcome> {
   if (request.kind === 'sleep') {
     await wf.sleep(request.ms, { summary: label });
     return { ok: true };
   }
   if (request.kind === 'checkpoint') return { ok: true };
+  if (request.kind === 'approval') return approvals.ask(request);
+  // A call the policy does not hold goes on in this same tick: the order of commands stays as before approvals.
+  const held = approvals.hold(request, label);
+  const refused = held && (await held);
+  if (refused) return refused;
   const retry = job.retry[request.provider];
   try {
     const { callProvider } = wf.proxyActivities<SharedActivities>({

@@ -5,19 +5,25 @@
  */
 import * as wf from '@temporalio/workflow';
 import type { AdvanceResult, DurableScriptInput, JobInput, JobResult, JobState } from '../core/journal.ts';
+import type { Approvals } from './approvals.ts';
 import type { durableScript } from './durable-script.ts';
 import { runRoundEffects } from './effects.ts';
 import { completed, effectLimitError, fail } from './end-of-job.ts';
 import { absorb } from './job-state.ts';
 import type { RunJournal } from './journal.ts';
-import { advance, openSession } from './sessions.ts';
+import { advance, openSession, releaseSession } from './sessions.ts';
 
 /** This run's journal is carried to the next run by reference once it holds this much. */
 const MAX_INLINE_JOURNAL_BYTES = 1024 * 1024;
 /** Continue as new well before Temporal's 50 MiB history limit. */
 const MAX_HISTORY_BYTES = 16 * 1024 * 1024;
 
-export async function runRounds(input: DurableScriptInput, state: JobState, journal: RunJournal): Promise<JobResult> {
+export async function runRounds(
+  input: DurableScriptInput,
+  state: JobState,
+  journal: RunJournal,
+  approvals: Approvals,
+): Promise<JobResult> {
   const { job } = input;
   /** The time the sandbox is handed for the round it runs next (journaled, so replays see the same). */
   let now: number;
@@ -47,7 +53,10 @@ export async function runRounds(input: DurableScriptInput, state: JobState, jour
     if (outcome?.kind === 'threw') fail(state, outcome.error);
     if (state.effects + report.effects.length > job.limits.maxEffectsPerJob) fail(state, effectLimitError(job));
 
-    const outcomes = await runRoundEffects(job, report.effects, state.effects, journal);
+    // A round that waits for a human lets go of its sandbox while it waits, and replays after.
+    const { session } = report;
+    approvals.beginRound(() => releaseSession(session));
+    const outcomes = await runRoundEffects(job, report.effects, state.effects, journal, approvals);
     journal.record({
       now,
       steps: report.steps,
@@ -66,7 +75,9 @@ export async function runRounds(input: DurableScriptInput, state: JobState, jour
       };
       return await wf.continueAsNew<typeof durableScript>({ job, carried });
     }
-    report = await advance(job, report.session, journal, state.rounds, outcomes, now);
+    report = approvals.waited
+      ? await openSession(`replay ${state.rounds} rounds after an approval`, { job, journal: journal.parts(), now })
+      : await advance(job, report.session, journal, state.rounds, outcomes, now);
   }
 }
 

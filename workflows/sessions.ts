@@ -25,6 +25,21 @@ export function openSession(summary: string, args: OpenSessionArgs): Promise<Adv
   return wf.proxyActivities<SharedActivities>({ ...OPEN_SESSION_OPTIONS, summary }).openSession(args);
 }
 
+/**
+ * Lets go of the live session while the job waits for a human (zero sandboxes held): best effort,
+ * since a session whose worker is gone is gone anyway; the round after the answer replays.
+ */
+export function releaseSession(session: SessionRef): void {
+  const { closeSession } = wf.proxyActivities<SessionActivities>({
+    taskQueue: session.taskQueue,
+    scheduleToStartTimeout: SESSION_PICKUP_TIMEOUT,
+    startToCloseTimeout: '10 seconds',
+    retry: { maximumAttempts: 1 },
+    summary: 'release the sandbox while waiting for approval',
+  });
+  closeSession({ sessionId: session.id }).catch(() => undefined);
+}
+
 /** Delivers the round to the live session, or replays the journal in a new one if it is gone. */
 export async function advance(
   job: JobInput,

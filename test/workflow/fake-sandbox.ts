@@ -104,6 +104,9 @@ export function fakeActivities(script: FakeScript, options: FakeOptions) {
       live.set(args.sessionId, round);
       return report(args.sessionId, round);
     },
+    async closeSession({ sessionId }) {
+      live.delete(sessionId);
+    },
   };
 
   return { shared, session, calls };
