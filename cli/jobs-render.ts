@@ -94,6 +94,16 @@ export function jobPage(info: JobInfo, view: JobView, now = new Date()): string 
         `(all of them: durable-codemode jobs ledger ${info.job_id} --failed)`,
       ].join('\n'),
     ]);
+  for (const a of view.approvals?.pending ?? [])
+    rows.push([
+      'waits for',
+      `${a.id}: ${a.question}${a.call ? ` (${a.call.provider} ${a.call.label})` : ''}  since ${when(a.since)}, denied at ${when(a.expires)} unless answered (jobs approve|deny ${info.job_id} --id ${a.id})`,
+    ]);
+  for (const a of view.approvals?.answered ?? [])
+    rows.push([
+      'answered',
+      `${a.id}: ${a.question}  ${a.approved ? 'approved' : 'denied'} by ${a.by} (${a.via}) ${when(a.at)}${a.note ? `: ${a.note}` : ''}`,
+    ]);
   if (view.divergence) rows.push(['resumed', `the new code diverged from the journal at ${view.divergence}`]);
   if (view.error)
     rows.push(['error', `${view.error.name}: ${view.error.message}${view.error.stack ? `\n${view.error.stack}` : ''}`]);

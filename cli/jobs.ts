@@ -4,7 +4,14 @@
  * The operator sees every job.
  */
 import { readFileSync } from 'node:fs';
-import { JobService, type JobStatus, type JobView, type JobWording } from '../jobs/service.ts';
+import {
+  isLive,
+  JobService,
+  type JobStatus,
+  type JobView,
+  type JobWording,
+  MAX_WAIT_SECONDS,
+} from '../jobs/service.ts';
 import { exportLedger, type LedgerFormat } from '../ledger/export.ts';
 import { connectClient } from '../temporal/connection.ts';
 import { jobPage, jobTable, ProgressRate, watchLine } from './jobs-render.ts';
@@ -25,7 +32,7 @@ const CLI_WORDING: JobWording = {
 
 export async function run(values: Values, args: string[], help: string): Promise<void> {
   const [action, jobId, ...extra] = args;
-  const actions = ['list', 'show', 'watch', 'cancel', 'resume', 'ledger'];
+  const actions = ['list', 'show', 'watch', 'cancel', 'resume', 'ledger', 'approve', 'deny'];
   if (!action || !actions.includes(action)) throw new UsageError(help);
   if (action === 'list' ? jobId !== undefined : !jobId || extra.length)
     throw new UsageError(
@@ -64,7 +71,14 @@ export async function run(values: Values, args: string[], help: string): Promise
           ? await waitFor(jobs, jobId, wait)
           : action === 'cancel'
             ? await jobs.cancel(jobId)
-            : await jobs.resume(jobId, code, Math.min(wait, 60));
+            : action === 'approve' || action === 'deny'
+              ? await jobs.answer(jobId, {
+                  approved: action === 'approve',
+                  id: values.id as string | undefined,
+                  note: values.note as string | undefined,
+                  via: 'cli',
+                })
+              : await jobs.resume(jobId, code, Math.min(wait, MAX_WAIT_SECONDS));
       console.log(json ? JSON.stringify(view, null, 2) : jobPage(await jobs.info(jobId), view));
       if (!json && view.status === 'failed')
         console.log(`\nTo retry from its journal: durable-codemode jobs resume ${jobId} [--code FIXED.js]`);
@@ -94,12 +108,12 @@ async function printLedger(
   return 0;
 }
 
-/** Waits up to `seconds` (beyond the service's 60 s cap per call) for the job to end. */
+/** Waits up to `seconds` (beyond the service's cap per call, MAX_WAIT_SECONDS) for the job to end. */
 async function waitFor(jobs: JobService, jobId: string, seconds: number): Promise<JobView> {
   const deadline = Date.now() + seconds * 1000;
-  let view = await jobs.status(jobId, Math.min(seconds, 60));
-  while (view.status === 'running' && Date.now() < deadline)
-    view = await jobs.status(jobId, Math.min(Math.ceil((deadline - Date.now()) / 1000), 60));
+  let view = await jobs.status(jobId, Math.min(seconds, MAX_WAIT_SECONDS));
+  while (isLive(view.status) && Date.now() < deadline)
+    view = await jobs.status(jobId, Math.min(Math.ceil((deadline - Date.now()) / 1000), MAX_WAIT_SECONDS));
   return view;
 }
 
@@ -122,19 +136,19 @@ async function watch(jobs: JobService, jobId: string, json: boolean): Promise<nu
     if (tty) {
       process.stdout.write('\r\x1b[K');
       if (newLogs > 0) process.stdout.write(`${view.logs.slice(-newLogs).join('\n')}\n`);
-      if (view.status === 'running') process.stdout.write(line);
+      if (isLive(view.status)) process.stdout.write(line);
     } else if (!json) {
       if (newLogs > 0) console.log(view.logs.slice(-newLogs).join('\n'));
       // Plain lines: on a change of progress or message, at most once a second (the last one always).
       const changed = line.replace(/ {2}[\d.]+\/s.*$/, '') !== lastLine.replace(/ {2}[\d.]+\/s.*$/, '');
-      if (view.status === 'running' && changed && Date.now() - lastPrinted >= 1000) {
+      if (isLive(view.status) && changed && Date.now() - lastPrinted >= 1000) {
         console.log(`${new Date().toISOString()}  ${line}`);
         lastLine = line;
         lastPrinted = Date.now();
       }
     }
     shownLogs = view.log_count;
-    if (view.status !== 'running') break;
+    if (!isLive(view.status)) break;
     view = await jobs.status(jobId, 1);
   }
   // The logs have scrolled by already.

@@ -99,17 +99,19 @@ ${TEMPORAL_HELP}`,
     run: () => import('./serve.ts'),
   },
   jobs: {
-    summary: 'list, show, watch, cancel or resume jobs',
+    summary: 'list, show, watch, cancel or resume jobs, export their ledger, or answer their approvals',
     help: `Usage: durable-codemode jobs list [--status S] [--owner NAME] [--limit N] [--json]
        durable-codemode jobs show JOB_ID [--wait SECONDS] [--json]
        durable-codemode jobs watch JOB_ID [--json]
        durable-codemode jobs cancel JOB_ID [--json]
        durable-codemode jobs resume JOB_ID [--code FILE] [--wait SECONDS] [--json]
        durable-codemode jobs ledger JOB_ID [--failed] [--format csv|json]
+       durable-codemode jobs approve|deny JOB_ID [--id APPROVAL_ID] [--note TEXT] [--json]
 
 list     the newest jobs, one row each: status, progress, attempt, owner, start, duration, summary
          (--status running|completed|failed|cancelled, --owner NAME, --limit N: default 20)
-show     a job's summary, progress, logs and its result or error (--wait: until it ends, at most S)
+show     a job's summary, progress, logs, pending approvals and its result or error
+         (--wait: until it ends, at most S)
 watch    follows a job to its end: a live progress bar with rate and time left on a terminal,
          a plain line per change otherwise; exits 0 when the job completed, 1 otherwise
 resume   restarts a failed or cancelled job under the same id: its journal is replayed as far as
@@ -117,6 +119,8 @@ resume   restarts a failed or cancelled job under the same id: its journal is re
 ledger   the items of the job's each() calls, one per item (its latest attempt's entry): status,
          error and message; failed items with their own fields, to fix and feed back as input
          (--failed: only failed and uncertain items; --format csv, the default, or json)
+approve  answer the job's pending approvals (all of them, or the one --id names) as the operator,
+deny     with an optional --note; \`jobs show\` lists them
 
 --json prints what the MCP tools answer (list: the rows), for scripts.
 ${TEMPORAL_HELP}
@@ -131,6 +135,8 @@ ${CONFIG_HELP}`,
       json: { type: 'boolean' },
       failed: { type: 'boolean' },
       format: { type: 'string' },
+      id: { type: 'string' },
+      note: { type: 'string' },
     },
     run: () => import('./jobs.ts'),
   },

@@ -20,6 +20,7 @@ import { SpecSearch } from '../../sandbox/search.ts';
 import { loadTokens } from '../../server/auth.ts';
 import { startMcpHttpServer, type McpHttpServer } from '../../server/http.ts';
 import {
+  CLI,
   connectTestClient,
   eventually,
   mcpOverHttp,
@@ -230,6 +231,25 @@ describe('approve() in a script', () => {
       result: ['operator', 'denied: no', 'operator'],
     });
     await expect(stack.jobs.answer(jobId, { approved: true, via: 'cli' })).rejects.toThrow(/has ended \(completed\)/);
+  });
+
+  it('is answered with the CLI: durable-codemode jobs approve JOB_ID --note', async () => {
+    const jobId = await stack.jobs.startScript({ code: `async () => approve('From the shell?')` });
+    await waitingFor(stack.jobs, jobId);
+    const env = { ...process.env, TEMPORAL_ADDRESS: inject('temporalAddress') };
+    const cli = (args: string[]) =>
+      run(process.execPath, ['--no-node-snapshot', CLI, 'jobs', ...args, '--config', writeConfigFile(stack.config)], {
+        env,
+      });
+    await expect(cli(['approve', jobId, '--id', 'a9'])).rejects.toMatchObject({
+      stderr: expect.stringContaining('No pending approval "a9"; pending: a1.'),
+    });
+    const { stdout } = await cli(['approve', jobId, '--note', 'looks right', '--json']);
+    expect(JSON.parse(stdout)).toMatchObject({ approvals: { answered: [{ id: 'a1', by: 'operator', via: 'cli' }] } });
+    expect(await stack.jobs.status(jobId, 30)).toMatchObject({
+      status: 'completed',
+      result: { approved: true, by: 'operator', note: 'looks right' },
+    });
   });
 
   it("is answered by Temporal's own Update and Signal, as the Temporal UI or CLI send them", async () => {
