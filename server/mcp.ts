@@ -145,7 +145,8 @@ export function createMcpServer(deps: McpDeps): McpServer {
     return result === undefined ? shown : { ...shown, result: await toModel.data(result) };
   };
   const budgeted = async (view: JobView) => deps.budget.job(await tokenized(view));
-  const progressFor = (extra: ToolExtra) => ProgressReporter.for(extra._meta, extra.sendNotification, toModel.text);
+  const progressFor = (extra: ToolExtra) =>
+    ProgressReporter.for(extra._meta, extra.sendNotification, (text) => toModel.text(text));
   const server = new McpServer(
     { name: 'durable-codemode', version: VERSION },
     {
