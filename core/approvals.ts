@@ -3,19 +3,17 @@
  * calls that need one. A pending approval is workflow state (no sandbox or worker held while it
  * waits); every way of answering (MCP, CLI, Temporal UI) sends the one `answerApproval` Update.
  *
- * The schemas are the contract between the workflow, the job service and the config; the matching
- * functions are pure (bundled into workflow code: no Node APIs, no zod at run time there).
+ * The schemas are the contract between the workflow, the job service and the config; workflow code
+ * imports only their types (zod stays out of the workflow bundle) and the pure helpers of
+ * approval-policy.ts.
  */
 import { z } from 'zod';
 import { configObject } from './config-object.ts';
 
 const json = z.json();
 
-/** The workflow Update (and Signal, for UIs that only send signals) that answers pending approvals. */
-export const ANSWER_APPROVAL = 'answerApproval';
-
 /**
- * The payload of `answerApproval`, as the Temporal UI or `temporal workflow update execute` sends it:
+ * The payload of `answerApproval` (ANSWER_APPROVAL in approval-policy.ts), as the Temporal UI or `temporal workflow update execute` sends it:
  * `{ "approved": true, "note": "checked the first 100" }`. Without `id`, it answers every pending
  * approval. `by` and `via` are set by the job service from the authenticated principal; an answer
  * sent straight to Temporal has neither and is recorded as the operator's (Temporal access is
@@ -100,53 +98,4 @@ export interface JobApprovals {
   pending: PendingApproval[];
   /** The latest answers, newest last. */
   answered: AnsweredApproval[];
-}
-
-/** A call as the policy sees it. */
-export type PolicyCall = { kind: 'http'; method: string; path: string } | { kind: 'tool'; tool: string };
-
-/** Whether `pattern` (one entry of a rule's `match`) selects `call`. */
-export function matchesCall(pattern: string, call: PolicyCall): boolean {
-  if (call.kind === 'tool') return globMatch(pattern, call.tool);
-  const space = pattern.indexOf(' ');
-  if (space < 0) return false;
-  const method = pattern.slice(0, space).toUpperCase();
-  if (method !== '*' && method !== call.method.toUpperCase()) return false;
-  return pathMatches(pattern.slice(space + 1).trim(), call.path.split('?')[0]);
-}
-
-/** The index of the first rule matching `call`, or -1. */
-export function ruleIndexFor(rules: readonly ApprovalRule[], call: PolicyCall): number {
-  return rules.findIndex((rule) => rule.match.some((pattern) => matchesCall(pattern, call)));
-}
-
-/** Why a rule's `match` entry cannot select anything, or undefined when it is well-formed. */
-export function patternProblem(pattern: string, kind: 'http' | 'tool'): string | undefined {
-  if (kind === 'tool') return /\s/.test(pattern) ? `"${pattern}" is not a tool name (no spaces)` : undefined;
-  const [method, path, ...rest] = pattern.trim().split(/\s+/);
-  if (rest.length > 0 || !path) return `"${pattern}" must be "METHOD /path", e.g. "POST /leads/*"`;
-  if (!/^(\*|GET|POST|PUT|PATCH|DELETE|HEAD)$/i.test(method))
-    return `"${pattern}": the method must be GET, POST, PUT, PATCH, DELETE, HEAD or *`;
-  if (!path.startsWith('/')) return `"${pattern}": the path must start with /`;
-  return undefined;
-}
-
-function pathMatches(pattern: string, path: string): boolean {
-  const want = pattern.split('/').filter(Boolean);
-  const have = path.split('/').filter(Boolean);
-  for (let i = 0; i < want.length; i++) {
-    if (want[i] === '**' && i === want.length - 1) return true;
-    if (i >= have.length) return false;
-    if (want[i] === '*' || /^\{[^}]*\}$/.test(want[i])) continue;
-    if (want[i] !== have[i]) return false;
-  }
-  return want.length === have.length;
-}
-
-function globMatch(pattern: string, name: string): boolean {
-  const source = pattern
-    .split('*')
-    .map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
-    .join('.*');
-  return new RegExp(`^${source}$`).test(name);
 }

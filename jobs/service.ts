@@ -24,7 +24,8 @@ import {
 import { ClaimCheck } from '../blobs/claim-check.ts';
 import type { BlobsConfig } from '../blobs/config.ts';
 import { createBlobStore } from '../blobs/index.ts';
-import { ANSWER_APPROVAL, type ApprovalAnswer } from '../core/approvals.ts';
+import { ANSWER_APPROVAL } from '../core/approval-policy.ts';
+import type { ApprovalAnswer } from '../core/approvals.ts';
 import { RESUME_MEMO_KEY } from '../core/effects.ts';
 import { ProductError } from '../core/errors.ts';
 import { jobSummary } from '../core/job-summary.ts';

@@ -3,7 +3,8 @@
  * Credentials always come from the environment, so config files can be committed.
  */
 import { z } from 'zod';
-import { ApprovalRule, patternProblem } from '../core/approvals.ts';
+import { patternProblem } from '../core/approval-policy.ts';
+import { ApprovalRule } from '../core/approvals.ts';
 import { configObject } from '../core/config-object.ts';
 import { RetrySettings } from '../core/journal.ts';
 import { isReservedGlobal } from '../core/globals.ts';

@@ -9,15 +9,14 @@
  * same way and recorded with who answered, how and when.
  */
 import * as wf from '@temporalio/workflow';
-import {
-  ANSWER_APPROVAL,
-  type AnsweredApproval,
-  type ApprovalAnswer,
-  type ApprovalRule,
-  type HeldCall,
-  type JobApprovals,
-  type PendingApproval,
-  ruleIndexFor,
+import { ANSWER_APPROVAL, ruleIndexFor } from '../core/approval-policy.ts';
+import type {
+  AnsweredApproval,
+  ApprovalAnswer,
+  ApprovalRule,
+  HeldCall,
+  JobApprovals,
+  PendingApproval,
 } from '../core/approvals.ts';
 import type { ApprovalEffect, EffectOutcome, HttpEffect, JobInput, JobState, ToolEffect } from '../core/journal.ts';
 

@@ -3,7 +3,8 @@
  * errors for patterns that could never select anything.
  */
 import { describe, expect, it } from 'vitest';
-import { matchesCall, ruleIndexFor, type ApprovalRule } from '../../core/approvals.ts';
+import { matchesCall, ruleIndexFor } from '../../core/approval-policy.ts';
+import type { ApprovalRule } from '../../core/approvals.ts';
 import { parseConfig } from '../../cli/config.ts';
 
 const http = (method: string, path: string) => ({ kind: 'http' as const, method, path });
