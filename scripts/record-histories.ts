@@ -25,7 +25,15 @@ const OUT = new URL('../test/fixtures/histories/', import.meta.url);
 
 const SCRIPTS: Record<
   string,
-  { code: string; input?: unknown; loseSessionAfterMs?: number; resumeWith?: string; cancelAfterMs?: number }
+  {
+    code: string;
+    input?: unknown;
+    loseSessionAfterMs?: number;
+    resumeWith?: string;
+    cancelAfterMs?: number;
+    /** Each pending approval is answered in turn: true approves, false denies. */
+    answers?: boolean[];
+  }
 > = {
   'parallel-steps-sleep-checkpoint': {
     code: `async () => {
@@ -50,6 +58,15 @@ const SCRIPTS: Record<
     resumeWith: `async () => { await crm.request({ method: 'GET', path: '/leads', query: { limit: 1 } }); return 'fixed'; }`,
   },
   cancelled: { code: `async () => { await checkpoint({ at: 1 }); await sleep(600000); }`, cancelAfterMs: 1000 },
+  // approve() and a call held by the approval policy (crm's DELETE rule below), approved then denied.
+  approvals: {
+    code: `async () => {
+      const [a] = await Promise.all([approve('Record this job?', { n: 1 }), crm.request({ method: 'GET', path: '/leads', query: { limit: 1 } })]);
+      const denied = await crm.request({ method: 'DELETE', path: '/leads/lead_000001' }).catch((e) => e.name);
+      return [a.by, denied];
+    }`,
+    answers: [true, false],
+  },
 };
 
 const env = await startDevServer({});
@@ -58,7 +75,10 @@ const sheets = await startSheetsApi();
 const dataDir = mkdtempSync(join(tmpdir(), 'dcm-record-'));
 const config = parseConfig(
   {
-    providers: demoProvidersConfig({ crm, sheets }),
+    providers: {
+      ...demoProvidersConfig({ crm, sheets }),
+      crm: { ...demoProvidersConfig({ crm, sheets }).crm, approval: [{ match: ['DELETE /leads/*'] }] },
+    },
     dataDir,
     maxEventsPerRun: 200,
     temporal: { taskQueue: 'record-histories' },
@@ -82,6 +102,11 @@ try {
     if (scenario.cancelAfterMs) {
       await new Promise((r) => setTimeout(r, scenario.cancelAfterMs));
       await jobs.cancel(started.job_id);
+    }
+    for (const approved of scenario.answers ?? []) {
+      while ((await jobs.status(started.job_id)).status !== 'waiting_for_approval')
+        await new Promise((r) => setTimeout(r, 200));
+      await jobs.answer(started.job_id, { approved, via: 'cli' });
     }
     let view = await jobs.status(started.job_id, 60);
     if (scenario.resumeWith) view = await jobs.resume(started.job_id, scenario.resumeWith, 60);
