@@ -479,14 +479,14 @@ export class JobService {
   }
 
   /**
-   * The job's status, waiting up to `waitSeconds` (at most MAX_WAIT_SECONDS, both counted from
-   * `since`, when the caller's request came in) for it to finish first; `watch` sees its view about
+   * The job's status, waiting up to `waitSeconds` for it to finish first, but never past
+   * MAX_WAIT_SECONDS after `since` (when the caller's request came in); `watch` sees its view about
    * every second while it waits.
    */
   async status(jobId: string, waitSeconds = 0, watch?: JobWatcher, since = Date.now()): Promise<JobView> {
     const handle = this.client.workflow.getHandle<typeof durableScript>(jobId);
     let status = await this.describeStatus(handle, jobId);
-    const waitMs = since + Math.min(waitSeconds, MAX_WAIT_SECONDS) * 1000 - Date.now();
+    const waitMs = Math.min(waitSeconds * 1000, since + MAX_WAIT_SECONDS * 1000 - Date.now());
     if (status === 'RUNNING' && waitMs > 0) {
       await this.waitForResult(handle, jobId, waitMs, watch);
       status = await this.describeStatus(handle, jobId);
@@ -579,7 +579,8 @@ export class JobService {
     const jobs: JobPage['jobs'] = [];
     let seen = 0;
     for await (const info of this.client.workflow.list({
-      query: `WorkflowType = 'durableScript' AND ExecutionStatus != 'ContinuedAsNew'`,
+      // This deployment's jobs (its task queue): another's may be sealed with a codec key this one lacks.
+      query: `WorkflowType = 'durableScript' AND ExecutionStatus != 'ContinuedAsNew' AND TaskQueue = '${this.config.temporal.taskQueue}'`,
     })) {
       if (!this.owns(info.memo)) continue;
       if (seen++ < skip) continue;
