@@ -655,18 +655,23 @@ export class JobService {
         );
         if (await Promise.race([closed, tick])) return;
         // Near the end, no more reads: the answer's own read of the state comes next.
-        if (watch && deadline - Date.now() > WATCH_INTERVAL_MS) await watch(await this.runningView(handle, jobId));
+        // A read while waiting never runs past the wait's end: the answer's own read comes after it.
+        if (watch && deadline - Date.now() > WATCH_INTERVAL_MS)
+          await watch(await this.runningView(handle, jobId, Math.min(Date.now() + STATE_QUERY_MS, deadline)));
       }
     } finally {
       abort.abort();
     }
   }
 
-  private async runningView(handle: WorkflowHandle, jobId: string): Promise<JobView> {
+  /** A running job's view from its live state, or without one if no worker answers by `queryDeadline`. */
+  private async runningView(
+    handle: WorkflowHandle,
+    jobId: string,
+    queryDeadline = Date.now() + STATE_QUERY_MS,
+  ): Promise<JobView> {
     try {
-      const state = await this.client.withDeadline(Date.now() + STATE_QUERY_MS, () =>
-        handle.query<JobState>('jobState'),
-      );
+      const state = await this.client.withDeadline(queryDeadline, () => handle.query<JobState>('jobState'));
       const waiting = (state.approvals?.pending.length ?? 0) > 0;
       return { job_id: jobId, status: waiting ? 'waiting_for_approval' : 'running', ...summaryView(state) };
     } catch {
