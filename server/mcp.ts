@@ -237,7 +237,7 @@ export function createMcpServer(deps: McpDeps): McpServer {
     },
   };
 
-  dispatchToolCalls(server, tools);
+  dispatchToolCalls(server, tools, (text) => toModel.text(text));
   return server;
 }
 
@@ -273,7 +273,11 @@ interface DispatchedTool {
  * unknown tool or arguments that do not fit get the structured InvalidArgumentsError answer, like
  * every error.
  */
-function dispatchToolCalls(server: McpServer, tools: Record<string, DispatchedTool>): void {
+function dispatchToolCalls(
+  server: McpServer,
+  tools: Record<string, DispatchedTool>,
+  toModelText: (text: string) => Promise<string>,
+): void {
   for (const tool of Object.values(tools)) if (tool.createTask) tool.registered.execution = { taskSupport: 'optional' };
   server.server.setRequestHandler(CallToolRequestSchema, async (request, extra) => {
     const { name, arguments: args, task } = request.params;
@@ -292,8 +296,9 @@ function dispatchToolCalls(server: McpServer, tools: Record<string, DispatchedTo
       try {
         return await tool.createTask(parsed.data);
       } catch (e) {
-        // A task that could not start is a failed call (the protocol has no task to report it by).
-        throw new McpError(ErrorCode.InvalidParams, (e as Error).message);
+        // A task that could not start is a failed call (the protocol has no task to report it by);
+        // its message passes the model boundary like every answer.
+        throw new McpError(ErrorCode.InvalidParams, await toModelText((e as Error).message));
       }
     }
     const handler = tool.registered.handler as (args: unknown, extra: unknown) => Promise<CallToolResult>;
