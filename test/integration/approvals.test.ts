@@ -152,7 +152,10 @@ describe('approve() in a script', () => {
 
     // Someone else gets exactly "not found".
     const theirs = await bob.callTool({ name: 'job', arguments: { job_id: jobId, action: 'approve' } });
-    expect((theirs.content as Array<{ text: string }>)[0].text).toMatch(/^No job "job-/);
+    expect(theirs).toMatchObject({
+      isError: true,
+      structuredContent: { error: { name: 'JobNotFoundError', message: expect.stringMatching(`^No job "${jobId}"`) } },
+    });
     expect(requestsTo('/writes')).toBe(0);
 
     const before = received.length;
