@@ -40,7 +40,7 @@ it('resumes a job whose script and input are in the blob store, once, however ma
   expect(started).toHaveLength(1);
   for (const error of refused) expect(error).toBeInstanceOf(JobStateError);
   expect(refused.map((e) => e.message)).toContainEqual(
-    `Job ${failed.job_id} is already being resumed: another job_resume started attempt 2 a moment ago. Follow it with job_status.`,
+    `Job ${failed.job_id} is already being resumed: another job_resume started attempt 2 a moment ago. Follow it with the job tool.`,
   );
 
   const resumed = await stack.jobs.status(failed.job_id, 60);
