@@ -13,7 +13,7 @@ const json = z.json();
 /** The ledger an each() writes to when the script names none (`options.name`). */
 export const DEFAULT_LEDGER = 'items';
 
-/** How many failures a job's summary carries (job_status); the rest are paged from the ledger. */
+/** How many failures a job's summary carries (the job tool's status); the rest are paged from the ledger. */
 export const FIRST_FAILURES = 5;
 
 /** A value fn returns is kept in the entry up to this many bytes of JSON (ids, counts); a larger one is not kept. */

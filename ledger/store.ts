@@ -8,7 +8,7 @@
  *   take a few dozen segments and each round writes one small blob.
  * - **The index**: a named record per job attempt, `ledger/<job>/<attempt>`, listing the segments
  *   in order with their entry and failure counts, the counts per ledger name, and the first few
- *   failures. Readers (job_status, the failures view, `jobs ledger`, a resumed attempt) start there.
+ *   failures. Readers (the job tool's status, the failures view, `jobs ledger`, a resumed attempt) start there.
  *
  * Rounds of a job run one at a time, and the index says which round it holds last. A round's
  * entries are written once: an activity retried after a crash writes the same round again, which

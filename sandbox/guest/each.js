@@ -177,7 +177,7 @@ export function createEach(deps) {
           if (reconcile) reconciling--;
           reject(
             deps.tooManyFailures(
-              `each() on "${opts.name}": ${summary.failed + summary.uncertain} of ${items.length} items failed, more than options.maxFailures allows (${opts.maxFailures}). The first: ${firstFailure}. Read the failures with job_status or \`durable-codemode jobs ledger JOB_ID --failed\`, fix the data or the script, then job_resume: items already done are not sent again.`,
+              `each() on "${opts.name}": ${summary.failed + summary.uncertain} of ${items.length} items failed, more than options.maxFailures allows (${opts.maxFailures}). The first: ${firstFailure}. Read the failures with the job tool or \`durable-codemode jobs ledger JOB_ID --failed\`, fix the data or the script, then job_resume: items already done are not sent again.`,
               callSite,
             ),
           );

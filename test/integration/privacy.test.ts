@@ -152,7 +152,7 @@ describe('privacy', () => {
     expect(answer.result_preview.slice(0, 3)).toEqual(sample);
     let text = '';
     for (let page = 1; page <= answer.result_pages; page++) {
-      text += (await tool(alice, 'job_status', { job_id: answer.job_id, page })).result_page;
+      text += (await tool(alice, 'job', { job_id: answer.job_id, page })).result_page;
     }
     const rows = JSON.parse(text) as Array<Record<string, string>>;
     expect(rows).toHaveLength(ROWS);
@@ -224,7 +224,7 @@ describe('privacy', () => {
     expect(state.logs).toEqual([expect.stringMatching(/^calling \[EMAIL_\d+\]$/)]);
     expect(state.progress.message).toMatch(/^calling \[EMAIL_\d+\]$/);
     expect(JSON.stringify([current, state])).not.toContain(who.email);
-    await tool(alice, 'job_cancel', { job_id: answer.job_id });
+    await tool(alice, 'job', { job_id: answer.job_id, action: 'cancel' });
   });
 
   it('keeps the vault sealed with the codec key: no personal data in the store, unreadable without the key', async () => {
