@@ -81,7 +81,7 @@ export type JobView = {
   note?: string;
 } & SummaryView;
 
-/** Failed and uncertain each() items per page of the failures view (job_status with `failures`). */
+/** Failed and uncertain each() items per page of the failures view (the job tool with `failures`). */
 export const FAILURES_PER_PAGE = 20;
 
 /** A page of the job's failed and uncertain each() items (each item's latest entry), oldest first. */

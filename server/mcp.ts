@@ -22,7 +22,7 @@ import { closest } from '../core/config-object.ts';
 import { ERRORS, type ErrorName, isErrorName } from '../core/errors.ts';
 import type { Privacy } from '../privacy/privacy.ts';
 import type { SpecSearch } from '../sandbox/search.ts';
-import type { JobService, JobView, JobWatcher } from '../jobs/service.ts';
+import { type JobService, type JobView, type JobWatcher, MAX_WAIT_SECONDS } from '../jobs/service.ts';
 import { jsonText, type ResultBudget } from './budget.ts';
 import { ProgressReporter } from './progress.ts';
 import { JobTaskStore, taskOf } from './tasks.ts';
@@ -68,18 +68,18 @@ export const ExecuteInput = toolInput('execute', {
   code: z.string().describe('async () => { ... } using the API clients; return a small JSON result'),
   // Any JSON value (the protocol carries nothing else): z.json()'s recursive definition would cost
   // about 100 tokens of every tools/list.
-  input: z.unknown().optional().describe('JSON value available to the script as `input`'),
-  wait_seconds: z.number().min(0).optional().describe('max seconds to wait inline (at most 45)'),
+  input: z.unknown().optional().describe("JSON value, the script's `input`"),
+  wait_seconds: z.number().min(0).optional(),
   name: z.string().max(60).optional().describe('short job name, starts its id'),
 });
 
 export const JobInput = toolInput('job', {
   job_id: z.string(),
   action: z.enum(['status', 'cancel', 'approve', 'deny']).optional().describe('default status'),
-  wait_seconds: z.number().min(0).optional().describe('status: wait up to this long for the end (max 45)'),
+  wait_seconds: z.number().min(0).optional().describe(`long-poll for the end, max ${MAX_WAIT_SECONDS}`),
   page: z.number().min(1).optional().describe('page of result_ref'),
   failures: z.number().int().min(1).optional().describe('page of failed each() items'),
-  approval_id: z.string().optional().describe('approve/deny only this one'),
+  approval_id: z.string().optional(),
   note: z.string().optional(),
 });
 
@@ -103,9 +103,9 @@ function executeDescription(providers: string[], defaultWait: number, example: s
   return [
     'Run JS or TS against the APIs as a durable job: it survives crashes and restarts, and completed calls are never repeated.',
     `Globals: ${providers.length ? providers.join(', ') : '(no providers configured)'} — an API has .request({ method, path, query, body }) resolving to the parsed response body (non-2xx throws an error with .status and .body); an MCP server has one async function per tool (spec.tools).`,
-    '`input`; `await step(name, fn)` saves fn() (pure, no calls inside) so it never reruns; `await checkpoint(state)` saves a small state, read back as `resume` by job_resume; `progress(done, total, message)`; `await sleep(ms)`; `await approve(question, details)` waits for a human (denied: throws ApprovalDeniedError); `CSV.parse(text)` → row objects, `CSV.stringify(rows)`; console.log.',
+    '`input`; `await step(name, fn)` saves fn() (pure, no calls inside) so it never reruns; `await checkpoint(state)` saves a small state, read back as `resume` by job_resume; `progress(done, total, message)`; `await sleep(ms)`; `await approve(question, details)` asks a human (denied: throws ApprovalDeniedError); `CSV.parse(text)` → row objects, `CSV.stringify(rows)`; console.log.',
     'Imports: `await each(items, fn, { key, concurrency })` records each item done or failed, never thrown; resume skips done ones. Parallel calls: `await Promise.all`. Date.now(), Math.random() are recorded.',
-    `Returns the result if done within wait_seconds (default ${defaultWait}), else { job_id, status, progress }: poll with the job tool.`,
+    `Returns the result if done within wait_seconds (default ${defaultWait}, max ${MAX_WAIT_SECONDS}), else { job_id, status, progress }: poll with the job tool.`,
     `Example: async () => { const r = await ${call}; return r; }`,
   ].join('\n');
 }
@@ -191,7 +191,7 @@ export function createMcpServer(deps: McpDeps): McpServer {
       'job',
       {
         description:
-          'A job started by execute: its status (progress, logs, pending approvals, result or error); or cancel it, or approve or deny its pending approvals.',
+          'A job started by execute: its status (progress, logs, pending approvals, result or error), cancel, or approve/deny its approvals (all, or approval_id).',
         inputSchema: JobInput,
       },
       async ({ job_id, action, wait_seconds, page, failures, approval_id, note }, extra) =>

@@ -1,6 +1,6 @@
 /**
  * The import ledger on a real worker (issue 15): each() rows the CRM refuses are listed with their
- * reasons (job_status, the failures pages, `durable-codemode jobs ledger`), and a resume with the
+ * reasons (the job tool's status, the failures pages, `durable-codemode jobs ledger`), and a resume with the
  * fixed rows and a reshaped script sends only those rows: the CRM's own request log shows it.
  */
 import { execFile } from 'node:child_process';
@@ -63,7 +63,7 @@ const cli = (args: string[]) =>
 describe('each() and the ledger', () => {
   let jobId: string;
 
-  it('completes with the refused rows as failed items, each with its reason, in job_status', async () => {
+  it('completes with the refused rows as failed items, each with its reason, in the job tool status', async () => {
     const view = await jobs.execute({ code: importScript(10), input: rows(false), waitSeconds: 60 });
     jobId = view.job_id;
     expect(view.status, JSON.stringify(view.error)).toBe('completed');
