@@ -21,6 +21,7 @@ import type {
   AdvanceSessionArgs,
   BlobRef,
   EffectOutcome,
+  EffectRequest,
   HttpEffect,
   OpenSessionArgs,
   Round,
@@ -87,7 +88,8 @@ export function createActivities(deps: ActivityDeps) {
    * Turns the sandbox's report into what the workflow runs: keyed effects, large values by
    * reference. For a job with privacy on (`owner`), what shows outside the job carries the owner's
    * tokens: logs and progress (queries, the Temporal UI's current details), the calls' labels
-   * (activity summaries) and the script's error (the failure message).
+   * (activity summaries), approvals' questions and details (the workflow's pending approvals) and
+   * the script's error (the failure message). The effects' keys are the sandbox's, of the real values.
    */
   async function plan(
     id: string,
@@ -103,7 +105,7 @@ export function createActivities(deps: ActivityDeps) {
         const prefilled = adopted?.prefilled[i];
         const label = effectLabel(request);
         return claims.offloadRequest({
-          request,
+          request: shown ? await shown.request(request) : request,
           key: effectKey(request),
           label: shown ? await shown.text(label) : label,
           ...(prefilled ? { prefilled } : {}),
@@ -125,6 +127,16 @@ export function createActivities(deps: ActivityDeps) {
     const text = (value: string) => deps.privacy.tokenizeText(owner, value);
     return {
       text,
+      request: async (request: EffectRequest): Promise<EffectRequest> =>
+        request.kind !== 'approval'
+          ? request
+          : {
+              ...request,
+              question: await text(request.question),
+              ...(request.details !== undefined
+                ? { details: await deps.privacy.tokenize(owner, request.details) }
+                : {}),
+            },
       report: async (report: RoundReport): Promise<RoundReport> => {
         const { logs, progress, outcome } = report;
         return {

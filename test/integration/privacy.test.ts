@@ -227,6 +227,31 @@ describe('privacy', () => {
     await tool(alice, 'job', { job_id: answer.job_id, action: 'cancel' });
   });
 
+  it("shows an approval's question and details as tokens: in the answer, the Temporal UI's current details and the job's state", async () => {
+    const who = people[6];
+    const answer = await tool(alice, 'execute', {
+      code: `async () => {
+        const rows = CSV.parse(await sheets.request({ method: 'GET', path: '/sheets/leads/csv' }));
+        return approve('Email ' + rows[6].email + '?', { phone: rows[6].phone });
+      }`,
+      wait_seconds: 0,
+    });
+    const handle = stack.client.workflow.getHandle(answer.job_id);
+    const current = await eventually(async () => {
+      const { currentDetails } = await handle.query<{ currentDetails: string }>('__temporal_workflow_metadata');
+      return currentDetails.includes('Waiting for approval') ? currentDetails : undefined;
+    });
+    expect(current).toMatch(/Email \[EMAIL_\d+\]\?/);
+    const view = await tool(alice, 'job', { job_id: answer.job_id });
+    expect(view.approvals.pending[0]).toMatchObject({
+      question: expect.stringMatching(/^Email \[EMAIL_\d+\]\?$/),
+      details: { phone: expect.stringMatching(/^\[PHONE_\d+\]$/) },
+    });
+    const state = JSON.stringify([current, await handle.query('jobState')]);
+    for (const value of [who.email, who.phone]) expect(state).not.toContain(value);
+    await tool(alice, 'job', { job_id: answer.job_id, action: 'cancel' });
+  });
+
   it('keeps the vault sealed with the codec key: no personal data in the store, unreadable without the key', async () => {
     const root = join(stack.config.dataDir, 'blobs', 'records', 'vault');
     const files = readdirSync(root, { recursive: true })
