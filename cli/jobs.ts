@@ -41,7 +41,8 @@ export async function run(values: Values, args: string[], help: string): Promise
   const status = values.status as JobStatus | undefined;
   if (status !== undefined && !STATUSES.includes(status))
     throw new UsageError(`--status must be one of ${STATUSES.join(', ')}; got ${status}`);
-  const code = typeof values.code === 'string' ? readCodeFile(values.code) : undefined;
+  const code = typeof values.code === 'string' ? readOptionFile('code', values.code) : undefined;
+  const input = typeof values.input === 'string' ? parseInputFile(values.input) : undefined;
   const wait = intOption(values, 'wait', 0, { max: 3600 });
   const json = Boolean(values.json);
   const format = (values.format ?? 'csv') as LedgerFormat;
@@ -78,10 +79,12 @@ export async function run(values: Values, args: string[], help: string): Promise
                   note: values.note as string | undefined,
                   via: 'cli',
                 })
-              : await jobs.resume(jobId, code, Math.min(wait, MAX_WAIT_SECONDS));
+              : await jobs.resume(jobId, code, Math.min(wait, MAX_WAIT_SECONDS), input);
       console.log(json ? JSON.stringify(view, null, 2) : jobPage(await jobs.info(jobId), view));
       if (!json && view.status === 'failed')
-        console.log(`\nTo retry from its journal: durable-codemode jobs resume ${jobId} [--code FIXED.js]`);
+        console.log(
+          `\nTo retry from its journal: durable-codemode jobs resume ${jobId} [--code FIXED.js] [--input FIXED.json]`,
+        );
       exitCode = view.status === 'failed' ? 1 : 0;
     }
     process.exitCode = exitCode;
@@ -156,10 +159,20 @@ async function watch(jobs: JobService, jobId: string, json: boolean): Promise<nu
   return view.status === 'completed' ? 0 : 1;
 }
 
-function readCodeFile(file: string): string {
+function readOptionFile(option: string, file: string): string {
   try {
     return readFileSync(file, 'utf8');
   } catch (e) {
-    throw new UsageError(`Cannot read --code ${file}: ${(e as Error).message}`);
+    throw new UsageError(`Cannot read --${option} ${file}: ${(e as Error).message}`);
+  }
+}
+
+/** A corrected input: a JSON file (e.g. the failed rows from `jobs ledger --failed --format json`, fixed). */
+function parseInputFile(file: string): unknown {
+  try {
+    return JSON.parse(readOptionFile('input', file));
+  } catch (e) {
+    if (e instanceof UsageError) throw e;
+    throw new UsageError(`--input ${file} is not JSON: ${(e as Error).message}`);
   }
 }

@@ -104,7 +104,7 @@ ${TEMPORAL_HELP}`,
        durable-codemode jobs show JOB_ID [--wait SECONDS] [--json]
        durable-codemode jobs watch JOB_ID [--json]
        durable-codemode jobs cancel JOB_ID [--json]
-       durable-codemode jobs resume JOB_ID [--code FILE] [--wait SECONDS] [--json]
+       durable-codemode jobs resume JOB_ID [--code FILE] [--input FILE] [--wait SECONDS] [--json]
        durable-codemode jobs ledger JOB_ID [--failed] [--format csv|json]
        durable-codemode jobs approve|deny JOB_ID [--id APPROVAL_ID] [--note TEXT] [--json]
 
@@ -115,7 +115,9 @@ show     a job's summary, progress, logs, pending approvals and its result or er
 watch    follows a job to its end: a live progress bar with rate and time left on a terminal,
          a plain line per change otherwise; exits 0 when the job completed, 1 otherwise
 resume   restarts a failed or cancelled job under the same id: its journal is replayed as far as
-         the script (or the corrected one in FILE) agrees with it, so completed calls are not repeated
+         the script (or the corrected one in --code FILE) agrees with it, so completed calls are not
+         repeated, and each() skips the items done before; --input FILE (JSON) replaces the input.
+         A completed job whose each() left failed items resumes too
 ledger   the items of the job's each() calls, one per item (its latest attempt's entry): status,
          error and message; failed items with their own fields, to fix and feed back as input
          (--failed: only failed and uncertain items; --format csv, the default, or json)
@@ -134,6 +136,7 @@ ${CONFIG_HELP}`,
       code: { type: 'string' },
       json: { type: 'boolean' },
       failed: { type: 'boolean' },
+      input: { type: 'string' },
       format: { type: 'string' },
       id: { type: 'string' },
       note: { type: 'string' },

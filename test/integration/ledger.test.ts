@@ -4,11 +4,14 @@
  * fixed rows and a reshaped script sends only those rows: the CRM's own request log shows it.
  */
 import { execFile } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LedgerCounts, LedgerEntry } from '../../core/ledger.ts';
 import { CRM_SPEC_PATH, startCrmApi, type CrmApi } from '../../demo-apis/crm.ts';
-import { FAILURES_PER_PAGE, JobService, JobStateError } from '../../jobs/service.ts';
+import { FAILURES_PER_PAGE, type JobService, JobStateError, type JobView } from '../../jobs/service.ts';
 import { CLI, startInProcessStack, temporalEnv, testConfig, writeConfigFile, type InProcessStack } from '../harness.ts';
 
 const run = promisify(execFile);
@@ -109,7 +112,23 @@ describe('each() and the ledger', () => {
 
   it('resumes the completed job with the fixed rows and a reshaped script, sending only the failed rows', async () => {
     const before = crm.writes().length;
-    const view = await jobs.resume(jobId, importScript(4), 60, rows(true));
+    // As an operator does it: the fixed rows and the reshaped script as files, through the CLI.
+    const dir = mkdtempSync(join(tmpdir(), 'dcm-fix-'));
+    writeFileSync(join(dir, 'fixed.json'), JSON.stringify(rows(true)));
+    writeFileSync(join(dir, 'import.js'), importScript(4));
+    const resumed = await cli([
+      'jobs',
+      'resume',
+      jobId,
+      '--code',
+      join(dir, 'import.js'),
+      '--input',
+      join(dir, 'fixed.json'),
+      '--wait',
+      '60',
+      '--json',
+    ]);
+    const view = JSON.parse(resumed.stdout) as JobView;
     expect(view.status, JSON.stringify(view.error)).toBe('completed');
     expect(view.attempt).toBe(2);
     expect(view.result).toEqual({ done: BAD.size, failed: 0, uncertain: 0, skipped: ROWS - BAD.size, ledger: 'items' });
