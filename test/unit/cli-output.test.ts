@@ -98,6 +98,41 @@ describe('job output for people', () => {
     );
   });
 
+  it("shows an each()'s item counts and first failures, and where to read them all", () => {
+    const page = jobPage(
+      {
+        job_id: 'import-leads-7k2m9q4x',
+        summary: 'import leads',
+        owner: 'alice',
+        status: 'completed',
+        started: '2026-11-30T06:00:00.000Z',
+        closed: '2026-11-30T06:01:05.000Z',
+      },
+      view({
+        status: 'completed',
+        progress: null,
+        attempt: 2,
+        ledger: {
+          counts: { items: { total: 250, done: 3, failed: 1, uncertain: 0, skipped: 246 } },
+          firstFailures: [
+            {
+              ledger: 'items',
+              key: 'Lead 7',
+              index: 7,
+              status: 'failed',
+              error: { name: 'ApiError', status: 422, message: 'invalid_email' },
+            },
+          ],
+        },
+      }),
+    );
+    expect(page.split('\n').slice(4)).toEqual([
+      '  items     items: 3 done, 1 failed, 246 skipped (done before) of 250',
+      '  failures  items Lead 7: ApiError: invalid_email',
+      '            (all of them: durable-codemode jobs ledger import-leads-7k2m9q4x --failed)',
+    ]);
+  });
+
   it('draws the watch line with the rate and the time left once it can measure them', () => {
     const rate = new ProgressRate();
     rate.add(50, 0);
