@@ -132,6 +132,31 @@ describe.each(['http', 'stdio'])('MCP over %s', (transport) => {
     expect(done).toMatchObject({ status: 'completed', result: { ok: 1 } });
   });
 
+  it("pages an each()'s failed items through the job tool", async () => {
+    const done = structured(
+      await clients[transport].callTool({
+        name: 'execute',
+        arguments: {
+          code: `async () => each(input, async (n) => { if (n % 3 === 0) throw new Error('no multiples of 3: ' + n); return n; })`,
+          input: [1, 2, 3, 4, 5, 6, 7],
+          wait_seconds: 30,
+        },
+      }),
+    );
+    expect(done).toMatchObject({
+      status: 'completed',
+      result: { done: 5, failed: 2, skipped: 0 },
+      ledger: { counts: { items: { total: 7, done: 5, failed: 2 } } },
+    });
+    const page = structured(
+      await clients[transport].callTool({ name: 'job', arguments: { job_id: done.job_id, failures: 1 } }),
+    );
+    expect(page).toMatchObject({ failures_page: 1, failures_pages: 1, failures_total: 2 });
+    expect((page.failures as Array<{ item: number; error: { message: string } }>).map((f) => f.item)).toEqual([3, 6]);
+    const past = await clients[transport].callTool({ name: 'job', arguments: { job_id: done.job_id, failures: 2 } });
+    expect(past).toMatchObject({ isError: true, structuredContent: { error: { name: 'ResultPageError' } } });
+  });
+
   it('answers a syntax error as a tool error with line and column, starting nothing', async () => {
     const result = await clients[transport].callTool({
       name: 'execute',
