@@ -2,45 +2,62 @@
  * The activities: everything with a side effect. Two groups, registered where they run:
  * - shared (the shared task queue, any worker):
  *   - openSession: start a sandbox for a job, replaying its journal, and keep it live here;
- *   - callProvider: one API call, retried by Temporal when it fails transiently;
+ *   - makeCall: one API or tool call, exactly once as far as the records allow (calls.ts); its
+ *     transient API failures are retried by Temporal, infrastructure failures without limit;
+ *   - callProvider: the same call as jobs started by v0.1.0 schedule it;
  *   - saveJournal: store rounds as a journal segment, so they travel by reference;
- * - session (this worker's own task queue): advanceSession, deliver one round's outcomes to a
- *   live session this process holds; closeSession, let go of one while its job waits for a human.
+ *   - forgetCalls: delete a completed job's call records;
+ * - session (this worker's own task queue), for a live session this process holds:
+ *   - runRound: make the round's calls and deliver their outcomes (a fused round, rounds.ts);
+ *   - advanceSession: deliver outcomes the workflow obtained itself;
+ *   - closeSession: let go of one while its job waits for a human.
  * Values above the blob threshold cross into workflow history only as references (claim check);
  * an outage of the blob store is waited out, a missing or corrupt blob fails the activity at once.
  */
 import { randomUUID } from 'node:crypto';
-import { ApplicationFailure, cancellationSignal, heartbeat, log } from '@temporalio/activity';
+import {
+  ApplicationFailure,
+  CancelledFailure,
+  cancellationSignal,
+  Context,
+  heartbeat,
+  log,
+} from '@temporalio/activity';
 import { ClaimCheck } from '../blobs/claim-check.ts';
 import { BlobCorruptError, BlobMissingError, type BlobStore } from '../blobs/store.ts';
 import { effectLabel, privacyOwner } from '../core/effects.ts';
 import type { SandboxProvider } from '../core/guest-messages.ts';
-import { INTERNAL_FAILURES, productError, type TransientHttpDetails } from '../core/errors.ts';
+import { INTERNAL_FAILURES, type TransientHttpDetails } from '../core/errors.ts';
 import type {
   AdvanceResult,
   AdvanceSessionArgs,
   BlobRef,
+  CallResult,
   EffectOutcome,
   EffectRequest,
   HttpEffect,
+  MakeCallArgs,
   OpenSessionArgs,
   Round,
   RoundReport,
+  RetrySettings,
+  RunRoundArgs,
   ToolEffect,
+  UnsettledDetails,
 } from '../core/journal.ts';
+import { SESSION_PICKUP_TIMEOUT_MS } from '../core/timeouts.ts';
 import type { Privacy } from '../privacy/privacy.ts';
-import { PrivacyTokenError } from '../privacy/restore.ts';
-import { performRequest, TransientHttpError } from '../providers/http-client.ts';
 import { type Adopted, effectKey, ScriptSession } from '../sandbox/session.ts';
-import { type HttpProviderConfig, isMcpProvider, type ProviderConfig } from '../providers/config.ts';
+import type { ProviderConfig } from '../providers/config.ts';
 import type { UpstreamMcpServers } from '../providers/mcp-client.ts';
 import type { RequestValidator } from '../providers/validate.ts';
 import { LedgerStore } from '../ledger/store.ts';
 import { knownItemsFor } from '../ledger/views.ts';
+import { ActivityAttempt, assertNotExpired } from './attempt.ts';
 import { waitingForBlobStore } from './blob-store-waits.ts';
+import { Calls, type CallEnd } from './calls.ts';
+import { createRunRound, takeLiveSession } from './rounds.ts';
 import type { SessionRegistry } from './sessions.ts';
-
-const HEARTBEAT_EVERY_MS = 2_000;
 
 export interface ActivityDeps {
   providers: Record<string, ProviderConfig>;
@@ -60,6 +77,7 @@ export interface ActivityDeps {
   privacy: Privacy;
 }
 
+/** What jobs started by v0.1.0 pass to callProvider. */
 export interface CallProviderArgs {
   request: HttpEffect | ToolEffect;
   idempotencyKey: string;
@@ -69,7 +87,6 @@ export interface CallProviderArgs {
 
 export function createActivities(deps: ActivityDeps) {
   const { sessions, sessionTaskQueue } = deps;
-  const providerNames = Object.keys(deps.providers);
   // Every blob store call of an activity waits out an outage of the store, heartbeating.
   const blobs = waitingForBlobStore(deps.blobs, {
     beat: () => heartbeat(),
@@ -83,13 +100,24 @@ export function createActivities(deps: ActivityDeps) {
   });
   const claims = new ClaimCheck(blobs, deps.blobThresholdBytes);
   const ledgers = new LedgerStore(blobs);
+  const calls = new Calls({
+    providers: deps.providers,
+    upstream: deps.upstream,
+    validators: deps.validators,
+    store: blobs,
+    claims,
+    privacy: deps.privacy,
+    workerId: sessionTaskQueue,
+  });
 
   /**
-   * Turns the sandbox's report into what the workflow runs: keyed effects, large values by
-   * reference. For a job with privacy on (`owner`), what shows outside the job carries the owner's
-   * tokens: logs and progress (queries, the Temporal UI's current details), the calls' labels
-   * (activity summaries), approvals' questions and details (the workflow's pending approvals) and
-   * the script's error (the failure message). The effects' keys are the sandbox's, of the real values.
+   * Keeps the session live (unless its script ended) with the effects its report waits on, and turns
+   * the report into what the workflow runs: keyed effects, large values by reference. For a job with
+   * privacy on (`owner`), what shows outside the job carries the owner's tokens: logs and progress
+   * (queries, the Temporal UI's current details), the calls' labels (activity summaries), approvals'
+   * questions and details (the workflow's pending approvals) and the script's error (the failure
+   * message); the live session keeps the real values. The effects' keys are the sandbox's, of the
+   * real values.
    */
   async function plan(
     id: string,
@@ -98,19 +126,20 @@ export function createActivities(deps: ActivityDeps) {
     owner: string | undefined,
     adopted?: Adopted,
   ): Promise<AdvanceResult> {
-    if (!session.isEnded) sessions.add(id, session);
+    const waitingOn = report.effects.map((request, i) => {
+      const prefilled = adopted?.prefilled[i];
+      return { request, key: effectKey(request), label: effectLabel(request), ...(prefilled ? { prefilled } : {}) };
+    });
+    if (!session.isEnded) sessions.add(id, session, waitingOn);
     const shown = owner === undefined ? undefined : shownAs(owner);
     const effects = await Promise.all(
-      report.effects.map(async (request, i) => {
-        const prefilled = adopted?.prefilled[i];
-        const label = effectLabel(request);
-        return claims.offloadRequest({
-          request: shown ? await shown.request(request) : request,
-          key: effectKey(request),
-          label: shown ? await shown.text(label) : label,
-          ...(prefilled ? { prefilled } : {}),
-        });
-      }),
+      waitingOn.map(async (effect) =>
+        claims.offloadRequest(
+          shown
+            ? { ...effect, request: await shown.request(effect.request), label: await shown.text(effect.label) }
+            : effect,
+        ),
+      ),
     );
     const steps = await Promise.all(report.steps.map((s) => claims.offloadStep(s)));
     // each()'s entries go to the blob store (real values, for the operator to fix and feed back);
@@ -157,17 +186,36 @@ export function createActivities(deps: ActivityDeps) {
     return Promise.all(all.map((r) => claims.resolveRound(r)));
   }
 
+  /** Every round that runs a sandbox takes one of the worker's session slots (waiting, heartbeating, if none is free). */
+  function inSlot<A, R>(sessionOf: (args: A) => string | undefined, activity: (args: A) => Promise<R>) {
+    return (args: A) =>
+      sessions.withSlot(
+        sessionOf(args),
+        () => activity(args),
+        () => heartbeat(),
+      );
+  }
+  const runRound = inSlot((args: RunRoundArgs) => args.sessionId, createRunRound({ sessions, calls, claims, plan }));
+
   return {
     shared: {
-      openSession: unrecoverableBlobsFail(openSession),
+      openSession: unrecoverableBlobsFail(inSlot(() => undefined, openSession)),
+      makeCall: unrecoverableBlobsFail(makeCall),
       callProvider: unrecoverableBlobsFail(callProvider),
       saveJournal: (rounds: Round[]): Promise<BlobRef> => heartbeating(() => claims.saveRounds(rounds)),
+      forgetCalls: (jobId: string, jobAttempt: number): Promise<number> => calls.forgetJob(jobId, jobAttempt),
     },
     session: {
-      advanceSession: unrecoverableBlobsFail(advanceSession),
+      runRound: unrecoverableBlobsFail((args: RunRoundArgs) => {
+        // A fresh round looks for no records, so it must be sure Temporal still waits for this attempt.
+        if (args.fresh) assertNotExpired(SESSION_PICKUP_TIMEOUT_MS);
+        return runRound(args);
+      }),
+      advanceSession: unrecoverableBlobsFail(inSlot((args: AdvanceSessionArgs) => args.sessionId, advanceSession)),
       /** Disposes a live session whose job waits for a human; its next round replays. */
       closeSession: async ({ sessionId }: { sessionId: string }): Promise<void> => sessions.remove(sessionId),
     },
+    close: () => calls.close(),
   };
 
   async function openSession(args: OpenSessionArgs): Promise<AdvanceResult> {
@@ -204,72 +252,81 @@ export function createActivities(deps: ActivityDeps) {
   }
 
   async function advanceSession(args: AdvanceSessionArgs): Promise<AdvanceResult> {
-    const session = sessions.take(args.sessionId);
-    if (!session || session.roundsDelivered !== args.roundsDelivered) {
-      session?.dispose();
-      throw ApplicationFailure.nonRetryable(
-        `live session ${args.sessionId} is not on this worker; the job will replay its journal`,
-        INTERNAL_FAILURES.SessionLost,
-      );
-    }
-    const outcomes = await Promise.all(args.outcomes.map((o) => claims.resolveOutcome(o)));
-    const report = await heartbeating(() => session.deliver(outcomes, args.now));
-    return plan(args.sessionId, session, report, args.privacyOwner);
+    const { session } = takeLiveSession(sessions, args.sessionId, args.roundsDelivered);
+    return heartbeating(async () => {
+      const outcomes = await Promise.all(args.outcomes.map((o) => claims.resolveOutcome(o)));
+      return plan(args.sessionId, session, await session.deliver(outcomes, args.now), args.privacyOwner);
+    });
   }
 
-  async function callProvider({ request, idempotencyKey, privacyOwner }: CallProviderArgs): Promise<EffectOutcome> {
-    const provider = deps.providers[request.provider];
-    if (!provider) {
-      return {
-        ok: false,
-        error: productError(
-          'RequestError',
-          `unknown provider "${request.provider}"; this worker has: ${providerNames.join(', ') || 'none (check its --config)'}`,
-        ),
-      };
-    }
-    if ((request.kind === 'tool') !== isMcpProvider(provider)) {
-      return {
-        ok: false,
-        error: productError(
-          'RequestError',
-          `provider "${request.provider}" is ${isMcpProvider(provider) ? 'an MCP server: call its tools' : 'an HTTP API: use request()'}`,
-        ),
-      };
-    }
-    const invalid = request.kind === 'http' ? deps.validators?.[request.provider]?.check(request) : undefined;
-    if (invalid) return { ok: false, error: productError('RequestError', invalid) };
-    let outgoing: HttpEffect | ToolEffect =
-      request.kind === 'http' ? { ...request, body: await claims.resolveBody(request.body, request.bodyRef) } : request;
-    if (privacyOwner !== undefined) {
-      try {
-        outgoing = await deps.privacy.restore(privacyOwner, outgoing, effectLabel(request));
-      } catch (e) {
-        if (e instanceof PrivacyTokenError) return { ok: false, error: productError(e.name, e.message) };
-        throw e;
-      }
-    }
-    try {
-      const outcome = await heartbeating(() =>
-        outgoing.kind === 'tool'
-          ? deps.upstream.call(outgoing.provider, outgoing.tool, outgoing.args, cancellationSignal())
-          : performRequest(provider as HttpProviderConfig, outgoing, idempotencyKey, cancellationSignal()),
-      );
-      return await claims.offloadOutcome(outcome);
-    } catch (e) {
-      if (e instanceof TransientHttpError) {
-        const details: TransientHttpDetails = { status: e.status };
-        throw ApplicationFailure.create({
-          type: INTERNAL_FAILURES.TransientHttpError,
-          message: e.message,
-          details: [details],
-          // Retry-After: 0 means "now"; a zero delay would end retrying, so leave it to the policy.
-          nextRetryDelay: e.retryAfterMs || undefined,
-        });
-      }
-      throw e;
-    }
+  /**
+   * One call, retried by Temporal: a transient API failure after the provider's backoff until its
+   * limit (counted in the call's records), an infrastructure failure at once and without limit.
+   */
+  async function makeCall(args: MakeCallArgs): Promise<CallResult> {
+    const attempt = new ActivityAttempt(args.jobAttempt, args.cancelGraceMs);
+    const end = await attempt.run(() =>
+      calls.call(attempt, {
+        jobId: currentJobId(),
+        request: args.request,
+        idempotencyKey: args.idempotencyKey,
+        maximumAttempts: args.retry.maximumAttempts,
+        privacyOwner: args.privacyOwner,
+      }),
+    );
+    const result = settled(end, args.retry);
+    return { ...result, outcome: await claims.offloadOutcome(result.outcome) };
   }
+
+  /**
+   * The call as jobs started by v0.1.0 schedule it: Temporal's retry policy counts every failed
+   * attempt, as it did then; cancellation aborts the request at once.
+   */
+  async function callProvider({ request, idempotencyKey, privacyOwner }: CallProviderArgs): Promise<EffectOutcome> {
+    const attempt = new ActivityAttempt(0, 0);
+    const end = await attempt.run(() =>
+      calls.call(attempt, {
+        jobId: currentJobId(),
+        request,
+        idempotencyKey,
+        maximumAttempts: Infinity,
+        privacyOwner,
+      }),
+    );
+    return claims.offloadOutcome(settled(end).outcome);
+  }
+}
+
+/** The job (workflow id) whose activity runs now. */
+function currentJobId(): string {
+  const execution = Context.current().info.workflowExecution;
+  if (!execution) throw new Error('a call activity must be scheduled by a job');
+  return execution.workflowId;
+}
+
+/**
+ * The result of a call that ended, or the failure that makes Temporal retry it (after the
+ * provider's backoff, or the API's Retry-After), or reports its cancellation. Without `backoff`
+ * (jobs of v0.1.0), Temporal's retry policy spaces the retries.
+ */
+function settled(end: CallEnd, backoff?: RetrySettings): CallResult {
+  if ('result' in end) return end.result;
+  if ('unsettled' in end) {
+    const details: UnsettledDetails = { unsettled: end.unsettled };
+    throw new CancelledFailure(`the job was cancelled; the call ended ${end.unsettled}`, [details]);
+  }
+  const { message, status, retryAfterMs, failures } = end.retry;
+  const details: TransientHttpDetails = { status };
+  const delay = backoff
+    ? Math.min(backoff.maximumIntervalMs, backoff.initialIntervalMs * backoff.backoffCoefficient ** (failures - 1))
+    : 0;
+  throw ApplicationFailure.create({
+    type: INTERNAL_FAILURES.TransientHttpError,
+    message,
+    details: [details],
+    // Retry-After: 0 means "now"; a zero delay would end retrying, so leave it to the policy.
+    nextRetryDelay: Math.max(retryAfterMs ?? 0, delay) || undefined,
+  });
 }
 
 /**
@@ -277,12 +334,7 @@ export function createActivities(deps: ActivityDeps) {
  * instead of the whole start-to-close timeout, and cancellation reaches the activity.
  */
 async function heartbeating<T>(work: () => Promise<T>): Promise<T> {
-  const beat = setInterval(() => heartbeat(), HEARTBEAT_EVERY_MS);
-  try {
-    return await work();
-  } finally {
-    clearInterval(beat);
-  }
+  return new ActivityAttempt(0, 0).run(work);
 }
 
 /** A missing or corrupt blob will not heal by retrying: fail at once, with the reference in the message. */

@@ -8,7 +8,23 @@
  * round plus idle ones never exceed the limit. Idle sessions make room first (their jobs replay
  * later); when every slot runs a round, the next round waits its turn.
  */
+import type { EffectOutcome, EffectRequest } from '../core/journal.ts';
 import type { ScriptSession } from '../sandbox/session.ts';
+
+/** An effect a live session waits on, as the sandbox asked for it (request bodies inline). */
+export interface WaitedEffect {
+  request: EffectRequest;
+  key: string;
+  label: string;
+  /** Known from a resumed job's previous journal: delivered without running. */
+  prefilled?: EffectOutcome;
+}
+
+/** A live session taken out of the registry for a round: the sandbox and the effects of its last report. */
+export interface LiveSession {
+  session: ScriptSession;
+  waitingOn: WaitedEffect[];
+}
 
 export interface SessionRegistryOptions {
   /** Sessions idle longer than this are disposed (a job sleeping for hours should not pin an isolate). */
@@ -17,11 +33,10 @@ export interface SessionRegistryOptions {
   maxSessions: number;
 }
 
-/** How often a round waiting for a slot calls `onWait` (an activity heartbeat). */
-const WAIT_BEAT_MS = 5_000;
+/** How often a round waiting for a slot calls `onWait` (an activity heartbeat; see HEARTBEAT_EVERY_MS). */
+const WAIT_BEAT_MS = 500;
 
-interface Entry {
-  session: ScriptSession;
+interface Entry extends LiveSession {
   lastUsed: number;
 }
 
@@ -42,8 +57,9 @@ export class SessionRegistry {
     this.sweeper.unref();
   }
 
-  add(id: string, session: ScriptSession): void {
-    this.entries.set(id, { session, lastUsed: Date.now() });
+  /** Keeps a live session between rounds, with the effects its last report waits on. */
+  add(id: string, session: ScriptSession, waitingOn: WaitedEffect[]): void {
+    this.entries.set(id, { session, waitingOn, lastUsed: Date.now() });
     while (this.entries.size > this.options.maxSessions) {
       const oldest = [...this.entries.entries()].sort((a, b) => a[1].lastUsed - b[1].lastUsed)[0];
       this.remove(oldest[0]);
@@ -75,11 +91,11 @@ export class SessionRegistry {
   }
 
   /** Takes the session out while a round runs, so two deliveries can never interleave. */
-  take(id: string): ScriptSession | undefined {
+  take(id: string): LiveSession | undefined {
     const entry = this.entries.get(id);
     if (!entry) return undefined;
     this.entries.delete(id);
-    return entry.session;
+    return { session: entry.session, waitingOn: entry.waitingOn };
   }
 
   remove(id: string): void {

@@ -14,13 +14,19 @@
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
-import { RunnableJob, type Json } from '../core/journal.ts';
-import { CRM_SPEC_PATH, startCrmApi } from '../demo-apis/crm.ts';
+import { Calls } from '../activities/calls.ts';
+import { ClaimCheck } from '../blobs/claim-check.ts';
+import { LocalBlobStore } from '../blobs/local-store.ts';
+import { type Durability, type Json, RunnableJob } from '../core/journal.ts';
+import { CRM_SPEC_PATH, startCrmApi, type CrmApi } from '../demo-apis/crm.ts';
+import { performRequest } from '../providers/http-client.ts';
+import { UpstreamMcpServers } from '../providers/mcp-client.ts';
 import { createIsolate } from '../sandbox/isolate.ts';
 import { ScriptSession } from '../sandbox/session.ts';
 import { parseConfig } from '../cli/config.ts';
@@ -101,6 +107,69 @@ async function trivialSessionOpen(): Promise<number> {
   return ms;
 }
 
+/** CPU time (user + system) process `pid` has used so far, in ms (Linux /proc). */
+function cpuMs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  // utime and stime are fields 14 and 15 of /proc/<pid>/stat, in clock ticks (100 per second on Linux).
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+const createLead = { kind: 'http', provider: 'crm', method: 'POST', path: '/leads' } as const;
+
+/**
+ * What the call path's records add to a call: CALLS sequential creates with performRequest alone,
+ * and through the call path (activities/calls.ts) with the local blob store, as a fresh round's
+ * first try (intent and outcome written) and as a retry (records read first). Interleaved.
+ */
+async function measureRecords(crm: CrmApi, provider: HttpProviderConfig, dataDir: string) {
+  const store = new LocalBlobStore(join(dataDir, 'records-bench'));
+  const calls = new Calls({
+    providers: { crm: provider },
+    upstream: new UpstreamMcpServers({}),
+    store,
+    claims: new ClaimCheck(store, 4096),
+    workerId: 'bench',
+  });
+  const attempt = {
+    token: { job: 1, scheduledAt: 0 },
+    signal: new AbortController().signal,
+    cancelGraceMs: 0,
+    assertCurrent() {},
+  };
+  const ways = {
+    direct: (run: string, i: number, body: Json) => performRequest(provider, { ...createLead, body }, `${run}:${i}`),
+    fresh: (run: string, i: number, body: Json) =>
+      calls.call(attempt, {
+        jobId: run,
+        request: { ...createLead, body },
+        idempotencyKey: `${run}:${i}`,
+        maximumAttempts: 1,
+        fresh: true,
+      }),
+    retry: (run: string, i: number, body: Json) =>
+      calls.call(attempt, {
+        jobId: run,
+        request: { ...createLead, body },
+        idempotencyKey: `${run}:${i}`,
+        maximumAttempts: 1,
+      }),
+  };
+  const samples = { direct: [] as number[], fresh: [] as number[], retry: [] as number[] };
+  for (let rep = 0; rep <= REPEATS; rep++) {
+    for (const [way, call] of Object.entries(ways) as Array<[keyof typeof ways, (typeof ways)['direct']]>) {
+      crm.reset();
+      const run = `records-${way}-${randomUUID().slice(0, 8)}`;
+      const ms = await timed(async () => {
+        for (let i = 0; i < CALLS; i++) await call(run, i, { name: `R${i}`, email: `${run}-${i}@bench.example.com` });
+      });
+      assert.equal(crm.stats().leads, CALLS, `${way}: the CRM must get exactly ${CALLS} creates`);
+      if (rep > 0) samples[way].push(ms); // the first round is the warm-up
+    }
+  }
+  calls.close();
+  return samples;
+}
+
 function table(rows: string[][]): string {
   const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
   return rows
@@ -116,6 +185,8 @@ async function main(): Promise<void> {
   const cleanup: Array<() => Promise<unknown>> = [];
   try {
     let temporalAddress = process.env.DCM_BENCH_TEMPORAL_ADDRESS;
+    /** The Temporal server process, when this bench started it: its CPU time is measured. */
+    let serverPid: number | undefined;
     if (temporalAddress) {
       log(`using the Temporal server at ${temporalAddress}; starting CRM demo API and workers`);
     } else {
@@ -123,6 +194,7 @@ async function main(): Promise<void> {
       const env = await startDevServer({});
       cleanup.unshift(() => env.teardown());
       temporalAddress = env.address;
+      serverPid = env.pid;
     }
     const crm = await startCrmApi({ latencyMs: CRM_LATENCY_MS });
     cleanup.unshift(() => crm.close());
@@ -150,7 +222,13 @@ async function main(): Promise<void> {
       connection,
       taskQueue: baselineTaskQueue,
       workflowsPath: BASELINE_WORKFLOWS_PATH,
-      activities: { noop: async () => {} },
+      activities: {
+        createLead: async (run: string, i: number) => {
+          const body = { name: `Bench lead ${i}`, email: `${run}-${i}@bench.example.com` };
+          const outcome = await performRequest(crmProvider, { ...createLead, body }, `${run}:${i}`);
+          assert(outcome.ok, `the floor's create ${i} failed`);
+        },
+      },
     });
     const baselineRun = baselineWorker.run();
     cleanup.unshift(() => {
@@ -162,12 +240,28 @@ async function main(): Promise<void> {
     const direct = (input: Json) =>
       runDirect({ code: SCRIPT, input, providers: { crm: crmProvider }, limits: config.limits });
 
-    async function runDurable(input: Json): Promise<unknown> {
-      let view = await jobs.execute({ code: SCRIPT, input, waitSeconds: 60 });
-      while (view.status === 'running') view = await jobs.status(view.job_id, 60);
-      if (view.status !== 'completed')
-        throw new Error(`durable run ${view.status}: ${view.error?.message ?? view.note}`);
-      return view.result;
+    /** Temporal server CPU ms per round, per scenario, summed over the measured runs. */
+    const serverCpu: Record<string, { ms: number; rounds: number }> = {};
+    /** Runs `fn` (a scenario of `rounds` rounds), adding the Temporal server's CPU time it took to `serverCpu[mode]`. */
+    async function onServerCpu<T>(mode: string, rounds: number, fn: () => Promise<T>): Promise<T> {
+      const before = serverPid === undefined ? undefined : cpuMs(serverPid);
+      const result = await fn();
+      if (before !== undefined) {
+        const total = (serverCpu[mode] ??= { ms: 0, rounds: 0 });
+        total.ms += cpuMs(serverPid!) - before;
+        total.rounds += rounds;
+      }
+      return result;
+    }
+
+    function durable(durability?: Durability) {
+      return async (input: Json): Promise<unknown> => {
+        let view = await jobs.execute({ code: SCRIPT, input, waitSeconds: 60, durability });
+        while (view.status === 'running') view = await jobs.status(view.job_id, 60);
+        if (view.status !== 'completed')
+          throw new Error(`durable run ${view.status}: ${view.error?.message ?? view.note}`);
+        return view.result;
+      };
     }
 
     /** Times one run of the script on an emptied CRM, then checks the CRM got exactly `calls` creates. */
@@ -179,9 +273,8 @@ async function main(): Promise<void> {
       return async (calls) => {
         crm.reset();
         let result: unknown;
-        const ms = await timed(
-          async () => (result = await run({ run: `${mode}-${randomUUID().slice(0, 8)}`, calls, batch })),
-        );
+        const input = { run: `${mode}-${randomUUID().slice(0, 8)}`, calls, batch };
+        const ms = await onServerCpu(mode, calls / batch, () => timed(async () => (result = await run(input))));
         const stats = crm.stats();
         assert.deepEqual(
           {
@@ -197,29 +290,30 @@ async function main(): Promise<void> {
       };
     }
 
+    const floor = (input: { run: string; calls: number }) =>
+      client.workflow.execute<typeof baseline>('baseline', {
+        taskQueue: baselineTaskQueue,
+        workflowId: `bench-baseline-${randomUUID()}`,
+        args: [input.run, input.calls],
+      });
+
     const scenarios = {
       sequentialDirect: creates('seq-direct', 1, direct),
-      sequentialDurable: creates('seq-durable', 1, runDurable),
-      baseline: (calls: number) =>
-        timed(async () => {
-          const workflowId = `bench-baseline-${randomUUID()}`;
-          assert.equal(
-            await client.workflow.execute<typeof baseline>('baseline', {
-              taskQueue: baselineTaskQueue,
-              workflowId,
-              args: [calls],
-            }),
-            calls,
-          );
-        }),
+      sequentialDurable: creates('seq-durable', 1, durable()),
+      sequentialBatched: creates('seq-batched', 1, durable('batched')),
+      floor: creates('floor', 1, (input) => floor(input as { run: string; calls: number })),
       parallelDirect: creates('par-direct', PARALLEL, direct),
-      parallelDurable: creates('par-durable', PARALLEL, runDurable),
+      parallelDurable: creates('par-durable', PARALLEL, durable()),
     };
     type Scenario = keyof typeof scenarios;
     const names = Object.keys(scenarios) as Scenario[];
 
     log(`warm-up: one run of each with ${WARMUP_CALLS} calls`);
     for (const name of names) await scenarios[name](WARMUP_CALLS);
+    for (const k of Object.keys(serverCpu)) delete serverCpu[k];
+
+    log(`the call path's records: ${CALLS} sequential creates, ${REPEATS} times each way`);
+    const recordSamples = await measureRecords(crm, crmProvider, dataDir);
     // Interleaved, so drift on the machine spreads over every scenario alike.
     const samples = Object.fromEntries(names.map((name) => [name, [] as number[]])) as Record<Scenario, number[]>;
     for (let rep = 1; rep <= REPEATS; rep++) {
@@ -235,18 +329,28 @@ async function main(): Promise<void> {
     };
     const ratios = {
       sequentialDurableVsDirect: ms.sequentialDurable / ms.sequentialDirect,
-      sequentialDurableVsBaseline: ms.sequentialDurable / ms.baseline,
+      floorVsDirect: ms.floor / ms.sequentialDirect,
+      sequentialDurableVsFloor: ms.sequentialDurable / ms.floor,
+      sequentialBatchedVsDirect: ms.sequentialBatched / ms.sequentialDirect,
       parallelDurableVsDirect: ms.parallelDurable / ms.parallelDirect,
     };
+    const records = Object.fromEntries(
+      Object.entries(recordSamples).map(([way, samples]) => [way, median(samples) / CALLS]),
+    ) as Record<keyof typeof recordSamples, number>;
+    const cpuPerRound = Object.fromEntries(
+      Object.entries(serverCpu).map(([mode, { ms, rounds }]) => [mode, ms / rounds]),
+    );
+    const cpu = (mode: string) => (cpuPerRound[mode] === undefined ? 'n/a' : f(cpuPerRound[mode]));
 
     const f = (n: number) => n.toFixed(2);
     const x = (n: number) => `×${n.toFixed(2)}`;
-    const row = (label: string, wall: number, rounds: number, note: string) => [
+    const row = (label: string, wall: number, rounds: number, serverCpu: string, note: string) => [
       label,
       f(wall),
       f(wall / CALLS),
       String(rounds),
       f(wall / rounds),
+      serverCpu,
       note,
     ];
     console.log(
@@ -271,25 +375,44 @@ async function main(): Promise<void> {
     console.log();
     console.log(
       table([
-        [`${CALLS} POST /leads`, 'wall ms', 'ms/call', 'rounds', 'ms/round', 'comparison'],
-        row('sequential, direct (no Temporal)', ms.sequentialDirect, CALLS, ''),
+        [`the call path, ${CALLS} sequential POST /leads`, 'ms/call', 'extra ms/call'],
+        ['performRequest alone', f(records.direct), ''],
+        ['call path, a fresh round (intent + outcome written)', f(records.fresh), f(records.fresh - records.direct)],
+        ['call path, a retry (records read, then written)', f(records.retry), f(records.retry - records.direct)],
+      ]),
+    );
+    console.log();
+    console.log(
+      table([
+        [`${CALLS} POST /leads`, 'wall ms', 'ms/call', 'rounds', 'ms/round', 'server CPU ms/round', 'comparison'],
+        row('sequential, direct (no Temporal)', ms.sequentialDirect, CALLS, '', ''),
+        row(
+          'floor: a workflow task + an activity per call',
+          ms.floor,
+          CALLS,
+          cpu('floor'),
+          `${x(ratios.floorVsDirect)} direct`,
+        ),
         row(
           'sequential, durable (JobService.execute)',
           ms.sequentialDurable,
           CALLS,
-          `${x(ratios.sequentialDurableVsDirect)} direct, +${f(overheadPerRound.sequential)} ms/round`,
+          cpu('seq-durable'),
+          `${x(ratios.sequentialDurableVsDirect)} direct, ${x(ratios.sequentialDurableVsFloor)} the floor`,
         ),
         row(
-          `bare Temporal: ${CALLS} no-op activities`,
-          ms.baseline,
+          'sequential, durable, batched mode',
+          ms.sequentialBatched,
           CALLS,
-          `durable seq. is ${x(ratios.sequentialDurableVsBaseline)} this`,
+          cpu('seq-batched'),
+          `${x(ratios.sequentialBatchedVsDirect)} direct`,
         ),
-        row(`${parallelRounds} × Promise.all(${PARALLEL}), direct`, ms.parallelDirect, parallelRounds, ''),
+        row(`${parallelRounds} × Promise.all(${PARALLEL}), direct`, ms.parallelDirect, parallelRounds, '', ''),
         row(
           `${parallelRounds} × Promise.all(${PARALLEL}), durable`,
           ms.parallelDurable,
           parallelRounds,
+          cpu('par-durable'),
           `${x(ratios.parallelDurableVsDirect)} direct, +${f(overheadPerRound.parallel)} ms/round`,
         ),
       ]),
@@ -314,6 +437,8 @@ async function main(): Promise<void> {
         parallel: round2(overheadPerRound.parallel),
       },
       ratios: Object.fromEntries(Object.entries(ratios).map(([k, v]) => [k, round2(v)])),
+      recordsMsPerCall: Object.fromEntries(Object.entries(records).map(([k, v]) => [k, round2(v)])),
+      serverCpuMsPerRound: Object.fromEntries(Object.entries(cpuPerRound).map(([k, v]) => [k, round2(v)])),
     };
     console.log(`\nBENCH_JSON ${JSON.stringify(json)}`);
   } finally {

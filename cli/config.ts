@@ -9,7 +9,7 @@ import { z } from 'zod';
 import { configObject } from '../core/config-object.ts';
 import { SandboxLimits } from '../core/limits.ts';
 import { applyBlobEnv, BlobsConfig } from '../blobs/config.ts';
-import { ApprovalsConfig, DefaultWaitSeconds, MaxEventsPerRun } from '../jobs/config.ts';
+import { ApprovalsConfig, BatchFlushConfig, DefaultWaitSeconds, MaxEventsPerRun } from '../jobs/config.ts';
 import { PrivacyConfig, unknownPrivacyProviders } from '../privacy/config.ts';
 import { isMcpProvider, ProvidersConfig } from '../providers/config.ts';
 import { HttpConfig, ResultsConfig } from '../server/config.ts';
@@ -24,6 +24,7 @@ export const Config = configObject({
   dataDir: z.string().default('.durable-codemode'),
   blobs: BlobsConfig,
   maxEventsPerRun: MaxEventsPerRun,
+  batchFlush: BatchFlushConfig,
   http: HttpConfig,
   worker: WorkerConfig,
   defaultWaitSeconds: DefaultWaitSeconds,

@@ -44,3 +44,14 @@ export function idempotencyKey(jobId: string, effectSeq: number, requestKey: str
 
 /** The memo key under which a failed or cancelled job leaves its journal for job_resume. */
 export const RESUME_MEMO_KEY = 'durableCodemodeResume';
+
+/** Longest activity summary the Temporal UI gets for a round. */
+const MAX_ROUND_LABEL_CHARS = 200;
+
+/** How the Temporal UI names a round's activity: its calls, repeats counted (`crm: POST /leads ×10`). */
+export function roundLabel(labels: string[]): string {
+  const counts = new Map<string, number>();
+  for (const label of labels) counts.set(label, (counts.get(label) ?? 0) + 1);
+  const text = [...counts].map(([label, n]) => (n > 1 ? `${label} ×${n}` : label)).join(', ');
+  return text.length > MAX_ROUND_LABEL_CHARS ? `${text.slice(0, MAX_ROUND_LABEL_CHARS - 1)}…` : text;
+}

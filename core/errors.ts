@@ -240,8 +240,10 @@ export class ProductError extends Error {
 export const INTERNAL_FAILURES = {
   /** advanceSession found no live session for the job on this worker: the workflow replays the journal elsewhere. */
   SessionLost: 'SessionLost',
-  /** callProvider met a failure worth retrying (connection, 408, 429, 5xx): Temporal retries it, then the script gets an ApiError. */
+  /** A call met a failure worth retrying (connection, 408, 425, 429, 5xx): Temporal retries it, then the script gets an ApiError. */
   TransientHttpError: 'TransientHttpError',
+  /** An activity attempt that Temporal may already have given up (its worker was frozen or starved): it sent nothing. */
+  StaleAttempt: 'StaleAttempt',
 } as const;
 
 /** What a TransientHttpError failure carries from the activity to the workflow (its ApplicationFailure details[0]). */

@@ -5,7 +5,8 @@
 import type { JobSummary } from './journal.ts';
 
 export function jobSummary(from: JobSummary): JobSummary {
-  const { progress, logs, logCount, rounds, effects, runs, attempt, divergence, ledger, approvals } = from;
+  const { progress, logs, logCount, rounds, effects, runs, attempt, divergence, ledger, approvals, uncertainCalls } =
+    from;
   return {
     progress,
     logs,
@@ -17,5 +18,6 @@ export function jobSummary(from: JobSummary): JobSummary {
     divergence,
     ...(ledger ? { ledger } : {}),
     ...(approvals ? { approvals } : {}),
+    ...(uncertainCalls ? { uncertainCalls } : {}),
   };
 }

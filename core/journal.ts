@@ -123,6 +123,12 @@ export const JournalEffect = z.object({
   /** Human-readable, for divergence messages: `crm POST /leads`. */
   label: z.string(),
   outcome: EffectOutcome,
+  /**
+   * Sent again after an earlier attempt that may have sent it was lost before any response (its
+   * worker killed or frozen mid-call): the API may have applied it twice, unless it honours the
+   * idempotency key.
+   */
+  uncertain: z.literal(true).optional(),
 });
 
 /**
@@ -151,6 +157,15 @@ export const RoundReport = z.object({
   plans: z.array(EachPlan).optional(),
 });
 
+/** How a job's calls reach its journal: per round, or (opt-in) several call-only rounds per activity. */
+export const Durability = z.enum(['round', 'batched']);
+
+/** When a batched session flushes its rounds to the journal: after this many calls or this long, whichever is first. */
+export const BatchFlush = configObject({
+  calls: z.number().int().positive().default(100),
+  ms: z.number().int().positive().default(2_000),
+});
+
 /** How Temporal retries one provider's transient failures. */
 export const RetrySettings = configObject({
   maximumAttempts: z.number().int().positive().default(8),
@@ -176,7 +191,13 @@ export const JobInput = z.object({
   /** The last checkpoint of the previous attempt, exposed to the script as `resume`. */
   resume: json.optional(),
   /** A run of the workflow continues as new after this many history events. */
-  maxEventsPerRun: z.number().int().min(200).default(10_000),
+  maxEventsPerRun: z.number().int().min(200).default(1_000),
+  /**
+   * Providers whose calls run in batched mode (see Durability), and when to flush; fixed when the
+   * job starts. Absent in jobs started before batched mode existed.
+   */
+  batched: z.array(z.string()).optional(),
+  batchFlush: BatchFlush.optional(),
   /** The principal that started the job (jobs of v0.1.0 have none). */
   owner: z.string().optional(),
   /** Started with privacy on: the worker restores tokens in the job's requests from the owner's vault. */
@@ -191,7 +212,7 @@ export const RunnableJob = JobInput.omit({ codeRef: true, inputRef: true }).exte
 export const SessionRef = z.object({ id: z.string(), taskQueue: z.string() });
 
 /** An effect the workflow is to run, as prepared by the host from the sandbox's request. */
-export const PlannedEffect = JournalEffect.omit({ outcome: true }).extend({
+export const PlannedEffect = JournalEffect.omit({ outcome: true, uncertain: true }).extend({
   request: EffectRequest,
   /** Already known (a resumed job's agreeing effect): the workflow delivers it without running it. */
   prefilled: EffectOutcome.optional(),
@@ -213,6 +234,16 @@ export const AdvanceResult = RoundReport.omit({ effects: true, ledger: true }).e
   adoption: Adoption.optional(),
   /** The ledger's counts and first failures once the round's entries are in the blob store (never the entries). */
   ledger: LedgerSummary.optional(),
+});
+
+/** What the activities that make a call return: its outcome, and whether it may have been applied twice. */
+export const CallResult = z.object({ outcome: EffectOutcome, uncertain: z.literal(true).optional() });
+
+/** How a call that was in flight when its job was cancelled ended, within the grace period (limits.cancelGraceMs). */
+export const InFlightCall = z.object({
+  label: z.string(),
+  /** succeeded / failed: its outcome is journaled or recorded, so job_resume will not send it again. */
+  ended: z.enum(['succeeded', 'failed', 'not sent', 'no answer']),
 });
 
 /**
@@ -237,6 +268,11 @@ export const JobSummary = z.object({
   ledger: LedgerSummary.optional(),
   /** Questions waiting for a human, and the latest answers (absent until the job asks one). */
   approvals: z.object({ pending: z.array(PendingApproval), answered: z.array(AnsweredApproval) }).optional(),
+  /**
+   * Writes sent again after the worker that sent them was lost before any response (killed or
+   * frozen mid-call): each may have been applied twice unless the API honoured its idempotency key.
+   */
+  uncertainCalls: z.number().int().positive().optional(),
 });
 
 /**
@@ -271,6 +307,10 @@ export type SessionRef = z.infer<typeof SessionRef>;
 export type AdvanceResult = z.infer<typeof AdvanceResult>;
 export type JobSummary = z.infer<typeof JobSummary>;
 export type FailureDetails = z.infer<typeof FailureDetails>;
+export type Durability = z.infer<typeof Durability>;
+export type BatchFlush = z.infer<typeof BatchFlush>;
+export type CallResult = z.infer<typeof CallResult>;
+export type InFlightCall = z.infer<typeof InFlightCall>;
 
 /** The journal of the current attempt: saved segments (earlier runs of the chain) plus this run's rounds. */
 export interface JournalParts {
@@ -289,6 +329,79 @@ export interface OpenSessionArgs {
   previous?: BlobRef[];
 }
 
+/** What the activities that make one call (makeCall) take; a fused round makes its calls the same way. */
+export interface MakeCallArgs {
+  request: HttpEffect | ToolEffect;
+  idempotencyKey: string;
+  /** The job's attempt: a failure recorded by an earlier attempt (before a job_resume) is not reused. */
+  jobAttempt: number;
+  /**
+   * The provider's retries, fixed when the job started: failures the API returned (not
+   * infrastructure ones) count against maximumAttempts and wait out this backoff.
+   */
+  retry: RetrySettings;
+  /** After a cancellation, how long a call already sent may take to land. */
+  cancelGraceMs: number;
+  /** See privacyOwner(): the owner whose vault restores the tokens in the request. */
+  privacyOwner?: string;
+}
+
+/** What the fused round activity (runRound) takes: what only the workflow knows about the live session's next round. */
+export interface RunRoundArgs {
+  sessionId: string;
+  /** How many rounds the session must already have delivered; anything else means it is stale. */
+  roundsDelivered: number;
+  /** The job's count of effects before this round: each call's position, which its idempotency key carries. */
+  firstSeq: number;
+  jobAttempt: number;
+  /**
+   * No attempt at these calls can have happened before (the only fused attempt at rounds nobody
+   * tried, in a job's first attempt): they need not look for earlier attempts' records.
+   */
+  fresh: boolean;
+  /** Per provider: API failures that end a call as a final ApiError. */
+  maximumAttempts: Record<string, number>;
+  cancelGraceMs: number;
+  /** Batched mode: run on through call-only rounds of these providers until a flush is due. */
+  batch?: { providers: string[]; flush: BatchFlush };
+  /** See privacyOwner(): restores the tokens in the calls; what the next round shows carries them. */
+  privacyOwner?: string;
+}
+
+/** A round a fused activity ran: its calls' outcomes (uncertain ones by index), then the sandbox's next report. */
+export interface FusedRound {
+  outcomes: EffectOutcome[];
+  uncertain: number[];
+  /** The time handed to the sandbox for the next round. */
+  now: number;
+  report: AdvanceResult;
+}
+
+/**
+ * How a call of a round ended: its result, or why it has none: it met a transient API failure (to
+ * be retried per call), was not sent (the job was cancelled first), or got no answer within the
+ * cancel grace period.
+ */
+export type SettledCall =
+  | CallResult
+  | { unsettled: 'retry'; /** What the API answered, for the backoff's label. */ failure: string }
+  | { unsettled: 'not sent' | 'no answer' };
+
+export interface RunRoundResult {
+  /** The rounds run and delivered, in order (more than one only in batched mode). */
+  rounds: FusedRound[];
+  /**
+   * The round after them, if it stopped before delivery: a call met a transient API failure (the
+   * workflow retries it per call, after `retryAfterMs`), or the job was cancelled.
+   */
+  stopped?: { calls: SettledCall[]; retryAfterMs?: number };
+}
+
+/** What a call activity that ends unsettled by a cancellation says in its CancelledFailure's details. */
+export interface UnsettledDetails {
+  unsettled: 'not sent' | 'no answer';
+}
+
 export interface AdvanceSessionArgs {
   sessionId: string;
   /** How many rounds the session must already have delivered; anything else means it is stale. */
@@ -305,6 +418,12 @@ export interface JobState extends JobSummary {
   startedAt: number;
   /** The approval policy's counts per rule (`provider#index`), the rules granted `once`, and approvals asked so far. */
   approvalPolicy?: { counts: Record<string, number>; granted: Record<string, boolean>; asked: number };
+  /** The providers the script called so far (absent in runs continued from v0.1.0 until the next round). */
+  providers?: string[];
+  /** When the job was cancelled mid-round: that round's calls and how each ended. */
+  inFlight?: InFlightCall[];
+  /** Calls before this position may have been attempted by a lost batched activity: their records must be checked. */
+  attemptedUpTo?: number;
 }
 
 /** What a run of the workflow starts from: a new job, a continued run, or a resumed attempt. */
@@ -315,7 +434,8 @@ export interface DurableScriptInput {
     journal: BlobRef[];
     state: JobState;
     checkpoint?: Json;
-    pending: { session: SessionRef; outcomes: EffectOutcome[]; now: number };
+    /** What the next run does first: deliver a round's outcomes to the session, or run the round of a report already in hand. */
+    pending: { session: SessionRef; outcomes: EffectOutcome[]; now: number } | { report: AdvanceResult; now: number };
   };
   /** Set by job_resume: the previous attempt's journal, replayed as far as the new code agrees. */
   previous?: BlobRef[];
@@ -325,6 +445,10 @@ export interface DurableScriptInput {
 export interface ResumeMemo {
   journal: BlobRef[];
   checkpoint?: Json;
+  /** The job's summary when it ended, so a cancelled job's status keeps its progress and logs. */
+  summary?: JobSummary;
+  /** The calls in flight when it was cancelled, and how each ended. */
+  inFlight?: InFlightCall[];
 }
 
 /** What a completed job returns: the script's value plus its summary. */

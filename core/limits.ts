@@ -38,6 +38,8 @@ export const SandboxLimits = configObject({
     .int()
     .positive()
     .default(1024 * 1024),
+  /** After a cancel, how long calls already sent may take to land, so their outcomes are journaled and never sent again. */
+  cancelGraceMs: z.number().int().nonnegative().default(10_000),
   /** Wall time of one attempt of a job, sleeps and waits included (7 days). */
   maxJobSeconds: z
     .number()

@@ -1,10 +1,16 @@
-/** How jobs are started, waited for and approved: `maxEventsPerRun`, `defaultWaitSeconds`, `approvals`. */
+/** How jobs are started, waited for and approved: `maxEventsPerRun`, `defaultWaitSeconds`, `batchFlush`, `approvals`. */
 import { z } from 'zod';
 import { configObject } from '../core/config-object.ts';
+import { BatchFlush } from '../core/journal.ts';
 import { PRINCIPAL_NAME } from '../core/principal.ts';
 
-/** A job's workflow run continues as new after this many history events (Temporal's hard limit is 51,200). */
-export const MaxEventsPerRun = z.number().int().min(200).max(40_000).default(10_000);
+/**
+ * A job's workflow run continues as new after this many history events (Temporal's hard limit is
+ * 51,200): about 160 fused rounds. Short runs keep a replay on another worker (after a crash or a
+ * cache eviction) quick, and with it the workflow task timeout (core/timeouts.ts) that bounds how
+ * long a frozen worker holds a job up.
+ */
+export const MaxEventsPerRun = z.number().int().min(200).max(40_000).default(1_000);
 
 /** How long `execute` waits for a result before answering with a job id. */
 export const DefaultWaitSeconds = z.number().min(0).max(300).default(20);
@@ -25,3 +31,6 @@ export const ApprovalsConfig = configObject({
 }).prefault({});
 
 export type ApprovalsConfig = z.infer<typeof ApprovalsConfig>;
+
+/** When a job in batched mode (a provider's `durability: "batched"`) flushes its rounds to the journal. */
+export const BatchFlushConfig = BatchFlush.prefault({});

@@ -29,9 +29,13 @@ import type { ApprovalAnswer } from '../core/approvals.ts';
 import { RESUME_MEMO_KEY } from '../core/effects.ts';
 import { ProductError } from '../core/errors.ts';
 import { jobSummary } from '../core/job-summary.ts';
+import { workflowTaskTimeoutMs } from '../core/timeouts.ts';
 import {
+  type BatchFlush,
+  type Durability,
   type DurableScriptInput,
   FailureDetails,
+  type InFlightCall,
   type JobInput,
   type JobResult,
   type JobState,
@@ -68,9 +72,12 @@ export { isLive, OWNER_MEMO_KEY } from './list.ts';
 export type { JobRow, JobStatus } from './list.ts';
 
 /** A job's summary as the answers spell it (JobSummary with `log_count`); without a summary, only these three. */
-export type SummaryView = { progress: Progress | null; logs: string[]; log_count: number } & Partial<
-  Omit<JobSummary, 'progress' | 'logs' | 'logCount'>
->;
+export type SummaryView = {
+  progress: Progress | null;
+  logs: string[];
+  log_count: number;
+  uncertain_calls?: number;
+} & Partial<Omit<JobSummary, 'progress' | 'logs' | 'logCount' | 'uncertainCalls'>>;
 
 /** What `execute` and the `job` tool answer. */
 export type JobView = {
@@ -79,6 +86,8 @@ export type JobView = {
   result?: unknown;
   error?: ScriptErrorInfo;
   note?: string;
+  /** A cancelled job: the calls in flight when the cancel came, and how each ended. */
+  in_flight?: InFlightCall[];
 } & SummaryView;
 
 /** Failed and uncertain each() items per page of the failures view (the job tool with `failures`). */
@@ -143,8 +152,8 @@ export class ScriptTooLargeError extends ProductError {
 
 /** The answers' spelling of a job summary. */
 function summaryView(from: JobSummary): SummaryView {
-  const { logCount, ...summary } = jobSummary(from);
-  return { ...summary, log_count: logCount };
+  const { logCount, uncertainCalls, ...summary } = jobSummary(from);
+  return { ...summary, log_count: logCount, ...(uncertainCalls ? { uncertain_calls: uncertainCalls } : {}) };
 }
 
 const PAGE_SIZE = 20;
@@ -164,6 +173,8 @@ export interface ExecuteRequest {
   waitSeconds?: number;
   /** The agent's short name for the job: the start of its id and its summary. */
   name?: string;
+  /** "batched": every provider's calls run in batched mode for this job (see Durability). */
+  durability?: Durability;
 }
 
 export interface JobServiceOptions {
@@ -189,6 +200,7 @@ export interface JobSettings {
   limits: SandboxLimits;
   providers: ProvidersConfig;
   maxEventsPerRun: number;
+  batchFlush: BatchFlush;
   defaultWaitSeconds: number;
   /** Where large scripts and inputs go: the blob store the workers read. */
   blobs: BlobsConfig;
@@ -316,6 +328,10 @@ export class JobService {
           ),
           timeoutSeconds: this.config.approvals.timeoutSeconds,
         },
+        batched: Object.keys(this.config.providers).filter(
+          (name) => request.durability === 'batched' || this.config.providers[name].durability === 'batched',
+        ),
+        batchFlush: this.config.batchFlush,
       });
       try {
         await this.start({ job }, request.code, summary, this.principal.name, 'REJECT_DUPLICATE');
@@ -440,6 +456,7 @@ export class JobService {
         workflowId: input.job.jobId,
         workflowIdReusePolicy,
         args: [input],
+        workflowTaskTimeout: workflowTaskTimeoutMs(input.job.maxEventsPerRun),
         memo: { [OWNER_MEMO_KEY]: owner, [SUMMARY_MEMO_KEY]: await shown(summary) },
         typedSearchAttributes: searchAttributes,
         staticSummary: await shown(input.job.attempt > 1 ? `${summary} (attempt ${input.job.attempt})` : summary),
@@ -690,7 +707,12 @@ export class JobService {
       return { job_id: jobId, status: 'completed', ...summaryView(result), result: result.value };
     } catch (e) {
       if (!(e instanceof WorkflowFailedError)) throw e;
-      return failureView(jobId, e);
+      const view = failureView(jobId, e);
+      if (view.status !== 'cancelled') return view;
+      // A cancelled job's summary, and what it had in flight, are in the memo it left for job_resume.
+      const memo = (await handle.describe()).memo?.[RESUME_MEMO_KEY] as ResumeMemo | undefined;
+      if (!memo?.summary) return view;
+      return { ...view, ...summaryView(memo.summary), ...(memo.inFlight?.length ? { in_flight: memo.inFlight } : {}) };
     }
   }
 }

@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { patternProblem } from '../core/approval-policy.ts';
 import { ApprovalRule } from '../core/approvals.ts';
 import { configObject } from '../core/config-object.ts';
-import { RetrySettings } from '../core/journal.ts';
+import { Durability, RetrySettings } from '../core/journal.ts';
 import { isReservedGlobal } from '../core/globals.ts';
 
 export const ProviderName = z
@@ -53,6 +53,11 @@ export const HttpProviderConfig = configObject({
   timeoutMs: z.number().int().positive().default(30_000),
   /** Retries of transient failures (connection errors, 408, 429, 5xx); Retry-After is honoured. */
   retry: RetrySettings.prefault({}),
+  /**
+   * "batched": consecutive call-only rounds to this provider run in one activity and reach the
+   * journal every `batchFlush` calls or ms (opt-in, for bulk work against idempotent APIs).
+   */
+  durability: Durability.default('round'),
   /** Refuse requests that match no operation of the spec, naming the closest ones; turn off for an API whose spec lags behind it. */
   validateRequests: z.boolean().default(true),
   /** Operations (`METHOD /path` patterns) that need a human's approval before each call, or after the first N. */
@@ -72,6 +77,7 @@ export const McpProviderConfig = configObject({
   ]),
   timeoutMs: z.number().int().positive().default(60_000),
   retry: RetrySettings.prefault({}),
+  durability: Durability.default('round'),
   /** Tools (names, `*` as a wildcard) that need a human's approval before each call, or after the first N. */
   approval: approvalPolicy('tool'),
 });

@@ -10,13 +10,19 @@ import type { HttpProviderConfig, ProviderAuth } from './config.ts';
 export class TransientHttpError extends Error {
   readonly status: number | undefined;
   readonly retryAfterMs: number | undefined;
-  constructor(message: string, status?: number, retryAfterMs?: number) {
+  /** The request never left (no connection could be made), so the API cannot have applied it. */
+  readonly notSent: boolean;
+  constructor(message: string, status?: number, retryAfterMs?: number, notSent = false) {
     super(message);
     this.name = INTERNAL_FAILURES.TransientHttpError;
     this.status = status;
     this.retryAfterMs = retryAfterMs;
+    this.notSent = notSent;
   }
 }
+
+/** Connection errors that mean nothing was sent. */
+const NOT_CONNECTED = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
 
 const RETRYABLE_STATUS = new Set([408, 425, 429, 500, 502, 503, 504]);
 const MAX_ERROR_BODY_CHARS = 2_000;
@@ -117,8 +123,14 @@ export async function performRequest(
         : AbortSignal.timeout(provider.timeoutMs),
     });
   } catch (e) {
-    const cause = (e as Error & { cause?: Error }).cause?.message ?? (e as Error).message;
-    throw new TransientHttpError(`${label}: ${withoutCredentials(cause, auth)}`);
+    const cause = (e as Error & { cause?: Error & { code?: string } }).cause;
+    const message = cause?.message ?? (e as Error).message;
+    throw new TransientHttpError(
+      `${label}: ${withoutCredentials(message, auth)}`,
+      undefined,
+      undefined,
+      NOT_CONNECTED.has(cause?.code ?? ''),
+    );
   }
   const body = await readBody(response);
   if (response.ok) return { ok: true, value: body };

@@ -7,8 +7,8 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { heartbeat } from '@temporalio/activity';
 import { Worker, type NativeConnection } from '@temporalio/worker';
+import { HEARTBEAT_THROTTLE_MS, STICKY_PICKUP_TIMEOUT_MS } from '../core/timeouts.ts';
 import { createActivities } from '../activities/index.ts';
 import { SessionRegistry } from '../activities/sessions.ts';
 import type { BlobsConfig } from '../blobs/config.ts';
@@ -48,7 +48,7 @@ export async function startWorker(config: WorkerSettings, connection: NativeConn
   const blobs = createBlobStore(config.blobs, config.dataDir);
   // Only what the worker keeps: the specs' text is dropped once the validators are built.
   const { specs, sandboxProviders, upstream } = await readyProviders(config.providers, { cache: blobs });
-  const { shared: sharedActivities, session: sessionActivities } = createActivities({
+  const activities = createActivities({
     providers: config.providers,
     sandboxProviders,
     upstream,
@@ -59,20 +59,6 @@ export async function startWorker(config: WorkerSettings, connection: NativeConn
     validators: requestValidators(config.providers, specs),
     privacy: new Privacy(config.privacy, { store: blobs, codecKey: codecKeyFromEnv() }),
   });
-  // Every round that runs a sandbox takes one of the worker's session slots (waiting, heartbeating, if none is free).
-  const shared: typeof sharedActivities = {
-    ...sharedActivities,
-    openSession: (args) =>
-      sessions.withSlot(
-        undefined,
-        () => sharedActivities.openSession(args),
-        () => heartbeat(),
-      ),
-  };
-  const own: typeof sessionActivities = {
-    advanceSession: (args) => sessions.withSlot(args.sessionId, () => sessionActivities.advanceSession(args)),
-    closeSession: sessionActivities.closeSession,
-  };
   // On SIGTERM (a deploy), API calls in flight get this long to finish before they are cancelled;
   // live sessions end with the process and their jobs replay on another worker.
   const shutdownGraceTime = '10 seconds';
@@ -89,23 +75,30 @@ export async function startWorker(config: WorkerSettings, connection: NativeConn
     namespace,
     taskQueue,
     workflowBundle: { codePath: bundle.path },
-    activities: shared,
+    activities: activities.shared,
     dataConverter: converter,
     shutdownGraceTime,
-    // A job cached on a dead worker waits this long before any worker takes its next workflow task.
-    stickyQueueScheduleToStartTimeout: '3 seconds',
+    stickyQueueScheduleToStartTimeout: STICKY_PICKUP_TIMEOUT_MS,
+    // Heartbeats reach the server within this, so a stalled attempt can tell it may have been given up.
+    maxHeartbeatThrottleInterval: HEARTBEAT_THROTTLE_MS,
+    // A frozen worker's open polls each swallow a task until its timeout: keep them few (1 non-sticky
+    // workflow task poll, 1 activity task poll). One poll takes tasks as fast as the worker runs them.
+    maxConcurrentWorkflowTaskPolls: 5,
+    maxConcurrentActivityTaskPolls: 1,
   });
   const ownWorker = await Worker.create({
     connection,
     namespace,
     taskQueue: sessionTaskQueue,
-    activities: own,
+    activities: activities.session,
     dataConverter: converter,
     shutdownGraceTime,
+    maxHeartbeatThrottleInterval: HEARTBEAT_THROTTLE_MS,
   });
   const done = Promise.all([sharedWorker.run(), ownWorker.run()])
     .finally(async () => {
       sessions.close();
+      activities.close();
       await upstream.close();
     })
     .then(() => undefined);

@@ -110,13 +110,19 @@ export async function startInProcessStack(config: Config): Promise<InProcessStac
 export interface ChildWorker {
   process: ChildProcess;
   output(): string;
+  /** Sends the signal and waits for the process to exit. */
   kill(signal: NodeJS.Signals): Promise<void>;
+  /** Sends the signal (e.g. SIGSTOP, SIGCONT) without waiting. */
+  signal(signal: NodeJS.Signals): void;
 }
 
-/** Runs `durable-codemode worker` as a real process; resolves once it polls its task queue. */
-export async function spawnWorker(configFile: string): Promise<ChildWorker> {
+/**
+ * Runs `durable-codemode worker` as a real process; resolves once it polls its task queue. It
+ * connects to the suite's Temporal server unless `env` says otherwise.
+ */
+export async function spawnWorker(configFile: string, env: Record<string, string> = {}): Promise<ChildWorker> {
   const child = spawn(process.execPath, ['--no-node-snapshot', CLI, 'worker', '--config', configFile], {
-    env: { ...process.env, ...temporalEnv() },
+    env: { ...process.env, ...temporalEnv(), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
@@ -143,6 +149,9 @@ export async function spawnWorker(configFile: string): Promise<ChildWorker> {
     async kill(signal) {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
       await exited;
+    },
+    signal(signal) {
+      child.kill(signal);
     },
   };
 }

@@ -79,21 +79,31 @@ export class Approvals {
    * order the script made them.
    */
   hold(request: HttpEffect | ToolEffect, label: string): Promise<EffectOutcome | undefined> | undefined {
-    const rules = this.job.approvals?.rules[request.provider];
-    if (!rules) return undefined;
-    const call =
-      request.kind === 'http'
-        ? { kind: 'http' as const, method: request.method, path: request.path }
-        : { kind: 'tool' as const, tool: request.tool };
-    const index = ruleIndexFor(rules, call);
+    const index = this.ruleIndex(request);
     if (index < 0) return undefined;
-    const rule = rules[index];
+    const rule = this.job.approvals!.rules[request.provider][index];
     const key = `${request.provider}#${index}`;
     const policy = (this.state.approvalPolicy ??= { counts: {}, granted: {}, asked: 0 });
     const count = (policy.counts[key] = (policy.counts[key] ?? 0) + 1);
     if (count <= rule.after || policy.granted[key]) return undefined;
 
     return this.askPolicy(rule, key, { provider: request.provider, label, request: withoutKind(request) });
+  }
+
+  /** Whether a rule of the policy names this call (a fused round, which asks nobody, must not make it). */
+  governs(request: HttpEffect | ToolEffect): boolean {
+    return this.ruleIndex(request) >= 0;
+  }
+
+  /** The policy rule that names this call, or -1. */
+  private ruleIndex(request: HttpEffect | ToolEffect): number {
+    const rules = this.job.approvals?.rules[request.provider];
+    if (!rules) return -1;
+    const call =
+      request.kind === 'http'
+        ? { kind: 'http' as const, method: request.method, path: request.path }
+        : { kind: 'tool' as const, tool: request.tool };
+    return ruleIndexFor(rules, call);
   }
 
   private async askPolicy(rule: ApprovalRule, key: string, held: HeldCall): Promise<EffectOutcome | undefined> {

@@ -15,14 +15,29 @@
  * histories of every release.
  */
 import * as wf from '@temporalio/workflow';
+import type { SharedActivities } from '../activities/index.ts';
 import type { DurableScriptInput, JobResult, JobState } from '../core/journal.ts';
 import { Approvals } from './approvals.ts';
+import type { Engine } from './effects.ts';
 import { activityFailureError, fail, leaveResumeMemo, timeLimitError } from './end-of-job.ts';
 import { newJobState } from './job-state.ts';
 import { RunJournal } from './journal.ts';
 import { runRounds } from './rounds.ts';
+import { JobAttributes } from './search-attributes.ts';
 
 export const jobStateQuery = wf.defineQuery<JobState>('jobState');
+
+/**
+ * Fused rounds, exactly-once calls, search attributes (release 0.2.0). Runs started by 0.1.0 (no
+ * marker in their history) keep the rounds they were started with, so they replay; every run
+ * started since, continued ones included, has the marker.
+ */
+export const FUSED_ROUNDS_PATCH = 'fused-rounds';
+
+const { forgetCalls } = wf.proxyActivities<SharedActivities>({
+  startToCloseTimeout: '1 minute',
+  retry: { maximumAttempts: 5 },
+});
 
 export async function durableScript(input: DurableScriptInput): Promise<JobResult> {
   const { job } = input;
@@ -30,22 +45,62 @@ export async function durableScript(input: DurableScriptInput): Promise<JobResul
   state.runs++;
   wf.setHandler(jobStateQuery, () => state);
   const approvals = new Approvals(job, state);
+  const engine: Engine = wf.patched(FUSED_ROUNDS_PATCH)
+    ? { fused: true, attributes: new JobAttributes(), approvals }
+    : { fused: false, approvals };
   const journal = new RunJournal(input.carried);
+  engine.attributes?.phase(state, 'running');
 
   // The job's wall-time limit: when it passes, everything the job waits on is cancelled.
   const deadline = state.startedAt + job.limits.maxJobSeconds * 1000;
+  let result: JobResult;
   try {
-    return await wf.CancellationScope.withTimeout(Math.max(1, deadline - Date.now()), () =>
-      runRounds(input, state, journal, approvals),
+    result = await withDeadline(Math.max(1, deadline - Date.now()), 'job time limit (limits.maxJobSeconds)', () =>
+      runRounds(engine, input, state, journal),
     );
   } catch (e) {
     if (e instanceof wf.ContinueAsNew) throw e;
-    await leaveResumeMemo(journal);
-    // Cancelled, but not by job_cancel: the time limit's scope was.
-    if (wf.isCancellation(e) && !wf.CancellationScope.current().consideredCancelled) fail(state, timeLimitError(job));
+    const timedOut = wf.isCancellation(e) && !wf.CancellationScope.current().consideredCancelled;
+    await leaveResumeMemo(journal, state);
+    if (wf.isCancellation(e) && !timedOut) engine.attributes?.phase(state, 'cancelled');
+    // Cancelled, but not by a cancel: the time limit's scope was.
+    if (timedOut) fail(state, timeLimitError(job), engine.attributes);
     // A sandbox that could not be opened (e.g. a blob of the journal is missing) ends the job with
     // that reason, not a bare "activity task failed".
-    if (e instanceof wf.ActivityFailure && !wf.isCancellation(e)) fail(state, activityFailureError(e));
+    if (e instanceof wf.ActivityFailure && !wf.isCancellation(e))
+      fail(state, activityFailureError(e), engine.attributes);
     throw e;
   }
+  // A completed job needs its call records no more (a failed or cancelled one keeps them for job_resume).
+  if (engine.fused && state.effects > 0) {
+    try {
+      await forgetCalls(job.jobId, job.attempt);
+    } catch (e) {
+      wf.log.warn('could not delete the call records of a completed job', { reason: (e as Error).message });
+    }
+  }
+  engine.attributes?.phase(state, 'completed');
+  return result;
+}
+
+/**
+ * Runs `fn` in a scope cancelled after `ms`, like CancellationScope.withTimeout (same commands), with
+ * a summary on its timer so the Temporal UI does not show a bare "Timer 7 days".
+ */
+async function withDeadline<T>(ms: number, summary: string, fn: () => Promise<T>): Promise<T> {
+  const scope = new wf.CancellationScope();
+  return scope.run(async () => {
+    const timer = new wf.CancellationScope();
+    timer
+      .run(() => wf.sleep(ms, { summary }))
+      .then(
+        () => scope.cancel(),
+        () => undefined, // the job ended first
+      );
+    try {
+      return await fn();
+    } finally {
+      if (!timer.consideredCancelled) timer.cancel();
+    }
+  });
 }

@@ -10,6 +10,7 @@ import { type CataloguedError, isErrorName, productError } from '../core/errors.
 import { jobSummary } from '../core/job-summary.ts';
 import type { FailureDetails, JobInput, JobResult, JobState, ResumeMemo, ScriptErrorInfo } from '../core/journal.ts';
 import type { RunJournal } from './journal.ts';
+import type { JobAttributes } from './search-attributes.ts';
 
 export function completed(state: JobState, value: unknown): JobResult {
   state.status = 'completed';
@@ -17,8 +18,9 @@ export function completed(state: JobState, value: unknown): JobResult {
 }
 
 /** Ends the job as failed: with the script's own error, or a catalogued one. */
-export function fail(state: JobState, error: ScriptErrorInfo): never {
+export function fail(state: JobState, error: ScriptErrorInfo, attributes?: JobAttributes): never {
   state.status = 'failed';
+  attributes?.phase(state, 'failed');
   const where = error.line !== undefined ? ` (script line ${error.line}, column ${error.column})` : '';
   const details: FailureDetails = { error, ...jobSummary(state) };
   throw wf.ApplicationFailure.create({
@@ -29,10 +31,19 @@ export function fail(state: JobState, error: ScriptErrorInfo): never {
   });
 }
 
-/** Saves this run's rounds and leaves the journal (and the last checkpoint) in the memo, even when cancelled. */
-export async function leaveResumeMemo(journal: RunJournal): Promise<void> {
+/**
+ * Saves this run's rounds and leaves the journal (and the last checkpoint) in the memo, even when
+ * cancelled, with the job's summary and the calls a cancellation caught in flight (the job tool's status of a
+ * cancelled job shows them).
+ */
+export async function leaveResumeMemo(journal: RunJournal, state: JobState): Promise<void> {
   await wf.CancellationScope.nonCancellable(async () => {
-    const memo: ResumeMemo = { journal: await journal.saveIfAny(), checkpoint: journal.checkpoint };
+    const memo: ResumeMemo = {
+      journal: await journal.saveIfAny(),
+      checkpoint: journal.checkpoint,
+      summary: jobSummary(state),
+      ...(state.inFlight ? { inFlight: state.inFlight } : {}),
+    };
     wf.upsertMemo({ [RESUME_MEMO_KEY]: memo });
   });
 }

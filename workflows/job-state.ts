@@ -20,6 +20,13 @@ export function newJobState(job: JobInput): JobState {
   };
 }
 
+/** Adds the providers the report's calls go to (for the DcmProviders search attribute). */
+export function noteProviders(state: JobState, report: AdvanceResult): void {
+  const providers = new Set(state.providers);
+  for (const { request } of report.effects) if ('provider' in request) providers.add(request.provider);
+  if (providers.size !== (state.providers?.length ?? 0)) state.providers = [...providers];
+}
+
 /** Takes in the round's logs, progress and ledger counts; progress also shows as the workflow's current details. */
 export function absorb(state: JobState, report: AdvanceResult): void {
   if (report.logs.length > 0 || report.droppedLogs > 0) {

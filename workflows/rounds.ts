@@ -1,15 +1,24 @@
 /**
- * The rounds loop of one run: take the sandbox's report, end the job if the script is done, run
- * the round's effects, record the round, continue as new when the run's history grows large, and
- * deliver the outcomes for the next report.
+ * The rounds loop of one run: take the sandbox's report, end the job if the script is done, run the
+ * round (fused.ts), record it, continue as new when the run's history grows large, and go on with
+ * the next report (delivered by the fused round, or by delivering the outcomes now).
  */
 import * as wf from '@temporalio/workflow';
-import type { AdvanceResult, DurableScriptInput, JobInput, JobResult, JobState } from '../core/journal.ts';
-import type { Approvals } from './approvals.ts';
+import type {
+  AdvanceResult,
+  DurableScriptInput,
+  EffectOutcome,
+  InFlightCall,
+  JobInput,
+  JobResult,
+  JobState,
+  SettledCall,
+} from '../core/journal.ts';
 import type { durableScript } from './durable-script.ts';
-import { runRoundEffects } from './effects.ts';
+import type { Engine } from './effects.ts';
 import { completed, effectLimitError, fail } from './end-of-job.ts';
-import { absorb } from './job-state.ts';
+import { type PlayedRound, runRound } from './fused.ts';
+import { absorb, noteProviders } from './job-state.ts';
 import type { RunJournal } from './journal.ts';
 import { advance, openSession, releaseSession } from './sessions.ts';
 
@@ -19,66 +28,120 @@ const MAX_INLINE_JOURNAL_BYTES = 1024 * 1024;
 const MAX_HISTORY_BYTES = 16 * 1024 * 1024;
 
 export async function runRounds(
+  engine: Engine,
   input: DurableScriptInput,
   state: JobState,
   journal: RunJournal,
-  approvals: Approvals,
 ): Promise<JobResult> {
   const { job } = input;
   /** The time the sandbox is handed for the round it runs next (journaled, so replays see the same). */
   let now: number;
   let report: AdvanceResult;
   if (input.carried) {
-    // A continued run first delivers the round the previous run ended with, to the same live session.
-    const { session, outcomes, now: carriedNow } = input.carried.pending;
-    now = carriedNow;
-    report = await advance(job, session, journal, state.rounds, outcomes, now);
+    // A continued run first takes up the round the previous run ended with, on the same live session.
+    const { pending } = input.carried;
+    now = pending.now;
+    report =
+      'report' in pending
+        ? pending.report
+        : await advance(job, pending.session, journal, state.rounds, pending.outcomes, now);
   } else {
     now = Date.now();
     const summary = input.previous ? `resume attempt ${job.attempt}: replay the previous journal` : 'start script';
     report = await openSession(summary, { job, journal: journal.parts(), now, previous: input.previous });
   }
 
+  /** The report repeats one whose logs were taken in already (a replay after the session was lost). */
+  let repeated = false;
   for (;;) {
-    if (report.adoption) {
-      // A resumed attempt starts from the previous journal, as far as the new code agreed with it.
-      journal.segments = report.adoption.journal;
-      state.rounds = report.adoption.rounds;
-      state.effects = report.adoption.effects;
-      state.divergence = report.adoption.divergence;
-    }
-    absorb(state, report);
-    const { outcome } = report;
-    if (outcome?.kind === 'returned') return completed(state, outcome.value);
-    if (outcome?.kind === 'threw') fail(state, outcome.error);
-    if (state.effects + report.effects.length > job.limits.maxEffectsPerJob) fail(state, effectLimitError(job));
+    const ended = takeReport(engine, job, state, journal, report, repeated);
+    if (ended) return ended;
+    noteProviders(state, report);
+    engine.attributes?.update(state);
 
     // A round that waits for a human lets go of its sandbox while it waits, and replays after.
     const { session } = report;
-    approvals.beginRound(() => releaseSession(session));
-    const outcomes = await runRoundEffects(job, report.effects, state.effects, journal, approvals);
-    journal.record({
-      now,
-      steps: report.steps,
-      effects: report.effects.map(({ key, label }, i) => ({ key, label, outcome: outcomes[i] })),
-    });
-    state.effects += outcomes.length;
-    state.rounds++;
-    now = Date.now();
-
-    if (shouldContinueAsNew(job, journal.inlineBytes)) {
-      const carried = {
-        journal: await journal.save(),
-        state,
-        checkpoint: journal.checkpoint,
-        pending: { session: report.session, outcomes, now },
-      };
-      return await wf.continueAsNew<typeof durableScript>({ job, carried });
+    engine.approvals.beginRound(() => releaseSession(session));
+    const run = await runRound(engine, job, journal, report, now, state);
+    for (const [i, played] of run.played.entries()) {
+      if (i > 0) absorb(state, played.report);
+      if (wf.CancellationScope.current().consideredCancelled) noteInFlight(state, played);
+      if (played.calls.some((c) => 'unsettled' in c)) throw new wf.CancelledFailure('the job was cancelled mid-round');
+      journal.record({
+        now: played.now,
+        steps: played.report.steps,
+        effects: played.report.effects.map(({ key, label }, k) => {
+          const { outcome, uncertain } = played.calls[k] as Extract<SettledCall, { outcome: unknown }>;
+          return { key, label, outcome, ...(uncertain ? { uncertain } : {}) };
+        }),
+      });
+      state.effects += played.calls.length;
+      state.rounds++;
+      const uncertain = played.calls.filter((c) => 'outcome' in c && c.uncertain).length;
+      if (uncertain > 0) state.uncertainCalls = (state.uncertainCalls ?? 0) + uncertain;
     }
-    report = approvals.waited
+
+    repeated = run.replayed ?? false;
+    if (run.next) {
+      ({ report, now } = run.next);
+      if (!repeated && shouldContinueAsNew(job, journal.inlineBytes))
+        await continueAsNew(input, state, journal, { report, now });
+      continue;
+    }
+    const last = run.played.at(-1)!;
+    const outcomes = last.calls.map((c) => (c as { outcome: EffectOutcome }).outcome);
+    now = Date.now();
+    if (shouldContinueAsNew(job, journal.inlineBytes))
+      await continueAsNew(input, state, journal, { session: last.report.session, outcomes, now });
+    report = engine.approvals.waited
       ? await openSession(`replay ${state.rounds} rounds after an approval`, { job, journal: journal.parts(), now })
-      : await advance(job, report.session, journal, state.rounds, outcomes, now);
+      : await advance(job, last.report.session, journal, state.rounds, outcomes, now);
   }
+}
+
+/** Takes in the sandbox's report; ends the job when the script is done or over its effect limit. */
+function takeReport(
+  engine: Engine,
+  job: JobInput,
+  state: JobState,
+  journal: RunJournal,
+  report: AdvanceResult,
+  repeated: boolean,
+): JobResult | undefined {
+  if (report.adoption) {
+    // A resumed attempt starts from the previous journal, as far as the new code agreed with it.
+    journal.segments = report.adoption.journal;
+    state.rounds = report.adoption.rounds;
+    state.effects = report.adoption.effects;
+    state.divergence = report.adoption.divergence;
+  }
+  absorb(state, repeated ? { ...report, logs: [], droppedLogs: 0 } : report);
+  const { outcome } = report;
+  if (outcome?.kind === 'returned') return completed(state, outcome.value);
+  if (outcome?.kind === 'threw') fail(state, outcome.error, engine.attributes);
+  if (state.effects + report.effects.length > job.limits.maxEffectsPerJob)
+    fail(state, effectLimitError(job), engine.attributes);
+  return undefined;
+}
+
+/** The calls of the round the cancellation caught, and how each ended (for the cancelled job's status). */
+function noteInFlight(state: JobState, played: PlayedRound): void {
+  state.inFlight = played.report.effects.flatMap(({ request, label }, i): InFlightCall[] => {
+    if (request.kind !== 'http' && request.kind !== 'tool') return [];
+    const call = played.calls[i];
+    const ended = 'outcome' in call ? (call.outcome.ok ? 'succeeded' : 'failed') : call.unsettled;
+    return [{ label, ended: ended === 'retry' ? 'failed' : ended }];
+  });
+}
+
+async function continueAsNew(
+  input: DurableScriptInput,
+  state: JobState,
+  journal: RunJournal,
+  pending: NonNullable<DurableScriptInput['carried']>['pending'],
+): Promise<never> {
+  const carried = { journal: await journal.save(), state, checkpoint: journal.checkpoint, pending };
+  return wf.continueAsNew<typeof durableScript>({ job: input.job, carried });
 }
 
 function shouldContinueAsNew(job: JobInput, inlineBytes: number): boolean {

@@ -8,16 +8,18 @@ import * as wf from '@temporalio/workflow';
 import type { SessionActivities, SharedActivities } from '../activities/index.ts';
 import { privacyOwner } from '../core/effects.ts';
 import type { AdvanceResult, EffectOutcome, JobInput, OpenSessionArgs, SessionRef } from '../core/journal.ts';
+import { CALL_HEARTBEAT_TIMEOUT_MS, SESSION_PICKUP_TIMEOUT_MS } from '../core/timeouts.ts';
 import type { RunJournal } from './journal.ts';
 
-/** How long a live session's worker may take to pick up the next round before the job replays elsewhere. */
-const SESSION_PICKUP_TIMEOUT = '5 seconds';
-
-/** Opening a session may replay a long journal: generous overall, but a dead worker shows within a heartbeat. */
+/**
+ * Opening a session may replay a long journal: generous overall, but a dead or frozen worker shows
+ * within a heartbeat timeout. Retried quickly and often, since most failures are a lost worker; a
+ * failure of the job's own (a blob missing) fails at once.
+ */
 const OPEN_SESSION_OPTIONS: wf.ActivityOptions = {
   startToCloseTimeout: '30 minutes',
-  heartbeatTimeout: '10 seconds',
-  retry: { initialInterval: '1 second', maximumAttempts: 5 },
+  heartbeatTimeout: CALL_HEARTBEAT_TIMEOUT_MS,
+  retry: { initialInterval: '200 milliseconds', maximumAttempts: 10 },
 };
 
 /** Opens a sandbox for the job on any worker; `summary` names the activity in the Temporal UI. */
@@ -32,7 +34,7 @@ export function openSession(summary: string, args: OpenSessionArgs): Promise<Adv
 export function releaseSession(session: SessionRef): void {
   const { closeSession } = wf.proxyActivities<SessionActivities>({
     taskQueue: session.taskQueue,
-    scheduleToStartTimeout: SESSION_PICKUP_TIMEOUT,
+    scheduleToStartTimeout: SESSION_PICKUP_TIMEOUT_MS,
     startToCloseTimeout: '10 seconds',
     retry: { maximumAttempts: 1 },
     summary: 'release the sandbox while waiting for approval',
@@ -51,10 +53,10 @@ export async function advance(
 ): Promise<AdvanceResult> {
   const { advanceSession } = wf.proxyActivities<SessionActivities>({
     taskQueue: session.taskQueue,
-    scheduleToStartTimeout: SESSION_PICKUP_TIMEOUT,
+    scheduleToStartTimeout: SESSION_PICKUP_TIMEOUT_MS,
     startToCloseTimeout: job.limits.roundTimeoutMs + 30_000,
-    // The worker dying mid-round shows within this (the activity heartbeats every 2 s).
-    heartbeatTimeout: '5 seconds',
+    // The worker dying mid-round shows within this.
+    heartbeatTimeout: CALL_HEARTBEAT_TIMEOUT_MS,
     retry: { maximumAttempts: 1 },
     summary: `round ${roundCount + 1}`,
   });
@@ -72,6 +74,11 @@ export async function advance(
       rounds: roundCount,
       reason: (e as Error).message,
     });
-    return await openSession(`replay ${roundCount} rounds`, { job, journal: journal.parts(), now });
+    return await replay(job, journal, roundCount, now);
   }
+}
+
+/** Opens a new session that replays the journal's `roundCount` rounds and goes live at time `now`. */
+export function replay(job: JobInput, journal: RunJournal, roundCount: number, now: number): Promise<AdvanceResult> {
+  return openSession(`replay ${roundCount} rounds`, { job, journal: journal.parts(), now });
 }

@@ -99,7 +99,7 @@ it('authenticates with secrets from the environment, and no secret reaches the a
       wrongToken: { name: 'ApiError', status: 401 },
       down: {
         name: 'ApiError',
-        message: expect.stringMatching(/^downApi: GET \/leads failed after retries: GET \/leads: /),
+        message: expect.stringMatching(/^downApi: GET \/leads failed after \d+ attempt\(s\): GET \/leads: /),
       },
       badHeader: {
         name: 'RequestError',
@@ -122,7 +122,7 @@ it('authenticates with secrets from the environment, and no secret reaches the a
   );
   // The scan is real: the decoded history holds the script and the failures it caught.
   expect(historyText).toContain('crmWrongToken.request');
-  expect(historyText).toContain('failed after retries');
+  expect(historyText).toContain('failed after 2 attempt(s)');
   for (const [name, secret] of Object.entries(SECRETS)) {
     const token = secret.split('\n')[0];
     expect(JSON.stringify(view).includes(token), `${name} in the job's answer`).toBe(false);

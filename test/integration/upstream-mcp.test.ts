@@ -7,6 +7,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { defaultPayloadConverter } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SpecSearch } from '../../sandbox/search.ts';
 import { JobService } from '../../jobs/service.ts';
@@ -79,10 +80,10 @@ describe('an upstream MCP server as a provider', () => {
       result: { sum: 5, refused: 'ToolError: tools.refuse failed: upstream says no', invalid: 'ToolError' },
     });
     const history = await stack.client.workflow.getHandle(view.job_id).fetchHistory();
-    const calls = (history.events ?? []).filter(
-      (e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'callProvider',
-    );
-    expect(calls).toHaveLength(3);
+    const rounds = (history.events ?? [])
+      .filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'runRound')
+      .map((e) => defaultPayloadConverter.fromPayload(e.userMetadata!.summary!));
+    expect(rounds).toEqual(['tools: tool add', 'tools: tool refuse', 'tools: tool add']);
   });
 });
 

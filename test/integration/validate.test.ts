@@ -144,6 +144,7 @@ describe('requestValidators', () => {
       idempotencyHeader: 'Idempotency-Key',
       timeoutMs: 1000,
       retry,
+      durability: 'round' as const,
       validateRequests: true,
     };
     const warnings: string[] = [];
@@ -152,7 +153,7 @@ describe('requestValidators', () => {
         crm: { openapi: CRM_SPEC, ...http },
         unchecked: { openapi: CRM_SPEC, ...http, validateRequests: false },
         empty: { openapi: empty.source, ...http },
-        tools: { mcp: { command: ['node', 'server.js'], env: [] }, timeoutMs: 1000, retry },
+        tools: { mcp: { command: ['node', 'server.js'], env: [] }, timeoutMs: 1000, retry, durability: 'round' },
       },
       [crm, { ...crm, provider: 'unchecked' }, empty, toolsSpec('tools', [])],
       (message) => warnings.push(message),

@@ -60,7 +60,11 @@ describe('what a bundle is built from', () => {
     expect(plain.fileName).toMatch(/^workflows\.plain\.[0-9a-f]{24}\.js$/);
     expect(sealed.fileName).toMatch(/^workflows\.sealed-failures\.[0-9a-f]{24}\.js$/);
     expect(sealed.sources).toEqual([...plain.sources, FAILURE_CONVERTER_PATH].sort());
-    expect(plain.packages.map((p) => p.replace(/@[^@]+$/, ''))).toEqual(['@temporalio/worker', '@temporalio/workflow']);
+    expect(plain.packages.map((p) => p.replace(/@[^@]+$/, ''))).toEqual([
+      '@temporalio/common',
+      '@temporalio/worker',
+      '@temporalio/workflow',
+    ]);
   });
 });
 

@@ -1,24 +1,35 @@
 /**
  * The durableScript workflow alone, on Temporal's time-skipping test server, with stubbed
- * activities (test/workflow/fake-sandbox.ts): the time limit after a 7-day sleep, continue-as-new
- * carrying the journal, cancellation leaving the resume memo, the replay fallback when the live
- * session is lost, and how activity failures reach the job. No real waiting: timers are skipped.
+ * activities (test/workflow/fake-sandbox.ts): the history shape of fused rounds (one activity and
+ * one workflow task per round), rounds that sleep, batched mode, transient API failures inside a
+ * fused round, the time limit after a 7-day sleep, continue-as-new carrying the journal (also from
+ * a run of v0.1.0), cancellation leaving the resume memo, the replay fallback when the live session
+ * is lost, and how activity failures reach the job. No real waiting: timers are skipped.
  */
 import { randomUUID } from 'node:crypto';
 import { CancelledFailure, WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
+import { ApplicationFailure, defaultPayloadConverter } from '@temporalio/common';
+import { temporal } from '@temporalio/proto';
 import { tsToMs } from '@temporalio/common/lib/time.js';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker, type WorkflowBundlePath } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RESUME_MEMO_KEY } from '../../core/effects.ts';
 import { INTERNAL_FAILURES, type TransientHttpDetails } from '../../core/errors.ts';
-import { type DurableScriptInput, FailureDetails, JobInput, type ResumeMemo } from '../../core/journal.ts';
+import {
+  type DurableScriptInput,
+  FailureDetails,
+  JobInput,
+  type JobState,
+  type ResumeMemo,
+} from '../../core/journal.ts';
+import type { CallProviderArgs } from '../../activities/index.ts';
 import type { durableScript } from '../../workflows/durable-script.ts';
 import { checkpoint, type FakeOptions, type FakeScript, fakeActivities, http, sleep } from './fake-sandbox.ts';
 import { timeSkippingEnvironment, workflowBundle } from './environment.ts';
 
 const DAY_MS = 24 * 3600 * 1000;
+const { EventType } = temporal.api.enums.v1;
 
 let env: TestWorkflowEnvironment;
 let bundle: WorkflowBundlePath;
@@ -43,15 +54,19 @@ async function withJob<T>(
   script: FakeScript,
   job: JobInput,
   body: (handle: WorkflowHandle<typeof durableScript>, fake: ReturnType<typeof fakeActivities>) => Promise<T>,
-  options: Omit<FakeOptions, 'sessionTaskQueue'> = {},
+  options: Omit<FakeOptions, 'sessionTaskQueue'> & {
+    /** A run continued from an earlier one: what it carries (given the session task queue). */
+    carried?: (sessionTaskQueue: string) => DurableScriptInput['carried'];
+  } = {},
 ): Promise<T> {
+  const { carried, ...fakeOptions } = options;
   const taskQueue = `workflow-test-${randomUUID().slice(0, 8)}`;
-  const sessionTaskQueue = `${taskQueue}/session`;
-  const fake = fakeActivities(script, { ...options, sessionTaskQueue });
+  const sessionTaskQueue = sessionQueueOf(taskQueue);
+  const fake = fakeActivities(script, { ...fakeOptions, sessionTaskQueue });
   const connection = env.nativeConnection;
   const shared = await Worker.create({ connection, taskQueue, workflowBundle: bundle, activities: fake.shared });
   const own = await Worker.create({ connection, taskQueue: sessionTaskQueue, activities: fake.session });
-  const input: DurableScriptInput = { job };
+  const input: DurableScriptInput = { job, ...(carried ? { carried: carried(sessionTaskQueue) } : {}) };
   return shared.runUntil(
     own.runUntil(async () => {
       const handle = await env.client.workflow.start<typeof durableScript>('durableScript', {
@@ -63,6 +78,8 @@ async function withJob<T>(
     }),
   );
 }
+
+const sessionQueueOf = (taskQueue: string) => `${taskQueue}/session`;
 
 /** The job's failure, as the job service reads it: the ApplicationFailure and its parsed details. */
 async function failureOf(handle: WorkflowHandle): Promise<{ type: string | undefined; details: FailureDetails }> {
@@ -82,25 +99,82 @@ async function resumeMemoOf(handle: WorkflowHandle): Promise<ResumeMemo | undefi
 }
 
 describe('durableScript with stubbed activities, on the time-skipping test server', () => {
-  it('runs the rounds on the live session and completes with the summary', async () => {
-    const script = { rounds: [[http('/a'), http('/b')], [sleep(60_000)]], result: { ok: true } };
+  it('runs call-only rounds fused (one activity and one workflow task each) and a sleeping round from the workflow', async () => {
+    const script = {
+      rounds: [[http('/a'), http('/b')], [http('/c')], [sleep(60_000)], [http('/d')]],
+      result: { ok: true },
+    };
     await withJob(script, jobInput(), async (handle, { calls }) => {
       expect(await handle.result()).toEqual({
         value: { ok: true },
-        progress: { done: 2, total: 2, message: null },
-        logs: ['round 1', 'round 2', 'round 3'],
-        logCount: 3,
-        rounds: 2,
-        effects: 3,
+        progress: { done: 4, total: 4, message: null },
+        logs: ['round 1', 'round 2', 'round 3', 'round 4', 'round 5'],
+        logCount: 5,
+        rounds: 4,
+        effects: 5,
         runs: 1,
         attempt: 1,
         divergence: null,
       });
       expect(calls.openSession).toHaveLength(1);
-      expect(calls.advanceSession.map((a) => a.roundsDelivered)).toEqual([0, 1]);
+      // Rounds 1, 2 and 4 are fused; the sleep of round 3 is a timer, then its outcome is delivered.
+      expect(calls.runRound.map((a) => [a.roundsDelivered, a.firstSeq])).toEqual([
+        [0, 0],
+        [1, 2],
+        [3, 4],
+      ]);
+      expect(calls.advanceSession.map((a) => a.roundsDelivered)).toEqual([2]);
+      expect(calls.makeCall).toHaveLength(0);
       // Each call's idempotency key carries its position in the job (the two ran in parallel, in any order).
-      expect(calls.callProvider.map((c) => c.idempotencyKey.split(':')[1]).sort()).toEqual(['0', '1']);
+      expect(calls.callProvider.map((c) => c.idempotencyKey.split(':')[1]).sort()).toEqual(['0', '1', '2', '4']);
+      // The completed job's call records are deleted.
+      expect(calls.forgetCalls).toEqual([(await handle.describe()).workflowId]);
+
+      const events = (await handle.fetchHistory()).events ?? [];
+      const summaries = events
+        .filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'runRound')
+        .map((e) => defaultPayloadConverter.fromPayload(e.userMetadata!.summary!));
+      expect(summaries).toEqual(['crm: GET /a, crm: GET /b', 'crm: GET /c', 'crm: GET /d']);
+      // Between the first two fused rounds: exactly one activity and one workflow task.
+      const rounds = events.flatMap((e, i) =>
+        e.activityTaskScheduledEventAttributes?.activityType?.name === 'runRound' ? [i] : [],
+      );
+      expect(events.slice(rounds[0], rounds[1]).map((e) => EventType[e.eventType!])).toEqual([
+        'EVENT_TYPE_ACTIVITY_TASK_SCHEDULED',
+        'EVENT_TYPE_ACTIVITY_TASK_STARTED',
+        'EVENT_TYPE_ACTIVITY_TASK_COMPLETED',
+        'EVENT_TYPE_WORKFLOW_TASK_SCHEDULED',
+        'EVENT_TYPE_WORKFLOW_TASK_STARTED',
+        'EVENT_TYPE_WORKFLOW_TASK_COMPLETED',
+      ]);
     });
+  });
+
+  it('runs consecutive call-only rounds of a batched provider in one activity, flushing every N calls', async () => {
+    const rounds = Array.from({ length: 7 }, (_, i) => [http(`/items/${i}`)]);
+    const job = jobInput({ batched: ['crm'], batchFlush: { calls: 3, ms: 60_000 } });
+    await withJob(
+      { rounds, result: 'done' },
+      job,
+      async (handle, { calls }) => {
+        expect(await handle.result()).toMatchObject({ value: 'done', rounds: 7, effects: 7, logCount: 8 });
+        expect(calls.runRound.map((a) => [a.roundsDelivered, a.firstSeq, a.batch?.flush.calls])).toEqual([
+          [0, 0, 3],
+          [3, 3, 3],
+          [6, 6, 3],
+        ]);
+        expect(calls.callProvider.map((c) => Number(c.idempotencyKey.split(':')[1]))).toEqual([0, 1, 2, 3, 4, 5, 6]);
+        const summaries = ((await handle.fetchHistory()).events ?? [])
+          .filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'runRound')
+          .map((e) => defaultPayloadConverter.fromPayload(e.userMetadata!.summary!));
+        expect(summaries).toEqual([
+          'crm: GET /items/0 (batched)',
+          'crm: GET /items/3 (batched)',
+          'crm: GET /items/6 (batched)',
+        ]);
+      },
+      {},
+    );
   });
 
   it('fails with JobTimeLimitError when a 7-day sleep outlasts maxJobSeconds, leaving its journal to resume', async () => {
@@ -119,25 +193,33 @@ describe('durableScript with stubbed activities, on the time-skipping test serve
         rounds: 1,
         effects: 1,
       });
-      // This run's one completed round was saved and left for job_resume.
+      // This run's one completed round was saved and left for job_resume, with the job's summary.
       expect(calls.saveJournal).toHaveLength(1);
       expect(calls.saveJournal[0]).toMatchObject([{ effects: [{ label: 'crm: GET /a', outcome: { ok: true } }] }]);
-      expect(await resumeMemoOf(handle)).toEqual({ journal: [{ blob: 'segment-1', bytes: expect.any(Number) }] });
+      expect(await resumeMemoOf(handle)).toEqual({
+        journal: [{ blob: 'segment-1', bytes: expect.any(Number) }],
+        summary: expect.objectContaining({ rounds: 1, progress: { done: 1, total: 2, message: null } }),
+      });
+      // Every timer has a summary: the job's time limit is not a bare "Timer 7 days".
+      const timers = ((await handle.fetchHistory()).events ?? [])
+        .filter((e) => e.timerStartedEventAttributes)
+        .map((e) => defaultPayloadConverter.fromPayload(e.userMetadata!.summary!));
+      expect(timers).toEqual(['job time limit (limits.maxJobSeconds)', 'sleep 691200000 ms']);
     });
   });
 
   it('continues as new when the run has enough events, carrying the journal and the live session', async () => {
-    const rounds = Array.from({ length: 8 }, (_, i) => [http(`/items/${i}`)]);
+    const rounds = Array.from({ length: 16 }, (_, i) => [http(`/items/${i}`)]);
     const job = jobInput({ maxEventsPerRun: 30 });
     await withJob({ rounds, result: 'imported' }, job, async (handle, { calls }) => {
       const result = await handle.result();
-      expect(result).toMatchObject({ value: 'imported', rounds: 8, effects: 8, logCount: 9 });
+      expect(result).toMatchObject({ value: 'imported', rounds: 16, effects: 16, logCount: 17 });
       expect(result.runs).toBeGreaterThan(2);
       // One saved segment per continue-as-new; the session stayed live across runs (opened once).
       expect(calls.saveJournal).toHaveLength(result.runs - 1);
       expect(calls.openSession).toHaveLength(1);
-      expect(calls.advanceSession.map((a) => a.roundsDelivered)).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
-      expect(calls.callProvider.map((c) => Number(c.idempotencyKey.split(':')[1]))).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+      expect(calls.runRound.map((a) => a.roundsDelivered)).toEqual(rounds.map((_, i) => i));
+      expect(calls.callProvider.map((c) => Number(c.idempotencyKey.split(':')[1]))).toEqual(rounds.map((_, i) => i));
       // The last run started with every earlier run's rounds, by reference, in order.
       const { carried } = await latestRunInput(handle);
       expect(carried?.journal.map((ref) => ref.blob)).toEqual(calls.saveJournal.map((_, i) => `segment-${i + 1}`));
@@ -145,7 +227,43 @@ describe('durableScript with stubbed activities, on the time-skipping test serve
     });
   });
 
-  it('when cancelled, saves the rounds so far and leaves journal and checkpoint in the resume memo', async () => {
+  it('starts a run continued from a v0.1.0 run by delivering the outcomes it carried to the live session', async () => {
+    const script = { rounds: [[http('/a')], [http('/b')], [http('/c')]], result: 'continued' };
+    const job = jobInput();
+    // The job started on the server's clock, which has skipped ahead of this process's.
+    const state = { ...newState(job), startedAt: await env.currentTimeMs(), rounds: 1, effects: 1, runs: 1 };
+    await withJob(
+      script,
+      job,
+      async (handle, { calls }) => {
+        // Awaiting the result lets the server skip time: first let the session worker take its first task.
+        await until(() => calls.runRound.length > 0);
+        expect(await handle.result()).toMatchObject({ value: 'continued', rounds: 3, effects: 3, runs: 2 });
+        expect(calls.openSession).toHaveLength(0);
+        expect(calls.advanceSession).toEqual([
+          { sessionId: 'session-v010', roundsDelivered: 0, outcomes: [{ ok: true, value: 'from v0.1.0' }], now: 1 },
+        ]);
+        expect(calls.runRound.map((a) => [a.roundsDelivered, a.firstSeq])).toEqual([
+          [1, 1],
+          [2, 2],
+        ]);
+      },
+      {
+        liveSessions: { 'session-v010': 0 },
+        carried: (sessionTaskQueue) => ({
+          journal: [],
+          state,
+          pending: {
+            session: { id: 'session-v010', taskQueue: sessionTaskQueue },
+            outcomes: [{ ok: true, value: 'from v0.1.0' }],
+            now: 1,
+          },
+        }),
+      },
+    );
+  });
+
+  it('when cancelled, saves the rounds so far and leaves journal, checkpoint and summary in the resume memo', async () => {
     const script = { rounds: [[http('/a'), checkpoint({ next: 1 })], [sleep(DAY_MS)]], result: 'never' };
     await withJob(script, jobInput(), async (handle, { calls }) => {
       await waitForTimer(handle, DAY_MS); // the script's sleep, in round 2
@@ -157,33 +275,79 @@ describe('durableScript with stubbed activities, on the time-skipping test serve
       expect((error as WorkflowFailedError).cause).toBeInstanceOf(CancelledFailure);
       expect(calls.saveJournal).toHaveLength(1);
       expect(calls.saveJournal[0][0].effects.map((e) => e.label)).toEqual(['crm: GET /a', 'checkpoint']);
+      // The summary keeps the cancelled job's progress and logs (job_status shows them).
       expect(await resumeMemoOf(handle)).toEqual({
         journal: [{ blob: 'segment-1', bytes: expect.any(Number) }],
         checkpoint: { next: 1 },
+        summary: expect.objectContaining({
+          progress: { done: 1, total: 2, message: null },
+          logs: ['round 1', 'round 2'],
+        }),
       });
     });
   });
 
-  it('replays the journal in a new session when the live one is lost', async () => {
+  it('when the live session is lost, replays the journal in a new session and runs the round there', async () => {
     const script = { rounds: [[http('/a')], [http('/b')], [http('/c')]], result: 3 };
     await withJob(
       script,
       jobInput(),
       async (handle, { calls }) => {
-        expect(await handle.result()).toMatchObject({ value: 3, rounds: 3, effects: 3 });
+        expect(await handle.result()).toMatchObject({
+          value: 3,
+          rounds: 3,
+          effects: 3,
+          // The replayed session's report repeats round 2's: its log line is not taken in twice.
+          logs: ['round 1', 'round 2', 'round 3', 'round 4'],
+        });
         expect(calls.openSession).toHaveLength(2);
         const replay = calls.openSession[1];
         expect(replay.journal.segments).toEqual([]);
-        expect(replay.journal.rounds.map((r) => r.effects.map((e) => e.label))).toEqual([
-          ['crm: GET /a'],
-          ['crm: GET /b'],
+        expect(replay.journal.rounds.map((r) => r.effects.map((e) => e.label))).toEqual([['crm: GET /a']]);
+        // Round 1's call was reported uncertain (sent again after a lost attempt): the journal says so.
+        expect(replay.journal.rounds[0].effects[0].uncertain).toBe(true);
+        // Round 2 ran fused again, on the new session, and no longer counts as fresh (the lost attempt may have sent it).
+        expect(calls.runRound.map((a) => [a.sessionId, a.roundsDelivered, a.fresh])).toEqual([
+          ['session-1', 0, true],
+          ['session-1', 1, true],
+          ['session-2', 1, false],
+          ['session-2', 2, true],
         ]);
-        // The lost round's outcomes were not lost: they are the journal's last round.
-        expect(replay.journal.rounds[1].effects[0].outcome).toEqual({ ok: true, value: { seq: 1 } });
+        expect(calls.makeCall).toHaveLength(0);
         // No call was made twice.
         expect(calls.callProvider).toHaveLength(3);
       },
-      { loseSessionAtRound: 2 },
+      { loseSessionAtRound: 2, uncertainAtRound: 1 },
+    );
+  });
+
+  it('retries a call that met a transient API failure in a fused round per call, after a labelled backoff', async () => {
+    const job = jobInput({
+      retry: { crm: { maximumAttempts: 3, initialIntervalMs: 1000, maximumIntervalMs: 1000, backoffCoefficient: 1 } },
+    });
+    let failures = 1;
+    const flaky = async (args: CallProviderArgs) => {
+      if (failures-- > 0) throw unavailable();
+      return { ok: true as const, value: { seq: Number(args.idempotencyKey.split(':')[1]) } };
+    };
+    await withJob(
+      { rounds: [[http('/a'), http('/b')], [http('/c')]], result: 'done' },
+      job,
+      async (handle, { calls }) => {
+        expect(await handle.result()).toMatchObject({ value: 'done', rounds: 2, effects: 3 });
+        // The call that failed in the fused round ran again per call; the other was not repeated.
+        expect(calls.makeCall.map((c) => c.idempotencyKey.split(':')[1])).toEqual(['0']);
+        expect(calls.callProvider.map((c) => c.idempotencyKey.split(':')[1]).sort()).toEqual(['0', '0', '1', '2']);
+        expect(calls.advanceSession[0].outcomes).toEqual([
+          { ok: true, value: { seq: 0 } },
+          { ok: true, value: { seq: 1 } },
+        ]);
+        const timers = ((await handle.fetchHistory()).events ?? [])
+          .filter((e) => e.timerStartedEventAttributes)
+          .map((e) => defaultPayloadConverter.fromPayload(e.userMetadata!.summary!));
+        expect(timers).toContain('back off (GET → 503), then retry crm: GET /a');
+      },
+      { callProvider: flaky },
     );
   });
 
@@ -191,32 +355,25 @@ describe('durableScript with stubbed activities, on the time-skipping test serve
     const job = jobInput({
       retry: { crm: { maximumAttempts: 3, initialIntervalMs: 1000, maximumIntervalMs: 1000, backoffCoefficient: 1 } },
     });
-    const unavailable = async () => {
-      const details: TransientHttpDetails = { status: 503 };
-      throw ApplicationFailure.create({
-        type: INTERNAL_FAILURES.TransientHttpError,
-        message: 'GET /a → 503',
-        details: [details],
-      });
-    };
     await withJob(
       { rounds: [[http('/a')]], result: 'done' },
       job,
       async (handle, { calls }) => {
         await handle.result();
+        // The fused attempt counts as the first: two per-call attempts follow, then the script gets the error.
         expect(calls.callProvider).toHaveLength(3);
         expect(calls.advanceSession[0].outcomes).toEqual([
           {
             ok: false,
             error: {
               name: 'ApiError',
-              message: expect.stringMatching(/^crm: GET \/a failed after retries: /),
+              message: expect.stringMatching(/^crm: GET \/a failed after 3 attempt\(s\): /),
               status: 503,
             },
           },
         ]);
       },
-      { callProvider: unavailable },
+      { callProvider: async () => Promise.reject(unavailable()) },
     );
   });
 
@@ -233,7 +390,7 @@ describe('durableScript with stubbed activities, on the time-skipping test serve
       error: () => new Error('the disk is full'),
       name: 'ActivityError',
       message: 'the disk is full',
-      attempts: 5,
+      attempts: 10,
     },
   ])('an activity failure of the job itself: $failure', async ({ error, name, message, attempts }) => {
     await withJob(
@@ -250,6 +407,31 @@ describe('durableScript with stubbed activities, on the time-skipping test serve
   });
 });
 
+function unavailable(): ApplicationFailure {
+  const details: TransientHttpDetails = { status: 503 };
+  return ApplicationFailure.create({
+    type: INTERNAL_FAILURES.TransientHttpError,
+    message: 'GET → 503',
+    details: [details],
+  });
+}
+
+/** The state a job's first run starts with (as workflows/job-state.ts builds it). */
+function newState(job: JobInput): JobState {
+  return {
+    status: 'running',
+    progress: null,
+    logs: [],
+    logCount: 0,
+    rounds: 0,
+    effects: 0,
+    startedAt: Date.now(),
+    runs: 0,
+    attempt: job.attempt,
+    divergence: null,
+  };
+}
+
 /** The input the job's latest run started with. */
 async function latestRunInput(handle: WorkflowHandle): Promise<DurableScriptInput> {
   const history = await handle.fetchHistory();
@@ -262,6 +444,12 @@ async function jobDurationMs(handle: WorkflowHandle): Promise<number> {
   const events = (await handle.fetchHistory()).events ?? [];
   const ms = (event: (typeof events)[number]) => tsToMs(event.eventTime);
   return ms(events.at(-1)!) - ms(events[0]);
+}
+
+/** Waits in real time (a poll every 50 ms, at most 10 s) until `done()`. */
+async function until(done: () => boolean): Promise<void> {
+  for (let i = 0; i < 200 && !done(); i++) await new Promise((resolve) => setTimeout(resolve, 50));
+  if (!done()) throw new Error('the condition did not hold within 10 s');
 }
 
 /** Waits (in real time, a poll every 50 ms) until the job has started a timer of `ms` (not the job's deadline). */

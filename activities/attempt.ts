@@ -1,0 +1,106 @@
+/**
+ * One attempt of an activity, as the call path sees it (activities/calls.ts): where it stands among
+ * the attempts at the same calls, whether it has been cancelled, and whether it may already have
+ * been given up by Temporal, so a stale attempt (a worker frozen with SIGSTOP, a GC pause, a laptop
+ * lid, then thawed) never sends anything.
+ *
+ * Temporal gives up an attempt that has not heartbeated within its heartbeat timeout and starts
+ * another. This process cannot ask the server whether that happened before each send, but it can
+ * notice that it was not running: the attempt heartbeats every HEARTBEAT_EVERY_MS, so a gap between
+ * beats longer than the heartbeat timeout (less the SDK's heartbeat throttling) means the process
+ * was frozen or starved long enough for the server to have moved on.
+ */
+import { ApplicationFailure, Context, heartbeat } from '@temporalio/activity';
+import type { AttemptToken } from '../core/call-records.ts';
+import { INTERNAL_FAILURES } from '../core/errors.ts';
+import { HEARTBEAT_THROTTLE_MS } from '../core/timeouts.ts';
+
+/** How often an attempt heartbeats (the SDK sends at most one per throttle interval; see HEARTBEAT_THROTTLE_MS). */
+export const HEARTBEAT_EVERY_MS = 500;
+
+/** Slack for timers firing late on a busy machine. */
+const STALL_MARGIN_MS = 250;
+/** Slack for the worker's clock against the Temporal server's. */
+const CLOCK_SKEW_MARGIN_MS = 2_000;
+
+export interface CallAttempt {
+  readonly token: AttemptToken;
+  /** Aborted when Temporal cancels the activity: the job was cancelled, the attempt timed out, the worker shuts down. */
+  readonly signal: AbortSignal;
+  /** After `signal` aborts, how long calls already sent may take to land. */
+  readonly cancelGraceMs: number;
+  /** Throws a stale-attempt failure if Temporal may already have given this attempt up. */
+  assertCurrent(): void;
+}
+
+/** A superseded attempt: it sends nothing. Retryable, though Temporal has normally moved on already. */
+export function staleAttempt(reason: string): ApplicationFailure {
+  return ApplicationFailure.retryable(
+    `this attempt may have been superseded (${reason}); it sent nothing`,
+    INTERNAL_FAILURES.StaleAttempt,
+  );
+}
+
+/**
+ * Throws a stale-attempt failure if Temporal must already have given the activity attempt running
+ * now up, judging by when it was scheduled: a task that can wait at most `pickupTimeoutMs` to start
+ * and must then heartbeat within its heartbeat timeout (e.g. one a frozen worker's open poll took,
+ * run on thaw). Call it as the activity starts.
+ */
+export function assertNotExpired(pickupTimeoutMs: number): void {
+  const { currentAttemptScheduledTimestampMs: scheduledAt, heartbeatTimeoutMs } = Context.current().info;
+  const age = Date.now() - scheduledAt;
+  if (heartbeatTimeoutMs && age > pickupTimeoutMs + heartbeatTimeoutMs + CLOCK_SKEW_MARGIN_MS)
+    throw staleAttempt(`it was scheduled ${Math.round(age / 1000)} s ago`);
+}
+
+/** The activity attempt running now (from the activity Context). */
+export class ActivityAttempt implements CallAttempt {
+  readonly token: AttemptToken;
+  readonly signal: AbortSignal;
+  readonly cancelGraceMs: number;
+  private readonly context = Context.current();
+  private readonly staleAfterMs: number;
+  private lastBeat = performance.now();
+
+  constructor(jobAttempt: number, cancelGraceMs: number) {
+    const { info } = this.context;
+    this.token = { job: jobAttempt, scheduledAt: info.currentAttemptScheduledTimestampMs };
+    this.signal = this.context.cancellationSignal;
+    this.cancelGraceMs = cancelGraceMs;
+    this.staleAfterMs =
+      info.heartbeatTimeoutMs === undefined || info.heartbeatTimeoutMs === 0
+        ? Infinity
+        : info.heartbeatTimeoutMs - HEARTBEAT_THROTTLE_MS - STALL_MARGIN_MS;
+  }
+
+  /** Heartbeats while `work` runs, so Temporal notices a dead worker within the heartbeat timeout and cancellation reaches us. */
+  async run<T>(work: () => Promise<T>): Promise<T> {
+    const beat = () => {
+      this.lastBeat = performance.now();
+      heartbeat();
+    };
+    beat();
+    const timer = setInterval(beat, HEARTBEAT_EVERY_MS);
+    try {
+      return await work();
+    } finally {
+      clearInterval(timer);
+    }
+  }
+
+  assertCurrent(): void {
+    const gap = performance.now() - this.lastBeat;
+    if (gap > this.staleAfterMs) throw staleAttempt(`it did not run for ${Math.round(gap)} ms`);
+    const details = this.context.cancellationDetails;
+    if (this.signal.aborted && details && !details.cancelRequested && !details.workerShutdown)
+      throw staleAttempt(
+        `Temporal cancelled it: ${(this.signal.reason as Error | undefined)?.message ?? 'no reason given'}`,
+      );
+  }
+
+  /** Whether the job itself was cancelled (not a time-out or a worker shutdown). */
+  get jobCancelled(): boolean {
+    return this.signal.aborted && this.context.cancellationDetails?.cancelRequested === true;
+  }
+}

@@ -1,0 +1,367 @@
+/**
+ * The one path every API and tool call takes: fused rounds, per-call activities and their retries
+ * alike. It makes a write again only when nobody ever saw its response (core/call-records.ts has
+ * the records it keeps in the shared blob store):
+ *
+ * 1. A recorded outcome answers the call without sending it (an ok outcome, or a failure recorded
+ *    in the same job attempt: after job_resume, failed calls run again).
+ * 2. Before sending a write, the attempt writes its intent (the attempt record). An attempt that
+ *    finds a newer attempt's intent is stale and sends nothing; one that finds an older attempt
+ *    still sending waits while that attempt's worker is alive (it will record the outcome), and
+ *    once it is not (killed or frozen), sends, marking the call uncertain: the one case left, a
+ *    worker lost after sending and before any response.
+ * 3. Right before the bytes leave, the attempt checks it is still current (activities/attempt.ts).
+ * 4. The outcome is recorded before the activity reports completion, so a Temporal restart, a
+ *    partition or a kill after the response repeats nothing.
+ * 5. Failures the API returned are counted in the attempt record; only they use up the provider's
+ *    retry.maximumAttempts, never a timed-out or lost attempt.
+ * Reads (GET, HEAD) are sent again freely: they keep no outcome or intent.
+ *
+ * Cancellation stops calls not yet sent; calls already sent get `cancelGraceMs` to land.
+ */
+import { setTimeout as delay } from 'node:timers/promises';
+import type { z } from 'zod';
+import type { BlobStore } from '../blobs/store.ts';
+import type { ClaimCheck } from '../blobs/claim-check.ts';
+import {
+  AttemptRecord,
+  callRecordNames,
+  EndedRecord,
+  compareAttempts,
+  OutcomeRecord,
+  WorkerMark,
+  type AttemptToken,
+} from '../core/call-records.ts';
+import { effectLabel } from '../core/effects.ts';
+import { productError } from '../core/errors.ts';
+import type { CallResult, EffectOutcome, HttpEffect, ToolEffect } from '../core/journal.ts';
+import { type HttpProviderConfig, isMcpProvider, type ProviderConfig } from '../providers/config.ts';
+import { performRequest, TransientHttpError } from '../providers/http-client.ts';
+import type { UpstreamMcpServers } from '../providers/mcp-client.ts';
+import type { RequestValidator } from '../providers/validate.ts';
+import type { Privacy } from '../privacy/privacy.ts';
+import { PrivacyTokenError } from '../privacy/restore.ts';
+import { type CallAttempt, staleAttempt } from './attempt.ts';
+
+/** A worker whose mark is older than this is taken for dead or frozen (a live one refreshes it every second). */
+const WORKER_MARK_STALE_MS = 2_500;
+/** How often a worker with calls in flight refreshes its mark. */
+const WORKER_MARK_EVERY_MS = 1_000;
+/** How often an attempt waiting on an older one looks again. */
+const WAIT_POLL_MS = 200;
+
+export interface CallsDeps {
+  providers: Record<string, ProviderConfig>;
+  upstream: UpstreamMcpServers;
+  validators?: Record<string, RequestValidator>;
+  store: BlobStore;
+  claims: ClaimCheck;
+  /** Restores privacy tokens in the requests of jobs started with privacy on. */
+  privacy?: Privacy;
+  /** This worker process, as attempt records name it. */
+  workerId: string;
+}
+
+export interface Call {
+  jobId: string;
+  request: HttpEffect | ToolEffect;
+  idempotencyKey: string;
+  /** API failures that end the call as a final ApiError. */
+  maximumAttempts: number;
+  /** No attempt at this call can have happened before (see RunRoundArgs.fresh): there are no records to look for. */
+  fresh?: boolean;
+  /** A job started with privacy on: its owner, whose vault restores the tokens in the request. */
+  privacyOwner?: string;
+}
+
+/** How a call ended: with a result; due for a retry (a transient API failure under the limit); or unsettled by a cancellation. */
+export type CallEnd =
+  | { result: CallResult }
+  | { retry: { message: string; status?: number; retryAfterMs?: number; /** API failures so far. */ failures: number } }
+  | { unsettled: 'not sent' | 'no answer' };
+
+export function isWrite(request: HttpEffect | ToolEffect): boolean {
+  return request.kind === 'tool' || (request.method !== 'GET' && request.method !== 'HEAD');
+}
+
+export class Calls {
+  private readonly deps: CallsDeps;
+  private inFlight = 0;
+  private markTimer: NodeJS.Timeout | undefined;
+
+  constructor(deps: CallsDeps) {
+    this.deps = deps;
+  }
+
+  async call(attempt: CallAttempt, call: Call): Promise<CallEnd> {
+    const refused = this.refusal(call.request);
+    if (refused) return { result: { outcome: refused } };
+    const write = isWrite(call.request);
+    const names = {
+      outcome: callRecordNames.outcome(call.jobId, call.idempotencyKey),
+      attempt: callRecordNames.attempt(call.jobId, call.idempotencyKey),
+    };
+    const look = !call.fresh;
+    const [recorded, previous, ended] = await Promise.all([
+      look && write ? this.read(OutcomeRecord, names.outcome) : undefined,
+      look ? this.read(AttemptRecord, names.attempt) : undefined,
+      look && write ? this.read(EndedRecord, callRecordNames.ended(call.jobId)) : undefined,
+    ]);
+    if (ended && (ended.jobAttempt ?? Infinity) >= attempt.token.job)
+      throw staleAttempt('its job has already completed');
+    const reusable = usable(recorded, attempt.token);
+    if (reusable) return { result: reusable };
+
+    const sameJobAttempt = previous?.attempt.job === attempt.token.job;
+    let failures = sameJobAttempt ? previous.apiFailures : 0;
+    let lastFailure = sameJobAttempt ? previous.lastFailure : undefined;
+    if (failures >= call.maximumAttempts) return this.finalFailure(call, names.outcome, attempt, failures, lastFailure);
+    let uncertain = false;
+    if (write && previous) {
+      if (compareAttempts(previous.attempt, attempt.token) > 0)
+        throw staleAttempt('a newer attempt at this call exists');
+      const waited = await this.awaitOlder(attempt, call, names, previous);
+      if ('result' in waited) return { result: waited.result };
+      uncertain = waited.uncertain;
+      // each() with reconcile: the script finds out whether it landed rather than have it sent blindly.
+      if (uncertain && call.request.onUncertain === 'fail') {
+        const outcome: EffectOutcome = {
+          ok: false,
+          error: productError(
+            'UncertainCallError',
+            `${effectLabel(call.request)} may have been applied: the worker that sent it was lost before any answer, so it was not sent again`,
+          ),
+        };
+        return { result: await this.recordOutcome(names.outcome, attempt, { outcome }) };
+      }
+    }
+
+    const record = (state: AttemptRecord['state']): Promise<unknown> =>
+      this.writeRecord(names.attempt, {
+        attempt: attempt.token,
+        worker: this.deps.workerId,
+        at: Date.now(),
+        state,
+        apiFailures: failures,
+        ...(lastFailure ? { lastFailure } : {}),
+      });
+    // The intent, before the bytes leave; then the last check that this attempt is still current.
+    if (write) await record('sending');
+    try {
+      attempt.assertCurrent();
+    } catch (e) {
+      if (write) await record('not sent');
+      throw e;
+    }
+    if (attempt.signal.aborted) {
+      if (write) await record('not sent');
+      return { unsettled: 'not sent' };
+    }
+
+    let outcome: EffectOutcome;
+    try {
+      outcome = await this.tracked(() => this.send(call, graceSignal(attempt)));
+    } catch (e) {
+      if (!(e instanceof TransientHttpError)) {
+        if (write) await record('no answer');
+        throw e;
+      }
+      const answered = e.status !== undefined || e.notSent;
+      if (attempt.signal.aborted && !answered) {
+        if (write) await record('no answer');
+        return { unsettled: 'no answer' };
+      }
+      failures++;
+      lastFailure = { message: e.message, ...(e.status !== undefined ? { status: e.status } : {}) };
+      // Reads keep the record too: it carries the failure count to the next attempt.
+      await record(answered ? 'answered' : 'no answer');
+      if (failures >= call.maximumAttempts)
+        return this.finalFailure(call, names.outcome, attempt, failures, lastFailure);
+      return {
+        retry: {
+          message: e.message,
+          status: e.status,
+          failures,
+          ...(e.retryAfterMs ? { retryAfterMs: e.retryAfterMs } : {}),
+        },
+      };
+    }
+    const result: CallResult = { outcome, ...(uncertain ? { uncertain: true as const } : {}) };
+    return { result: write ? await this.recordOutcome(names.outcome, attempt, result) : result };
+  }
+
+  /** Deletes a completed job's call records, leaving the mark that stops stale attempts from sending. */
+  async forgetJob(jobId: string, jobAttempt: number): Promise<number> {
+    await this.writeRecord(callRecordNames.ended(jobId), { at: Date.now(), jobAttempt });
+    return this.deps.store.deleteRecords(callRecordNames.folder(jobId));
+  }
+
+  close(): void {
+    clearInterval(this.markTimer);
+  }
+
+  /**
+   * An older attempt wrote its intent and recorded no outcome. While its worker is alive (it may be
+   * waiting for the answer, e.g. cut off from Temporal but not from the API), wait for the outcome;
+   * once it is not, or the request must have timed out, go on, uncertain.
+   */
+  private async awaitOlder(
+    attempt: CallAttempt,
+    call: Call,
+    names: { outcome: string; attempt: string },
+    previous: AttemptRecord,
+  ): Promise<{ result: CallResult } | { uncertain: boolean }> {
+    const deadline = performance.now() + this.timeoutMs(call.request) + WORKER_MARK_STALE_MS;
+    let current: AttemptRecord | undefined = previous;
+    for (;;) {
+      if (!current || current.state === 'answered' || current.state === 'not sent') return { uncertain: false };
+      if (compareAttempts(current.attempt, attempt.token) > 0)
+        throw staleAttempt('a newer attempt at this call exists');
+      if (current.state === 'no answer') return { uncertain: true };
+      const mark = await this.read(WorkerMark, callRecordNames.worker(current.worker));
+      const lastSign = Math.max(current.at, mark?.at ?? 0);
+      if (Date.now() - lastSign > WORKER_MARK_STALE_MS || performance.now() > deadline) return { uncertain: true };
+      attempt.assertCurrent();
+      await delay(WAIT_POLL_MS);
+      const [recorded, latest] = await Promise.all([
+        this.read(OutcomeRecord, names.outcome),
+        this.read(AttemptRecord, names.attempt),
+      ]);
+      const reusable = usable(recorded, attempt.token);
+      if (reusable) return { result: reusable };
+      current = latest;
+    }
+  }
+
+  /**
+   * Records the outcome unless another attempt got there first; then the recorded one is the answer
+   * (a failure recorded before a job_resume is replaced).
+   */
+  private async recordOutcome(name: string, attempt: CallAttempt, result: CallResult): Promise<CallResult> {
+    const record: OutcomeRecord = { ...result, jobAttempt: attempt.token.job };
+    if (await this.writeRecord(name, record, true)) return result;
+    const winner = usable(await this.read(OutcomeRecord, name), attempt.token);
+    if (winner) return winner;
+    await this.writeRecord(name, record);
+    return result;
+  }
+
+  private async finalFailure(
+    call: Call,
+    outcomeName: string,
+    attempt: CallAttempt,
+    failures: number,
+    last: AttemptRecord['lastFailure'],
+  ): Promise<CallEnd> {
+    const outcome: EffectOutcome = {
+      ok: false,
+      error: {
+        ...productError(
+          'ApiError',
+          `${effectLabel(call.request)} failed after ${failures} attempt(s): ${last?.message ?? 'no answer'}`,
+        ),
+        ...(last?.status !== undefined ? { status: last.status } : {}),
+      },
+    };
+    const result = { outcome };
+    return { result: isWrite(call.request) ? await this.recordOutcome(outcomeName, attempt, result) : result };
+  }
+
+  /** Why the request cannot be sent at all (a RequestError the script can catch), or undefined. */
+  private refusal(request: HttpEffect | ToolEffect): EffectOutcome | undefined {
+    const provider = this.deps.providers[request.provider];
+    const names = Object.keys(this.deps.providers);
+    if (!provider) {
+      return {
+        ok: false,
+        error: productError(
+          'RequestError',
+          `unknown provider "${request.provider}"; this worker has: ${names.join(', ') || 'none (check its --config)'}`,
+        ),
+      };
+    }
+    if ((request.kind === 'tool') !== isMcpProvider(provider)) {
+      return {
+        ok: false,
+        error: productError(
+          'RequestError',
+          `provider "${request.provider}" is ${isMcpProvider(provider) ? 'an MCP server: call its tools' : 'an HTTP API: use request()'}`,
+        ),
+      };
+    }
+    const invalid = request.kind === 'http' ? this.deps.validators?.[request.provider]?.check(request) : undefined;
+    return invalid ? { ok: false, error: productError('RequestError', invalid) } : undefined;
+  }
+
+  /**
+   * The request itself: the only place bytes leave for an API, with the owner's privacy tokens
+   * restored just before (a token the owner's vault lacks fails the call, and nothing is sent).
+   */
+  private async send({ request, idempotencyKey, privacyOwner }: Call, signal: AbortSignal): Promise<EffectOutcome> {
+    let outgoing: HttpEffect | ToolEffect =
+      request.kind === 'http'
+        ? { ...request, body: await this.deps.claims.resolveBody(request.body, request.bodyRef) }
+        : request;
+    if (privacyOwner !== undefined && this.deps.privacy) {
+      try {
+        outgoing = await this.deps.privacy.restore(privacyOwner, outgoing, effectLabel(request));
+      } catch (e) {
+        if (e instanceof PrivacyTokenError) return { ok: false, error: productError(e.name, e.message) };
+        throw e;
+      }
+    }
+    if (outgoing.kind === 'tool')
+      return this.deps.upstream.call(outgoing.provider, outgoing.tool, outgoing.args, signal);
+    const provider = this.deps.providers[outgoing.provider] as HttpProviderConfig;
+    return performRequest(provider, outgoing, idempotencyKey, signal);
+  }
+
+  private timeoutMs(request: HttpEffect | ToolEffect): number {
+    return this.deps.providers[request.provider]?.timeoutMs ?? 60_000;
+  }
+
+  /** Runs a request while this worker's mark says it is alive (see awaitOlder). */
+  private async tracked<T>(send: () => Promise<T>): Promise<T> {
+    if (this.inFlight++ === 0) {
+      this.markTimer = setInterval(() => void this.mark(), WORKER_MARK_EVERY_MS);
+      this.markTimer.unref();
+    }
+    try {
+      return await send();
+    } finally {
+      if (--this.inFlight === 0) clearInterval(this.markTimer);
+    }
+  }
+
+  private async mark(): Promise<void> {
+    try {
+      await this.writeRecord(callRecordNames.worker(this.deps.workerId), { at: Date.now() });
+    } catch {
+      // A missed mark only makes another attempt stop waiting sooner.
+    }
+  }
+
+  private async read<S extends z.ZodType>(schema: S, name: string): Promise<z.infer<S> | undefined> {
+    const bytes = await this.deps.store.getRecord(name);
+    return bytes ? schema.parse(JSON.parse(bytes.toString('utf8'))) : undefined;
+  }
+
+  private writeRecord(name: string, value: unknown, ifAbsent = false): Promise<boolean> {
+    return this.deps.store.putRecord(name, Buffer.from(JSON.stringify(value)), { ifAbsent });
+  }
+}
+
+/** A recorded outcome this attempt may return: an ok one, or a failure recorded in the same job attempt. */
+function usable(recorded: OutcomeRecord | undefined, token: AttemptToken): CallResult | undefined {
+  if (!recorded || (!recorded.outcome.ok && recorded.jobAttempt !== token.job)) return undefined;
+  return { outcome: recorded.outcome, ...(recorded.uncertain ? { uncertain: true } : {}) };
+}
+
+/** Aborts `cancelGraceMs` after the attempt is cancelled: a call already sent gets that long to land. */
+function graceSignal(attempt: CallAttempt): AbortSignal {
+  const controller = new AbortController();
+  const later = () => setTimeout(() => controller.abort(attempt.signal.reason), attempt.cancelGraceMs).unref();
+  if (attempt.signal.aborted) later();
+  else attempt.signal.addEventListener('abort', later, { once: true });
+  return controller.signal;
+}

@@ -1,0 +1,152 @@
+/**
+ * A fused round: on the worker holding the job's live sandbox, one activity makes the round's calls
+ * (in parallel, each through the exactly-once call path), delivers their outcomes to the sandbox and
+ * returns them with the sandbox's next report. The workflow then journals the round in one workflow
+ * task: one activity and one workflow task per round.
+ *
+ * The round is not delivered when a call meets a transient API failure (the workflow retries it as
+ * a per-call activity, with Temporal's backoff visible in the UI, then delivers) or when the job is
+ * cancelled (calls already sent land within the grace period; their outcomes are recorded).
+ *
+ * Batched mode (opt-in per provider or job) runs on through consecutive call-only rounds of batched
+ * providers in the same activity until a flush is due (a number of calls or a time), so the journal
+ * lags behind the sandbox by up to one flush; the outcome records still keep every answered call
+ * from being sent again after a crash.
+ */
+import { ApplicationFailure } from '@temporalio/activity';
+import type { ClaimCheck } from '../blobs/claim-check.ts';
+import { idempotencyKey } from '../core/effects.ts';
+import { INTERNAL_FAILURES } from '../core/errors.ts';
+import type {
+  AdvanceResult,
+  FusedRound,
+  PlannedEffect,
+  RunRoundArgs,
+  RunRoundResult,
+  SettledCall,
+} from '../core/journal.ts';
+import type { ScriptSession } from '../sandbox/session.ts';
+import { ActivityAttempt } from './attempt.ts';
+import type { CallEnd, Calls } from './calls.ts';
+import type { LiveSession, SessionRegistry, WaitedEffect } from './sessions.ts';
+
+export interface RoundDeps {
+  sessions: SessionRegistry;
+  calls: Calls;
+  claims: ClaimCheck;
+  /** Keeps the session live with the effects of its report, and prepares the report for history. */
+  plan(
+    id: string,
+    session: ScriptSession,
+    report: Awaited<ReturnType<ScriptSession['deliver']>>,
+    owner: string | undefined,
+  ): Promise<AdvanceResult>;
+}
+
+/** The live session `id`, if it is on this worker and at round `roundsDelivered`; else the job must replay. */
+export function takeLiveSession(sessions: SessionRegistry, id: string, roundsDelivered: number): LiveSession {
+  const live = sessions.take(id);
+  if (!live || live.session.roundsDelivered !== roundsDelivered) {
+    live?.session.dispose();
+    throw ApplicationFailure.nonRetryable(
+      `live session ${id} is not on this worker; the job will replay its journal`,
+      INTERNAL_FAILURES.SessionLost,
+    );
+  }
+  return live;
+}
+
+/** Whether batched mode may run this round inside the same activity: calls to batched providers (and checkpoints) only. */
+function batchable(effects: PlannedEffect[], providers: string[]): boolean {
+  return (
+    effects.length > 0 &&
+    effects.every(
+      ({ request }) =>
+        request.kind === 'checkpoint' ||
+        ((request.kind === 'http' || request.kind === 'tool') && providers.includes(request.provider)),
+    )
+  );
+}
+
+export function createRunRound(deps: RoundDeps) {
+  const { sessions, calls, claims } = deps;
+
+  return async function runRound(args: RunRoundArgs): Promise<RunRoundResult> {
+    const attempt = new ActivityAttempt(args.jobAttempt, args.cancelGraceMs);
+    let live = takeLiveSession(sessions, args.sessionId, args.roundsDelivered);
+    const { session } = live;
+
+    async function runEffect(effect: WaitedEffect, seq: number): Promise<CallEnd> {
+      const { request } = effect;
+      if (effect.prefilled) return { result: { outcome: effect.prefilled } };
+      if (request.kind === 'checkpoint') return { result: { outcome: { ok: true } } };
+      if (request.kind === 'sleep' || request.kind === 'approval')
+        throw new Error(`a round with a ${request.kind} is run by the workflow, not fused`);
+      return calls.call(attempt, {
+        jobId: session.jobId,
+        request,
+        idempotencyKey: idempotencyKey(session.jobId, seq, effect.key),
+        maximumAttempts: args.maximumAttempts[request.provider] ?? 1,
+        fresh: args.fresh,
+        privacyOwner: args.privacyOwner,
+      });
+    }
+
+    return attempt.run(async () => {
+      const rounds: FusedRound[] = [];
+      const started = performance.now();
+      let seq = args.firstSeq;
+      for (;;) {
+        const ends = await Promise.all(live.waitingOn.map((effect, i) => runEffect(effect, seq + i)));
+        const results = ends.flatMap((end) => ('result' in end ? [end.result] : []));
+        if (results.length < ends.length) {
+          // Not delivered: the session waits, live, for the workflow to settle the round (unless the job is over).
+          if (attempt.jobCancelled) session.dispose();
+          else sessions.add(args.sessionId, session, live.waitingOn);
+          return { rounds, stopped: await stopped(ends) };
+        }
+        const now = Date.now();
+        const report = await deps.plan(
+          args.sessionId,
+          session,
+          await session.deliver(
+            results.map((r) => r.outcome),
+            now,
+          ),
+          args.privacyOwner,
+        );
+        rounds.push({
+          outcomes: await Promise.all(results.map((r) => claims.offloadOutcome(r.outcome))),
+          uncertain: results.flatMap((r, i) => (r.uncertain ? [i] : [])),
+          now,
+          report,
+        });
+        seq += live.waitingOn.length;
+        const batch = args.batch;
+        if (
+          !batch ||
+          report.outcome ||
+          attempt.signal.aborted ||
+          !batchable(report.effects, batch.providers) ||
+          seq - args.firstSeq >= batch.flush.calls ||
+          performance.now() - started >= batch.flush.ms
+        )
+          return { rounds };
+        live = takeLiveSession(sessions, args.sessionId, session.roundsDelivered);
+      }
+    });
+  };
+
+  async function stopped(ends: CallEnd[]): Promise<NonNullable<RunRoundResult['stopped']>> {
+    const retryAfter = ends.flatMap((end) =>
+      'retry' in end && end.retry.retryAfterMs ? [end.retry.retryAfterMs] : [],
+    );
+    const stoppedCalls = await Promise.all(
+      ends.map(async (end): Promise<SettledCall> => {
+        if ('result' in end) return { ...end.result, outcome: await claims.offloadOutcome(end.result.outcome) };
+        return 'retry' in end ? { unsettled: 'retry', failure: end.retry.message } : { unsettled: end.unsettled };
+      }),
+    );
+    return { calls: stoppedCalls, ...(retryAfter.length > 0 ? { retryAfterMs: Math.max(...retryAfter) } : {}) };
+  }
+}
