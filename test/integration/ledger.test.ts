@@ -145,3 +145,28 @@ describe('each() and the ledger', () => {
     await expect(jobs.resume(jobId)).rejects.toThrow(JobStateError);
   });
 });
+
+describe('a failed each() job resumed from its journal', () => {
+  it('stops at maxFailures, then resumes from its journal with the fixed rows, sending no done row again', async () => {
+    // Other names and emails than the first import's, so the CRM's duplicate count is this job's alone.
+    const again = (r: Row): Row => ({ name: `Again ${r.name}`, email: r.email.replace('lead', 'again') });
+    const input = rows(false).slice(0, 40).map(again);
+    const code = importScript(5).replace('concurrency: 5 }', 'concurrency: 5, maxFailures: 0 }');
+    const failed = await jobs.execute({ code, input, waitSeconds: 60 });
+    expect(failed.status).toBe('failed');
+    expect(failed.error).toMatchObject({ name: 'TooManyFailuresError', message: expect.stringContaining('Lead 7') });
+    const before = crm.writes().length;
+    const doneBefore = failed.ledger!.counts.items.done;
+    expect(doneBefore).toBeGreaterThan(0);
+    expect(doneBefore).toBeLessThan(39);
+
+    const fixed = rows(true).slice(0, 40).map(again);
+    const view = await jobs.resume(failed.job_id, undefined, 60, fixed);
+    expect(view.status, JSON.stringify(view.error)).toBe('completed');
+    expect(view.result).toMatchObject({ failed: 0, skipped: doneBefore, done: 40 - doneBefore });
+    const sent = crm.writes().slice(before);
+    expect(sent).toHaveLength(40 - doneBefore);
+    expect(new Set(sent.map((w) => w.emails[0])).size).toBe(40 - doneBefore);
+    expect(crm.stats().duplicateEmails).toBe(0);
+  });
+});
