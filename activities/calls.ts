@@ -302,7 +302,9 @@ export class Calls {
       request.kind === 'http'
         ? { ...request, body: await this.deps.claims.resolveBody(request.body, request.bodyRef) }
         : request;
-    if (privacyOwner !== undefined && this.deps.privacy) {
+    if (privacyOwner !== undefined) {
+      // Never the tokens in place of the values: a worker wired without privacy fails the attempt.
+      if (!this.deps.privacy) throw new Error('a job with privacy on reached a worker whose calls have no privacy');
       try {
         outgoing = await this.deps.privacy.restore(privacyOwner, outgoing, effectLabel(request));
       } catch (e) {

@@ -3,7 +3,9 @@
  * recorded outcomes answer retries, stale attempts send nothing, an older attempt still sending is
  * waited for while its worker lives and is taken over (uncertain) once it does not, API failures are
  * counted in the records up to the provider's limit, cancellation lets calls in flight land, and a
- * completed job's records are gone while its stale attempts still send nothing. Attempts are plain
+ * completed job's records are gone while its stale attempts still send nothing, and a job with
+ * privacy on has its owner's tokens restored in what is sent (nothing sent for a token its owner
+ * lacks). Attempts are plain
  * objects here; activities/attempt.ts ties them to Temporal.
  */
 import { mkdtempSync } from 'node:fs';
@@ -18,6 +20,8 @@ import { ClaimCheck } from '../../blobs/claim-check.ts';
 import { LocalBlobStore } from '../../blobs/local-store.ts';
 import { callRecordNames, type AttemptRecord } from '../../core/call-records.ts';
 import type { HttpEffect } from '../../core/journal.ts';
+import { PrivacyConfig } from '../../privacy/config.ts';
+import { Privacy } from '../../privacy/privacy.ts';
 import { HttpProviderConfig } from '../../providers/config.ts';
 import { UpstreamMcpServers } from '../../providers/mcp-client.ts';
 
@@ -25,6 +29,8 @@ import { UpstreamMcpServers } from '../../providers/mcp-client.ts';
 let behaviour: { status: number; holdMs: number } = { status: 201, holdMs: 0 };
 /** Requests per Idempotency-Key, as the API saw them. */
 let received: Map<string, number>;
+/** The bodies the API received, in order. */
+let bodies: string[];
 let server: Server;
 let baseUrl: string;
 
@@ -33,9 +39,11 @@ beforeAll(async () => {
     const key = String(req.headers['idempotency-key'] ?? `${req.method} ${req.url}`);
     received.set(key, (received.get(key) ?? 0) + 1);
     const { status, holdMs } = behaviour;
-    req.resume();
+    let body = '';
+    req.on('data', (chunk: Buffer) => (body += chunk.toString('utf8')));
     req.on('end', () =>
       setTimeout(() => {
+        bodies.push(body);
         if (!res.writableEnded)
           res.writeHead(status, { 'content-type': 'application/json' }).end(`{"n":${received.get(key)}}`);
       }, holdMs),
@@ -51,10 +59,11 @@ let store: LocalBlobStore;
 beforeEach(() => {
   behaviour = { status: 201, holdMs: 0 };
   received = new Map();
+  bodies = [];
   store = new LocalBlobStore(join(mkdtempSync(join(tmpdir(), 'dcm-calls-')), 'blobs'));
 });
 
-function calls(workerId = 'worker-a'): Calls {
+function calls(workerId = 'worker-a', privacy?: Privacy): Calls {
   const crm = HttpProviderConfig.parse({ openapi: 'unused.json', baseUrl, timeoutMs: 2_000 });
   return new Calls({
     providers: { crm },
@@ -62,6 +71,7 @@ function calls(workerId = 'worker-a'): Calls {
     store,
     claims: new ClaimCheck(store, 4096),
     workerId,
+    ...(privacy ? { privacy } : {}),
   });
 }
 
@@ -237,5 +247,24 @@ describe('the call path', () => {
     // A job_resume of the completed job (attempt 2, e.g. for each()'s failed items) sends as usual.
     expect(resultOf(await c.call(attempt(3, { job: 2 }), call('job-1:9:k'))).outcome).toMatchObject({ ok: true });
     expect(received.get('job-1:9:k')).toBe(1);
+  });
+
+  it("sends the job owner's real values for its tokens, and nothing at all for a token the owner lacks", async () => {
+    const privacy = new Privacy(PrivacyConfig.parse({ enabled: true }), { store });
+    const [token] = await privacy.tokenize('alice', ['ada@example.com']);
+    const c = calls('worker-a', privacy);
+    const request: HttpEffect = { ...post, body: { email: token } };
+    const sent = await c.call(attempt(1), { ...call('k-alice'), request, privacyOwner: 'alice' });
+    expect(sent).toMatchObject({ result: { outcome: { ok: true } } });
+    expect(bodies.map((b) => JSON.parse(b) as unknown)).toEqual([{ email: 'ada@example.com' }]);
+
+    const refused = await c.call(attempt(1), { ...call('k-bob'), request, privacyOwner: 'bob' });
+    expect(refused).toMatchObject({ result: { outcome: { ok: false, error: { name: 'PrivacyTokenError' } } } });
+    expect(bodies).toHaveLength(1);
+    // A worker wired without privacy fails the attempt rather than send the token.
+    await expect(calls().call(attempt(2), { ...call('k-none'), request, privacyOwner: 'alice' })).rejects.toThrow(
+      /no privacy/,
+    );
+    expect(bodies).toHaveLength(1);
   });
 });
