@@ -67,6 +67,20 @@ const SCRIPTS: Record<
     }`,
     answers: [true, false],
   },
+  // each() with a row the CRM refuses (422): the ledger's entries, one failed item, a completed job.
+  'each-ledger': {
+    code: `async () => each(input.rows, async (row) => (await crm.request({ method: 'POST', path: '/leads', body: row })).id, { key: (row) => row.email, concurrency: 3 })`,
+    input: {
+      rows: ['a', 'b', 'not-an-address', 'd', 'e'].map((name) => ({
+        name,
+        email: name.includes('-') ? name : `${name}.${Date.now()}@example.com`,
+      })),
+    },
+  },
+  // sheets runs batched (below): consecutive call-only rounds in one activity, flushed to the journal.
+  batched: {
+    code: `async () => { let n = 0; for (let i = 0; i < 12; i++) n += (await sheets.request({ method: 'GET', path: '/sheets' })).sheets.length; return n; }`,
+  },
 };
 
 const env = await startDevServer({});
@@ -78,6 +92,7 @@ const config = parseConfig(
     providers: {
       ...demoProvidersConfig({ crm, sheets }),
       crm: { ...demoProvidersConfig({ crm, sheets }).crm, approval: [{ match: ['DELETE /leads/*'] }] },
+      sheets: { ...demoProvidersConfig({ crm, sheets }).sheets, durability: 'batched' },
     },
     dataDir,
     maxEventsPerRun: 200,
