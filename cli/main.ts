@@ -10,7 +10,7 @@
  * Each command's module is loaded only when it runs, so a process loads only what its command uses
  * (a worker no MCP server, search sandbox, tokenizer or demo API; `jobs` no worker SDK).
  */
-import { readFileSync } from 'node:fs';
+import { PRODUCT_VERSION } from '../core/version.ts';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { UsageError, type Values } from './options.ts';
 
@@ -178,10 +178,7 @@ async function main(argv: string[]): Promise<void> {
     return;
   }
   if (name === '--version' || name === '-v') {
-    const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
-      version: string;
-    };
-    console.log(`durable-codemode ${version} (Node ${process.version})`);
+    console.log(`durable-codemode ${PRODUCT_VERSION} (Node ${process.version})`);
     return;
   }
   const command = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;

@@ -8,6 +8,7 @@ import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { productError } from '../core/errors.ts';
 import type { EffectOutcome, Json } from '../core/journal.ts';
+import { PRODUCT_VERSION } from '../core/version.ts';
 import { authOf, TransientHttpError } from './http-client.ts';
 import type { McpProviderConfig } from './config.ts';
 
@@ -128,7 +129,7 @@ export class UpstreamMcpServers {
 
   private async connect(name: string): Promise<Client> {
     const { mcp } = this.providers[name];
-    const client = new Client({ name: 'durable-codemode', version: '0.1.0' });
+    const client = new Client({ name: 'durable-codemode', version: PRODUCT_VERSION });
     if ('command' in mcp) {
       const env: Record<string, string> = { PATH: this.env.PATH ?? '' };
       for (const key of mcp.env) if (this.env[key] !== undefined) env[key] = this.env[key]!;

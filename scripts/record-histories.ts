@@ -5,13 +5,14 @@
  * would break jobs started under an earlier release fails the suite. Run it for each release
  * (`npm run record-histories`) and keep the older files: they are the compatibility promise.
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { demoProvidersConfig, startCrmApi, startSheetsApi } from '../demo-apis/index.ts';
 import { parseConfig } from '../cli/config.ts';
+import { PRODUCT_VERSION } from '../core/version.ts';
 import { JobService } from '../jobs/service.ts';
 import { connectClient, connectWorker } from '../temporal/connection.ts';
 import { startDevServer } from '../temporal/dev-server.ts';
@@ -19,8 +20,6 @@ import { startWorker } from '../temporal/worker.ts';
 
 Runtime.install({ logger: new DefaultLogger('ERROR') });
 
-const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string })
-  .version;
 const OUT = new URL('../test/fixtures/histories/', import.meta.url);
 
 const SCRIPTS: Record<
@@ -131,7 +130,7 @@ try {
     for await (const info of client.workflow.list({ query: `WorkflowId = '${started.job_id}'` })) runs.push(info);
     for (const info of runs.sort((a, b) => a.startTime.getTime() - b.startTime.getTime())) {
       const history = await client.workflow.getHandle(started.job_id, info.runId).fetchHistory();
-      writeFileSync(new URL(`v${VERSION}-${name}-run${++run}.json`, OUT), historyToJSON(history));
+      writeFileSync(new URL(`v${PRODUCT_VERSION}-${name}-run${++run}.json`, OUT), historyToJSON(history));
     }
     console.log(`${name}: ${view.status}, ${run} run(s) recorded`);
   }

@@ -20,6 +20,7 @@ import { getParseErrorMessage } from '@modelcontextprotocol/sdk/server/zod-compa
 import { z } from 'zod';
 import { closest } from '../core/config-object.ts';
 import { ERRORS, type ErrorName, isErrorName } from '../core/errors.ts';
+import { PRODUCT_VERSION } from '../core/version.ts';
 import type { Privacy } from '../privacy/privacy.ts';
 import type { SpecSearch } from '../sandbox/search.ts';
 import { type JobService, type JobView, type JobWatcher, MAX_WAIT_SECONDS } from '../jobs/service.ts';
@@ -39,8 +40,6 @@ export interface McpDeps {
   /** A call the configured providers really take, for the execute description's example (see exampleCall). */
   example?: string;
 }
-
-const VERSION = '0.1.0';
 
 /**
  * A tool's arguments: unknown ones are refused, naming the accepted ones (an agent that sends
@@ -148,7 +147,7 @@ export function createMcpServer(deps: McpDeps): McpServer {
   const progressFor = (extra: ToolExtra) =>
     ProgressReporter.for(extra._meta, extra.sendNotification, (text) => toModel.text(text));
   const server = new McpServer(
-    { name: 'durable-codemode', version: VERSION },
+    { name: 'durable-codemode', version: PRODUCT_VERSION },
     {
       capabilities: { tasks: { list: {}, cancel: {}, requests: { tools: { call: {} } } } },
       taskStore: new JobTaskStore(deps.jobs, tokenized, (view) => answer(() => budgeted(view))),
