@@ -224,11 +224,28 @@ export function createEach(deps) {
         const id = { ledger: opts.name, key, index };
         /** @type {'landed' | 'retried' | undefined} */
         let reconciled;
+        /**
+         * Whether the item already landed, by reconcile. A reconcile that throws leaves the item
+         * uncertain (with reconcile's error), so a resume asks again rather than send it blindly.
+         * @param {ItemFunction} ask
+         * @returns {Promise<LedgerEntry | undefined>} the item's entry, unless it is to run (again)
+         */
+        const settledBy = async (ask) => {
+          let found;
+          try {
+            found = await ask(item, index);
+          } catch (e) {
+            if (isJobError(e)) throw e;
+            return { ...id, status: 'uncertain', error: errorOf(e), ...itemOf(item) };
+          }
+          if (found) return { ...id, status: 'done', ...valueOf(found), reconciled: 'landed' };
+          reconciled = 'retried';
+          return undefined;
+        };
         try {
           if (uncertainBefore && reconcile) {
-            const found = await reconcile(item, index);
-            if (found) return { ...id, status: 'done', ...valueOf(found), reconciled: 'landed' };
-            reconciled = 'retried';
+            const settled = await settledBy(reconcile);
+            if (settled) return settled;
           }
           let value;
           try {
@@ -236,9 +253,8 @@ export function createEach(deps) {
           } catch (e) {
             if (!isUncertain(e) || !reconcile || reconciled) throw e;
             // The call may have landed: ask before running the item again.
-            const found = await reconcile(item, index);
-            if (found) return { ...id, status: 'done', ...valueOf(found), reconciled: 'landed' };
-            reconciled = 'retried';
+            const settled = await settledBy(reconcile);
+            if (settled) return settled;
             value = await fn(item, index);
           }
           return { ...id, status: 'done', ...valueOf(value), ...(reconciled ? { reconciled } : {}) };

@@ -245,6 +245,27 @@ describe('each()', () => {
       ['lead1@example.com', 'done', undefined],
       ['lead0@example.com', 'done', 'landed'],
     ]);
+
+    // reconcile cannot tell (its GET fails): the item stays uncertain with that reason, and is not sent again.
+    const unknown = await run(
+      code,
+      (request): EffectOutcome =>
+        request.kind === 'http' && request.method === 'GET'
+          ? {
+              ok: false,
+              error: { name: 'ApiError', message: 'crm: GET /leads failed after 3 attempt(s)', status: 503 },
+            }
+          : { ok: false, error: { name: 'UncertainCallError', message: 'may have landed' } },
+      { input: { rows: rows(1) } },
+    );
+    expect(unknown.requests.map((r) => (r as { method: string }).method)).toEqual(['POST', 'GET']);
+    expect(unknown.entries).toEqual([
+      expect.objectContaining({
+        status: 'uncertain',
+        error: expect.objectContaining({ name: 'ApiError', status: 503 }),
+      }),
+    ]);
+    expect(unknown.outcome).toMatchObject({ kind: 'returned', value: { done: 0, failed: 0, uncertain: 1 } });
   });
 
   it('refuses bad arguments, duplicate keys and a second index-keyed each() on one ledger', async () => {
