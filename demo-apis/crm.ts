@@ -28,6 +28,7 @@ export interface CrmApiOptions {
   port?: number;
   host?: string;
   latencyMs?: number;
+  answerDelayMs?: number;
   failureRate?: number;
   seed?: number;
   requiredBearerToken?: string;

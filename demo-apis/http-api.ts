@@ -51,7 +51,10 @@ export interface HttpApiOptions {
   routes: Route[];
   port?: number;
   host?: string;
+  /** Waited before a request is handled: a client that hangs up meanwhile is never served (nothing applied). */
   latencyMs?: number;
+  /** Waited after a request is handled, before its answer: a client that hangs up meanwhile had its write applied unseen. */
+  answerDelayMs?: number;
   failureRate?: number;
   seed?: number;
   requiredBearerToken?: string;
@@ -104,6 +107,7 @@ export async function startHttpApi(options: HttpApiOptions): Promise<HttpApi> {
   }));
 
   let latencyMs = checkLatency(options.latencyMs ?? 0);
+  const answerDelayMs = checkLatency(options.answerDelayMs ?? 0, 'answerDelayMs');
   let failureRate = checkRate(options.failureRate ?? 0);
   let random = mulberry32(seed);
   let inFlight = 0;
@@ -150,7 +154,14 @@ export async function startHttpApi(options: HttpApiOptions): Promise<HttpApi> {
       });
     }
     const body = await readJsonBody(req);
-    return found.route.handle({ params: found.params, query: url.searchParams, headers: req.headers, body });
+    const response = await found.route.handle({
+      params: found.params,
+      query: url.searchParams,
+      headers: req.headers,
+      body,
+    });
+    if (answerDelayMs > 0) await delay(answerDelayMs);
+    return response;
   }
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -287,8 +298,8 @@ function checkRate(rate: number): number {
   return rate;
 }
 
-function checkLatency(ms: number): number {
-  if (!(ms >= 0)) throw new RangeError(`latencyMs must be >= 0, got ${ms}`);
+function checkLatency(ms: number, name = 'latencyMs'): number {
+  if (!(ms >= 0)) throw new RangeError(`${name} must be >= 0, got ${ms}`);
   return ms;
 }
 
