@@ -190,10 +190,13 @@ export class Calls {
     return { result: write ? await this.recordOutcome(names.outcome, attempt, result) : result };
   }
 
-  /** Deletes a completed job's call records, leaving the mark that stops stale attempts from sending. */
-  async forgetJob(jobId: string, jobAttempt: number): Promise<number> {
+  /**
+   * Deletes a completed job's call records from `records` (the calls' own store unless given),
+   * leaving the mark that stops stale attempts from sending.
+   */
+  async forgetJob(jobId: string, jobAttempt: number, records: Pick<BlobStore, 'deleteRecords'> = this.deps.store) {
     await this.writeRecord(callRecordNames.ended(jobId), { at: Date.now(), jobAttempt });
-    return this.deps.store.deleteRecords(callRecordNames.folder(jobId));
+    return records.deleteRecords(callRecordNames.folder(jobId));
   }
 
   close(): void {

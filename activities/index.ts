@@ -24,7 +24,7 @@ import {
   log,
 } from '@temporalio/activity';
 import { ClaimCheck } from '../blobs/claim-check.ts';
-import { BlobCorruptError, BlobMissingError, type BlobStore } from '../blobs/store.ts';
+import { BlobCorruptError, BlobMissingError, type BlobStore, BlobStoreUnavailableError } from '../blobs/store.ts';
 import { effectLabel, privacyOwner } from '../core/effects.ts';
 import type { SandboxProvider } from '../core/guest-messages.ts';
 import { INTERNAL_FAILURES, type TransientHttpDetails } from '../core/errors.ts';
@@ -203,7 +203,18 @@ export function createActivities(deps: ActivityDeps) {
       makeCall: unrecoverableBlobsFail(makeCall),
       callProvider: unrecoverableBlobsFail(callProvider),
       saveJournal: (rounds: Round[]): Promise<BlobRef> => heartbeating(() => claims.saveRounds(rounds)),
-      forgetCalls: (jobId: string, jobAttempt: number): Promise<number> => calls.forgetJob(jobId, jobAttempt),
+      forgetCalls: async (jobId: string, jobAttempt: number): Promise<number> => {
+        // The mark waits out an outage like every record; the deletion is housekeeping that must not
+        // hold the job's end: a store that cannot do it now (down, or an S3 server that refuses to
+        // list) leaves the records behind.
+        try {
+          return await calls.forgetJob(jobId, jobAttempt, deps.blobs);
+        } catch (e) {
+          if (!(e instanceof BlobStoreUnavailableError)) throw e;
+          log.warn(`${e.message} The call records of ${jobId} stay in the blob store.`);
+          return 0;
+        }
+      },
     },
     session: {
       runRound: unrecoverableBlobsFail((args: RunRoundArgs) => {
