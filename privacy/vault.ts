@@ -22,6 +22,7 @@
  *                        or { seal: true } as the last chunk of a closed generation
  */
 import { createHash, randomUUID } from 'node:crypto';
+import { setImmediate as yieldToOthers } from 'node:timers/promises';
 import type { BlobStore } from '../blobs/store.ts';
 import { RecordSeal, VaultError } from './seal.ts';
 import { formatToken, parseToken } from './tokens.ts';
@@ -88,7 +89,7 @@ export class Vault {
     return this.seal.encrypts;
   }
 
-  /** The vault of one principal (kept in memory between calls; refreshed from the store on each). */
+  /** The vault of one principal (kept in memory between calls; refreshed from the store on each, see PrincipalVault.valuesOf). */
   of(principal: string): PrincipalVault {
     let vault = this.principals.get(principal);
     if (!vault) {
@@ -119,6 +120,8 @@ export class PrincipalVault {
   private readonly now: () => number;
   /** One operation at a time per principal and process: they would only race each other for chunk positions. */
   private queue: Promise<unknown> = Promise.resolve();
+  /** The read of the vault that has not begun yet, and the tokens asked of it so far (see valuesOf). */
+  private nextRead: { tokens: Set<string>; values: Promise<Map<string, string>> } | undefined;
 
   private id: string | undefined;
   private latest: Generation | undefined;
@@ -151,18 +154,36 @@ export class PrincipalVault {
     });
   }
 
-  /** The values of the tokens this principal holds (still readable); tokens it does not hold are absent from the map. */
-  valuesOf(tokens: Iterable<string>): Promise<Map<string, string>> {
-    return this.exclusive(async () => {
-      await this.sync();
-      const readable = this.generationNow() - 1;
-      const found = new Map<string, string>();
-      for (const token of tokens) {
-        const entry = this.byToken.get(token);
-        if (entry && entry.generation >= readable) found.set(token, entry.value);
-      }
-      return found;
-    });
+  /**
+   * The values of the tokens this principal holds (still readable); tokens it does not hold are
+   * absent from the map. Every answer comes from a read of the store that began after the question
+   * was asked, so a purge that finished before it is always seen. Questions asked while no read has
+   * begun share the next one: the parallel calls of a round cost one read of the vault, not one each.
+   */
+  async valuesOf(tokens: Iterable<string>): Promise<Map<string, string>> {
+    const wanted = [...tokens];
+    let read = this.nextRead;
+    if (!read) {
+      const batch = new Set<string>();
+      read = this.nextRead = {
+        tokens: batch,
+        values: this.exclusive(async () => {
+          await yieldToOthers(); // the other calls of the round ask in the meantime
+          this.nextRead = undefined; // from here on, questions wait for the next read
+          await this.sync();
+          const readable = this.generationNow() - 1;
+          const found = new Map<string, string>();
+          for (const token of batch) {
+            const entry = this.byToken.get(token);
+            if (entry && entry.generation >= readable) found.set(token, entry.value);
+          }
+          return found;
+        }),
+      };
+    }
+    for (const token of wanted) read.tokens.add(token);
+    const found = await read.values;
+    return new Map(wanted.flatMap((token) => (found.has(token) ? [[token, found.get(token)!] as const] : [])));
   }
 
   private exclusive<T>(work: () => Promise<T>): Promise<T> {

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { LocalBlobStore } from '../../blobs/local-store.ts';
+import type { BlobStore } from '../../blobs/store.ts';
 import { Vault, folderOf } from '../../privacy/vault.ts';
 
 const DAY = 24 * 60 * 60 * 1000;
@@ -28,6 +29,41 @@ function vault(codecKey?: Buffer): Vault {
 
 const emails = (n: number, from = 0) =>
   Array.from({ length: n }, (_, i) => ({ kind: 'EMAIL', value: `person${from + i}@example.com` }));
+
+/** The test's store, counting record reads; `holdNextHead()` keeps the next head read's bytes (already read) until released. */
+function watchedStore() {
+  let reads = 0;
+  let hold: { started: () => void; release: Promise<void> } | undefined;
+  const watched: BlobStore = {
+    location: store.location,
+    put: (bytes) => store.put(bytes),
+    get: (ref) => store.get(ref),
+    putRecord: (name, bytes, options) => store.putRecord(name, bytes, options),
+    deleteRecords: (folder) => store.deleteRecords(folder),
+    async getRecord(name) {
+      reads++;
+      const bytes = await store.getRecord(name);
+      const held = name.endsWith('/head') ? hold : undefined;
+      if (held) {
+        hold = undefined;
+        held.started();
+        await held.release;
+      }
+      return bytes;
+    },
+  };
+  return {
+    store: watched,
+    reads: () => reads,
+    holdNextHead() {
+      let started!: () => void;
+      let release!: () => void;
+      const reading = new Promise<void>((resolve) => (started = resolve));
+      hold = { started, release: new Promise<void>((resolve) => (release = resolve)) };
+      return { reading, release };
+    },
+  };
+}
 
 /** Every file under the store's records, with its bytes. */
 function recordFiles(): Array<{ name: string; bytes: Buffer }> {
@@ -166,5 +202,42 @@ describe('privacy vault', () => {
     expect((await worker.of('bob').valuesOf(['[EMAIL_1]'])).size).toBe(1);
     expect(recordFiles().some(({ bytes }) => bytes.includes(Buffer.from('person2@example.com')))).toBe(false);
     expect(await mcp.of('alice').tokensFor(emails(1, 7))).toEqual(['[EMAIL_1]']);
+  });
+
+  it("answers a round's parallel restores with one read of the store, each its own tokens", async () => {
+    const tokens = await vault().of('alice').tokensFor(emails(10));
+    const watched = watchedStore();
+    const worker = new Vault({ store: watched.store, retentionMs: 30 * DAY, now: () => clock }).of('alice');
+    await worker.valuesOf([tokens[0]]);
+    const before = watched.reads();
+    await worker.valuesOf([tokens[0]]);
+    const oneRead = watched.reads() - before;
+    expect(oneRead).toBeGreaterThan(0);
+
+    const start = watched.reads();
+    const answers = await Promise.all([
+      ...tokens.map((token) => worker.valuesOf([token])),
+      worker.valuesOf(['[EMAIL_99]']),
+    ]);
+    expect(watched.reads() - start).toBe(oneRead);
+    expect(answers.map((found) => Object.fromEntries(found))).toEqual([
+      ...tokens.map((token, i) => ({ [token]: `person${i}@example.com` })),
+      {},
+    ]);
+  });
+
+  it('answers a restore asked during a read with the next read: a purge finished before it is seen', async () => {
+    const watched = watchedStore();
+    await vault().of('alice').tokensFor(emails(1));
+    const worker = new Vault({ store: watched.store, retentionMs: 30 * DAY, now: () => clock }).of('alice');
+    expect((await worker.valuesOf(['[EMAIL_1]'])).size).toBe(1);
+    const held = watched.holdNextHead();
+    const early = worker.valuesOf(['[EMAIL_1]']);
+    await held.reading; // that read has the head from before the purge
+    expect(await vault().purge('alice')).toBeGreaterThan(0);
+    const late = worker.valuesOf(['[EMAIL_1]']);
+    held.release();
+    expect((await early).size).toBe(1); // asked before the purge
+    expect((await late).size).toBe(0);
   });
 });
