@@ -7,6 +7,9 @@
  * Two sources of questions: the script's `approve(question, details)`, and the operator's policy
  * (`providers.NAME.approval`), which holds a matching call before it is made. Both are answered the
  * same way and recorded with who answered, how and when.
+ *
+ * While any approval is pending the job's `DcmPhase` search attribute says `waiting_for_approval`,
+ * so the Temporal UI's list, `jobs list --status waiting_for_approval` and MCP `tasks/list` show it.
  */
 import * as wf from '@temporalio/workflow';
 import { ANSWER_APPROVAL, ruleIndexFor } from '../core/approval-policy.ts';
@@ -19,6 +22,7 @@ import type {
   PendingApproval,
 } from '../core/approvals.ts';
 import type { ApprovalEffect, EffectOutcome, HttpEffect, JobInput, JobState, ToolEffect } from '../core/journal.ts';
+import type { JobAttributes } from './search-attributes.ts';
 
 export const answerApprovalUpdate = wf.defineUpdate<AnsweredApproval[], [ApprovalAnswer]>(ANSWER_APPROVAL);
 export const answerApprovalSignal = wf.defineSignal<[ApprovalAnswer]>(ANSWER_APPROVAL);
@@ -33,6 +37,10 @@ type Decision = Pick<AnsweredApproval, 'approved' | 'by' | 'note'>;
 export class Approvals {
   private readonly job: JobInput;
   private readonly state: JobState;
+  /** Where the phase is upserted; undefined for runs recorded before the phase said it waits. */
+  private readonly attributes: JobAttributes | undefined;
+  /** Whether the phase last upserted is `waiting_for_approval`. */
+  private phaseWaiting = false;
   /** Answers given in this run, by approval id, until the wait that asked picks them up. */
   private readonly decided = new Map<string, AnsweredApproval>();
   /** Policy rules asked `once` whose question is pending: later matching calls wait on the same answer. */
@@ -42,9 +50,10 @@ export class Approvals {
   /** Whether the current round waited for a human. */
   waited = false;
 
-  constructor(job: JobInput, state: JobState) {
+  constructor(job: JobInput, state: JobState, attributes?: JobAttributes) {
     this.job = job;
     this.state = state;
+    this.attributes = attributes;
     wf.setHandler(answerApprovalUpdate, (answer: ApprovalAnswer) => this.answer(answer), {
       validator: (answer: ApprovalAnswer) => this.check(answer),
     });
@@ -214,6 +223,7 @@ export class Approvals {
   /** The Temporal UI's current details name what the job waits on (progress otherwise, job-state.ts). */
   private showCurrent(): void {
     const pending = this.approvals().pending;
+    this.showPhase(pending.length > 0);
     if (pending.length === 0) {
       const p = this.state.progress;
       wf.setCurrentDetails(
@@ -235,6 +245,13 @@ export class Approvals {
         `Answer with the \`${ANSWER_APPROVAL}\` Update or Signal: \`{ "approved": true, "note": "…" }\` (add \`"id": "a1"\` for one).`,
       ].join('\n'),
     );
+  }
+
+  /** The phase when it changes: once when the first question is asked, once when the last is answered. */
+  private showPhase(waiting: boolean): void {
+    if (!this.attributes || waiting === this.phaseWaiting) return;
+    this.phaseWaiting = waiting;
+    this.attributes.phase(this.state, waiting ? 'waiting_for_approval' : 'running');
   }
 }
 

@@ -34,6 +34,12 @@ export const jobStateQuery = wf.defineQuery<JobState>('jobState');
  */
 export const FUSED_ROUNDS_PATCH = 'fused-rounds';
 
+/**
+ * The `DcmPhase` search attribute says `waiting_for_approval` while an approval is pending. Runs
+ * recorded before (0.2.0's histories) upserted no phase while they waited, so they replay without it.
+ */
+export const APPROVAL_PHASE_PATCH = 'approval-phase';
+
 const { forgetCalls } = wf.proxyActivities<SharedActivities>({
   startToCloseTimeout: '1 minute',
   retry: { maximumAttempts: 5 },
@@ -44,10 +50,9 @@ export async function durableScript(input: DurableScriptInput): Promise<JobResul
   const state = input.carried?.state ?? newJobState(job);
   state.runs++;
   wf.setHandler(jobStateQuery, () => state);
-  const approvals = new Approvals(job, state);
-  const engine: Engine = wf.patched(FUSED_ROUNDS_PATCH)
-    ? { fused: true, attributes: new JobAttributes(), approvals }
-    : { fused: false, approvals };
+  const attributes = wf.patched(FUSED_ROUNDS_PATCH) ? new JobAttributes() : undefined;
+  const approvals = new Approvals(job, state, attributes && wf.patched(APPROVAL_PHASE_PATCH) ? attributes : undefined);
+  const engine: Engine = attributes ? { fused: true, attributes, approvals } : { fused: false, approvals };
   const journal = new RunJournal(input.carried);
   engine.attributes?.phase(state, 'running');
 

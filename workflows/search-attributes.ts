@@ -15,7 +15,7 @@ import { OWNER, PHASE, PROGRESS_DONE, PROVIDERS } from '../core/search-attribute
 
 const PROGRESS_EVERY_MS = 5_000;
 
-export type Phase = 'running' | 'completed' | 'failed' | 'cancelled';
+export type Phase = 'running' | 'waiting_for_approval' | 'completed' | 'failed' | 'cancelled';
 
 export class JobAttributes {
   private readonly enabled: boolean;
