@@ -38,7 +38,7 @@ export function jobTable(rows: JobRow[], width = 120): string {
   const head = ['JOB ID', 'STATUS', 'PROGRESS', 'ATTEMPT', 'OWNER', 'STARTED', 'DURATION', 'SUMMARY'];
   const cells = rows.map((r) => [
     r.job_id,
-    r.phase && r.phase !== r.status && r.status === 'running' ? r.phase : r.status,
+    r.status,
     progressText(r.progress),
     r.attempt === null ? '-' : String(r.attempt),
     r.owner ?? '-',

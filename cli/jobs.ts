@@ -18,7 +18,7 @@ import { jobPage, jobTable, ProgressRate, watchLine } from './jobs-render.ts';
 import { intOption, UsageError, type Values } from './options.ts';
 import { loadRuntimeConfig } from './runtime-config.ts';
 
-const STATUSES: JobStatus[] = ['running', 'completed', 'failed', 'cancelled'];
+const STATUSES: JobStatus[] = ['running', 'waiting_for_approval', 'completed', 'failed', 'cancelled'];
 const LEDGER_FORMATS: LedgerFormat[] = ['csv', 'json'];
 
 /** The job service's advice in this CLI's own words. */

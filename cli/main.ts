@@ -109,7 +109,8 @@ ${TEMPORAL_HELP}`,
        durable-codemode jobs approve|deny JOB_ID [--id APPROVAL_ID] [--note TEXT] [--json]
 
 list     the newest jobs, one row each: status, progress, attempt, owner, start, duration, summary
-         (--status running|completed|failed|cancelled, --owner NAME, --limit N: default 20)
+         (--status running|waiting_for_approval|completed|failed|cancelled, --owner NAME,
+         --limit N: default 20)
 show     a job's summary, progress, logs, pending approvals and its result or error
          (--wait: until it ends, at most S)
 watch    follows a job to its end: a live progress bar with rate and time left on a terminal,

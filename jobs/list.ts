@@ -58,6 +58,17 @@ export function jobStatusOf(name: WorkflowExecutionStatusName): JobStatus {
   }
 }
 
+/**
+ * A job's status as visibility has it: its latest run's, or `waiting_for_approval` while a run
+ * that says its phase (DcmPhase) waits for a human.
+ */
+export function listedStatusOf(info: WorkflowExecutionInfo): JobStatus {
+  const status = jobStatusOf(info.status.name);
+  return status === 'running' && info.typedSearchAttributes.get(PHASE) === 'waiting_for_approval'
+    ? 'waiting_for_approval'
+    : status;
+}
+
 /** How long a running job may take to answer the progress query before its row shows none. */
 const PROGRESS_QUERY_MS = 3_000;
 
@@ -96,7 +107,7 @@ export async function listJobs(
     rows.set(info.workflowId, candidate);
   }
   const list = [...rows.values()];
-  await Promise.all(list.filter((r) => r.status === 'running').map((r) => addLiveProgress(client, r)));
+  await Promise.all(list.filter((r) => isLive(r.status)).map((r) => addLiveProgress(client, r)));
   return list;
 }
 
@@ -108,7 +119,7 @@ function rowOf(info: WorkflowExecutionInfo): JobRow {
     job_id: info.workflowId,
     summary: typeof memo[SUMMARY_MEMO_KEY] === 'string' ? memo[SUMMARY_MEMO_KEY] : '',
     owner: typeof memo[OWNER_MEMO_KEY] === 'string' ? memo[OWNER_MEMO_KEY] : null,
-    status: jobStatusOf(info.status.name),
+    status: listedStatusOf(info),
     phase: info.typedSearchAttributes.get(PHASE) ?? null,
     progress: done === undefined ? null : { done, total: null, message: null },
     attempt: info.typedSearchAttributes.get(ATTEMPT) ?? null,

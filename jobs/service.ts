@@ -59,6 +59,7 @@ import {
   type JobRow,
   type JobStatus,
   jobStatusOf,
+  listedStatusOf,
   type ListFilter,
   listJobs,
   OWNER_MEMO_KEY,
@@ -602,11 +603,9 @@ export class JobService {
       if (!this.owns(info.memo)) continue;
       if (seen++ < skip) continue;
       if (jobs.length === size) return { jobs, nextCursor: String(skip + size) };
-      const status = jobStatusOf(info.status.name);
-      const waiting = status === 'running' && info.typedSearchAttributes.get(PHASE) === 'waiting_for_approval';
       jobs.push({
         job_id: info.workflowId,
-        status: waiting ? 'waiting_for_approval' : status,
+        status: listedStatusOf(info),
         started: info.startTime.toISOString(),
         closed: info.closeTime?.toISOString(),
       });

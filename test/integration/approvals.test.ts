@@ -15,6 +15,7 @@ import { CreateTaskResultSchema } from '@modelcontextprotocol/sdk/experimental/t
 import { CallToolResultSchema } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Config } from '../../cli/config.ts';
+import { PHASE } from '../../core/search-attributes.ts';
 import { ApprovalNotAllowedError, JobNotFoundError, JobService, type JobView } from '../../jobs/service.ts';
 import { SpecSearch } from '../../sandbox/search.ts';
 import { loadTokens } from '../../server/auth.ts';
@@ -253,6 +254,49 @@ describe('approve() in a script', () => {
       status: 'completed',
       result: { approved: true, by: 'operator', note: 'looks right' },
     });
+  });
+
+  it('says waiting_for_approval in DcmPhase while it waits, for jobs list --status, the Temporal list and tasks/list, and running once answered', async () => {
+    const jobId = await stack.jobs.startScript({
+      code: `async () => { await approve('Phase?'); await sleep(600_000); return 'slept'; }`,
+    });
+    await waitingFor(stack.jobs, jobId);
+    const handle = stack.client.workflow.getHandle(jobId);
+    const phase = async () => (await handle.describe()).typedSearchAttributes.get(PHASE);
+    expect(await phase()).toBe('waiting_for_approval');
+
+    // Visibility catches up with the upsert a moment later: the filters below see it then.
+    const env = { ...process.env, TEMPORAL_ADDRESS: inject('temporalAddress') };
+    const cliRows = async (status: string) => {
+      const args = ['jobs', 'list', '--status', status, '--json', '--config', writeConfigFile(stack.config)];
+      const { stdout } = await run(process.execPath, ['--no-node-snapshot', CLI, ...args], { env });
+      return JSON.parse(stdout) as Array<{ job_id: string; status: string }>;
+    };
+    const listed = await eventually(
+      async () => (await cliRows('waiting_for_approval')).find((r) => r.job_id === jobId),
+      30_000,
+      'jobs list --status waiting_for_approval showing the job',
+    );
+    expect(listed).toMatchObject({ status: 'waiting_for_approval' });
+    const query = `DcmPhase = 'waiting_for_approval' AND WorkflowId = '${jobId}'`;
+    const { stdout } = await run('temporal', [
+      ...['workflow', 'list', '--query', query, '--output', 'json'],
+      ...['--address', inject('temporalAddress')],
+    ]);
+    expect(stdout).toContain(jobId);
+    const { jobs } = await stack.jobs.page();
+    expect(jobs.find((j) => j.job_id === jobId)).toMatchObject({ status: 'waiting_for_approval' });
+
+    await stack.jobs.answer(jobId, { approved: true, via: 'cli' });
+    // The job sleeps now: running again, and listed so.
+    await eventually(async () => ((await phase()) === 'running' ? true : undefined), 30_000, 'DcmPhase running');
+    await eventually(
+      async () => ((await cliRows('running')).some((r) => r.job_id === jobId) ? true : undefined),
+      30_000,
+      'jobs list --status running showing the job',
+    );
+    await stack.jobs.cancel(jobId);
+    await eventually(async () => ((await phase()) === 'cancelled' ? true : undefined), 30_000, 'DcmPhase cancelled');
   });
 
   it("is answered by Temporal's own Update and Signal, as the Temporal UI or CLI send them", async () => {
