@@ -5,8 +5,11 @@
  * to replaying the journal in a fresh session.
  *
  * It also bounds what the worker holds at once (worker.maxConcurrentSessions): sandboxes running a
- * round plus idle ones never exceed the limit. Idle sessions make room first (their jobs replay
- * later); when every slot runs a round, the next round waits its turn.
+ * round plus idle ones stay within the limit. Idle sessions make room first (their jobs replay
+ * later); when every slot runs a round, the next round waits its turn. A session that finished a
+ * round moments ago is not idle yet: its job's next round is on its way, and dropping it would make
+ * that job replay only to lose its new session the same way (with more jobs than slots, no job
+ * would progress). Such sessions may take the worker over the limit for NEXT_ROUND_GRACE_MS.
  */
 import type { EffectOutcome, EffectRequest } from '../core/journal.ts';
 import type { ScriptSession } from '../sandbox/session.ts';
@@ -36,6 +39,13 @@ export interface SessionRegistryOptions {
 /** How often a round waiting for a slot calls `onWait` (an activity heartbeat; see HEARTBEAT_EVERY_MS). */
 const WAIT_BEAT_MS = 500;
 
+/**
+ * How long after its round a session is kept for its job's next one, whatever the limit: the next
+ * round arrives within a workflow task and the session queue's pickup timeout (a few seconds) unless
+ * the job waits (a sleep, a human), and then the session is idle.
+ */
+const NEXT_ROUND_GRACE_MS = 10_000;
+
 interface Entry extends LiveSession {
   lastUsed: number;
 }
@@ -60,10 +70,8 @@ export class SessionRegistry {
   /** Keeps a live session between rounds, with the effects its last report waits on. */
   add(id: string, session: ScriptSession, waitingOn: WaitedEffect[]): void {
     this.entries.set(id, { session, waitingOn, lastUsed: Date.now() });
-    while (this.entries.size > this.options.maxSessions) {
-      const oldest = [...this.entries.entries()].sort((a, b) => a[1].lastUsed - b[1].lastUsed)[0];
-      this.remove(oldest[0]);
-    }
+    const idle = this.idle();
+    while (idle.length > 0 && this.entries.size > this.options.maxSessions) this.remove(idle.shift()![0]);
   }
 
   /**
@@ -79,7 +87,7 @@ export class SessionRegistry {
       this.running++;
     }
     this.peakRunning = Math.max(this.peakRunning, this.running);
-    const idle = [...this.entries].filter(([id]) => id !== keep).sort((a, b) => a[1].lastUsed - b[1].lastUsed);
+    const idle = this.idle().filter(([id]) => id !== keep);
     while (idle.length > 0 && idle.length + this.running > this.options.maxSessions) this.remove(idle.shift()![0]);
     try {
       return await round();
@@ -110,6 +118,12 @@ export class SessionRegistry {
   close(): void {
     clearInterval(this.sweeper);
     for (const id of [...this.entries.keys()]) this.remove(id);
+  }
+
+  /** Sessions no round is about to use, least recently used first. */
+  private idle(): Array<[string, Entry]> {
+    const cutoff = Date.now() - NEXT_ROUND_GRACE_MS;
+    return [...this.entries].filter(([, e]) => e.lastUsed < cutoff).sort((a, b) => a[1].lastUsed - b[1].lastUsed);
   }
 
   private sweep(): void {

@@ -1,0 +1,47 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { SessionRegistry } from '../../activities/sessions.ts';
+import type { ScriptSession } from '../../sandbox/session.ts';
+
+function sandbox() {
+  return { dispose: vi.fn() } as unknown as ScriptSession & { dispose: ReturnType<typeof vi.fn> };
+}
+
+describe('SessionRegistry', () => {
+  beforeEach(() => {
+    vi.useFakeTimers();
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('keeps sessions whose next round is on its way over the limit, and drops the idle ones first', () => {
+    const registry = new SessionRegistry({ idleMs: 600_000, maxSessions: 2 });
+    const idle = sandbox();
+    registry.add('idle', idle, []);
+    vi.advanceTimersByTime(60_000);
+    const [a, b] = [sandbox(), sandbox()];
+    registry.add('a', a, []);
+    registry.add('b', b, []);
+    // The idle one made room; a and b just ran a round and wait for their next.
+    expect(idle.dispose).toHaveBeenCalled();
+    const c = sandbox();
+    registry.add('c', c, []);
+    expect(registry.size).toBe(3);
+    expect(registry.take('a')).toBeDefined();
+    expect(registry.take('b')).toBeDefined();
+    expect(registry.take('c')).toBeDefined();
+    registry.close();
+  });
+
+  it('once the grace has passed, a waiting session is idle and gives its place to a new one', () => {
+    const registry = new SessionRegistry({ idleMs: 600_000, maxSessions: 1 });
+    const sleeping = sandbox();
+    registry.add('sleeping', sleeping, []);
+    vi.advanceTimersByTime(30_000);
+    registry.add('new', sandbox(), []);
+    expect(sleeping.dispose).toHaveBeenCalled();
+    expect(registry.take('sleeping')).toBeUndefined();
+    expect(registry.size).toBe(1);
+    registry.close();
+  });
+});
