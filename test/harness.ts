@@ -19,7 +19,7 @@ import { codecKeyFromEnv, dataConverter } from '../temporal/codec.ts';
 import { Privacy } from '../privacy/privacy.ts';
 import { type Config, parseConfig } from '../cli/config.ts';
 import { createBlobStore } from '../blobs/index.ts';
-import { JobService } from '../jobs/service.ts';
+import { JobService, type JobView } from '../jobs/service.ts';
 import { ResultBudget } from '../server/budget.ts';
 import { startWorker, type RunningWorker } from '../temporal/worker.ts';
 
@@ -202,4 +202,16 @@ export async function eventually<T>(
     if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/** The job's view once it has ended (any status but running), read with bounded status waits. */
+export async function finished(jobs: JobService, jobId: string, ms = 180_000): Promise<JobView> {
+  return eventually(
+    async () => {
+      const view = await jobs.status(jobId, 20);
+      return view.status === 'running' ? undefined : view;
+    },
+    ms,
+    `job ${jobId} to end`,
+  );
 }

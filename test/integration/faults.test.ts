@@ -29,6 +29,7 @@ import { freePort } from '../../temporal/ports.ts';
 import {
   connectTestClient,
   eventually,
+  finished,
   spawnWorker,
   startInProcessStack,
   testConfig,
@@ -62,17 +63,6 @@ function importScript(prefix: string, calls: number) {
 }
 
 const posts = () => crm.stats().byRoute['POST /leads'] ?? 0;
-
-async function finished(jobs: JobService, jobId: string, ms = 180_000): Promise<JobView> {
-  return eventually(
-    async () => {
-      const view = await jobs.status(jobId, 20);
-      return view.status === 'running' ? undefined : view;
-    },
-    ms,
-    `job ${jobId} to end`,
-  );
-}
 
 /** The timeouts Temporal recorded from `since` (epoch ms) on, as `+2.0 s runRound HEARTBEAT`: what the job waited out. */
 function timeoutsSince(events: HistoryEvent[], since: number): string[] {

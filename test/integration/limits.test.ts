@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SandboxLimits } from '../../core/limits.ts';
 import { JobService, ScriptTooLargeError, type JobView } from '../../jobs/service.ts';
-import { startInProcessStack, testConfig, type InProcessStack } from '../harness.ts';
+import { finished, startInProcessStack, testConfig, type InProcessStack } from '../harness.ts';
 
 let stack: InProcessStack;
 
@@ -140,10 +140,14 @@ describe('concurrent sessions per worker (worker.maxConcurrentSessions)', () => 
         }
         return total + input;
       }`;
-      const views = await Promise.all(
-        Array.from({ length: 6 }, (_, i) => small.jobs.execute({ code, input: i, waitSeconds: 60 })),
+      const started = await Promise.all(
+        Array.from({ length: 6 }, (_, i) => small.jobs.execute({ code, input: i, waitSeconds: 0 })),
       );
-      const expected = await small.jobs.execute({ code, input: 0, waitSeconds: 60 });
+      const views = await Promise.all(started.map((v) => finished(small.jobs, v.job_id)));
+      const expected = await finished(
+        small.jobs,
+        (await small.jobs.execute({ code, input: 0, waitSeconds: 0 })).job_id,
+      );
       expect(expected.status).toBe('completed');
       views.forEach((v, i) =>
         expect(v).toMatchObject({ status: 'completed', result: (expected.result as number) + i }),

@@ -21,6 +21,7 @@ import { JobService, JobStateError } from '../../jobs/service.ts';
 import {
   connectTestClient,
   eventually,
+  finished,
   spawnWorker,
   startInProcessStack,
   testConfig,
@@ -45,17 +46,6 @@ async function runsOf(
     runs.push({ runId: info.runId, events: history.events?.length ?? 0, bytes: text.length, text });
   }
   return runs;
-}
-
-async function waitForEnd(jobs: JobService, jobId: string, ms: number) {
-  return eventually(
-    async () => {
-      const view = await jobs.status(jobId, 20);
-      return view.status === 'running' ? undefined : view;
-    },
-    ms,
-    `job ${jobId} to end`,
-  );
 }
 
 describe('a 100,000-row lead import', () => {
@@ -95,7 +85,7 @@ describe('a 100,000-row lead import', () => {
       workers.push(await spawnWorker(configFile));
     }
 
-    const done = await waitForEnd(jobs, started.job_id, 300_000);
+    const done = await finished(jobs, started.job_id, 300_000);
     expect(done.status, JSON.stringify(done.error)).toBe('completed');
     expect(done.result).toEqual({ created: ROWS });
     const stats = crm.stats();
@@ -143,7 +133,7 @@ describe('resuming a failed import with corrected code', () => {
     const strict = `for (const row of batch) if (!row.email.includes('@')) throw new Error('malformed email in row ' + (i + batch.indexOf(row)) + ': ' + row.email);`;
     const lenient = `batch = batch.filter((row) => row.email.includes('@'));`;
     const failed = await stack.jobs.execute({ code: leadImportScript('leads', strict), waitSeconds: 0 });
-    const first = await waitForEnd(stack.jobs, failed.job_id, 300_000);
+    const first = await finished(stack.jobs, failed.job_id, 300_000);
     expect(first.status).toBe('failed');
     expect(first.error!.message).toBe('malformed email in row 60042: malformed-row-60042');
     expect(crm.stats().leads).toBe(60_000);
@@ -153,7 +143,7 @@ describe('resuming a failed import with corrected code', () => {
     expect(resumed.job_id).toBe(failed.job_id);
     await expect(stack.jobs.resume(failed.job_id)).rejects.toThrow(JobStateError);
 
-    const done = await waitForEnd(stack.jobs, failed.job_id, 300_000);
+    const done = await finished(stack.jobs, failed.job_id, 300_000);
     expect(done).toMatchObject({ status: 'completed', result: { created: ROWS - 1 }, attempt: 2, divergence: null });
     const stats = crm.stats();
     expect(stats.leads).toBe(ROWS - 1);
@@ -205,7 +195,7 @@ describe('resuming a failed import with corrected code', () => {
     for (const fanOut of readdirSync(blobs).filter((name) => name !== 'records'))
       rmSync(join(blobs, fanOut), { recursive: true, force: true });
     stack.worker.sessions.close(); // force the next round to replay from the journal
-    const done = await waitForEnd(stack.jobs, started.job_id, 120_000);
+    const done = await finished(stack.jobs, started.job_id, 120_000);
     expect(done.status).toBe('failed');
     expect(done.error!.message).toMatch(/blob sha256-[0-9a-f]{64} \(\d+ bytes\) is missing from the blob store/);
   });
