@@ -73,12 +73,15 @@ export function listedStatusOf(info: WorkflowExecutionInfo): JobStatus {
 const PROGRESS_QUERY_MS = 3_000;
 
 /**
- * The newest jobs first, `visible` deciding whose jobs the caller may see (by the owner memo).
+ * The newest jobs of this deployment (its task queue: another deployment sharing the namespace may
+ * seal its memos with a codec key this one lacks), `visible` deciding whose jobs the caller may see
+ * (by the owner memo).
  * Runs of one job come newest first, so its first run seen is its latest, and its earliest start is
  * the last one seen.
  */
 export async function listJobs(
   client: Client,
+  taskQueue: string,
   visible: (memo: Record<string, unknown> | undefined) => boolean,
   filter: ListFilter,
 ): Promise<JobRow[]> {
@@ -86,7 +89,7 @@ export async function listJobs(
   const done = new Set<string>();
   for await (const info of client.workflow.list({
     // Newest first; ORDER BY is not supported by every visibility store.
-    query: `WorkflowType = 'durableScript'`,
+    query: `WorkflowType = 'durableScript' AND TaskQueue = '${taskQueue}'`,
   })) {
     const row = rows.get(info.workflowId);
     if (row) {

@@ -550,7 +550,7 @@ export class JobService {
 
   /** The newest jobs the principal may see, one row each. */
   async list(filter: ListFilter = { limit: 20 }): Promise<JobRow[]> {
-    return listJobs(this.client, (memo) => this.owns(memo), filter);
+    return listJobs(this.client, this.config.temporal.taskQueue, (memo) => this.owns(memo), filter);
   }
 
   /** What the job does, whose it is and when it ran (its status view says how far it got). */
