@@ -16,15 +16,10 @@ import { Worker, type WorkflowBundlePath } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RESUME_MEMO_KEY } from '../../core/effects.ts';
 import { INTERNAL_FAILURES, type TransientHttpDetails } from '../../core/errors.ts';
-import {
-  type DurableScriptInput,
-  FailureDetails,
-  JobInput,
-  type JobState,
-  type ResumeMemo,
-} from '../../core/journal.ts';
+import { type DurableScriptInput, FailureDetails, JobInput, type ResumeMemo } from '../../core/journal.ts';
 import type { CallProviderArgs } from '../../activities/index.ts';
 import type { durableScript } from '../../workflows/durable-script.ts';
+import { newJobState } from '../../workflows/job-state.ts';
 import { checkpoint, type FakeOptions, type FakeScript, fakeActivities, http, sleep } from './fake-sandbox.ts';
 import { timeSkippingEnvironment, workflowBundle } from './environment.ts';
 
@@ -231,7 +226,7 @@ describe('durableScript with stubbed activities, on the time-skipping test serve
     const script = { rounds: [[http('/a')], [http('/b')], [http('/c')]], result: 'continued' };
     const job = jobInput();
     // The job started on the server's clock, which has skipped ahead of this process's.
-    const state = { ...newState(job), startedAt: await env.currentTimeMs(), rounds: 1, effects: 1, runs: 1 };
+    const state = { ...newJobState(job), startedAt: await env.currentTimeMs(), rounds: 1, effects: 1, runs: 1 };
     await withJob(
       script,
       job,
@@ -414,22 +409,6 @@ function unavailable(): ApplicationFailure {
     message: 'GET → 503',
     details: [details],
   });
-}
-
-/** The state a job's first run starts with (as workflows/job-state.ts builds it). */
-function newState(job: JobInput): JobState {
-  return {
-    status: 'running',
-    progress: null,
-    logs: [],
-    logCount: 0,
-    rounds: 0,
-    effects: 0,
-    startedAt: Date.now(),
-    runs: 0,
-    attempt: job.attempt,
-    divergence: null,
-  };
 }
 
 /** The input the job's latest run started with. */
