@@ -179,7 +179,8 @@ export class Calls {
         return this.finalFailure(call, names.outcome, attempt, failures, lastFailure);
       return {
         retry: {
-          message: e.message,
+          // History and the Temporal UI show this (the failure, a back-off's summary): the owner's tokens.
+          message: await this.shownText(call.privacyOwner, e.message),
           status: e.status,
           failures,
           ...(e.retryAfterMs ? { retryAfterMs: e.retryAfterMs } : {}),
@@ -268,6 +269,13 @@ export class Calls {
     };
     const result = { outcome };
     return { result: isWrite(call.request) ? await this.recordOutcome(outcomeName, attempt, result) : result };
+  }
+
+  /** Text that leaves the call for history: with the owner's tokens in a job with privacy on. */
+  private shownText(owner: string | undefined, text: string): Promise<string> {
+    return owner !== undefined && this.deps.privacy
+      ? this.deps.privacy.tokenizeText(owner, text)
+      : Promise.resolve(text);
   }
 
   /** Why the request cannot be sent at all (a RequestError the script can catch), or undefined. */

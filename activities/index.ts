@@ -25,6 +25,8 @@ import {
 } from '@temporalio/activity';
 import { ClaimCheck } from '../blobs/claim-check.ts';
 import { BlobCorruptError, BlobMissingError, type BlobStore, BlobStoreUnavailableError } from '../blobs/store.ts';
+import { ruleIndexFor } from '../core/approval-policy.ts';
+import type { JobApprovalSettings } from '../core/approvals.ts';
 import { effectLabel, privacyOwner } from '../core/effects.ts';
 import type { SandboxProvider } from '../core/guest-messages.ts';
 import { INTERNAL_FAILURES, type TransientHttpDetails } from '../core/errors.ts';
@@ -38,6 +40,7 @@ import type {
   HttpEffect,
   MakeCallArgs,
   OpenSessionArgs,
+  PlannedEffect,
   Round,
   RoundReport,
   RetrySettings,
@@ -99,6 +102,8 @@ export function createActivities(deps: ActivityDeps) {
     },
   });
   const claims = new ClaimCheck(blobs, deps.blobThresholdBytes);
+  /** Each live session's approval rules by provider (its job's), for what the policy will hold. */
+  const approvalRulesOf = new WeakMap<ScriptSession, JobApprovalSettings['rules']>();
   const ledgers = new LedgerStore(blobs);
   const calls = new Calls({
     providers: deps.providers,
@@ -133,13 +138,16 @@ export function createActivities(deps: ActivityDeps) {
     if (!session.isEnded) sessions.add(id, session, waitingOn);
     const shown = owner === undefined ? undefined : shownAs(owner);
     const effects = await Promise.all(
-      waitingOn.map(async (effect) =>
-        claims.offloadRequest(
-          shown
-            ? { ...effect, request: await shown.request(effect.request), label: await shown.text(effect.label) }
-            : effect,
-        ),
-      ),
+      waitingOn.map(async (effect) => {
+        if (!shown) return claims.offloadRequest(effect);
+        const held = await shown.held(session, effect.request);
+        return claims.offloadRequest({
+          ...effect,
+          request: await shown.request(effect.request),
+          label: await shown.text(effect.label),
+          ...(held ? { shown: held } : {}),
+        });
+      }),
     );
     const steps = await Promise.all(report.steps.map((s) => claims.offloadStep(s)));
     // each()'s entries go to the blob store (real values, for the operator to fix and feed back);
@@ -166,6 +174,20 @@ export function createActivities(deps: ActivityDeps) {
                 ? { details: await deps.privacy.tokenize(owner, request.details) }
                 : {}),
             },
+      /**
+       * A call the job's approval policy names, tokenized for the approver when it holds personal
+       * data (the job's state shows it while the call is held); undefined otherwise. A large body
+       * goes to the blob store like the request's own.
+       */
+      held: async (session: ScriptSession, request: EffectRequest): Promise<PlannedEffect['shown']> => {
+        if (request.kind !== 'http' && request.kind !== 'tool') return undefined;
+        const rules = approvalRulesOf.get(session)?.[request.provider];
+        if (!rules || ruleIndexFor(rules, request) < 0) return undefined;
+        const tokenized = await deps.privacy.tokenize(owner, request);
+        if (tokenized === request) return undefined;
+        const { request: offloaded } = await claims.offloadRequest({ key: '', label: '', request: tokenized });
+        return offloaded as PlannedEffect['shown'];
+      },
       report: async (report: RoundReport): Promise<RoundReport> => {
         const { logs, progress, outcome } = report;
         return {
@@ -248,6 +270,7 @@ export function createActivities(deps: ActivityDeps) {
         ...(args.job.attempt > 1 ? { known: await knownItemsFor(blobs, args.job.jobId, args.job.attempt) } : {}),
       }),
     );
+    approvalRulesOf.set(session, job.approvals?.rules ?? {});
     const result = await plan(id, session, report, privacyOwner(args.job), adopted);
     if (!stored || !adopted) return result;
     const kept = stored.slice(0, adopted.rounds);

@@ -216,6 +216,12 @@ export const PlannedEffect = JournalEffect.omit({ outcome: true, uncertain: true
   request: EffectRequest,
   /** Already known (a resumed job's agreeing effect): the workflow delivers it without running it. */
   prefilled: EffectOutcome.optional(),
+  /**
+   * A call the approval policy names, in a job with privacy on, as the approver sees it: with the
+   * owner's tokens for the personal data in it (set only when there is some). The job's state
+   * shows this copy while the call is held; `request` is what is sent.
+   */
+  shown: z.discriminatedUnion('kind', [HttpEffect, ToolEffect]).optional(),
 });
 
 /** A resumed attempt's adoption of the previous attempt's journal, as far as the new code agreed. */

@@ -189,6 +189,15 @@ export async function mcpOverStdio(configFile: string): Promise<McpClient> {
   return client;
 }
 
+/** Every string and every payload's bytes (as text) in a value from Temporal: what a reader without the codec key sees. */
+export function texts(value: unknown, out: string[] = []): string[] {
+  if (value instanceof Uint8Array) out.push(Buffer.from(value).toString('utf8'));
+  else if (typeof value === 'string') out.push(value);
+  else if (Array.isArray(value)) for (const v of value) texts(v, out);
+  else if (value && typeof value === 'object') for (const v of Object.values(value)) texts(v, out);
+  return out;
+}
+
 /** Polls `check` until it returns a value other than undefined, or fails after `ms`. */
 export async function eventually<T>(
   check: () => Promise<T | undefined> | T | undefined,

@@ -85,9 +85,14 @@ export class Approvals {
    * The policy's say on a call, before it is made: undefined (at once, synchronously) when the call
    * goes ahead unasked; else a wait that ends undefined when approved, or with the outcome of a
    * denied call (an ApprovalDeniedError at the script's call). Calls of one round are counted in the
-   * order the script made them.
+   * order the script made them. `shown` is the request as the approver sees it, with the owner's
+   * privacy tokens (the worker's copy, PlannedEffect.shown); the request itself otherwise.
    */
-  hold(request: HttpEffect | ToolEffect, label: string): Promise<EffectOutcome | undefined> | undefined {
+  hold(
+    request: HttpEffect | ToolEffect,
+    label: string,
+    shown: HttpEffect | ToolEffect = request,
+  ): Promise<EffectOutcome | undefined> | undefined {
     const index = this.ruleIndex(request);
     if (index < 0) return undefined;
     const rule = this.job.approvals!.rules[request.provider][index];
@@ -96,7 +101,7 @@ export class Approvals {
     const count = (policy.counts[key] = (policy.counts[key] ?? 0) + 1);
     if (count <= rule.after || policy.granted[key]) return undefined;
 
-    return this.askPolicy(rule, key, { provider: request.provider, label, request: withoutKind(request) });
+    return this.askPolicy(rule, key, { provider: request.provider, label, request: withoutKind(shown) });
   }
 
   /** Whether a rule of the policy names this call (a fused round, which asks nobody, must not make it). */
@@ -107,12 +112,7 @@ export class Approvals {
   /** The policy rule that names this call, or -1. */
   private ruleIndex(request: HttpEffect | ToolEffect): number {
     const rules = this.job.approvals?.rules[request.provider];
-    if (!rules) return -1;
-    const call =
-      request.kind === 'http'
-        ? { kind: 'http' as const, method: request.method, path: request.path }
-        : { kind: 'tool' as const, tool: request.tool };
-    return ruleIndexFor(rules, call);
+    return rules ? ruleIndexFor(rules, request) : -1;
   }
 
   private async askPolicy(rule: ApprovalRule, key: string, held: HeldCall): Promise<EffectOutcome | undefined> {

@@ -76,7 +76,7 @@ export async function runRoundEffects(
     if (request.kind === 'checkpoint') return { outcome: { ok: true } };
     if (request.kind === 'approval') return { outcome: await engine.approvals.ask(request) };
     // A call the policy does not hold goes on in this same tick: the order of commands stays as before approvals.
-    const held = engine.approvals.hold(request, label);
+    const held = engine.approvals.hold(request, label, effect.shown);
     const refused = held && (await held);
     if (refused) return { outcome: refused };
     const key = idempotencyKey(job.jobId, firstSeq + i, effect.key);

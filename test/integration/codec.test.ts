@@ -11,7 +11,7 @@ import { loadTokens } from '../../server/auth.ts';
 import { AesGcmCodec, CODEC_KEY_ENV, codecFromEnv } from '../../temporal/codec.ts';
 import { startMcpHttpServer, type McpHttpServer } from '../../server/http.ts';
 import { SpecSearch } from '../../sandbox/search.ts';
-import { startInProcessStack, testConfig, type InProcessStack, resultBudget } from '../harness.ts';
+import { startInProcessStack, testConfig, texts, type InProcessStack, resultBudget } from '../harness.ts';
 
 const UI = 'http://localhost:8233';
 const INPUT_MARKER = `input-marker-${randomUUID()}`;
@@ -47,15 +47,6 @@ afterAll(async () => {
   await raw?.connection.close();
   delete process.env[CODEC_KEY_ENV];
 });
-
-/** Every string and every payload's bytes (as text) in a value from Temporal. */
-function texts(value: unknown, out: string[] = []): string[] {
-  if (value instanceof Uint8Array) out.push(Buffer.from(value).toString('utf8'));
-  else if (typeof value === 'string') out.push(value);
-  else if (Array.isArray(value)) for (const v of value) texts(v, out);
-  else if (value && typeof value === 'object') for (const v of Object.values(value)) texts(v, out);
-  return out;
-}
 
 describe('payload encryption', () => {
   let jobId: string;

@@ -10,6 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Client as McpClient } from '@modelcontextprotocol/sdk/client/index.js';
+import { Client, Connection } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   demoProvidersConfig,
@@ -25,13 +26,15 @@ import { readyProviders } from '../../providers/ready.ts';
 import { SpecSearch } from '../../sandbox/search.ts';
 import { loadTokens } from '../../server/auth.ts';
 import { startMcpHttpServer, type McpHttpServer } from '../../server/http.ts';
-import { CODEC_KEY_ENV } from '../../temporal/codec.ts';
+import { type AesGcmCodec, CODEC_KEY_ENV, codecFromEnv } from '../../temporal/codec.ts';
 import {
   eventually,
+  finished,
   mcpOverHttp,
   resultBudget,
   startInProcessStack,
   testConfig,
+  texts,
   type InProcessStack,
 } from '../harness.ts';
 
@@ -47,6 +50,9 @@ let search: SpecSearch;
 let http: McpHttpServer;
 let alice: McpClient;
 let bob: McpClient;
+/** A Temporal client without the codec key: what Temporal itself, its database and a UI without the codec see. */
+let raw: Client;
+let codec: AesGcmCodec;
 /** Every HTTP response body the two MCP clients received. */
 const traffic: string[] = [];
 const people = Array.from({ length: ROWS }, (_, i) => sheetRow('leads', i));
@@ -57,8 +63,18 @@ beforeAll(async () => {
   process.env[CODEC_KEY_ENV] = randomBytes(32).toString('base64');
   crm = await startCrmApi();
   sheets = await startSheetsApi({ sheets: { leads: ROWS } });
+  codec = codecFromEnv()!;
+  const demo = demoProvidersConfig({ crm, sheets });
   const config = testConfig({
-    providers: demoProvidersConfig({ crm, sheets }),
+    providers: {
+      ...demo,
+      // Single creates wait for a human; failures are retried twice, quickly.
+      crm: {
+        ...demo.crm,
+        approval: [{ match: ['POST /leads'] }],
+        retry: { maximumAttempts: 3, initialIntervalMs: 100 },
+      },
+    },
     privacy: { enabled: true, fields: ['name'] },
     results: { maxTokens: 1500 },
   });
@@ -76,6 +92,10 @@ beforeAll(async () => {
     },
     { host: '127.0.0.1', port: 0, tokens },
   );
+  raw = new Client({
+    connection: await Connection.connect({ address: config.temporal.address }),
+    namespace: config.temporal.namespace,
+  });
   alice = await mcpOverHttp(http.url, ALICE, (body) => traffic.push(body));
   bob = await mcpOverHttp(http.url, BOB, (body) => traffic.push(body));
 });
@@ -84,6 +104,7 @@ afterAll(async () => {
   await alice?.close();
   await bob?.close();
   await http?.close();
+  await raw?.connection.close();
   search?.dispose();
   await stack?.close();
   await crm?.close();
@@ -99,6 +120,14 @@ async function tool(client: McpClient, name: string, args: Record<string, unknow
 }
 
 const execute = (client: McpClient, code: string) => tool(client, 'execute', { code, wait_seconds: 60 });
+
+/** The job's history as anyone without the codec key reads it (every string, every payload's bytes). */
+async function historyWithoutKey(jobId: string): Promise<string> {
+  return texts(await raw.workflow.getHandle(jobId).fetchHistory()).join('\n');
+}
+
+/** The personal data of the sheet found in `text`. */
+const personalIn = (text: string) => personal.filter((value) => text.includes(value));
 
 /** All leads the CRM holds, read directly (the test is the operator, not the model). */
 async function crmLeads(): Promise<Array<Record<string, string>>> {
@@ -250,6 +279,76 @@ describe('privacy', () => {
     const state = JSON.stringify([current, await handle.query('jobState')]);
     for (const value of [who.email, who.phone]) expect(state).not.toContain(value);
     await tool(alice, 'job', { job_id: answer.job_id, action: 'cancel' });
+  });
+
+  it("shows a call held by the approval policy with tokens in the job's state, and nothing personal without the key", async () => {
+    const who = people[8];
+    const answer = await tool(alice, 'execute', {
+      code: `async () => {
+        const rows = CSV.parse(await sheets.request({ method: 'GET', path: '/sheets/leads/csv' }));
+        return crm.request({ method: 'POST', path: '/leads', body: rows[8] });
+      }`,
+      wait_seconds: 0,
+    });
+    const handle = stack.client.workflow.getHandle(answer.job_id);
+    const state = await eventually(async () => {
+      const s = await handle.query<{ approvals?: { pending: Array<{ call?: { request: unknown } }> } }>('jobState');
+      return s.approvals?.pending.length ? s : undefined;
+    });
+    expect(state.approvals!.pending[0].call!.request).toMatchObject({
+      method: 'POST',
+      path: '/leads',
+      body: {
+        email: expect.stringMatching(TOKEN),
+        phone: expect.stringMatching(TOKEN),
+        name: expect.stringMatching(TOKEN),
+      },
+    });
+    const { currentDetails } = await handle.query<{ currentDetails: string }>('__temporal_workflow_metadata');
+    const view = await tool(alice, 'job', { job_id: answer.job_id });
+    expect(view.approvals.pending[0].call.request.body.email).toMatch(TOKEN);
+    expect(personalIn(JSON.stringify([state, currentDetails]))).toEqual([]);
+    expect(personalIn(await historyWithoutKey(answer.job_id))).toEqual([]);
+
+    // Approved, the CRM gets the real values.
+    await tool(alice, 'job', { job_id: answer.job_id, action: 'approve' });
+    const done = await finished(stack.jobs, answer.job_id);
+    expect(done.status, JSON.stringify(done)).toBe('completed');
+    expect(crm.writes().at(-1)).toMatchObject({ route: 'POST /leads', status: 201, emails: [who.email] });
+    expect(personalIn(await historyWithoutKey(answer.job_id))).toEqual([]);
+  });
+
+  it("keeps an API's own error text out of history in clear: sealed with the key, tokens once decoded", async () => {
+    const who = people[9];
+    crm.setFailureRate(1);
+    let answer: Answer;
+    try {
+      answer = await execute(
+        alice,
+        `async () => {
+          const rows = CSV.parse(await sheets.request({ method: 'GET', path: '/sheets/leads/csv' }));
+          try { await crm.request({ method: 'GET', path: '/leads/' + rows[9].email }); } catch (e) { return e.message; }
+        }`,
+      );
+    } finally {
+      crm.setFailureRate(0);
+    }
+    expect(answer.status, JSON.stringify(answer)).toBe('completed');
+    // The script saw the API's answer with the real value; the model sees the token.
+    expect(answer.result).toMatch(/^crm: GET \/leads\/\[EMAIL_\d+\] failed after 3 attempt\(s\): .*503/);
+    const history = await historyWithoutKey(answer.job_id);
+    expect(history).toContain('binary/encrypted');
+    expect(personalIn(history)).toEqual([]);
+    // Decoded (the operator's codec endpoint), what the Temporal UI shows of the failure holds tokens.
+    const events = (await raw.workflow.getHandle(answer.job_id).fetchHistory()).events ?? [];
+    const summaries = await Promise.all(
+      events
+        .flatMap((event) => (event.userMetadata?.summary ? [event.userMetadata.summary] : []))
+        .map(async (payload) => Buffer.from((await codec.decode([payload as never]))[0].data!).toString()),
+    );
+    const backOff = summaries.find((summary) => summary.includes('back off ('));
+    expect(backOff).toMatch(/back off \(GET \/leads\/\[EMAIL_\d+\] → 503/);
+    expect(summaries.join('\n')).not.toContain(who.email);
   });
 
   it('keeps the vault sealed with the codec key: no personal data in the store, unreadable without the key', async () => {
