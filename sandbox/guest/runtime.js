@@ -476,7 +476,9 @@ function install(setupJson) {
       };
       outcome = { kind: 'threw', error };
     }
-    if (outcome === null && issued.length === 0) {
+    // A dry run's each() waits for good where it planned its items: that is where the preview ends, not a stuck script.
+    const plans = setup.preview ? ledger.takePlans() : [];
+    if (outcome === null && issued.length === 0 && plans.length === 0) {
       /** @type {CataloguedError} */
       const error = {
         name: 'StuckScriptError',
@@ -491,7 +493,7 @@ function install(setupJson) {
     const rest = { effects: issued, logs, droppedLogs, progress: progressState, outcome };
     const entries = ledger.takeReport();
     if (entries) rest.ledger = entries;
-    if (setup.preview) rest.plans = ledger.takePlans();
+    if (setup.preview) rest.plans = plans;
     const text = `{"steps":[${steps}],${stringify(rest).slice(1)}`;
     issued = [];
     newSteps = [];

@@ -325,6 +325,8 @@ describe('each()', () => {
       },
     });
     expect(report.effects).toEqual([]);
+    // Not a stuck script: a dry run ends where each() planned.
+    expect(report.outcome).toBeNull();
     expect(report.plans).toEqual([{ ledger: 'items', total: 10, skip: 3, retry: 3, reconcile: 0, new: 4 }]);
   });
 
@@ -354,6 +356,7 @@ describe('each()', () => {
     });
     expect(report.plans).toEqual([{ ledger: 'items', total: 5, skip: 2, retry: 1, reconcile: 0, new: 2 }]);
     expect(report.effects).toEqual([]);
+    expect(report.outcome).toBeNull();
   });
 
   it('handles 100,000 items in 100 rounds of 1,000 calls, every entry reported once (bench/ledger.ts runs 1,000,000)', async () => {
