@@ -192,6 +192,27 @@ export class Calls {
   }
 
   /**
+   * A read for a resume preview (job_resume dry run): sent once, keeping no record (a preview is no
+   * attempt of the job); a refused request or an API failure is its outcome, as the script sees it.
+   */
+  async previewRead(
+    request: HttpEffect,
+    privacyOwner: string | undefined,
+    signal: AbortSignal,
+  ): Promise<EffectOutcome> {
+    if (isWrite(request)) throw new Error(`a preview never sends ${effectLabel(request)}`);
+    const refused = this.refusal(request);
+    if (refused) return refused;
+    try {
+      return await this.send({ jobId: '', request, idempotencyKey: '', maximumAttempts: 1, privacyOwner }, signal);
+    } catch (e) {
+      if (!(e instanceof TransientHttpError)) throw e;
+      const error = productError('ApiError', `${effectLabel(request)} failed: ${e.message}`);
+      return { ok: false, error: { ...error, ...(e.status !== undefined ? { status: e.status } : {}) } };
+    }
+  }
+
+  /**
    * Deletes a completed job's call records from `records` (the calls' own store unless given),
    * leaving the mark that stops stale attempts from sending.
    */

@@ -7,6 +7,7 @@
  *   - callProvider: the same call as jobs started by v0.1.0 schedule it;
  *   - saveJournal: store rounds as a journal segment, so they travel by reference;
  *   - forgetCalls: delete a completed job's call records;
+ *   - previewResume: what job_resume would do, sending nothing but reads (preview.ts);
  * - session (this worker's own task queue), for a live session this process holds:
  *   - runRound: make the round's calls and deliver their outcomes (a fused round, rounds.ts);
  *   - advanceSession: deliver outcomes the workflow obtained itself;
@@ -59,6 +60,7 @@ import { knownItemsFor } from '../ledger/views.ts';
 import { ActivityAttempt, assertNotExpired } from './attempt.ts';
 import { waitingForBlobStore } from './blob-store-waits.ts';
 import { Calls, type CallEnd } from './calls.ts';
+import { createPreviewResume } from './preview.ts';
 import { createRunRound, takeLiveSession } from './rounds.ts';
 import type { SessionRegistry } from './sessions.ts';
 
@@ -237,6 +239,9 @@ export function createActivities(deps: ActivityDeps) {
           return 0;
         }
       },
+      previewResume: unrecoverableBlobsFail(
+        createPreviewResume({ claims, blobs, calls, providers: deps.sandboxProviders, privacy: deps.privacy }),
+      ),
     },
     session: {
       runRound: unrecoverableBlobsFail((args: RunRoundArgs) => {

@@ -99,12 +99,19 @@ export class JobLedger {
  * What attempt `attempt` of a job knows about the earlier ones (see JobLedger.known), worked out
  * once and kept as one blob: every session of the attempt (the first, and any replay after a lost
  * worker) must be told the same, and reading a million entries again for each would be slow.
+ * A resume preview reads without keeping (`keep` false): it must leave the job as it found it.
  */
-export async function knownItemsFor(store: BlobStore, jobId: string, attempt: number): Promise<KnownItems> {
+export async function knownItemsFor(
+  store: BlobStore,
+  jobId: string,
+  attempt: number,
+  keep = true,
+): Promise<KnownItems> {
   const name = ledgerRecordNames.known(jobId, attempt);
   const saved = await store.getRecord(name);
   if (saved) return loadKnownItems(store, BlobRef.parse(JSON.parse(saved.toString('utf8'))));
   const known = await (await JobLedger.open(store, jobId, attempt - 1)).known();
+  if (!keep) return known;
   const ref = await saveKnownItems(store, known);
   // Two sessions working it out at once write the same: the first record stays.
   await store.putRecord(name, Buffer.from(JSON.stringify(ref)), { ifAbsent: true });

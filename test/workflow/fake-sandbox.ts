@@ -121,6 +121,9 @@ export function fakeActivities(script: FakeScript, options: FakeOptions) {
       segments.set(blob, rounds);
       return { blob, bytes: JSON.stringify(rounds).length };
     },
+    previewResume() {
+      throw new Error('the job workflow never previews a resume');
+    },
   };
 
   async function api(args: CallProviderArgs): Promise<EffectOutcome> {
