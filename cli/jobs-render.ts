@@ -1,6 +1,6 @@
 /** Jobs as a person reads them in a terminal: a table, a job's page, a progress line. Pure text. */
 import type { Progress } from '../core/journal.ts';
-import type { JobInfo, JobRow, JobView } from '../jobs/service.ts';
+import type { JobInfo, JobRow, JobView, ResumePreviewView } from '../jobs/service.ts';
 
 /** `45s`, `12m 05s`, `3h 02m`, `2d 4h`. */
 export function duration(seconds: number): string {
@@ -119,6 +119,28 @@ export function jobPage(info: JobInfo, view: JobView, now = new Date()): string 
     `${info.job_id}  ${view.status}${view.attempt && view.attempt > 1 ? ` (attempt ${view.attempt})` : ''}`,
     ...rows.map(([k, v]) => `  ${k.padEnd(10)}${v.split('\n').join(`\n${indent}`)}`),
   ].join('\n');
+}
+
+/** A resume preview (`jobs resume --dry-run`): what the next attempt would replay, send and skip. */
+export function previewPage(p: ResumePreviewView): string {
+  const rows: Array<[string, string]> = [
+    ['journal', `${p.replay_rounds} of ${p.journal_rounds} rounds replay (nothing sent)`],
+  ];
+  if (p.divergence) rows.push(['diverges', p.divergence]);
+  for (const r of p.live)
+    rows.push([
+      `round ${r.round}`,
+      `${r.sent ? 'reads, sent for the preview' : 'would run live (not sent)'}: ${r.calls.join(', ')}${r.more ? ` and ${r.more} more` : ''}`,
+    ]);
+  for (const e of p.each)
+    rows.push([
+      'each()',
+      `${e.ledger}: ${e.skip} skipped (done before), ${e.retry} retried${e.reconcile ? ` (${e.reconcile} reconciled first)` : ''}, ${e.new} new, of ${e.total}`,
+    ]);
+  if (p.ended)
+    rows.push(['ends', p.ended === 'returned' ? 'the script returns' : `${p.ended.name}: ${p.ended.message}`]);
+  rows.push(['note', p.note]);
+  return [`${p.job_id}  preview of attempt ${p.attempt}`, ...rows.map(([k, v]) => `  ${k.padEnd(10)}${v}`)].join('\n');
 }
 
 /** Samples of progress over time, for the rate and the time left. */

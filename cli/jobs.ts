@@ -14,7 +14,7 @@ import {
 } from '../jobs/service.ts';
 import { exportLedger, type LedgerFormat } from '../ledger/export.ts';
 import { connectClient } from '../temporal/connection.ts';
-import { jobPage, jobTable, ProgressRate, watchLine } from './jobs-render.ts';
+import { jobPage, jobTable, previewPage, ProgressRate, watchLine } from './jobs-render.ts';
 import { intOption, UsageError, type Values } from './options.ts';
 import { loadRuntimeConfig } from './runtime-config.ts';
 
@@ -28,6 +28,7 @@ const CLI_WORDING: JobWording = {
   stopFirst:
     'Cancel it first (`durable-codemode jobs cancel JOB_ID`), or wait for it (`durable-codemode jobs watch JOB_ID`).',
   follow: 'Follow it with `durable-codemode jobs watch JOB_ID`.',
+  resume: 'Run it with `durable-codemode jobs resume JOB_ID` without --dry-run.',
 };
 
 export async function run(values: Values, args: string[], help: string): Promise<void> {
@@ -64,6 +65,9 @@ export async function run(values: Values, args: string[], help: string): Promise
       );
     } else if (action === 'ledger') {
       exitCode = await printLedger(jobs, jobId, format, Boolean(values.failed));
+    } else if (action === 'resume' && values['dry-run']) {
+      const preview = await jobs.preview(jobId, code, input);
+      console.log(json ? JSON.stringify(preview, null, 2) : previewPage(preview));
     } else if (action === 'watch') {
       exitCode = await watch(jobs, jobId, json);
     } else {

@@ -104,7 +104,7 @@ ${TEMPORAL_HELP}`,
        durable-codemode jobs show JOB_ID [--wait SECONDS] [--json]
        durable-codemode jobs watch JOB_ID [--json]
        durable-codemode jobs cancel JOB_ID [--json]
-       durable-codemode jobs resume JOB_ID [--code FILE] [--input FILE] [--wait SECONDS] [--json]
+       durable-codemode jobs resume JOB_ID [--code FILE] [--input FILE] [--wait SECONDS] [--dry-run] [--json]
        durable-codemode jobs ledger JOB_ID [--failed] [--format csv|json]
        durable-codemode jobs approve|deny JOB_ID [--id APPROVAL_ID] [--note TEXT] [--json]
 
@@ -118,7 +118,10 @@ watch    follows a job to its end: a live progress bar with rate and time left o
 resume   restarts a failed or cancelled job under the same id: its journal is replayed as far as
          the script (or the corrected one in --code FILE) agrees with it, so completed calls are not
          repeated, and each() skips the items done before; --input FILE (JSON) replaces the input.
-         A completed job whose each() left failed items resumes too
+         A completed job whose each() left failed items resumes too. --dry-run previews it and
+         writes nothing: the journal's rounds that replay, where the script diverges, the first
+         round that would write, and each() items to skip, retry and run new (reads past the
+         journal, GET and HEAD, are sent to compute them)
 ledger   the items of the job's each() calls, one per item (its latest attempt's entry): status,
          error and message; failed items with their own fields, to fix and feed back as input
          (--failed: only failed and uncertain items; --format csv, the default, or json)
@@ -141,6 +144,7 @@ ${CONFIG_HELP}`,
       format: { type: 'string' },
       id: { type: 'string' },
       note: { type: 'string' },
+      'dry-run': { type: 'boolean' },
     },
     run: () => import('./jobs.ts'),
   },

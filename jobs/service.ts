@@ -4,6 +4,7 @@
  *
  * Polling reads describe(), a query and the result; it never uses updates, which are capped per run.
  */
+import { randomUUID } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import {
   CancelledFailure,
@@ -44,11 +45,13 @@ import {
   type ResumeMemo,
   type ScriptErrorInfo,
 } from '../core/journal.ts';
+import type { PreviewResumeArgs, ResumePreview } from '../core/resume-preview.ts';
 import { ATTEMPT, CLI_TYPE_NAMES, OWNER, PHASE, SEARCH_ATTRIBUTES } from '../core/search-attributes.ts';
 import type { BlobStore } from '../blobs/store.ts';
 import { type AttemptEntry, JobLedger } from '../ledger/views.ts';
 import { checkScriptSyntax } from '../sandbox/isolate.ts';
 import type { durableScript } from '../workflows/durable-script.ts';
+import type { previewResume } from '../workflows/preview.ts';
 import { OPERATOR, type Principal } from '../core/principal.ts';
 import type { Privacy } from '../privacy/privacy.ts';
 import type { SandboxLimits } from '../core/limits.ts';
@@ -91,6 +94,9 @@ export type JobView = {
   in_flight?: InFlightCall[];
 } & SummaryView;
 
+/** What job_resume with dry run answers: the preview (core/resume-preview.ts) of the job's next attempt. */
+export type ResumePreviewView = { job_id: string; attempt: number; note: string } & ResumePreview;
+
 /** Failed and uncertain each() items per page of the failures view (the job tool with `failures`). */
 export const FAILURES_PER_PAGE = 20;
 
@@ -126,6 +132,8 @@ export interface JobWording {
   stopFirst: string;
   /** How to follow a running job. */
   follow: string;
+  /** How to resume for real after a preview. */
+  resume: string;
 }
 
 export const MCP_WORDING: JobWording = {
@@ -133,6 +141,7 @@ export const MCP_WORDING: JobWording = {
   startNew: 'Start a new job with execute.',
   stopFirst: 'Cancel it first (the job tool, action "cancel"), or wait for it.',
   follow: 'Follow it with the job tool.',
+  resume: 'job_resume without dry_run runs it.',
 };
 
 /** A principal who may see a job but not answer its approvals (the config names other approvers). */
@@ -364,6 +373,62 @@ export class JobService {
 
   /** Starts the next attempt of a job (see resume), with a corrected script or input; answers once it is started. */
   async restart(jobId: string, code?: string, input?: unknown): Promise<void> {
+    const next = await this.nextAttempt(jobId, code, input);
+    const { job } = next.input;
+    try {
+      // The same id: ALLOW_DUPLICATE starts the next run of this (closed) workflow.
+      await this.start(next.input, next.script, next.summary, next.owner, 'ALLOW_DUPLICATE');
+    } catch (e) {
+      if (e instanceof WorkflowExecutionAlreadyStartedError)
+        throw new JobStateError(
+          `Job ${jobId} is already being resumed: another job_resume started attempt ${job.attempt} a moment ago. ${this.wording.follow}`,
+        );
+      throw e;
+    }
+  }
+
+  /**
+   * What resuming the job (see resume) would do, answered before anything is written: the rounds of
+   * its journal that replay, where the (corrected) script stops agreeing, the first round that would
+   * write, and each() items it would skip, retry and run for the first time. A worker runs it
+   * (activities/preview.ts), under a workflow of its own: only reads (GET, HEAD) past the journal
+   * are sent, and the job is left exactly as it was.
+   */
+  async preview(jobId: string, code?: string, input?: unknown): Promise<ResumePreviewView> {
+    const { input: next } = await this.nextAttempt(jobId, code, input);
+    const args: PreviewResumeArgs = {
+      job: next.job,
+      now: Date.now(),
+      ...(next.previous ? { previous: next.previous } : {}),
+    };
+    let preview: ResumePreview;
+    try {
+      preview = await this.client.workflow.execute<typeof previewResume>('previewResume', {
+        taskQueue: this.config.temporal.taskQueue,
+        workflowId: `${jobId}-preview-${randomUUID().slice(0, 8)}`,
+        args: [args],
+        workflowExecutionTimeout: '35 minutes',
+      });
+    } catch (e) {
+      // The worker's own reason (a missing journal blob, say), not Temporal's wrapping of it.
+      if (e instanceof WorkflowFailedError) throw new Error(`The preview failed: ${innermost(e).message}`);
+      throw e;
+    }
+    const { reads_sent } = preview;
+    return {
+      job_id: jobId,
+      attempt: next.job.attempt,
+      ...preview,
+      note: `A preview: nothing was written${reads_sent ? `; ${reads_sent} read(s) (GET, HEAD) were sent to compute it` : ', nothing sent'}. ${this.wording.resume}`,
+    };
+  }
+
+  /** The next attempt of a job as job_resume starts it (and its preview shows it), after checking the job may be resumed. */
+  private async nextAttempt(
+    jobId: string,
+    code?: string,
+    input?: unknown,
+  ): Promise<{ input: DurableScriptInput; script: string; summary: string; owner: string }> {
     const handle = this.client.workflow.getHandle<typeof durableScript>(jobId);
     const description = await this.describe(handle, jobId);
     const status = description.status.name;
@@ -403,16 +468,7 @@ export class JobService {
       owner,
     });
     const summary = (description.memo?.[SUMMARY_MEMO_KEY] as string | undefined) ?? summarize(script);
-    try {
-      // The same id: ALLOW_DUPLICATE starts the next run of this (closed) workflow.
-      await this.start({ job, ...(memo ? { previous: memo.journal } : {}) }, script, summary, owner, 'ALLOW_DUPLICATE');
-    } catch (e) {
-      if (e instanceof WorkflowExecutionAlreadyStartedError)
-        throw new JobStateError(
-          `Job ${jobId} is already being resumed: another job_resume started attempt ${job.attempt} a moment ago. ${this.wording.follow}`,
-        );
-      throw e;
-    }
+    return { input: { job, ...(memo ? { previous: memo.journal } : {}) }, script, summary, owner };
   }
 
   /** Whether the completed job's each() calls left failed or uncertain items (its result's ledger counts). */
@@ -753,4 +809,11 @@ function registerCommands(): string {
   return SEARCH_ATTRIBUTES.map(
     (key) => `temporal operator search-attribute create --name ${key.name} --type ${CLI_TYPE_NAMES[key.type]}`,
   ).join('; ');
+}
+
+/** The deepest cause of a failure: what went wrong, under Temporal's wrappings. */
+function innermost(e: Error): Error {
+  let inner = e;
+  while (inner.cause instanceof Error) inner = inner.cause;
+  return inner;
 }

@@ -229,13 +229,12 @@ export class ResultBudget {
     this.blobs = blobs;
   }
 
-  /** An answer that is all data (a page of failed items): cut to the budget with a marker if needed. */
-  fit<T extends object>(answer: T): T | { answer: unknown; cut: string } {
-    const { value, cut } = fitJson(
-      answer,
-      this.maxTokens,
-      'the failed items are too large for one answer: read them with `durable-codemode jobs ledger JOB_ID --failed`',
-    );
+  /** An answer that is all data (a page of failed items, a resume preview): cut to the budget with a marker and `hint` if needed. */
+  fit<T extends object>(
+    answer: T,
+    hint = 'the failed items are too large for one answer: read them with `durable-codemode jobs ledger JOB_ID --failed`',
+  ): T | { answer: unknown; cut: string } {
+    const { value, cut } = fitJson(answer, this.maxTokens, hint);
     return cut ? { answer: value, cut } : answer;
   }
 

@@ -87,6 +87,7 @@ export const JobResumeInput = toolInput('job_resume', {
   code: z.string().optional().describe('corrected script; omit to retry the same one'),
   input: z.unknown().optional().describe('corrected input'),
   wait_seconds: z.number().min(0).optional(),
+  dry_run: z.boolean().optional().describe('preview, no writes'),
 });
 
 function searchDescription(): string {
@@ -216,11 +217,17 @@ export function createMcpServer(deps: McpDeps): McpServer {
       'job_resume',
       {
         description:
-          'Restart a failed or cancelled job, or one with failed each() items, under the same id. Completed calls replay while the (corrected) code makes them again; each() skips done items.',
+          'Restart a failed or cancelled job, or one with failed each() items (same id). Completed calls replay while the (corrected) code repeats them; each() skips done items.',
         inputSchema: JobResumeInput,
       },
-      async ({ job_id, code, input, wait_seconds }, extra) =>
+      async ({ job_id, code, input, wait_seconds, dry_run }, extra) =>
         answer(async () => {
+          // A preview answers at once, like any answer: within the budget, with the caller's tokens.
+          if (dry_run)
+            return deps.budget.fit(
+              await toModel.json(await deps.jobs.preview(job_id, code, input)),
+              'the preview is too large for one answer: run `durable-codemode jobs resume JOB_ID --dry-run --json`',
+            );
           const since = Date.now();
           const progress = progressFor(extra);
           await deps.jobs.restart(job_id, code, input);
@@ -230,7 +237,11 @@ export function createMcpServer(deps: McpDeps): McpServer {
           return budgeted(view);
         }),
     ),
-    createTask: async ({ job_id, code, input }: { job_id: string; code?: string; input?: unknown }) => {
+    createTask: async ({ job_id, code, input, dry_run }: z.infer<typeof JobResumeInput>) => {
+      if (dry_run)
+        throw new Error(
+          'A preview (dry_run) starts no job, so it cannot run as a task: call job_resume without "task".',
+        );
       await deps.jobs.restart(job_id, code, input);
       return answerTask(deps.jobs, job_id, tokenized);
     },
