@@ -1,8 +1,9 @@
 /**
- * `npm run bench:long`: the lead import of issue 3 at 10,000 and 100,000 rows, on this machine.
+ * `npm run bench:long`: the lead import of issue 3 at 10,000 and 100,000 rows, on this machine, with a
+ * CRM answering at once and, for 100,000 rows, also with a CRM taking 50 ms per request.
  *
  * The script is demo-apis/lead-import.ts (as test/long-jobs.test.ts runs it): GET the sheet's CSV, parse it once as a step,
- * POST batches of 100 rows with progress. For each size it runs
+ * POST batches of 100 rows with progress. For each case it runs
  * 1. durably, on a worker that is a separate process (`durable-codemode worker`, started fresh for
  *    the run): wall time, the worker's peak RSS (the kernel's VmHWM at the end; VmRSS is also
  *    sampled every 200 ms), and the job's workflow runs with their history events and size;
@@ -15,7 +16,7 @@
  *    waits to reach its sandbox; Temporal's timeouts in the history show what the job waited out.
  *
  * Every run must leave exactly N leads and no duplicate email in the CRM. Everything runs against
- * its own in-memory Temporal dev server and demo APIs (no latency, no failure injection).
+ * its own in-memory Temporal dev server and demo APIs (no failure injection).
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
@@ -41,8 +42,14 @@ import { spawnWorker, type WorkerProcess } from './worker-process.ts';
 // The dev server's client logs at INFO would bury the table.
 Runtime.install({ logger: new DefaultLogger('WARN') });
 
-const SIZES = [10_000, 100_000];
-/** One of SIZES, so the uninterrupted run is the reference for what a kill costs. */
+/** Rows to import and the CRM's latency per request: at 0 ms the ratio shows the whole overhead of a round. */
+const CASES = [
+  { rows: 10_000, latencyMs: 0 },
+  { rows: 100_000, latencyMs: 0 },
+  { rows: 100_000, latencyMs: 50 },
+];
+const SIZES = [...new Set(CASES.map((c) => c.rows))];
+/** One of CASES at 0 ms, so its uninterrupted run is the reference for what a kill costs. */
 const RESTART_ROWS = 10_000;
 const RESTARTS = 5;
 /** The worker is killed once this share of the rows is in the CRM, plus a random delay of up to a few rounds. */
@@ -136,34 +143,47 @@ async function main(): Promise<void> {
     const env = await startDevServer({});
     cleanup.unshift(() => env.teardown());
     const address = env.address;
-    const crm = await startCrmApi();
-    cleanup.unshift(() => crm.close());
     const sheets = await startSheetsApi({ sheets: Object.fromEntries(SIZES.map((rows) => [sheetOf(rows), rows])) });
     cleanup.unshift(() => sheets.close());
-    // The workers' blob store and config file live here: a throwaway directory, not the repository's.
-    const dataDir = await mkdtemp(join(tmpdir(), 'dcm-bench-long-'));
-    cleanup.unshift(() => rm(dataDir, { recursive: true, force: true }));
-    const config = parseConfig(
-      {
-        providers: demoProvidersConfig({ crm, sheets }),
-        temporal: { taskQueue: `bench-long-${randomUUID().slice(0, 8)}` },
-        dataDir,
-        limits: { memoryMb: MEMORY_MB },
-      },
-      undefined,
-      { TEMPORAL_ADDRESS: address },
-    );
-    const configFile = join(dataDir, 'config.json');
-    await writeFile(configFile, JSON.stringify(config));
-    const providers = Object.fromEntries(
-      Object.entries(config.providers).map(([name, p]) => [name, HttpProviderConfig.parse(p)]),
-    );
-    const client = await connectClient(config.temporal);
-    cleanup.unshift(() => client.connection.close());
-    const jobs = new JobService(client, config);
+    let client: Client | undefined;
 
-    const startWorker = async () => {
-      const worker = await spawnWorker(configFile, address);
+    /** A CRM with this latency, and a deployment (config file, task queue, data dir) that imports into it. */
+    const deployments = new Map<number, Awaited<ReturnType<typeof deploy>>>();
+    const deploy = async (latencyMs: number) => {
+      const crm = await startCrmApi({ latencyMs });
+      cleanup.unshift(() => crm.close());
+      // The workers' blob store and config file live here: a throwaway directory, not the repository's.
+      const dataDir = await mkdtemp(join(tmpdir(), 'dcm-bench-long-'));
+      cleanup.unshift(() => rm(dataDir, { recursive: true, force: true }));
+      const config = parseConfig(
+        {
+          providers: demoProvidersConfig({ crm, sheets }),
+          temporal: { taskQueue: `bench-long-${randomUUID().slice(0, 8)}` },
+          dataDir,
+          limits: { memoryMb: MEMORY_MB },
+        },
+        undefined,
+        { TEMPORAL_ADDRESS: address },
+      );
+      const configFile = join(dataDir, 'config.json');
+      await writeFile(configFile, JSON.stringify(config));
+      const providers = Object.fromEntries(
+        Object.entries(config.providers).map(([name, p]) => [name, HttpProviderConfig.parse(p)]),
+      );
+      if (!client) {
+        const connected = await connectClient(config.temporal);
+        cleanup.unshift(() => connected.connection.close());
+        client = connected;
+      }
+      return { crm, config, configFile, providers, jobs: new JobService(client, config) };
+    };
+    for (const { latencyMs } of CASES)
+      if (!deployments.has(latencyMs)) deployments.set(latencyMs, await deploy(latencyMs));
+    const { crm, config, configFile, jobs } = deployments.get(0)!;
+    const historyClient = client!;
+
+    const startWorker = async (file = configFile) => {
+      const worker = await spawnWorker(file, address);
       workers.add(worker);
       return worker;
     };
@@ -172,18 +192,19 @@ async function main(): Promise<void> {
       workers.delete(worker);
     };
     /** The CRM must hold exactly the sheet's rows, each once, and the script must have counted them. */
-    const checkImport = (what: string, rows: number, result: unknown) => {
-      const { leads, duplicateEmails } = crm.stats();
+    const checkImport = (what: string, rows: number, result: unknown, into = crm) => {
+      const { leads, duplicateEmails } = into.stats();
       assert.deepEqual(
         { result, leads, duplicateEmails },
         { result: { created: rows }, leads: rows, duplicateEmails: 0 },
         `${what}: the CRM must hold each of the ${rows} rows exactly once`,
       );
     };
-    const startJob = (rows: number) => jobs.execute({ code: leadImportScript(sheetOf(rows)), waitSeconds: 0 });
-    const finish = async (started: JobView, rows: number) => {
+    const startJob = (rows: number, service = jobs) =>
+      service.execute({ code: leadImportScript(sheetOf(rows)), waitSeconds: 0 });
+    const finish = async (started: JobView, rows: number, service = jobs) => {
       let view = started;
-      while (view.status === 'running') view = await jobs.status(view.job_id, 60);
+      while (view.status === 'running') view = await service.status(view.job_id, 60);
       if (view.status !== 'completed')
         throw new Error(
           `the durable import of ${rows} rows ended ${view.status}: ${view.error ? `${view.error.name}: ${view.error.message}` : view.note}`,
@@ -192,30 +213,37 @@ async function main(): Promise<void> {
     };
 
     const imports = [];
-    for (const rows of SIZES) {
-      log(`${rows} rows, direct (${DIRECT_REPEATS} times)`);
+    for (const { rows, latencyMs } of CASES) {
+      const at = deployments.get(latencyMs)!;
+      const what = `${rows} rows, CRM latency ${latencyMs} ms`;
+      log(`${what}, direct (${DIRECT_REPEATS} times)`);
       const directSamples = [];
       for (let rep = 0; rep < DIRECT_REPEATS; rep++) {
-        crm.reset();
+        at.crm.reset();
         const start = performance.now();
-        const result = await runDirect({ code: leadImportScript(sheetOf(rows)), providers, limits: config.limits });
+        const result = await runDirect({
+          code: leadImportScript(sheetOf(rows)),
+          providers: at.providers,
+          limits: at.config.limits,
+        });
         directSamples.push(performance.now() - start);
-        checkImport(`direct import of ${rows} rows`, rows, result);
+        checkImport(`direct import of ${what}`, rows, result, at.crm);
       }
       const directMs = median(directSamples);
 
-      log(`${rows} rows, durable, on a new worker process`);
-      crm.reset();
-      const worker = await startWorker();
+      log(`${what}, durable, on a new worker process`);
+      at.crm.reset();
+      const worker = await startWorker(at.configFile);
       const durableStart = performance.now();
-      const view = await finish(await startJob(rows), rows);
+      const view = await finish(await startJob(rows, at.jobs), rows, at.jobs);
       const durableMs = performance.now() - durableStart;
       const memory = worker.memory();
       await stopWorker(worker, 'SIGTERM');
-      checkImport(`durable import of ${rows} rows`, rows, view.result);
-      const runs = await runsOf(client, view, sheetOf(rows), rows);
+      checkImport(`durable import of ${what}`, rows, view.result, at.crm);
+      const runs = await runsOf(historyClient, view, sheetOf(rows), rows);
       imports.push({
         rows,
+        latencyMs,
         directMs,
         directSamples,
         durableMs,
@@ -254,7 +282,7 @@ async function main(): Promise<void> {
       const view = await finish(started, RESTART_ROWS);
       const wallMs = performance.now() - start;
       checkImport(`durable import of ${RESTART_ROWS} rows with a killed worker`, RESTART_ROWS, view.result);
-      const runs = await runsOf(client, view, sheetOf(RESTART_ROWS), RESTART_ROWS);
+      const runs = await runsOf(historyClient, view, sheetOf(RESTART_ROWS), RESTART_ROWS);
       restarts.push({
         leadsAtKill,
         leadsAfterKill,
@@ -269,21 +297,21 @@ async function main(): Promise<void> {
     }
     await stopWorker(worker, 'SIGTERM');
 
-    const uninterruptedMs = imports.find((i) => i.rows === RESTART_ROWS)!.durableMs;
+    const uninterruptedMs = imports.find((i) => i.rows === RESTART_ROWS && i.latencyMs === 0)!.durableMs;
     const cell = (values: number[], f: (n: number) => string) => values.map(f).join(' / ');
     console.log(
       `\ndurable-codemode long-jobs bench — ${new Date().toISOString().slice(0, 10)}, ${availableParallelism()} CPUs (${cpus()[0]?.model ?? 'unknown'}), Node ${process.version}`,
     );
     console.log(
-      `lead import in batches of 100; CRM latency 0, no failures; worker limits.memoryMb ${MEMORY_MB}, maxEventsPerRun ${config.maxEventsPerRun}\n`,
+      `lead import in batches of 100; no failures; worker limits.memoryMb ${MEMORY_MB}, maxEventsPerRun ${config.maxEventsPerRun}\n`,
     );
     console.log(
-      '| rows | direct | durable | durable/direct | rounds | worker RSS idle (peak so far) | worker peak RSS (VmHWM) | max RSS sample | runs | events per run | history per run (Temporal) |',
+      '| rows | CRM latency | direct | durable | durable/direct | rounds | worker RSS idle (peak so far) | worker peak RSS (VmHWM) | max RSS sample | runs | events per run | history per run (Temporal) |',
     );
-    console.log('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+    console.log('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
     for (const i of imports) {
       console.log(
-        `| ${i.rows.toLocaleString('en')} | ${seconds(i.directMs)} s | ${seconds(i.durableMs)} s | ×${i.ratio.toFixed(1)} | ${i.rounds} | ${mb(i.memory.startRss)} MB (${mb(i.memory.startPeakRss)} MB) | ${mb(i.memory.peakRss)} MB | ${mb(i.memory.sampledPeakRss)} MB | ${i.runs.length} | ${cell(
+        `| ${i.rows.toLocaleString('en')} | ${i.latencyMs} ms | ${seconds(i.directMs)} s | ${seconds(i.durableMs)} s | ×${i.ratio.toFixed(1)} | ${i.rounds} | ${mb(i.memory.startRss)} MB (${mb(i.memory.startPeakRss)} MB) | ${mb(i.memory.peakRss)} MB | ${mb(i.memory.sampledPeakRss)} MB | ${i.runs.length} | ${cell(
           i.runs.map((r) => r.events),
           String,
         )} | ${cell(
@@ -318,6 +346,7 @@ async function main(): Promise<void> {
       maxEventsPerRun: config.maxEventsPerRun,
       imports: imports.map((i) => ({
         rows: i.rows,
+        latencyMs: i.latencyMs,
         directMs: round(i.directMs),
         directSamplesMs: i.directSamples.map(round),
         durableMs: round(i.durableMs),
