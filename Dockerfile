@@ -4,7 +4,7 @@
 #   docker run --rm durable-codemode --help
 # Secrets never enter the image: they come from the environment at run time (deploy/.env).
 
-# Node 24 runs the TypeScript sources directly (type stripping); pinned to the version the tests ran on.
+# Node 24 (its type stripping compiles the TypeScript sources at build time); pinned to the version the tests ran on.
 ARG NODE_IMAGE=node:24.21.0-bookworm-slim
 
 FROM ${NODE_IMAGE} AS deps
@@ -35,12 +35,13 @@ COPY jobs ./jobs
 COPY server ./server
 COPY cli ./cli
 COPY demo-apis ./demo-apis
-# Fail the build, not the first job, if a native module does not load on this platform. Then bundle
-# the workflow code once, here (dist/workflow-bundles), instead of in every worker at start-up.
+# Fail the build, not the first job, if a native module does not load on this platform. Then the
+# build step, once, here: the CLI compiled to JavaScript (dist/js: no TypeScript stripping in every
+# process) and the workflow code bundled (dist/workflow-bundles: no bundling in every worker).
 RUN node --no-node-snapshot -e "require('isolated-vm'); require('@swc/core'); require('@temporalio/core-bridge')" \
- && node --no-node-snapshot temporal/build-workflow-bundles.ts \
+ && node --no-node-snapshot cli/build.ts \
  && mkdir -p /var/lib/durable-codemode && chown node:node /var/lib/durable-codemode
 # The code stays root-owned and read-only to the process.
 USER node
-ENTRYPOINT ["node", "--no-node-snapshot", "cli/main.ts"]
+ENTRYPOINT ["node", "--no-node-snapshot", "dist/js/cli/main.js"]
 CMD ["worker"]

@@ -16,11 +16,11 @@ setup: ## Install the toolchain only (Node 24, Temporal CLI, npm packages, Tempo
 	@$(TOOLCHAIN)
 	@echo "Ready. Put the durable-codemode command on PATH: export PATH=\"$(CURDIR)/bin:\$$PATH\" (add it to your shell profile)"
 
-build: ## Bundle the workflow code into dist/workflow-bundles (npm run build); dev and workers use it
+build: ## Compile the CLI to dist/js and bundle the workflow code into dist/workflow-bundles (npm run build)
 	@$(TOOLCHAIN) && npm run build
 
-dev: build ## Run the dev server (node cli/main.ts dev)
-	@$(TOOLCHAIN) && node --no-node-snapshot cli/main.ts dev
+dev: build ## Run the dev server (bin/durable-codemode dev)
+	@$(TOOLCHAIN) && bin/durable-codemode dev
 
 test: ## Run the whole suite: checks, unit, workflow and integration tests on a dev server; cluster tests; integration tests on a native cluster
 	@$(TOOLCHAIN) && scripts/test-all.sh

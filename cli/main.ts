@@ -183,7 +183,9 @@ async function main(argv: string[]): Promise<void> {
     return;
   }
   if (name === '--version' || name === '-v') {
-    console.log(`durable-codemode ${PRODUCT_VERSION} (Node ${process.version})`);
+    // Which form runs: the compiled CLI (dist/js, what the launcher picks when up to date) or the sources.
+    const form = import.meta.url.endsWith('.js') ? 'compiled JavaScript' : 'TypeScript sources';
+    console.log(`durable-codemode ${PRODUCT_VERSION} (Node ${process.version}, ${form})`);
     return;
   }
   const command = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;

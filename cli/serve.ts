@@ -1,12 +1,11 @@
 /** `durable-codemode serve`: the MCP server over stdio or Streamable HTTP, against an existing Temporal server. */
-import v8 from 'node:v8';
-import vm from 'node:vm';
 import { serveStdio } from '../server/stdio.ts';
 import { connectClient } from '../temporal/connection.ts';
 import { httpOptionsOf, mcpDeps, serveHttp } from './mcp-front.ts';
 import { portOption, UsageError, type Values } from './options.ts';
 import { loadRuntimeConfig } from './runtime-config.ts';
 import { onShutdown } from './shutdown.ts';
+import { releaseStartupMemory } from './startup-memory.ts';
 
 export async function run(values: Values): Promise<void> {
   if (Boolean(values.stdio) === Boolean(values.http))
@@ -33,18 +32,4 @@ export async function run(values: Values): Promise<void> {
   releaseStartupMemory();
   console.error(`durable-codemode MCP server at ${http.url} (${where})`);
   onShutdown(() => http.close());
-}
-
-/**
- * Starting `serve` leaves tens of MB of garbage in V8's heap (loading modules, parsing the config and
- * the specs) that V8 may keep committed for as long as the server idles. One last-resort collection
- * once it is ready gives that back, so an idle MCP server holds only what it uses. Node has no call
- * for it: --expose-gc is on just long enough to take gc() from a fresh context (no sandbox context
- * is being created then: `serve` runs no jobs).
- */
-function releaseStartupMemory(): void {
-  v8.setFlagsFromString('--expose-gc');
-  const gc = vm.runInNewContext('gc') as (options: object) => void;
-  v8.setFlagsFromString('--no-expose-gc');
-  gc({ type: 'major', execution: 'sync', flavor: 'last-resort' });
 }

@@ -3,9 +3,7 @@
  * sandbox globals and for search), and tool calls performed on a script's behalf. Each process
  * (worker, MCP server) connects on first use and reconnects after a failure.
  */
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { productError } from '../core/errors.ts';
 import type { EffectOutcome, Json } from '../core/journal.ts';
 import { PRODUCT_VERSION } from '../core/version.ts';
@@ -129,14 +127,18 @@ export class UpstreamMcpServers {
 
   private async connect(name: string): Promise<Client> {
     const { mcp } = this.providers[name];
+    // The MCP SDK's client loads on the first connection: a worker without MCP providers never needs it.
+    const { Client } = await import('@modelcontextprotocol/sdk/client/index.js');
     const client = new Client({ name: 'durable-codemode', version: PRODUCT_VERSION });
     if ('command' in mcp) {
       const env: Record<string, string> = { PATH: this.env.PATH ?? '' };
       for (const key of mcp.env) if (this.env[key] !== undefined) env[key] = this.env[key]!;
       const [command, ...args] = mcp.command;
+      const { StdioClientTransport } = await import('@modelcontextprotocol/sdk/client/stdio.js');
       await client.connect(new StdioClientTransport({ command: command, args, env, stderr: 'inherit' }));
     } else {
       const { headers } = authOf(mcp.auth, this.env);
+      const { StreamableHTTPClientTransport } = await import('@modelcontextprotocol/sdk/client/streamableHttp.js');
       await client.connect(new StreamableHTTPClientTransport(new URL(mcp.url), { requestInit: { headers } }));
     }
     return client;

@@ -12,7 +12,6 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync, gzipSync } from 'node:zlib';
-import { load as parseYaml, JSON_SCHEMA } from 'js-yaml';
 import type { BlobStore } from '../blobs/store.ts';
 import type { UpstreamTool } from './mcp-client.ts';
 import { reduceDocument } from './spec-reduce.ts';
@@ -166,7 +165,7 @@ async function reduceSource(
   source: string,
   timeoutMs: number,
 ): Promise<{ record: SpecRecord; cacheable: boolean }> {
-  const doc = parseDocument(bytes);
+  const doc = await parseDocument(bytes);
   if (!hasExternalRefs(doc)) return { record: reduceDocument(doc), cacheable: true };
   // Loaded only for the rare multi-file spec.
   const { bundle } = await import('@apidevtools/json-schema-ref-parser');
@@ -179,7 +178,7 @@ async function reduceSource(
   return { record: reduceDocument(bundled), cacheable: false };
 }
 
-function parseDocument(bytes: Buffer): unknown {
+async function parseDocument(bytes: Buffer): Promise<unknown> {
   const text = bytes.toString('utf8').replace(/^\uFEFF/, '');
   if (/^\s*[{[]/.test(text)) {
     try {
@@ -188,6 +187,8 @@ function parseDocument(bytes: Buffer): unknown {
       throw new Error(`the file is not valid JSON: ${(e as Error).message}`);
     }
   }
+  // Loaded only for a YAML spec.
+  const { load: parseYaml, JSON_SCHEMA } = await import('js-yaml');
   try {
     return parseYaml(text, { schema: JSON_SCHEMA });
   } catch (e) {

@@ -10,7 +10,9 @@
  * lets the Temporal UI show decoded payloads to an operator who reaches it.
  */
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
+import { extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { PACKAGE_ROOT } from '../core/package-root.ts';
 import type { DataConverter, Payload, PayloadCodec } from '@temporalio/common';
 
 export const CODEC_KEY_ENV = 'DURABLE_CODEMODE_CODEC_KEY';
@@ -119,11 +121,19 @@ export function codecFromEnv(env: NodeJS.ProcessEnv = process.env): AesGcmCodec 
   return key && new AesGcmCodec(key);
 }
 
-/** The failure converter that seals failure messages, loaded by path into the workflow bundle. */
-export const FAILURE_CONVERTER_PATH = fileURLToPath(new URL('./failure-converter.ts', import.meta.url));
+/** The failure converter that seals failure messages: its source, which the workflow bundle is built from. */
+export const FAILURE_CONVERTER_PATH = join(PACKAGE_ROOT, 'temporal', 'failure-converter.ts');
+
+/**
+ * The same module as the SDK loads it by path in this process (for clients and activities): the
+ * compiled one beside this file when this runs compiled (cli/compile.ts), so no TypeScript loads.
+ */
+const FAILURE_CONVERTER_MODULE = fileURLToPath(
+  new URL(`./failure-converter${extname(fileURLToPath(import.meta.url))}`, import.meta.url),
+);
 
 /** The data converter every client and worker of the product uses: encrypting when a key is set. */
 export function dataConverter(env: NodeJS.ProcessEnv = process.env): DataConverter {
   const codec = codecFromEnv(env);
-  return codec ? { payloadCodecs: [codec], failureConverterPath: FAILURE_CONVERTER_PATH } : {};
+  return codec ? { payloadCodecs: [codec], failureConverterPath: FAILURE_CONVERTER_MODULE } : {};
 }

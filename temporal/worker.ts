@@ -18,7 +18,7 @@ import { readyProviders } from '../providers/ready.ts';
 import { requestValidators } from '../providers/validate.ts';
 import { Privacy } from '../privacy/privacy.ts';
 import type { PrivacyConfig } from '../privacy/config.ts';
-import { codecKeyFromEnv, dataConverter } from './codec.ts';
+import { codecKeyFromEnv, dataConverter, FAILURE_CONVERTER_PATH } from './codec.ts';
 import type { TemporalConfig, WorkerConfig } from './config.ts';
 import { PREBUILT_DIR, workflowBundle } from './workflow-bundle.ts';
 
@@ -41,7 +41,16 @@ export interface WorkerSettings {
   privacy: PrivacyConfig;
 }
 
-export async function startWorker(config: WorkerSettings, connection: NativeConnection): Promise<RunningWorker> {
+export interface StartOptions {
+  /** Called once the workers exist, just before they poll (no job has run in this process yet). */
+  beforePolling?: () => void;
+}
+
+export async function startWorker(
+  config: WorkerSettings,
+  connection: NativeConnection,
+  { beforePolling }: StartOptions = {},
+): Promise<RunningWorker> {
   const { namespace, taskQueue } = config.temporal;
   const sessionTaskQueue = `${taskQueue}/session/${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
   const sessions = new SessionRegistry({ idleMs: 10 * 60_000, maxSessions: config.worker.maxConcurrentSessions });
@@ -63,7 +72,7 @@ export async function startWorker(config: WorkerSettings, connection: NativeConn
   // live sessions end with the process and their jobs replay on another worker.
   const shutdownGraceTime = '10 seconds';
   const converter = dataConverter();
-  const bundle = await workflowBundle(converter.failureConverterPath, {
+  const bundle = await workflowBundle(converter.failureConverterPath && FAILURE_CONVERTER_PATH, {
     cacheDir: join(config.dataDir, 'workflow-bundles'),
   });
   if (bundle.builtInMs !== undefined)
@@ -95,6 +104,7 @@ export async function startWorker(config: WorkerSettings, connection: NativeConn
     shutdownGraceTime,
     maxHeartbeatThrottleInterval: HEARTBEAT_THROTTLE_MS,
   });
+  beforePolling?.();
   const done = Promise.all([sharedWorker.run(), ownWorker.run()])
     .finally(async () => {
       sessions.close();

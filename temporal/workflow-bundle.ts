@@ -14,10 +14,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { findPackageJSON } from 'node:module';
 import { dirname, join, relative, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { PACKAGE_ROOT as ROOT } from '../core/package-root.ts';
 import { FAILURE_CONVERTER_PATH } from './codec.ts';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const WORKFLOWS_PATH = join(ROOT, 'workflows', 'index.ts');
 
 /** Where the build step puts the bundles (read-only in the Docker image). */

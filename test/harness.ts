@@ -120,8 +120,12 @@ export interface ChildWorker {
  * Runs `durable-codemode worker` as a real process; resolves once it polls its task queue. It
  * connects to the suite's Temporal server unless `env` says otherwise.
  */
-export async function spawnWorker(configFile: string, env: Record<string, string> = {}): Promise<ChildWorker> {
-  const child = spawn(process.execPath, ['--no-node-snapshot', CLI, 'worker', '--config', configFile], {
+export async function spawnWorker(
+  configFile: string,
+  env: Record<string, string> = {},
+  cli = CLI,
+): Promise<ChildWorker> {
+  const child = spawn(process.execPath, ['--no-node-snapshot', cli, 'worker', '--config', configFile], {
     env: { ...process.env, ...temporalEnv(), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -176,13 +180,18 @@ export async function mcpOverHttp(url: string, token?: string, received?: (body:
   return client;
 }
 
-export async function mcpOverStdio(configFile: string): Promise<McpClient> {
+/** `durable-codemode serve --stdio` (of `cli`: the sources' entry by default) as an MCP client sees it. */
+export async function mcpOverStdio(
+  configFile: string,
+  cli = CLI,
+  env: Record<string, string> = {},
+): Promise<McpClient> {
   const client = new McpClient({ name: 'durable-codemode-tests', version: '0' });
   await client.connect(
     new StdioClientTransport({
       command: process.execPath,
-      args: ['--no-node-snapshot', CLI, 'serve', '--stdio', '--config', configFile],
-      env: { ...(process.env as Record<string, string>), ...temporalEnv() },
+      args: ['--no-node-snapshot', cli, 'serve', '--stdio', '--config', configFile],
+      env: { ...(process.env as Record<string, string>), ...temporalEnv(), ...env },
       stderr: 'pipe',
     }),
   );

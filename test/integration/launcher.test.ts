@@ -4,15 +4,36 @@
  * Node first on PATH, as an MCP client started from a desktop would run it. On this machine that
  * Node is 20, which cannot run the CLI: the launcher must find the toolchain's.
  */
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import {
+  appendFileSync,
+  cpSync,
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client as McpClient } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startInProcessStack, testConfig, type InProcessStack } from '../harness.ts';
+import { COMPILED_ENTRY, compileCli } from '../../cli/compile.ts';
+import { SOURCE_FOLDERS } from '../../scripts/layers.ts';
+import { CODEC_KEY_ENV } from '../../temporal/codec.ts';
+import {
+  CLI,
+  mcpOverStdio,
+  spawnWorker,
+  startInProcessStack,
+  testConfig,
+  writeConfigFile,
+  type InProcessStack,
+} from '../harness.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -65,7 +86,9 @@ describe("README's stdio config", () => {
     const launched = /\(Node (v\d+)\./.exec(version)?.[1];
     expect(Number(launched?.slice(1))).toBeGreaterThanOrEqual(22);
     // The toolchain's own Node when it installed one (this machine: system 20, toolchain 24), which runs this test too.
-    if (existsSync(join(ROOT, '.tools', 'node'))) expect(version).toContain(`(Node ${process.version})`);
+    if (existsSync(join(ROOT, '.tools', 'node'))) expect(version).toContain(`(Node ${process.version},`);
+    // The compiled CLI, compiled by the launcher if it was missing or stale.
+    expect(version).toContain(', compiled JavaScript)');
     console.log(`system node ${system.version} first on PATH; the launcher ran the CLI on ${process.version}`);
   });
 
@@ -113,4 +136,69 @@ describe('the launcher through a symlink', () => {
     });
     expect(out).toMatch(/^durable-codemode \d+\.\d+\.\d+ \(Node v(2[2-9]|[3-9]\d)\./);
   });
+});
+
+describe('the compiled CLI (dist/js)', () => {
+  it('serves what the sources serve, and its worker runs jobs with sealed payloads', async () => {
+    await compileCli();
+    const configFile = writeConfigFile(testConfig({}));
+    // Payload encryption: the Temporal SDK then loads the failure converter by path (its compiled copy here).
+    const env = { [CODEC_KEY_ENV]: randomBytes(32).toString('base64') };
+    const worker = await spawnWorker(configFile, env, COMPILED_ENTRY);
+    const compiled = await mcpOverStdio(configFile, COMPILED_ENTRY, env);
+    const sources = await mcpOverStdio(configFile, CLI, env);
+    try {
+      expect(await compiled.listTools()).toEqual(await sources.listTools());
+      const done = await compiled.callTool({ name: 'execute', arguments: { code: 'async () => 1 + 1' } });
+      expect(done.structuredContent).toMatchObject({ status: 'completed', result: 2 });
+      const failed = await compiled.callTool({
+        name: 'execute',
+        arguments: { code: "async () => { throw new Error('raised in the compiled worker') }" },
+      });
+      expect(failed.structuredContent).toMatchObject({ status: 'failed' });
+      expect(JSON.stringify(failed.structuredContent)).toContain('raised in the compiled worker');
+      // The prebuilt workflow bundle was found from dist/js too (no bundling in the worker).
+      expect(worker.output()).not.toContain('built it in');
+    } finally {
+      await Promise.all([compiled.close(), sources.close()]);
+      await worker.kill('SIGTERM');
+    }
+  }, 120_000);
+
+  it('is compiled again by the launcher when a source changes, and the sources run when it cannot be', () => {
+    // A checkout of its own: the product's folders, the launcher and the toolchain script, sharing
+    // node_modules and the installed tools with this one.
+    const copy = mkdtempSync(join(tmpdir(), 'dcm-checkout-'));
+    for (const path of [...SOURCE_FOLDERS, 'bin', 'scripts/toolchain.sh', 'package.json'])
+      cpSync(join(ROOT, path), join(copy, path), { recursive: true });
+    symlinkSync(join(ROOT, 'node_modules'), join(copy, 'node_modules'));
+    if (existsSync(join(ROOT, '.tools'))) symlinkSync(join(ROOT, '.tools'), join(copy, '.tools'));
+    const launch = () => {
+      const r = spawnSync(join(copy, 'bin', 'durable-codemode'), ['--version'], { encoding: 'utf8', cwd: copy });
+      expect(r.status, r.stderr).toBe(0);
+      return { version: r.stdout, stderr: r.stderr };
+    };
+    try {
+      const first = launch();
+      expect(first.stderr).toMatch(/dist\/js \(compiled in/);
+      expect(first.version).toContain(', compiled JavaScript)');
+      expect(launch().stderr).not.toContain('compiled in'); // up to date: run as it is
+      appendFileSync(join(copy, 'cli', 'options.ts'), '// changed after the build\n');
+      const changed = launch();
+      expect(changed.stderr).toMatch(/dist\/js \(compiled in/);
+      expect(changed.version).toContain(', compiled JavaScript)');
+      expect(readFileSync(join(copy, 'dist', 'js', 'cli', 'options.js'), 'utf8')).toContain(
+        '// changed after the build',
+      );
+      // Stale, and dist/ not a directory it can write to: the sources run, and the launcher says why.
+      appendFileSync(join(copy, 'cli', 'options.ts'), '// changed again\n');
+      rmSync(join(copy, 'dist'), { recursive: true });
+      writeFileSync(join(copy, 'dist'), '');
+      const fallback = launch();
+      expect(fallback.version).toContain(', TypeScript sources)');
+      expect(fallback.stderr).toContain('running the TypeScript sources');
+    } finally {
+      rmSync(copy, { recursive: true, force: true });
+    }
+  }, 120_000);
 });

@@ -219,7 +219,9 @@ describe('docker-compose.yml', () => {
 
   it('gives the product services commands the CLI accepts', () => {
     const entrypoint = dockerfileInstruction('ENTRYPOINT');
-    expect(entrypoint).toEqual(['node', '--no-node-snapshot', 'cli/main.ts']);
+    // The compiled CLI, which the image's build step makes (cli/build.ts; its output is tested in compile.test.ts).
+    expect(entrypoint).toEqual(['node', '--no-node-snapshot', 'dist/js/cli/main.js']);
+    expect(read('Dockerfile')).toMatch(/^RUN [^\n]*(\\\n[^\n]*)*node --no-node-snapshot cli\/build\.ts/m);
     for (const [name, service] of productServices) {
       if (service.entrypoint) {
         // The demo API runner: a file of the repository, mounted at the same path under /app.
