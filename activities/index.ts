@@ -51,6 +51,7 @@ import type {
 } from '../core/journal.ts';
 import { SESSION_PICKUP_TIMEOUT_MS } from '../core/timeouts.ts';
 import type { Privacy } from '../privacy/privacy.ts';
+import type { JobProvenance } from '../privacy/public-values.ts';
 import { type Adopted, effectKey, ScriptSession } from '../sandbox/session.ts';
 import type { ProviderConfig } from '../providers/config.ts';
 import type { UpstreamMcpServers } from '../providers/mcp-client.ts';
@@ -104,8 +105,14 @@ export function createActivities(deps: ActivityDeps) {
     },
   });
   const claims = new ClaimCheck(blobs, deps.blobThresholdBytes);
-  /** Each live session's approval rules by provider (its job's), for what the policy will hold. */
-  const approvalRulesOf = new WeakMap<ScriptSession, JobApprovalSettings['rules']>();
+  /**
+   * What plan() needs to know of each live session's job: its approval rules by provider (what the
+   * policy will hold), and with public providers, where its personal data came from.
+   */
+  const jobOf = new WeakMap<
+    ScriptSession,
+    { approvalRules: JobApprovalSettings['rules']; provenance?: JobProvenance }
+  >();
   const ledgers = new LedgerStore(blobs);
   const calls = new Calls({
     providers: deps.providers,
@@ -138,11 +145,15 @@ export function createActivities(deps: ActivityDeps) {
       return { request, key: effectKey(request), label: effectLabel(request), ...(prefilled ? { prefilled } : {}) };
     });
     if (!session.isEnded) sessions.add(id, session, waitingOn);
-    const shown = owner === undefined ? undefined : shownAs(owner);
+    const job = jobOf.get(session);
+    // The job's public values: saved before the report returns, so answers about the job find them.
+    const publicValues = job?.provenance?.changed();
+    if (publicValues) await deps.privacy.publicValues.save(session.jobId, publicValues);
+    const shown = owner === undefined ? undefined : shownAs(owner, job?.provenance?.values);
     const effects = await Promise.all(
       waitingOn.map(async (effect) => {
         if (!shown) return claims.offloadRequest(effect);
-        const held = await shown.held(session, effect.request);
+        const held = await shown.held(job?.approvalRules ?? {}, effect.request);
         return claims.offloadRequest({
           ...effect,
           request: await shown.request(effect.request),
@@ -156,14 +167,20 @@ export function createActivities(deps: ActivityDeps) {
     // history gets the counts and the first failures, tokenized like the rest with privacy on.
     const { ledger: entries, ...rest } = report;
     const written = entries && (await ledgers.append(session.jobId, session.attempt, session.roundsDelivered, entries));
-    const ledger = written && owner !== undefined ? await deps.privacy.tokenize(owner, written) : written;
+    const ledger =
+      written && owner !== undefined
+        ? await deps.privacy.tokenize(owner, written, { asIs: job?.provenance?.values })
+        : written;
     const seen = shown ? await shown.report(rest) : rest;
     return { ...seen, effects, steps, session: { id, taskQueue: sessionTaskQueue }, ...(ledger ? { ledger } : {}) };
   }
 
-  /** Tokenizing for `owner` what a round shows outside the job; the sandbox keeps the real values. */
-  function shownAs(owner: string) {
-    const text = (value: string) => deps.privacy.tokenizeText(owner, value);
+  /**
+   * Tokenizing for `owner` what a round shows outside the job; the sandbox keeps the real values.
+   * `asIs`: the job's public values, shown as they are unless the owner holds a token for them.
+   */
+  function shownAs(owner: string, asIs: Set<string> | undefined) {
+    const text = (value: string) => deps.privacy.tokenizeText(owner, value, asIs);
     return {
       text,
       request: async (request: EffectRequest): Promise<EffectRequest> =>
@@ -173,7 +190,7 @@ export function createActivities(deps: ActivityDeps) {
               ...request,
               question: await text(request.question),
               ...(request.details !== undefined
-                ? { details: await deps.privacy.tokenize(owner, request.details) }
+                ? { details: await deps.privacy.tokenize(owner, request.details, { asIs }) }
                 : {}),
             },
       /**
@@ -181,11 +198,14 @@ export function createActivities(deps: ActivityDeps) {
        * data (the job's state shows it while the call is held); undefined otherwise. A large body
        * goes to the blob store like the request's own.
        */
-      held: async (session: ScriptSession, request: EffectRequest): Promise<PlannedEffect['shown']> => {
+      held: async (
+        approvalRules: JobApprovalSettings['rules'],
+        request: EffectRequest,
+      ): Promise<PlannedEffect['shown']> => {
         if (request.kind !== 'http' && request.kind !== 'tool') return undefined;
-        const rules = approvalRulesOf.get(session)?.[request.provider];
+        const rules = approvalRules[request.provider];
         if (!rules || ruleIndexFor(rules, request) < 0) return undefined;
-        const tokenized = await deps.privacy.tokenize(owner, request);
+        const tokenized = await deps.privacy.tokenize(owner, request, { asIs });
         if (tokenized === request) return undefined;
         const { request: offloaded } = await claims.offloadRequest({ key: '', label: '', request: tokenized });
         return offloaded as PlannedEffect['shown'];
@@ -198,7 +218,7 @@ export function createActivities(deps: ActivityDeps) {
           progress: progress?.message ? { ...progress, message: await text(progress.message) } : progress,
           outcome:
             outcome?.kind === 'threw'
-              ? { ...outcome, error: await deps.privacy.tokenize(owner, outcome.error, { fieldRules: false }) }
+              ? { ...outcome, error: await deps.privacy.tokenize(owner, outcome.error, { fieldRules: false, asIs }) }
               : outcome,
         };
       },
@@ -261,9 +281,12 @@ export function createActivities(deps: ActivityDeps) {
     // A resumed job replays the previous attempt's journal in adopt mode; otherwise its own, strictly.
     const stored = args.previous ? await claims.loadRounds(args.previous) : undefined;
     const job = await claims.resolveJob(args.job);
+    const provenance =
+      privacyOwner(args.job) !== undefined && deps.privacy.hasPublicProviders ? deps.privacy.provenance() : undefined;
     const { session, report, adopted } = await heartbeating(async () =>
       ScriptSession.open({
         job,
+        ...(provenance ? { onDelivered: (requests, outcomes) => provenance.observe(requests, outcomes) } : {}),
         providers: deps.sandboxProviders,
         rounds: stored
           ? await Promise.all(stored.map((r) => claims.resolveRound(r)))
@@ -275,7 +298,7 @@ export function createActivities(deps: ActivityDeps) {
         ...(args.job.attempt > 1 ? { known: await knownItemsFor(blobs, args.job.jobId, args.job.attempt) } : {}),
       }),
     );
-    approvalRulesOf.set(session, job.approvals?.rules ?? {});
+    jobOf.set(session, { approvalRules: job.approvals?.rules ?? {}, ...(provenance ? { provenance } : {}) });
     const result = await plan(id, session, report, privacyOwner(args.job), adopted);
     if (!stored || !adopted) return result;
     const kept = stored.slice(0, adopted.rounds);

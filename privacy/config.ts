@@ -1,7 +1,8 @@
 /**
  * The `privacy` section: whether answers to the model carry tokens instead of personal data, what
  * counts as personal data (built-in detectors, field rules by JSON key, the operator's patterns),
- * how long a principal's tokens stay valid, and which providers get the real values back.
+ * how long a principal's tokens stay valid, which providers get the real values back, and which
+ * providers' responses are public data.
  *
  * Every worker and MCP server must run with the same section: the servers tokenize, the workers
  * restore, and both read the vault the same way.
@@ -62,13 +63,20 @@ export const PrivacyConfig = configObject({
    */
   retentionDays: z.number().positive().max(3650).default(30),
   /**
-   * Which providers get tokens restored to the real values in their requests: all of them by
-   * default, only those listed in `only`, never those in `except`. The others receive tokens as
-   * the script wrote them (pseudonyms), e.g. an analytics or chat API that must not see who is who.
+   * Restoring, per provider: which providers get tokens restored to the real values in their
+   * requests: all of them by default, only those listed in `only`, never those in `except`. The
+   * others receive tokens as the script wrote them (pseudonyms), e.g. an analytics or chat API that
+   * must not see who is who.
+   *
+   * Tokenizing, per provider: the responses of the providers in `public` hold no personal data
+   * (a product catalog, a public directory). What the detectors and field rules find in them is
+   * shown as it is in the answers of the job that received it, unless another provider of that job
+   * returned the same value too, or the principal already holds a token for it.
    */
   providers: configObject({
     only: z.array(z.string()).optional(),
     except: z.array(z.string()).default([]),
+    public: z.array(z.string()).default([]),
   }).prefault({}),
 }).prefault({});
 
@@ -77,7 +85,7 @@ export type FieldRule = z.infer<typeof FieldRule>;
 
 /** Provider names the section mentions that are not configured providers (config errors). */
 export function unknownPrivacyProviders(privacy: PrivacyConfig, providers: string[]): string[] {
-  const named = [...(privacy.providers.only ?? []), ...privacy.providers.except];
+  const named = [...(privacy.providers.only ?? []), ...privacy.providers.except, ...privacy.providers.public];
   return named.filter((name) => !providers.includes(name));
 }
 

@@ -7,8 +7,10 @@
 import type { BlobStore } from '../blobs/store.ts';
 import { type PrivacyConfig, restoresFor } from './config.ts';
 import { BUILT_IN_DETECTORS, type Detector, patternDetector } from './detectors.ts';
+import { JobProvenance, PublicValuesStore } from './public-values.ts';
 import { type OutgoingRequest, restoreRequest } from './restore.ts';
-import { tokenizeJson, tokenizeText, type TokenizeRules } from './tokenize.ts';
+import { RecordSeal } from './seal.ts';
+import { type AsIs, personalDataIn, tokenizeJson, tokenizeText, type TokenizeRules } from './tokenize.ts';
 import { Vault } from './vault.ts';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -24,6 +26,8 @@ export interface PrivacyOptions {
 export class Privacy {
   readonly config: PrivacyConfig;
   readonly vault: Vault;
+  /** The jobs' public values (`providers.public`), kept by the workers, read by the MCP servers. */
+  readonly publicValues: PublicValuesStore;
   private readonly rules: TokenizeRules;
   /** The detectors alone, for values whose keys are the product's own (an answer's `error.name`, a spec's parameters). */
   private readonly detectorsOnly: TokenizeRules;
@@ -31,6 +35,7 @@ export class Privacy {
   constructor(config: PrivacyConfig, options: PrivacyOptions) {
     this.config = config;
     this.vault = new Vault({ ...options, retentionMs: config.retentionDays * DAY_MS });
+    this.publicValues = new PublicValuesStore(options.store, new RecordSeal(options.codecKey));
     // The operator's patterns come first: where they overlap a built-in detector, the operator meant it.
     const detectors: Detector[] = [
       ...config.patterns.map((p) => patternDetector(p.kind, p.regex, p.flags)),
@@ -51,14 +56,40 @@ export class Privacy {
    * off. Field rules apply to data a script produced (`{ fieldRules: true }`, the default); the
    * envelope of an answer, whose keys are the product's own, takes the detectors alone.
    */
-  tokenize<T>(principal: string, value: T, { fieldRules = true } = {}): Promise<T> {
+  tokenize<T>(
+    principal: string,
+    value: T,
+    { fieldRules = true, asIs }: { fieldRules?: boolean; asIs?: AsIs } = {},
+  ): Promise<T> {
     if (!this.enabled) return Promise.resolve(value);
-    return tokenizeJson(value, fieldRules ? this.rules : this.detectorsOnly, this.vault.of(principal));
+    return tokenizeJson(value, fieldRules ? this.rules : this.detectorsOnly, this.vault.of(principal), asIs);
   }
 
-  /** A text (a log line, a message) with the detectors' findings replaced; unchanged when privacy is off. */
-  tokenizeText(principal: string, text: string): Promise<string> {
-    return this.enabled ? tokenizeText(text, this.rules, this.vault.of(principal)) : Promise.resolve(text);
+  /**
+   * A text (a log line, a message) with the detectors' findings replaced; unchanged when privacy is
+   * off. `asIs`: a job's public values, shown as they are unless the principal holds a token for them.
+   */
+  tokenizeText(principal: string, text: string, asIs?: AsIs): Promise<string> {
+    return this.enabled ? tokenizeText(text, this.rules, this.vault.of(principal), asIs) : Promise.resolve(text);
+  }
+
+  /** Whether some providers' responses are public (`providers.public`): jobs then keep their public values. */
+  get hasPublicProviders(): boolean {
+    return this.enabled && this.config.providers.public.length > 0;
+  }
+
+  /** A new tracker of where one job's personal data comes from (its session feeds it the responses). */
+  provenance(): JobProvenance {
+    const publicProviders = new Set(this.config.providers.public);
+    return new JobProvenance(
+      (provider) => publicProviders.has(provider),
+      (value) => personalDataIn(value, this.rules).map((s) => s.value),
+    );
+  }
+
+  /** A job's public values, for the answers about it (empty when no provider is public). */
+  async publicValuesOf(jobId: string): Promise<Set<string>> {
+    return this.hasPublicProviders ? this.publicValues.load(jobId) : new Set();
   }
 
   /**

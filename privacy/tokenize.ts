@@ -93,7 +93,10 @@ function replaceIn(text: string, findings: Finding[], tokens: Map<string, string
 function rebuild(value: unknown, s: Scan, tokens: Map<string, string>, fieldKind: string | undefined): unknown {
   if (fieldKind !== undefined) {
     const whole = wholeValue(value);
-    if (whole !== undefined) return tokens.get(`${fieldKind}\u0000${whole}`)!;
+    if (whole !== undefined) {
+      const token = tokens.get(`${fieldKind}\u0000${whole}`)!;
+      return token === whole ? value : token; // a public value stays as it was (a number too)
+    }
   } else if (typeof value === 'string') {
     return replaceIn(value, s.findingsOf(value), tokens);
   }
@@ -106,23 +109,38 @@ function rebuild(value: unknown, s: Scan, tokens: Map<string, string>, fieldKind
   return out;
 }
 
-async function tokensOf(s: Scan, vault: PrincipalVault): Promise<Map<string, string>> {
-  const tokens = await vault.tokensFor(s.sightings);
+/** Values shown as they are unless the vault already holds a token for them (a job's public values). */
+export type AsIs = ReadonlySet<string> | undefined;
+
+async function tokensOf(s: Scan, vault: PrincipalVault, asIs: AsIs): Promise<Map<string, string>> {
+  const tokens = await vault.tokensFor(s.sightings, asIs);
   return new Map(s.sightings.map((sighting, i) => [`${sighting.kind}\u0000${sighting.value}`, tokens[i]]));
 }
 
+/** The personal data in a JSON value, each distinct value once, without asking the vault. */
+export function personalDataIn(value: unknown, rules: TokenizeRules): Sighting[] {
+  const s = new Scan(rules);
+  scan(value, s, undefined);
+  return s.sightings;
+}
+
 /** A copy of the JSON value `value` with its personal data replaced by the principal's tokens (the same value when there is none). */
-export async function tokenizeJson<T>(value: T, rules: TokenizeRules, vault: PrincipalVault): Promise<T> {
+export async function tokenizeJson<T>(value: T, rules: TokenizeRules, vault: PrincipalVault, asIs?: AsIs): Promise<T> {
   const s = new Scan(rules);
   scan(value, s, undefined);
   if (s.sightings.length === 0) return value;
-  return rebuild(value, s, await tokensOf(s, vault), undefined) as T;
+  return rebuild(value, s, await tokensOf(s, vault, asIs), undefined) as T;
 }
 
 /** `text` with the personal data the detectors find replaced (field rules need JSON keys, so they do not apply). */
-export async function tokenizeText(text: string, rules: TokenizeRules, vault: PrincipalVault): Promise<string> {
+export async function tokenizeText(
+  text: string,
+  rules: TokenizeRules,
+  vault: PrincipalVault,
+  asIs?: AsIs,
+): Promise<string> {
   const s = new Scan(rules);
   const findings = s.findingsOf(text);
   if (findings.length === 0) return text;
-  return replaceIn(text, findings, await tokensOf(s, vault));
+  return replaceIn(text, findings, await tokensOf(s, vault, asIs));
 }

@@ -140,13 +140,20 @@ export class PrincipalVault {
     this.seal = seal;
   }
 
-  /** The token of each sighting, in order: the one it already has, or a new one. */
-  tokensFor(sightings: Sighting[]): Promise<string[]> {
+  /**
+   * The token of each sighting, in order: the one it already has, or a new one. A sighting whose
+   * value is in `asIs` (a job's public values) keeps a token it already has, and otherwise comes
+   * back as its value, with nothing added to the vault.
+   */
+  tokensFor(sightings: Sighting[], asIs?: ReadonlySet<string>): Promise<string[]> {
     return this.exclusive(async () => {
       await this.sync();
+      const tokenized = asIs?.size
+        ? sightings.filter((s) => !asIs.has(s.value) || this.byValue.has(keyOf(s)))
+        : sightings;
       for (let attempt = 0; attempt < MAX_CLAIM_ATTEMPTS; attempt++) {
-        const added = await this.tryAdd(sightings);
-        if (added) return sightings.map((s) => this.byValue.get(keyOf(s))!.token);
+        const added = await this.tryAdd(tokenized);
+        if (added) return sightings.map((s) => this.byValue.get(keyOf(s))?.token ?? s.value);
       }
       throw new VaultError(
         `could not add tokens to the vault after ${MAX_CLAIM_ATTEMPTS} attempts (too many concurrent writers?)`,

@@ -54,6 +54,8 @@ export interface OpenSessionOptions {
   mode?: 'strict' | 'adopt';
   /** Called after each replayed round, so a long replay can heartbeat. */
   onReplayedRound?: (round: number) => void;
+  /** Sees each round's requests with the outcomes the script gets for them, replayed or live. */
+  onDelivered?: (requests: readonly EffectRequest[], outcomes: readonly EffectOutcome[]) => void;
   /** A resumed attempt: what earlier attempts did with each() items (done ones are skipped). */
   known?: KnownItems;
   /**
@@ -89,13 +91,22 @@ export class ScriptSession {
   private readonly controls: Controls;
   private readonly limits: RunnableJob['limits'];
   private ended = false;
+  private readonly onDelivered: OpenSessionOptions['onDelivered'];
+  /** The requests of the last report: what the next delivery answers. */
+  private asked: readonly EffectRequest[] = [];
 
-  private constructor(job: RunnableJob, isolate: ivm.Isolate, controls: Controls) {
+  private constructor(
+    job: RunnableJob,
+    isolate: ivm.Isolate,
+    controls: Controls,
+    onDelivered: OpenSessionOptions['onDelivered'],
+  ) {
     this.jobId = job.jobId;
     this.attempt = job.attempt;
     this.isolate = isolate;
     this.controls = controls;
     this.limits = job.limits;
+    this.onDelivered = onDelivered;
   }
 
   /** Creates the isolate, replays `rounds`, and returns the session with the first live report. */
@@ -135,7 +146,7 @@ export class ScriptSession {
         report: await control('report'),
       };
       await context.eval('delete globalThis.__dcmControls');
-      const session = new ScriptSession(job, isolate, controls);
+      const session = new ScriptSession(job, isolate, controls, options.onDelivered);
       const main = await compileUserFunction(isolate, job.code).then((s) =>
         s.run(context, { reference: true, timeout: job.limits.roundTimeoutMs }),
       );
@@ -190,6 +201,7 @@ export class ScriptSession {
     replaying = false,
     nextSteps?: StepRecord[],
   ): Promise<RoundReport> {
+    this.onDelivered?.(this.asked, outcomes);
     const delivery: GuestDelivery = { outcomes, now, replaying, steps: stepsForGuest(nextSteps) };
     const json = JSON.stringify(delivery);
     const report = await this.run(() =>
@@ -260,6 +272,7 @@ export class ScriptSession {
       }
     }
     if (report.outcome) this.dispose();
+    this.asked = report.effects;
     return report;
   }
 

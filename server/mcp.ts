@@ -134,24 +134,30 @@ export async function exampleCall(search: SpecSearch): Promise<string | undefine
 
 export function createMcpServer(deps: McpDeps): McpServer {
   const toModel = modelBoundary(deps);
-  const answer = (run: () => Promise<object>) => answerWith(toModel, run);
+  const answer = (run: (scope: AnswerScope) => Promise<object>) => answerWith({ toModel }, run);
   // A job's view is tokenized before the budget cuts or pages it, so previews and pages show tokens
-  // and no value is split across two pages where neither half would be recognised.
-  const tokenized = async (view: JobView): Promise<JobView> => {
+  // and no value is split across two pages where neither half would be recognised. The answer's
+  // scope becomes the job's (its public values stay as they are in the rest of the answer too).
+  const tokenized = async (view: JobView, scope: AnswerScope = { toModel }): Promise<JobView> => {
+    const job = (scope.toModel = await toModel.forJob(view.job_id));
     const { result, ledger, ...rest } = view;
-    const envelope = await toModel.json(rest);
+    const envelope = await job.json(rest);
     // The first failures carry their items (rows the script was given): data, like a result.
-    const shown = ledger ? { ...envelope, ledger: await toModel.data(ledger) } : envelope;
-    return result === undefined ? shown : { ...shown, result: await toModel.data(result) };
+    const shown = ledger ? { ...envelope, ledger: await job.data(ledger) } : envelope;
+    return result === undefined ? shown : { ...shown, result: await job.data(result) };
   };
-  const budgeted = async (view: JobView) => deps.budget.job(await tokenized(view));
+  const budgeted = async (view: JobView, scope?: AnswerScope) => deps.budget.job(await tokenized(view, scope));
   const progressFor = (extra: ToolExtra) =>
     ProgressReporter.for(extra._meta, extra.sendNotification, (text) => toModel.text(text));
   const server = new McpServer(
     { name: 'durable-codemode', version: PRODUCT_VERSION },
     {
       capabilities: { tasks: { list: {}, cancel: {}, requests: { tools: { call: {} } } } },
-      taskStore: new JobTaskStore(deps.jobs, tokenized, (view) => answer(() => budgeted(view))),
+      taskStore: new JobTaskStore(
+        deps.jobs,
+        (view) => tokenized(view),
+        (view) => answer((scope) => budgeted(view, scope)),
+      ),
     },
   );
   const tools: Record<string, DispatchedTool> = {};
@@ -172,18 +178,18 @@ export function createMcpServer(deps: McpDeps): McpServer {
         inputSchema: ExecuteInput,
       },
       async ({ code, input, wait_seconds, name }, extra) =>
-        answer(async () => {
+        answer(async (scope) => {
           const since = Date.now();
           const progress = progressFor(extra);
           const jobId = await deps.jobs.startScript({ code, input, name });
           await progress?.started(jobId);
           const wait = wait_seconds ?? deps.defaultWaitSeconds;
           const view = await deps.jobs.status(jobId, wait, watcher(progress), since);
-          return budgeted(view);
+          return budgeted(view, scope);
         }),
     ),
     createTask: async ({ code, input, name }: { code: string; input?: unknown; name?: string }) =>
-      answerTask(deps.jobs, await deps.jobs.startScript({ code, input, name }), tokenized),
+      answerTask(deps.jobs, await deps.jobs.startScript({ code, input, name }), (view) => tokenized(view)),
   };
 
   tools.job = {
@@ -195,18 +201,20 @@ export function createMcpServer(deps: McpDeps): McpServer {
         inputSchema: JobInput,
       },
       async ({ job_id, action, wait_seconds, page, failures, approval_id, note }, extra) =>
-        answer(async () => {
-          if (action === 'cancel') return budgeted(await deps.jobs.cancel(job_id));
+        answer(async (scope) => {
+          if (action === 'cancel') return budgeted(await deps.jobs.cancel(job_id), scope);
           if (action === 'approve' || action === 'deny') {
             const reply = { approved: action === 'approve', id: approval_id, note, via: 'mcp' };
-            return budgeted(await deps.jobs.answer(job_id, reply));
+            return budgeted(await deps.jobs.answer(job_id, reply), scope);
           }
           // The failed items carry the rows themselves: data, like a result.
-          if (failures !== undefined)
-            return deps.budget.fit(await toModel.data(await deps.jobs.failures(job_id, failures)));
+          if (failures !== undefined) {
+            scope.toModel = await toModel.forJob(job_id);
+            return deps.budget.fit(await scope.toModel.data(await deps.jobs.failures(job_id, failures)));
+          }
           const progress = progressFor(extra);
           const view = await deps.jobs.status(job_id, wait_seconds ?? 0, watcher(progress));
-          const shown = await tokenized(view);
+          const shown = await tokenized(view, scope);
           return page === undefined ? deps.budget.job(shown) : deps.budget.page(shown, page);
         }),
     ),
@@ -221,7 +229,7 @@ export function createMcpServer(deps: McpDeps): McpServer {
         inputSchema: JobResumeInput,
       },
       async ({ job_id, code, input, wait_seconds, dry_run }, extra) =>
-        answer(async () => {
+        answer(async (scope) => {
           // A preview answers at once, like any answer: within the budget, with the caller's tokens.
           if (dry_run)
             return deps.budget.fit(
@@ -234,7 +242,7 @@ export function createMcpServer(deps: McpDeps): McpServer {
           await progress?.started(job_id);
           const wait = wait_seconds ?? deps.defaultWaitSeconds;
           const view = await deps.jobs.status(job_id, wait, watcher(progress), since);
-          return budgeted(view);
+          return budgeted(view, scope);
         }),
     ),
     createTask: async ({ job_id, code, input, dry_run }: z.infer<typeof JobResumeInput>) => {
@@ -243,7 +251,7 @@ export function createMcpServer(deps: McpDeps): McpServer {
           'A preview (dry_run) starts no job, so it cannot run as a task: call job_resume without "task".',
         );
       await deps.jobs.restart(job_id, code, input);
-      return answerTask(deps.jobs, job_id, tokenized);
+      return answerTask(deps.jobs, job_id, (view) => tokenized(view));
     },
   };
 
@@ -323,19 +331,29 @@ interface ModelBoundary {
   /** Anything else (an answer's envelope, logs, errors, search results over the specs): detectors only. */
   json<T>(value: T): Promise<T>;
   text(text: string): Promise<string>;
+  /** The boundary for answers about one job: its public values (privacy.providers.public) are shown as they are. */
+  forJob(jobId: string): Promise<ModelBoundary>;
+}
+
+/** One answer's boundary: an answer about a job takes the job's (see ModelBoundary.forJob) for all of it. */
+interface AnswerScope {
+  toModel: ModelBoundary;
 }
 
 function modelBoundary({ privacy, jobs }: McpDeps): ModelBoundary {
   if (!privacy?.enabled) {
     const same = <T>(value: T) => Promise.resolve(value);
-    return { data: same, json: same, text: same };
+    const boundary: ModelBoundary = { data: same, json: same, text: same, forJob: async () => boundary };
+    return boundary;
   }
   const principal = jobs.principal.name;
-  return {
-    data: (value) => privacy.tokenize(principal, value),
-    json: (value) => privacy.tokenize(principal, value, { fieldRules: false }),
-    text: (text) => privacy.tokenizeText(principal, text),
-  };
+  const within = (asIs?: Set<string>): ModelBoundary => ({
+    data: (value) => privacy.tokenize(principal, value, { asIs }),
+    json: (value) => privacy.tokenize(principal, value, { fieldRules: false, asIs }),
+    text: (text) => privacy.tokenizeText(principal, text, asIs),
+    forJob: async (jobId) => within(await privacy.publicValuesOf(jobId)),
+  });
+  return within();
 }
 
 /** An error answer: the message as text, and `{ error: { name, message, todo } }` as structured content. */
@@ -356,20 +374,20 @@ function errorAnswer(
  * Everything passes the model boundary last, errors included; if that fails (the privacy vault
  * cannot be reached), the answer is that failure, never the untokenized value.
  */
-async function answerWith(toModel: ModelBoundary, run: () => Promise<object>): Promise<CallToolResult> {
+async function answerWith(scope: AnswerScope, run: (scope: AnswerScope) => Promise<object>): Promise<CallToolResult> {
   try {
     let value: Record<string, unknown>;
     try {
-      value = (await run()) as Record<string, unknown>;
+      value = (await run(scope)) as Record<string, unknown>;
     } catch (e) {
       const { name, message, line, column } = e as Error & { line?: number; column?: number };
       return errorAnswer(
         isErrorName(name) ? name : 'ServiceError',
-        await toModel.text(message),
+        await scope.toModel.text(message),
         line !== undefined ? { line, column } : {},
       );
     }
-    value = await toModel.json(value);
+    value = await scope.toModel.json(value);
     return {
       content: [{ type: 'text', text: jsonText(value) }],
       structuredContent: value,

@@ -41,15 +41,19 @@ import {
 const ROWS = 60;
 const ALICE = 'alice-token-0123456789';
 const BOB = 'bob-token-0123456789abc';
+const CAROL = 'carol-token-0123456789ab';
 const TOKEN = /^\[[A-Z]+_\d+\]$/;
 
 let crm: CrmApi;
 let sheets: SheetsApi;
+/** A public directory (privacy.providers.public): the sheets demo API with a sheet of offices. */
+let directory: SheetsApi;
 let stack: InProcessStack;
 let search: SpecSearch;
 let http: McpHttpServer;
 let alice: McpClient;
 let bob: McpClient;
+let carol: McpClient;
 /** A Temporal client without the codec key: what Temporal itself, its database and a UI without the codec see. */
 let raw: Client;
 let codec: AesGcmCodec;
@@ -63,6 +67,7 @@ beforeAll(async () => {
   process.env[CODEC_KEY_ENV] = randomBytes(32).toString('base64');
   crm = await startCrmApi();
   sheets = await startSheetsApi({ sheets: { leads: ROWS } });
+  directory = await startSheetsApi({ sheets: { offices: 3 } });
   codec = codecFromEnv()!;
   const demo = demoProvidersConfig({ crm, sheets });
   const config = testConfig({
@@ -74,13 +79,14 @@ beforeAll(async () => {
         approval: [{ match: ['POST /leads'] }],
         retry: { maximumAttempts: 3, initialIntervalMs: 100 },
       },
+      directory: { ...demo.sheets, baseUrl: directory.url },
     },
-    privacy: { enabled: true, fields: ['name'] },
+    privacy: { enabled: true, fields: ['name'], providers: { public: ['directory'] } },
     results: { maxTokens: 1500 },
   });
   stack = await startInProcessStack(config);
   search = await SpecSearch.create((await readyProviders(config.providers)).specs);
-  const tokens = loadTokens(config.http, { DURABLE_CODEMODE_HTTP_TOKENS: `alice:${ALICE},bob:${BOB}` });
+  const tokens = loadTokens(config.http, { DURABLE_CODEMODE_HTTP_TOKENS: `alice:${ALICE},bob:${BOB},carol:${CAROL}` });
   http = await startMcpHttpServer(
     {
       jobs: stack.jobs,
@@ -98,17 +104,20 @@ beforeAll(async () => {
   });
   alice = await mcpOverHttp(http.url, ALICE, (body) => traffic.push(body));
   bob = await mcpOverHttp(http.url, BOB, (body) => traffic.push(body));
+  carol = await mcpOverHttp(http.url, CAROL);
 });
 
 afterAll(async () => {
   await alice?.close();
   await bob?.close();
+  await carol?.close();
   await http?.close();
   await raw?.connection.close();
   search?.dispose();
   await stack?.close();
   await crm?.close();
   await sheets?.close();
+  await directory?.close();
   delete process.env[CODEC_KEY_ENV];
 });
 
@@ -384,5 +393,52 @@ describe('privacy', () => {
     expect(all).toContain('[EMAIL_');
     const leaked = personal.filter((value) => all.includes(value) || all.includes(JSON.stringify(value).slice(1, -1)));
     expect(leaked).toEqual([]);
+  });
+});
+
+describe('privacy with a public provider (providers.public: directory)', () => {
+  /** The directory's offices: their phones are the leads' phones of the same rows (the demo sheets number them alike). */
+  const offices = Array.from({ length: 3 }, (_, i) => sheetRow('offices', i));
+  const READ_DIRECTORY = `(await directory.request({ method: 'GET', path: '/sheets/offices/rows' })).rows`;
+
+  it('shows what only the public provider returned as it is, in the result and in the logs', async () => {
+    expect(offices.map((o) => o.phone)).toEqual(people.slice(0, 3).map((p) => p.phone));
+    const answer = await execute(
+      carol,
+      `async () => { const rows = ${READ_DIRECTORY}; console.log('first office:', rows[0].email, rows[0].phone); return rows; }`,
+    );
+    expect(answer.status, JSON.stringify(answer)).toBe('completed');
+    expect(answer.result).toEqual(offices);
+    expect(answer.logs).toEqual([`first office: ${offices[0].email} ${offices[0].phone}`]);
+  });
+
+  it('tokenizes a value that a private provider of the same job returned too', async () => {
+    const answer = await execute(
+      carol,
+      `async () => { const rows = ${READ_DIRECTORY}; await sheets.request({ method: 'GET', path: '/sheets/leads/csv' }); return rows; }`,
+    );
+    expect(answer.status, JSON.stringify(answer)).toBe('completed');
+    // The leads sheet has the same phones: personal data, so tokens; the offices' emails and names stay.
+    expect(answer.result).toEqual(offices.map((o) => ({ ...o, phone: expect.stringMatching(/^\[PHONE_\d+\]$/) })));
+  });
+
+  it('tokenizes the same values from a private provider, and from then on wherever carol holds their tokens', async () => {
+    const leads = await execute(
+      carol,
+      `async () => CSV.parse(await sheets.request({ method: 'GET', path: '/sheets/leads/csv' })).slice(0, 3)`,
+    );
+    const phones = leads.result.map((row: Record<string, string>) => row.phone);
+    for (const phone of phones) expect(phone).toMatch(/^\[PHONE_\d+\]$/);
+    const again = await execute(carol, `async () => ${READ_DIRECTORY}`);
+    expect(again.result).toEqual(offices.map((o, i) => ({ ...o, phone: phones[i] })));
+  });
+
+  it("keeps the jobs' public values sealed in the blob store", async () => {
+    const root = join(stack.config.dataDir, 'blobs', 'records', 'privacy', 'public');
+    const files = readdirSync(root).map((name) => join(root, name));
+    expect(files.length).toBeGreaterThan(0);
+    const stored = Buffer.concat(files.map((file) => readFileSync(file)));
+    for (const value of offices.flatMap((o) => [o.email, o.name]))
+      expect(stored.includes(Buffer.from(value))).toBe(false);
   });
 });

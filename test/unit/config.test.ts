@@ -78,11 +78,14 @@ describe('config errors', () => {
 
   it('checks the privacy section: its keys, and the providers it names', () => {
     expect(problems({ privacy: { enable: true, providers: { exclude: ['crm'] } } })).toEqual([
-      'privacy.providers: unknown key "exclude" (valid keys: only, except)',
+      'privacy.providers: unknown key "exclude" (valid keys: only, except, public)',
       'privacy: unknown key "enable" (did you mean "enabled"?)',
     ]);
     expect(problems({ providers: { crm }, privacy: { providers: { except: ['crn'] } } })).toEqual([
       'privacy.providers: crn is not among the providers (crm)',
+    ]);
+    expect(problems({ providers: { crm }, privacy: { providers: { public: ['catalog'] } } })).toEqual([
+      'privacy.providers: catalog is not among the providers (crm)',
     ]);
   });
 

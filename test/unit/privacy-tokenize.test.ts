@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { LocalBlobStore } from '../../blobs/local-store.ts';
-import type { HttpEffect, ToolEffect } from '../../core/journal.ts';
+import type { HttpEffect, Json, ToolEffect } from '../../core/journal.ts';
 import { PrivacyConfig, restoresFor, unknownPrivacyProviders } from '../../privacy/config.ts';
 import { Privacy } from '../../privacy/privacy.ts';
 
@@ -189,5 +189,50 @@ describe('privacy: config', () => {
   it('names providers the section mentions that are not configured', () => {
     const config = PrivacyConfig.parse({ providers: { only: ['crm', 'crn'], except: ['slack'] } });
     expect(unknownPrivacyProviders(config, ['crm', 'sheets'])).toEqual(['crn', 'slack']);
+  });
+});
+
+describe('privacy: public providers (providers.public)', () => {
+  const http = (provider: string): HttpEffect => ({ kind: 'http', provider, method: 'GET', path: '/x' });
+  const ok = (value: Json) => ({ ok: true as const, value });
+
+  it('notes what only public providers returned, never what another provider returned, even in an error', () => {
+    const p = privacyWith({ fields: ['name'], providers: { public: ['catalog'] } });
+    const seen = p.provenance();
+    seen.observe(
+      [http('catalog'), http('crm'), http('catalog')],
+      [
+        ok({ items: [{ sku: '+1 212 555 0001' }, { sku: '+1 212 555 0002' }], owner: { name: 'Acme Stores' } }),
+        ok({ phone: '+1 212 555 0002' }),
+        { ok: false, error: { name: 'ApiError', message: 'no such item' } },
+      ],
+    );
+    expect([...seen.values].sort()).toEqual(['+1 212 555 0001', 'Acme Stores']);
+    expect(seen.changed()).toEqual(['+1 212 555 0001', 'Acme Stores']);
+    expect(seen.changed()).toBeUndefined();
+    seen.observe([http('crm')], [{ ok: false, error: { name: 'ApiError', message: 'no customer +1 212 555 0001' } }]);
+    expect(seen.changed()).toEqual(['Acme Stores']);
+  });
+
+  it('shows public values as they are unless the principal already holds a token for them, adding none', async () => {
+    const asIs = new Set(['+1 212 555 0001', '+1 212 555 0002', '42']);
+    const known = await privacy.tokenizeText('alice', 'call +1 212 555 0002');
+    const shown = await privacy.tokenize(
+      'alice',
+      { sku: '+1 212 555 0001', other: '+1 212 555 0002', name: 42, email: 'ada@example.com' },
+      { asIs },
+    );
+    expect(shown).toEqual({ sku: '+1 212 555 0001', other: known.slice(5), name: 42, email: '[EMAIL_1]' });
+    expect(await privacy.tokenizeText('alice', 'sku +1 212 555 0001', asIs)).toBe('sku +1 212 555 0001');
+    // Nothing was added for the public value: without `asIs` it gets the next number, as a new value.
+    expect(await privacy.tokenizeText('alice', '+1 212 555 0001')).toBe('[PHONE_2]');
+  });
+
+  it('keeps public values sealed per job, and finds none for a job without', async () => {
+    const p = privacyWith({ providers: { public: ['catalog'] } });
+    await p.publicValues.save('job-1', ['+1 212 555 0001']);
+    expect(await p.publicValuesOf('job-1')).toEqual(new Set(['+1 212 555 0001']));
+    expect(await p.publicValuesOf('job-2')).toEqual(new Set());
+    expect(await privacy.publicValuesOf('job-1')).toEqual(new Set()); // no public provider: not even read
   });
 });
