@@ -149,7 +149,8 @@ export function createActivities(deps: ActivityDeps) {
     // The job's public values: saved before the report returns, so answers about the job find them.
     const publicValues = job?.provenance?.changed();
     if (publicValues) await deps.privacy.publicValues.save(session.jobId, publicValues);
-    const shown = owner === undefined ? undefined : shownAs(owner, job?.provenance?.values);
+    const asIs = job?.provenance?.values;
+    const shown = owner === undefined ? undefined : shownAs(owner, asIs);
     const effects = await Promise.all(
       waitingOn.map(async (effect) => {
         if (!shown) return claims.offloadRequest(effect);
@@ -167,10 +168,7 @@ export function createActivities(deps: ActivityDeps) {
     // history gets the counts and the first failures, tokenized like the rest with privacy on.
     const { ledger: entries, ...rest } = report;
     const written = entries && (await ledgers.append(session.jobId, session.attempt, session.roundsDelivered, entries));
-    const ledger =
-      written && owner !== undefined
-        ? await deps.privacy.tokenize(owner, written, { asIs: job?.provenance?.values })
-        : written;
+    const ledger = written && owner !== undefined ? await deps.privacy.tokenize(owner, written, { asIs }) : written;
     const seen = shown ? await shown.report(rest) : rest;
     return { ...seen, effects, steps, session: { id, taskQueue: sessionTaskQueue }, ...(ledger ? { ledger } : {}) };
   }
