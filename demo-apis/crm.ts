@@ -23,6 +23,9 @@ const emailSchema = z.email();
 
 export type LeadInput = z.infer<typeof leadInputSchema>;
 export type Lead = LeadInput & { id: string; createdAt: string };
+/** One lead's outcome in a `POST /leads/batch?partial=true` answer. */
+export type BatchItemResult =
+  { status: 201; lead: Lead } | { status: number; error: { code: string; message: string } };
 
 export interface CrmApiOptions {
   port?: number;
@@ -152,6 +155,23 @@ export async function startCrmApi(options: CrmApiOptions = {}): Promise<CrmApi> 
     };
   }
 
+  /**
+   * `?partial=true`: every valid lead is created and each gets its own result, in request order,
+   * as bulk APIs answer (207 Multi-Status when some were refused).
+   */
+  function createEach(batch: LeadInput[]): ApiResponse {
+    const results = batch.map((input, i): BatchItemResult => {
+      try {
+        return { status: 201, lead: store.create(validLead(input, `leads.${i}.`)) };
+      } catch (error) {
+        if (!(error instanceof HttpError)) throw error;
+        return { status: error.status, error: { code: error.code, message: error.message } };
+      }
+    });
+    const count = results.filter((r) => r.status === 201).length;
+    return json(count === batch.length ? 201 : 207, { results, count });
+  }
+
   function getLead({ params }: RouteRequest): Lead {
     const lead = store.leads.get(params.id);
     if (!lead) throw new HttpError(404, 'not_found', `lead ${params.id} not found`);
@@ -181,13 +201,15 @@ export async function startCrmApi(options: CrmApiOptions = {}): Promise<CrmApi> 
     {
       method: 'POST',
       path: '/leads/batch',
-      handle: idempotent('POST /leads/batch', ({ body }) => {
+      handle: idempotent('POST /leads/batch', ({ body, query }) => {
         // Checked before schema validation so the limit error reads plainly.
         const items = (body as { leads?: unknown } | null | undefined)?.leads;
         if (Array.isArray(items) && items.length > MAX_BATCH) {
           throw new HttpError(400, 'validation_error', `batch too large: max ${MAX_BATCH}`);
         }
-        const leads = validate(batchSchema, body).leads.map((lead, i) => validLead(lead, `leads.${i}.`));
+        const batch = validate(batchSchema, body).leads;
+        if (query.get('partial') === 'true') return createEach(batch);
+        const leads = batch.map((lead, i) => validLead(lead, `leads.${i}.`));
         const created = leads.map((input) => store.create(input));
         return json(201, { created, count: created.length });
       }),

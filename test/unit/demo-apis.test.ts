@@ -202,6 +202,38 @@ describe('CRM demo API', () => {
     expect(crm.stats()).toMatchObject({ leads: 100, byRoute: { 'POST /leads/batch': 4 } });
   });
 
+  it('creates the valid leads of a partial batch and answers one result per lead', async () => {
+    const leads = [ada, { name: 'Bob', email: 'bob-at-example' }, { name: 'Cy', email: 'cy@example.com' }];
+    const mixed = await call(crm.url, '/leads/batch?partial=true', { method: 'POST', body: { leads } });
+    expect(mixed.status).toBe(207);
+    expect(mixed.body).toEqual({
+      count: 2,
+      results: [
+        { status: 201, lead: expect.objectContaining({ id: 'lead_000001', email: ada.email }) },
+        {
+          status: 422,
+          error: { code: 'invalid_email', message: 'leads.1.email: not a valid email address: "bob-at-example"' },
+        },
+        { status: 201, lead: expect.objectContaining({ id: 'lead_000002', email: 'cy@example.com' }) },
+      ],
+    });
+    const clean = await call(crm.url, '/leads/batch?partial=true', {
+      method: 'POST',
+      body: { leads: [{ name: 'Di', email: 'di@example.com' }] },
+    });
+    expect(clean.status).toBe(201);
+    expect(clean.body.results).toEqual([{ status: 201, lead: expect.objectContaining({ email: 'di@example.com' }) }]);
+    // A malformed batch is still refused whole.
+    const malformed = await call(crm.url, '/leads/batch?partial=true', { method: 'POST', body: { leads: [{}] } });
+    expect(malformed.status).toBe(400);
+    expect(crm.stats().leads).toBe(3);
+    expect(crm.writes().map((w) => [w.status, w.emails])).toEqual([
+      [207, leads.map((l) => l.email)],
+      [201, ['di@example.com']],
+      [400, []],
+    ]);
+  });
+
   it('counts creates whose email already exists', async () => {
     await call(crm.url, '/leads', { method: 'POST', body: ada });
     await call(crm.url, '/leads/batch', {
