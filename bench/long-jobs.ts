@@ -24,12 +24,10 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import type { Client } from '@temporalio/client';
 import { decodeTimeoutType } from '@temporalio/common';
-import type { History } from '@temporalio/common/lib/proto-utils.js';
+import type { Client } from '@temporalio/client';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { demoProvidersConfig, startCrmApi, startSheetsApi } from '../demo-apis/index.ts';
-import { sheetRow } from '../demo-apis/sheets.ts';
 import { parseConfig } from '../cli/config.ts';
 import { HttpProviderConfig } from '../providers/config.ts';
 import { JobService, type JobView } from '../jobs/service.ts';
@@ -37,6 +35,7 @@ import { connectClient } from '../temporal/connection.ts';
 import { findTemporalCli, startDevServer } from '../temporal/dev-server.ts';
 import { leadImportScript } from '../demo-apis/lead-import.ts';
 import { runDirect } from './direct.ts';
+import { runsOf, type HistoryEvent } from './histories.ts';
 import { spawnWorker, type WorkerProcess } from './worker-process.ts';
 
 // The dev server's client logs at INFO would bury the table.
@@ -66,42 +65,6 @@ const log = (line: string) => console.error(`[bench] ${line}`);
 const mb = (bytes: number) => Math.round(bytes / 1024 / 1024);
 const seconds = (ms: number) => (ms / 1000).toFixed(1);
 const median = (samples: number[]) => [...samples].sort((a, b) => a - b)[Math.floor(samples.length / 2)];
-
-type HistoryEvent = NonNullable<History['events']>[number];
-
-interface RunHistory {
-  events: HistoryEvent[];
-  /** The history as JSON, payloads as their (JSON) text. */
-  jsonBytes: number;
-  /** The size Temporal counts against its 50 MiB limit. */
-  temporalBytes: number;
-}
-
-/** Every run of the job's continue-as-new chain, checked to hold no row of the sheet inline. */
-async function runsOf(client: Client, view: JobView, sheet: string, rows: number): Promise<RunHistory[]> {
-  const runs: RunHistory[] = [];
-  // Visibility lags a little behind the chain.
-  for (let tries = 0; runs.length !== view.runs; tries++) {
-    if (tries === 50)
-      throw new Error(`job ${view.job_id}: visibility lists ${runs.length} runs, the job reports ${view.runs}`);
-    if (tries > 0) await delay(100);
-    runs.length = 0;
-    for await (const info of client.workflow.list({ query: `WorkflowId = '${view.job_id}'` })) {
-      const history = await client.workflow.getHandle(view.job_id, info.runId).fetchHistory();
-      const text = JSON.stringify(history, (_k, v: unknown) =>
-        v instanceof Uint8Array ? Buffer.from(v).toString('utf8') : v,
-      );
-      const lastEmail = sheetRow(sheet, rows - 1).email;
-      assert(
-        !text.includes(lastEmail),
-        `run ${info.runId} of job ${view.job_id} holds a row of the sheet (${lastEmail}) inline: it belongs in the blob store`,
-      );
-      runs.push({ events: history.events ?? [], jsonBytes: text.length, temporalBytes: info.historySize ?? 0 });
-    }
-  }
-  // list() answers newest first.
-  return runs.reverse();
-}
 
 const eventMs = (e: HistoryEvent) => Number(String(e.eventTime?.seconds ?? 0)) * 1000 + (e.eventTime?.nanos ?? 0) / 1e6;
 
