@@ -533,8 +533,14 @@ export class JobService {
 
   /** The input of the job's latest run (every run carries the whole job), decrypted when a codec is set. */
   private async inputOf(handle: WorkflowHandle): Promise<DurableScriptInput> {
-    const history = await handle.fetchHistory();
-    let payload = history.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
+    // The input is in the run's first event: read that one, not the whole history (a run of an
+    // import holds 1,000 events, and every failures page needs the input's attempt).
+    const { history } = await this.client.workflowService.getWorkflowExecutionHistory({
+      namespace: this.config.temporal.namespace,
+      execution: { workflowId: handle.workflowId },
+      maximumPageSize: 1,
+    });
+    let payload = history?.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
     if (!payload) throw new Error(`cannot read the input of job ${handle.workflowId} from its history`);
     const { payloadCodecs, payloadConverter } = this.client.options.loadedDataConverter;
     for (const codec of [...payloadCodecs].reverse()) [payload] = await codec.decode([payload]);
