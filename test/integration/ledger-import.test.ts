@@ -4,7 +4,7 @@
  * the CRM refuses 1% of the rows (422, a bad email) and fails 10% of its requests (503), and two
  * workers are SIGKILLed along the way. The refused rows, and only they, end up failed in the
  * ledger with their reasons; resumed with the rows fixed (once with a script that batches
- * differently), only those rows reach the CRM, and no row is ever written twice.
+ * differently, previewed first), only those rows reach the CRM, and no row is ever written twice.
  */
 import type { Client } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -158,6 +158,15 @@ describe('a 100,000-row import through each(), with refused rows, 503s and two k
     const half = failures.slice(0, BAD.length / 2).map((f) => fixed(f.item as SheetRow));
 
     const reshaped = ledgerImportScript(SHEET, { batchSize: 50, concurrency: 100 });
+    // The dry run first: it reads the sheet again, writes nothing, and counts the items by key.
+    const preview = await jobs.preview(jobId, reshaped, { fixes: half });
+    expect(preview).toMatchObject({
+      attempt: 2,
+      each: [{ ledger: 'items', total: ROWS, skip: ROWS - BAD.length, retry: BAD.length, reconcile: 0, new: 0 }],
+      reads_sent: 1,
+    });
+    expect(crm.writes()).toHaveLength(before);
+
     await jobs.resume(jobId, reshaped, 0, { fixes: half });
     const view = await finished(jobs, jobId, 180_000);
     expect(view.status, JSON.stringify(view.error)).toBe('completed');
@@ -170,6 +179,10 @@ describe('a 100,000-row import through each(), with refused rows, 503s and two k
       ledger: 'items',
     });
 
+    // As the preview said: the 99,000 done rows skipped, the 1,000 failed ones run again.
+    const [plan] = preview.each;
+    const result = view.result as { done: number; failed: number; skipped: number };
+    expect([result.skipped, result.done + result.failed]).toEqual([plan.skip, plan.retry]);
     // The CRM saw the 1,000 failed rows again, 50 a batch: the fixed half as fixed, the rest as
     // they were (refused again), and none of the 99,000 done rows.
     const sent = crm.writes().slice(before);
