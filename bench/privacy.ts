@@ -4,7 +4,9 @@
  * 1. Tokenizing a 10,000-row result (name, email, phone, company, source; `name` as a field rule)
  *    with the vault sealed by a codec key on the local blob store: for a principal that has never
  *    seen the rows (30,000 new tokens in one vault chunk) and again (every token known), next to
- *    what the answer budget does with the same result anyway (its JSON and its token count).
+ *    what the answer budget does with the same result anyway (its JSON and its token count), and
+ *    what a worker spends noting the personal data of the same rows as a response when
+ *    `providers.public` names a provider (JobProvenance.observe).
  * 2. A 1,000-call job through Temporal at 10 ms API latency (100 rounds of 10 parallel
  *    `GET /leads?email=`): with privacy on and every email a token the worker restores, and with
  *    privacy off and the real emails; 5 interleaved repetitions after a warm-up, medians compared.
@@ -27,6 +29,7 @@ import { parseConfig } from '../cli/config.ts';
 import { CRM_SPEC_PATH, startCrmApi } from '../demo-apis/crm.ts';
 import { sheetRow } from '../demo-apis/sheets.ts';
 import { JobService } from '../jobs/service.ts';
+import type { HttpEffect } from '../core/journal.ts';
 import { PrivacyConfig } from '../privacy/config.ts';
 import { Privacy } from '../privacy/privacy.ts';
 import { countTokens, jsonText } from '../server/budget.ts';
@@ -72,17 +75,25 @@ async function tokenizing(dir: string, codecKey: Buffer) {
   const first: number[] = [];
   const again: number[] = [];
   const budget: number[] = [];
+  const noting: number[] = [];
+  const withPublic = new Privacy(PrivacyConfig.parse({ ...PRIVACY, providers: { public: ['catalog'] } }), {
+    store: new LocalBlobStore(dir),
+    codecKey,
+  });
+  const response: HttpEffect = { kind: 'http', provider: 'sheets', method: 'GET', path: '/sheets/leads/rows' };
   for (let i = 0; i < TOKENIZE_SAMPLES; i++) {
     const principal = `bench-${i}`;
     const fresh = await timed(() => privacy.tokenize(principal, rows));
     first.push(fresh.ms);
     again.push((await timed(() => privacy.tokenize(principal, rows))).ms);
     budget.push((await timed(async () => countTokens(jsonText(fresh.value)))).ms);
+    const provenance = withPublic.provenance();
+    noting.push((await timed(async () => provenance.observe([response], [{ ok: true, value: rows }]))).ms);
     const tokenized = fresh.value as Array<Record<string, string>>;
     assert.match(tokenized[ROWS - 1].email, /^\[EMAIL_\d+\]$/);
     assert.equal(new Set(tokenized.map((r) => r.phone)).size, ROWS);
   }
-  return { first: median(first), again: median(again), budget: median(budget) };
+  return { first: median(first), again: median(again), budget: median(budget), noting: median(noting) };
 }
 
 async function main(): Promise<void> {
@@ -202,6 +213,11 @@ async function main(): Promise<void> {
         `×${(tokenize.again / tokenize.budget).toFixed(2)} the budget's token count`,
       ],
       [`budget: JSON + token count of the tokenized rows`, ms(tokenize.budget), ''],
+      [
+        `noting the rows' personal data (providers.public set)`,
+        ms(tokenize.noting),
+        `×${(tokenize.noting / tokenize.budget).toFixed(2)} the budget's token count`,
+      ],
       [`${CALLS} calls, privacy off, real emails`, ms(plain), ''],
       [
         `${CALLS} calls, privacy on, tokens restored`,
