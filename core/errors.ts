@@ -199,7 +199,7 @@ export const ERRORS = {
   PrivacyVaultError: {
     seenBy: 'tool',
     means:
-      'The privacy vault (tokens and the personal data they stand for) could not be opened: it was sealed with another codec key or none, or a record was altered. The answer was withheld rather than sent with personal data in it.',
+      "The privacy vault (tokens and the personal data they stand for) or a job's public values (`privacy.providers.public`) could not be opened: it was sealed with another codec key or none, or a record was altered. The answer was withheld rather than sent with personal data in it.",
     todo: 'The operator sets the same DURABLE_CODEMODE_CODEC_KEY on every process (the message names the key ids), or purges the vault.',
   },
 } as const satisfies Record<string, ErrorEntry>;
