@@ -29,12 +29,24 @@ export function findTemporalCli(env: NodeJS.ProcessEnv = process.env): string | 
 /**
  * The dev server moves queued tasks to workers at most 20 times a second by default, a floor of up
  * to 50 ms on every activity dispatch: it would dominate a job of many small sequential rounds.
- * (bench/ measures 200 sequential calls at 146 ms each with the default, 32 ms with this.) The
- * version check would call out to the internet at every start.
+ * (bench/ measures 200 sequential calls at 146 ms each with the default, 32 ms with this.)
+ *
+ * A worker frozen by SIGSTOP (a GC pause of the whole process, a suspended VM) keeps its TCP
+ * connection, so its open polls stay on the server and each takes the next task of its queue,
+ * which then waits out its timeout: with the default keepalive (a ping after 1 min, 10 s to
+ * answer) a job's tasks kept going to its frozen workers for 6-15 s. With a ping after 1 s of
+ * silence and 500 ms to answer, a frozen worker's connection and polls are gone within about
+ * 1.5 s, before its round's 2 s heartbeat timeout: the job moves on as from a killed worker
+ * (bench/README.md, "Frozen workers"). Pings are answered by the gRPC layer (the worker's Rust
+ * core), not by job code. The version check would call out to the internet at every start.
  */
 const DEV_SERVER_TUNING = [
   '--dynamic-config-value',
   'history.transferProcessorMaxPollRPS=1000',
+  '--dynamic-config-value',
+  'frontend.keepAliveTime="1s"',
+  '--dynamic-config-value',
+  'frontend.keepAliveTimeout="500ms"',
   '--dynamic-config-value',
   'frontend.enableServerVersionCheck=false',
 ];
