@@ -42,6 +42,9 @@ export function idempotencyKey(jobId: string, effectSeq: number, requestKey: str
   return `${jobId}:${effectSeq}:${requestKey.slice(0, 16)}`;
 }
 
+/** A job reports the Idempotency-Keys of at most this many uncertain calls (it counts them all). */
+export const MAX_UNCERTAIN_KEYS = 20;
+
 /** The memo key under which a failed or cancelled job leaves its journal for job_resume. */
 export const RESUME_MEMO_KEY = 'durableCodemodeResume';
 

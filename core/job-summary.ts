@@ -5,8 +5,20 @@
 import type { JobSummary } from './journal.ts';
 
 export function jobSummary(from: JobSummary): JobSummary {
-  const { progress, logs, logCount, rounds, effects, runs, attempt, divergence, ledger, approvals, uncertainCalls } =
-    from;
+  const {
+    progress,
+    logs,
+    logCount,
+    rounds,
+    effects,
+    runs,
+    attempt,
+    divergence,
+    ledger,
+    approvals,
+    uncertainCalls,
+    uncertainKeys,
+  } = from;
   return {
     progress,
     logs,
@@ -19,5 +31,6 @@ export function jobSummary(from: JobSummary): JobSummary {
     ...(ledger ? { ledger } : {}),
     ...(approvals ? { approvals } : {}),
     ...(uncertainCalls ? { uncertainCalls } : {}),
+    ...(uncertainKeys ? { uncertainKeys } : {}),
   };
 }

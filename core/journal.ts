@@ -279,6 +279,8 @@ export const JobSummary = z.object({
    * frozen mid-call): each may have been applied twice unless the API honoured its idempotency key.
    */
   uncertainCalls: z.number().int().positive().optional(),
+  /** The Idempotency-Keys of the first MAX_UNCERTAIN_KEYS of them: what to look up at the API. */
+  uncertainKeys: z.array(z.string()).optional(),
 });
 
 /**

@@ -43,6 +43,8 @@ export interface CrmStats {
   leads: number;
   duplicateEmails: number;
   idempotentReplays: number;
+  /** The Idempotency-Key of each replay, in arrival order: which writes were sent more than once. */
+  replayedKeys: string[];
   maxInFlight: number;
   rejectedByFailureInjection: number;
 }
@@ -109,7 +111,7 @@ export async function startCrmApi(options: CrmApiOptions = {}): Promise<CrmApi> 
   let store = new LeadStore();
   /** Idempotency-Key → first response; pending promises make concurrent retries wait for it. */
   let idempotency = new Map<string, Promise<ApiResponse>>();
-  let idempotentReplays = 0;
+  let replayedKeys: string[] = [];
   let writes: CrmWrite[] = [];
 
   /** Logs the write with how it ended. */
@@ -141,7 +143,7 @@ export async function startCrmApi(options: CrmApiOptions = {}): Promise<CrmApi> 
       if (typeof key !== 'string' || key === '') return apply(request);
       const stored = idempotency.get(key);
       if (stored) {
-        idempotentReplays++;
+        replayedKeys.push(key);
         return stored.then((response) => ({
           ...response,
           headers: { ...response.headers, 'idempotent-replayed': 'true' },
@@ -241,14 +243,15 @@ export async function startCrmApi(options: CrmApiOptions = {}): Promise<CrmApi> 
       ...api.stats(),
       leads: store.leads.size,
       duplicateEmails: store.duplicateEmails,
-      idempotentReplays,
+      idempotentReplays: replayedKeys.length,
+      replayedKeys: [...replayedKeys],
     }),
     writes: () => writes.map((w) => ({ ...w, emails: [...w.emails] })),
     reset() {
       api.reset();
       store = new LeadStore();
       idempotency = new Map();
-      idempotentReplays = 0;
+      replayedKeys = [];
       writes = [];
     },
   };

@@ -81,7 +81,9 @@ export type SummaryView = {
   logs: string[];
   log_count: number;
   uncertain_calls?: number;
-} & Partial<Omit<JobSummary, 'progress' | 'logs' | 'logCount' | 'uncertainCalls'>>;
+  /** The Idempotency-Keys of the (first 20) uncertain calls. */
+  uncertain_keys?: string[];
+} & Partial<Omit<JobSummary, 'progress' | 'logs' | 'logCount' | 'uncertainCalls' | 'uncertainKeys'>>;
 
 /** What `execute` and the `job` tool answer. */
 export type JobView = {
@@ -162,8 +164,13 @@ export class ScriptTooLargeError extends ProductError {
 
 /** The answers' spelling of a job summary. */
 function summaryView(from: JobSummary): SummaryView {
-  const { logCount, uncertainCalls, ...summary } = jobSummary(from);
-  return { ...summary, log_count: logCount, ...(uncertainCalls ? { uncertain_calls: uncertainCalls } : {}) };
+  const { logCount, uncertainCalls, uncertainKeys, ...summary } = jobSummary(from);
+  return {
+    ...summary,
+    log_count: logCount,
+    ...(uncertainCalls ? { uncertain_calls: uncertainCalls } : {}),
+    ...(uncertainKeys ? { uncertain_keys: uncertainKeys } : {}),
+  };
 }
 
 const PAGE_SIZE = 20;

@@ -14,6 +14,7 @@ import type {
   JobState,
   SettledCall,
 } from '../core/journal.ts';
+import { idempotencyKey, MAX_UNCERTAIN_KEYS } from '../core/effects.ts';
 import type { durableScript } from './durable-script.ts';
 import type { Engine } from './effects.ts';
 import { completed, effectLimitError, fail } from './end-of-job.ts';
@@ -75,10 +76,9 @@ export async function runRounds(
           return { key, label, outcome, ...(uncertain ? { uncertain } : {}) };
         }),
       });
+      noteUncertain(job, state, played);
       state.effects += played.calls.length;
       state.rounds++;
-      const uncertain = played.calls.filter((c) => 'outcome' in c && c.uncertain).length;
-      if (uncertain > 0) state.uncertainCalls = (state.uncertainCalls ?? 0) + uncertain;
     }
 
     repeated = run.replayed ?? false;
@@ -122,6 +122,16 @@ function takeReport(
   if (state.effects + report.effects.length > job.limits.maxEffectsPerJob)
     fail(state, effectLimitError(job), engine.attributes);
   return undefined;
+}
+
+/** Counts the round's uncertain calls and keeps the first ones' Idempotency-Keys, for the job's status. */
+function noteUncertain(job: JobInput, state: JobState, played: PlayedRound): void {
+  const keys = played.calls.flatMap((c, k) =>
+    'outcome' in c && c.uncertain ? [idempotencyKey(job.jobId, state.effects + k, played.report.effects[k].key)] : [],
+  );
+  if (keys.length === 0) return;
+  state.uncertainCalls = (state.uncertainCalls ?? 0) + keys.length;
+  state.uncertainKeys = [...(state.uncertainKeys ?? []), ...keys].slice(0, MAX_UNCERTAIN_KEYS);
 }
 
 /** The calls of the round the cancellation caught, and how each ended (for the cancelled job's status). */

@@ -288,13 +288,16 @@ describe('durableScript with stubbed activities, on the time-skipping test serve
       script,
       jobInput(),
       async (handle, { calls }) => {
-        expect(await handle.result()).toMatchObject({
+        const result = await handle.result();
+        expect(result).toMatchObject({
           value: 3,
           rounds: 3,
           effects: 3,
           // The replayed session's report repeats round 2's: its log line is not taken in twice.
           logs: ['round 1', 'round 2', 'round 3', 'round 4'],
         });
+        // The job's summary counts the uncertain call and names it by the Idempotency-Key the API got.
+        expect(result).toMatchObject({ uncertainCalls: 1, uncertainKeys: [calls.callProvider[0].idempotencyKey] });
         expect(calls.openSession).toHaveLength(2);
         const replay = calls.openSession[1];
         expect(replay.journal.segments).toEqual([]);
