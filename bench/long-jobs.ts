@@ -24,7 +24,6 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { decodeTimeoutType } from '@temporalio/common';
 import type { Client } from '@temporalio/client';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { demoProvidersConfig, startCrmApi, startSheetsApi } from '../demo-apis/index.ts';
@@ -35,7 +34,8 @@ import { connectClient } from '../temporal/connection.ts';
 import { findTemporalCli, startDevServer } from '../temporal/dev-server.ts';
 import { leadImportScript } from '../demo-apis/lead-import.ts';
 import { runDirect } from './direct.ts';
-import { runsOf, type HistoryEvent } from './histories.ts';
+import { timeoutsSince } from './fault-report.ts';
+import { runsOf } from './histories.ts';
 import { spawnWorker, type WorkerProcess } from './worker-process.ts';
 
 // The dev server's client logs at INFO would bury the table.
@@ -65,28 +65,6 @@ const log = (line: string) => console.error(`[bench] ${line}`);
 const mb = (bytes: number) => Math.round(bytes / 1024 / 1024);
 const seconds = (ms: number) => (ms / 1000).toFixed(1);
 const median = (samples: number[]) => [...samples].sort((a, b) => a - b)[Math.floor(samples.length / 2)];
-
-const eventMs = (e: HistoryEvent) => Number(String(e.eventTime?.seconds ?? 0)) * 1000 + (e.eventTime?.nanos ?? 0) / 1e6;
-
-/** The timeouts Temporal recorded from `sinceEpochMs` on, with seconds since then: what the job waited out after the kill. */
-function timeoutsSince(events: HistoryEvent[], sinceEpochMs: number): string[] {
-  const activityTypes = new Map<string, string>();
-  const timeouts = [];
-  for (const event of events) {
-    const at = `+${seconds(eventMs(event) - sinceEpochMs)} s`;
-    const scheduled = event.activityTaskScheduledEventAttributes;
-    if (scheduled) activityTypes.set(String(event.eventId), scheduled.activityType?.name ?? 'activity');
-    if (eventMs(event) < sinceEpochMs) continue;
-    const activity = event.activityTaskTimedOutEventAttributes;
-    if (activity)
-      timeouts.push(
-        `${at} ${activityTypes.get(String(activity.scheduledEventId))} ${decodeTimeoutType(activity.failure?.timeoutFailureInfo?.timeoutType)}`,
-      );
-    const task = event.workflowTaskTimedOutEventAttributes;
-    if (task) timeouts.push(`${at} workflow task ${decodeTimeoutType(task.timeoutType)}`);
-  }
-  return timeouts;
-}
 
 interface Restart {
   leadsAtKill: number;

@@ -39,6 +39,8 @@ export interface WorkerProcess {
   /** CPU time (user + system) the process has used so far, in seconds. */
   cpuSeconds(): number;
   kill(signal: NodeJS.Signals): Promise<void>;
+  /** Sends a signal without waiting for the process to end (SIGSTOP, SIGCONT). */
+  signal(signal: NodeJS.Signals): void;
 }
 
 /**
@@ -131,5 +133,6 @@ export async function spawnCli(
       return (Number(fields[11]) + Number(fields[12])) / 100;
     },
     kill,
+    signal: (signal) => void child.kill(signal),
   };
 }
