@@ -11,6 +11,7 @@ import type {
   Round,
   RunnableJob,
   StepRecord,
+  StepText,
 } from '../core/journal.ts';
 import type { BlobStore } from './store.ts';
 
@@ -43,8 +44,10 @@ export class ClaimCheck {
     return outcome.ok && outcome.ref ? { ok: true, value: await this.load(outcome.ref) } : outcome;
   }
 
-  async offloadStep(step: StepRecord): Promise<StepRecord> {
-    return { index: step.index, name: step.name, ...(await this.offload(step.value)) };
+  /** A step as the sandbox reported it: parsed when small, else stored as the text it is (its objects are never built here). */
+  async offloadStep({ index, name, json }: StepText): Promise<StepRecord> {
+    if (json.length <= this.thresholdBytes) return { index, name, value: JSON.parse(json) as Json };
+    return { index, name, ref: await this.store.put(Buffer.from(json)) };
   }
 
   async resolveStep(step: StepRecord): Promise<StepRecord> {

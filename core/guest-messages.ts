@@ -5,7 +5,7 @@
  * (plain JavaScript, type-checked) reads them with the same types.
  */
 import { z } from 'zod';
-import { EffectOutcome } from './journal.ts';
+import { EffectOutcome, StepText } from './journal.ts';
 import { KnownItems } from './ledger.ts';
 import { SandboxLimits } from './limits.ts';
 
@@ -19,7 +19,7 @@ export const SandboxProvider = z.object({
 });
 
 /** A journaled step value as the guest takes it: JSON text, parsed only if the script asks for the step. */
-export const GuestStep = z.object({ index: z.number().int().nonnegative(), name: z.string(), json: z.string() });
+export const GuestStep = StepText;
 
 /** Installs the runtime in a fresh isolate, before the script is compiled. */
 export const GuestSetup = z.object({

@@ -103,6 +103,12 @@ export const EffectOutcome = z.discriminatedUnion('ok', [
   }),
 ]);
 
+/**
+ * A `step(name, fn)` value as JSON text, as the sandbox and the host pass it both ways: the host
+ * stores a large value as the text it got and never builds its objects (a step may hold 100,000 rows).
+ */
+export const StepText = z.object({ index: z.number().int().nonnegative(), name: z.string(), json: z.string() });
+
 /** A `step(name, fn)` result, saved so replay returns it without running `fn` again. */
 export const StepRecord = z.object({
   index: z.number().int().nonnegative(),
@@ -146,7 +152,8 @@ export const ScriptOutcome = z.discriminatedUnion('kind', [
 /** What one run of the sandbox to quiescence reports. Untrusted until parsed: the guest produced it. */
 export const RoundReport = z.object({
   effects: z.array(EffectRequest),
-  steps: z.array(StepRecord),
+  /** New step values, as the runtime's JSON.stringify wrote them. */
+  steps: z.array(StepText),
   logs: z.array(z.string()),
   droppedLogs: z.number().int().nonnegative(),
   progress: Progress.nullable(),
@@ -234,8 +241,10 @@ export const Adoption = z.object({
 });
 
 /** The reply of the activities that advance a sandbox session by one round. */
-export const AdvanceResult = RoundReport.omit({ effects: true, ledger: true }).extend({
+export const AdvanceResult = RoundReport.omit({ effects: true, steps: true, ledger: true }).extend({
   session: SessionRef,
+  /** Small values inline, large ones by reference (claim check). */
+  steps: z.array(StepRecord),
   effects: z.array(PlannedEffect),
   adoption: Adoption.optional(),
   /** The ledger's counts and first failures once the round's entries are in the blob store (never the entries). */
@@ -305,6 +314,7 @@ export type EffectRequest = z.infer<typeof EffectRequest>;
 export type EffectOutcome = z.infer<typeof EffectOutcome>;
 export type ScriptErrorInfo = z.infer<typeof ScriptErrorInfo>;
 export type StepRecord = z.infer<typeof StepRecord>;
+export type StepText = z.infer<typeof StepText>;
 export type Progress = z.infer<typeof Progress>;
 export type Round = z.infer<typeof Round>;
 export type ScriptOutcome = z.infer<typeof ScriptOutcome>;

@@ -487,14 +487,13 @@ function install(setupJson) {
       };
       outcome = { kind: 'threw', error };
     }
-    // Step values are already JSON text: splice them in rather than parse and re-stringify them.
-    const steps = newSteps.map((s) => `{"index":${s.index},"name":${stringify(s.name)},"value":${s.json}}`).join(',');
-    /** @type {Omit<RoundReport, 'steps'>} */
-    const rest = { effects: issued, logs, droppedLogs, progress: progressState, outcome };
+    // Step values stay JSON text (strings in the report): the host stores a large one as it is.
+    /** @type {RoundReport} */
+    const report = { effects: issued, steps: newSteps, logs, droppedLogs, progress: progressState, outcome };
     const entries = ledger.takeReport();
-    if (entries) rest.ledger = entries;
-    if (setup.preview) rest.plans = plans;
-    const text = `{"steps":[${steps}],${stringify(rest).slice(1)}`;
+    if (entries) report.ledger = entries;
+    if (setup.preview) report.plans = plans;
+    const text = stringify(report);
     issued = [];
     newSteps = [];
     logs = [];
