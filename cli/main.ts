@@ -10,9 +10,19 @@
  * Each command's module is loaded only when it runs, so a process loads only what its command uses
  * (a worker no MCP server, search sandbox, tokenizer or demo API; `jobs` no worker SDK).
  */
-import { PRODUCT_VERSION } from '../core/version.ts';
+import { enableCompileCache } from 'node:module';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { PRODUCT_VERSION } from '../core/version.ts';
 import { UsageError, type Values } from './options.ts';
+
+// V8 keeps the code it compiles for every module loaded from here on (the command's, the Temporal
+// SDK's, the workflow thread's) in a cache on disk, NODE_COMPILE_CACHE or else
+// <tmpdir>/node-compile-cache, checked against each file's content: the next start compiles only
+// what changed (a worker uses about a sixth less CPU until it polls). Where the directory cannot
+// be written, Node carries on without it. Worker threads (the SDK's workflow thread) take it from
+// the environment, not from this call.
+const compileCache = enableCompileCache().directory;
+if (compileCache) process.env.NODE_COMPILE_CACHE ??= compileCache;
 
 const CONFIG_HELP = `  --config FILE       JSON config (providers, limits, ...); also DURABLE_CODEMODE_CONFIG.
                       Without one, the bundled demo APIs (crm, sheets) are the providers.`;

@@ -4,7 +4,7 @@
  * whether it is up to date in a form `sha256sum --check` (the launcher's test) agrees with.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -110,6 +110,17 @@ describe('dist/js', () => {
     expect(loaded.filter((u) => u.endsWith('.ts'))).toEqual([]);
     expect(converter).toBe(join(COMPILED_DIR, 'temporal', 'failure-converter.js'));
     expect(existsSync(converter)).toBe(true);
+  });
+
+  it('keeps the code V8 compiled in a cache on disk for the next start', () => {
+    const tmp = mkdtempSync(join(tmpdir(), 'dcm-tmpdir-'));
+    const env: NodeJS.ProcessEnv = { ...process.env, TMPDIR: tmp };
+    delete env.NODE_COMPILE_CACHE;
+    // `serve` without --stdio or --http: its modules load, then it stops with a usage error.
+    const r = spawnSync(process.execPath, ['--no-node-snapshot', COMPILED_ENTRY, 'serve'], { env, encoding: 'utf8' });
+    expect(r.stderr).toContain('serve needs exactly one of --stdio or --http');
+    const cached = readdirSync(join(tmp, 'node-compile-cache'), { recursive: true, withFileTypes: true });
+    expect(cached.filter((entry) => entry.isFile()).length).toBeGreaterThan(50);
   });
 
   it('is up to date exactly when sha256sum --check passes on SOURCES', () => {
