@@ -6,8 +6,11 @@
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { COMPILED_ENTRY, compiledUpToDate } from '../cli/compile.ts';
 
-const CLI = fileURLToPath(new URL('../cli/main.ts', import.meta.url));
+/** What the launcher runs: the compiled CLI when it is up to date (`npm run build`), else the sources. */
+const CLI = compiledUpToDate() ? COMPILED_ENTRY : fileURLToPath(new URL('../cli/main.ts', import.meta.url));
+console.error(`bench: durable-codemode processes run ${CLI}`);
 const RSS_SAMPLE_MS = 200;
 const START_TIMEOUT_MS = 120_000;
 
