@@ -77,6 +77,11 @@ describe('layers: imports only point down', () => {
     expect(product.filter((name) => !other.includes(name)).sort()).toEqual([...folders].sort());
   });
 
+  it('the npm package ships every layer (package.json "files")', () => {
+    const { files } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { files: string[] };
+    expect(folders.filter((folder) => !files.includes(folder))).toEqual([]);
+  });
+
   it.each(folders)('%s/ imports only from lower layers', (folder) => {
     const problems = sourceFiles(join(ROOT, folder))
       .flatMap(importsOf)
