@@ -42,6 +42,7 @@ import type {
   MakeCallArgs,
   OpenSessionArgs,
   PlannedEffect,
+  ReplayRound,
   Round,
   RoundReport,
   RetrySettings,
@@ -223,7 +224,7 @@ export function createActivities(deps: ActivityDeps) {
     };
   }
 
-  async function loadJournal(segments: BlobRef[], rounds: Round[]): Promise<Round[]> {
+  async function loadJournal(segments: BlobRef[], rounds: Round[]): Promise<ReplayRound[]> {
     const all = [...(await claims.loadRounds(segments)), ...rounds];
     return Promise.all(all.map((r) => claims.resolveRound(r)));
   }

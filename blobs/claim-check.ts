@@ -8,6 +8,7 @@ import type {
   JobInput,
   Json,
   PlannedEffect,
+  ReplayRound,
   Round,
   RunnableJob,
   StepRecord,
@@ -50,8 +51,9 @@ export class ClaimCheck {
     return { index, name, ref: await this.store.put(Buffer.from(json)) };
   }
 
-  async resolveStep(step: StepRecord): Promise<StepRecord> {
-    return step.ref ? { index: step.index, name: step.name, value: await this.load(step.ref) } : step;
+  /** A journaled step as the sandbox replays it: JSON text, read from the blob store as it is (never parsed here). */
+  async resolveStep({ index, name, value, ref }: StepRecord): Promise<StepText> {
+    return { index, name, json: ref ? (await this.store.get(ref)).toString('utf8') : JSON.stringify(value ?? null) };
   }
 
   /** A job's script and input travel by reference when large: every run and sandbox opening carries the job. */
@@ -105,7 +107,7 @@ export class ClaimCheck {
   }
 
   /** A round with every reference resolved, as the sandbox replays it. */
-  async resolveRound(round: Round): Promise<Round> {
+  async resolveRound(round: Round): Promise<ReplayRound> {
     return {
       now: round.now,
       steps: await Promise.all(round.steps.map((s) => this.resolveStep(s))),

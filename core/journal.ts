@@ -315,6 +315,8 @@ export type EffectOutcome = z.infer<typeof EffectOutcome>;
 export type ScriptErrorInfo = z.infer<typeof ScriptErrorInfo>;
 export type StepRecord = z.infer<typeof StepRecord>;
 export type StepText = z.infer<typeof StepText>;
+/** A journal round as a sandbox replays it: outcomes resolved, step values as JSON text (what the guest takes). */
+export type ReplayRound = Omit<Round, 'steps'> & { steps: StepText[] };
 export type Progress = z.infer<typeof Progress>;
 export type Round = z.infer<typeof Round>;
 export type ScriptOutcome = z.infer<typeof ScriptOutcome>;

@@ -12,15 +12,15 @@ import { createHash } from 'node:crypto';
 import ivm from 'isolated-vm';
 import { canonicalJson, effectLabel } from '../core/effects.ts';
 import { productError, type CataloguedError } from '../core/errors.ts';
-import type { GuestDelivery, GuestSetup, GuestStep, SandboxProvider } from '../core/guest-messages.ts';
+import type { GuestDelivery, GuestSetup, SandboxProvider } from '../core/guest-messages.ts';
 import type { KnownItems } from '../core/ledger.ts';
 import {
   RoundReport,
   type EffectOutcome,
   type EffectRequest,
   type RunnableJob,
-  type Round,
-  type StepRecord,
+  type ReplayRound,
+  type StepText,
 } from '../core/journal.ts';
 import {
   compileUserFunction,
@@ -44,7 +44,7 @@ export interface OpenSessionOptions {
   /** The configured providers; each becomes a global client in the sandbox. */
   providers: SandboxProvider[];
   /** Completed rounds to replay before going live, with outcomes and step values resolved (no blob references). */
-  rounds: Round[];
+  rounds: ReplayRound[];
   /** Time handed to the script once it is live. */
   now: number;
   /**
@@ -130,7 +130,7 @@ export class ScriptSession {
         lenient: adopt,
         known: options.known ?? {},
         preview: options.preview ?? false,
-        recordedSteps: stepsForGuest(rounds[0]?.steps),
+        recordedSteps: rounds[0]?.steps ?? [],
         limits: { maxStepBytes, maxCheckpointBytes, maxLogBytes },
       };
       // References to the controls come from eval, then the global is removed so the script cannot
@@ -199,10 +199,10 @@ export class ScriptSession {
     outcomes: EffectOutcome[],
     now: number,
     replaying = false,
-    nextSteps?: StepRecord[],
+    nextSteps: StepText[] = [],
   ): Promise<RoundReport> {
     this.onDelivered?.(this.asked, outcomes);
-    const delivery: GuestDelivery = { outcomes, now, replaying, steps: stepsForGuest(nextSteps) };
+    const delivery: GuestDelivery = { outcomes, now, replaying, steps: nextSteps };
     const json = JSON.stringify(delivery);
     const report = await this.run(() =>
       this.controls.deliver.apply(undefined, [json], {
@@ -293,16 +293,16 @@ function parseReport(text: unknown): RoundReport {
   return RoundReport.parse(JSON.parse(text));
 }
 
-/** Step records as the guest takes them: the value as JSON text, parsed only if the script asks. */
-function stepsForGuest(steps: StepRecord[] | undefined): GuestStep[] {
-  return (steps ?? []).map((s) => ({ index: s.index, name: s.name, json: JSON.stringify(s.value ?? null) }));
-}
-
 /**
  * Why replaying `round` does not match what the script now asks for, or undefined when it does.
  * For a resumed job (adopt), a recorded call that failed does not match either: it runs again.
  */
-function replayDivergence(report: RoundReport, round: Round, k: number, adopt: boolean): CataloguedError | undefined {
+function replayDivergence(
+  report: RoundReport,
+  round: ReplayRound,
+  k: number,
+  adopt: boolean,
+): CataloguedError | undefined {
   const where = `round ${k + 1}`;
   if (report.outcome) {
     return productError(

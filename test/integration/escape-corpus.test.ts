@@ -12,7 +12,7 @@ import { SandboxLimits } from '../../core/limits.ts';
 import {
   RunnableJob,
   type EffectOutcome,
-  type Round,
+  type ReplayRound,
   type RoundReport,
   type ScriptOutcome,
 } from '../../core/journal.ts';
@@ -29,7 +29,7 @@ async function run(
   const job = RunnableJob.parse({ jobId: `job-corpus-${Math.random()}`, code, limits: SandboxLimits.parse(LIMITS) });
   let { session, report } = await ScriptSession.open({ job, providers: [{ name: 'crm' }], rounds: [], now: 1_000 });
   const reports = [report];
-  const rounds: Round[] = [];
+  const rounds: ReplayRound[] = [];
   while (!report.outcome) {
     const outcomes = report.effects.map(answer);
     rounds.push({

@@ -11,7 +11,7 @@ import {
   type EffectOutcome,
   type EffectRequest,
   type HttpEffect,
-  type Round,
+  type ReplayRound,
   type RoundReport,
 } from '../../core/journal.ts';
 import type { KnownItems } from '../../core/ledger.ts';
@@ -39,7 +39,7 @@ async function run(
   answer: Answer,
   options: { input?: unknown; known?: KnownItems; limits?: Partial<SandboxLimits> } = {},
 ) {
-  const rounds: Round[] = [];
+  const rounds: ReplayRound[] = [];
   let now = 1_000;
   let { session, report } = await ScriptSession.open({
     job: job(code, options.input, options.limits),

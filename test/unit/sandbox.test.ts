@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { effectLabel } from '../../core/effects.ts';
-import { RunnableJob, type EffectOutcome, type Round, type RoundReport } from '../../core/journal.ts';
+import { RunnableJob, type EffectOutcome, type ReplayRound, type RoundReport } from '../../core/journal.ts';
 import { SandboxLimits } from '../../core/limits.ts';
 import { SHEET_COLUMNS, sheetRow } from '../../demo-apis/sheets.ts';
 import { effectKey, ScriptSession } from '../../sandbox/session.ts';
@@ -15,7 +15,7 @@ function job(code: string, limits: Partial<SandboxLimits> = {}): RunnableJob {
 
 /** Drives a session to the end like the workflow does, answering every call with `answer`, and returns the journal. */
 async function runToEnd(code: string, answer: (i: number) => EffectOutcome, limits: Partial<SandboxLimits> = {}) {
-  const rounds: Round[] = [];
+  const rounds: ReplayRound[] = [];
   let now = 1_000;
   let { session, report } = await ScriptSession.open({
     job: job(code, limits),
@@ -100,7 +100,7 @@ describe('script sandbox', () => {
     const first = await runToEnd(code, (i) => ({ ok: true, value: `answer ${i}` }));
     // Tamper with the recorded step value: replay must return it instead of computing a new one.
     const rounds = structuredClone(first.rounds);
-    rounds[0].steps[0].value = 42;
+    rounds[0].steps[0].json = '42';
     rounds[0].effects[0].key = effectKey({
       kind: 'http',
       provider: 'crm',
