@@ -223,7 +223,10 @@ describe('escape corpus: script sessions', () => {
     const nested = threw(
       (await run(`async () => { let x = []; for (let i = 0; i < 1e5; i++) x = [x]; return x; }`)).outcome,
     );
-    expect(nested.message).toMatch(/not JSON-serializable: Maximum call stack size exceeded/);
+    // On a loaded machine building and serializing 100,000 levels can outlast the 1 s round limit
+    // first (seen in CI at load 15): then the time limit ends the script, the host still unharmed.
+    if (nested.name === 'TimeLimitError') expect(nested.message).toMatch(/for more than 1000 ms/);
+    else expect(nested.message).toMatch(/not JSON-serializable: Maximum call stack size exceeded/);
     // Nested just shallow enough for the sandbox to serialize, too deep for the host's validator.
     const report = threw((await run(`async () => JSON.parse('['.repeat(5000) + ']'.repeat(5000))`)).outcome);
     expect(report).toMatchObject({ name: 'SandboxReportError', message: expect.stringMatching(/nested too deeply/) });
