@@ -3,12 +3,13 @@
  * with a task queue of the test's own, workers in this process or as real child processes (to be
  * killed with SIGKILL), and MCP clients over both transports.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { Client as McpClient } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
@@ -22,6 +23,7 @@ import { createBlobStore } from '../blobs/index.ts';
 import { JobService, type JobView } from '../jobs/service.ts';
 import { ResultBudget } from '../server/budget.ts';
 import { startWorker, type RunningWorker } from '../temporal/worker.ts';
+import { CRM_SPEC_PATH, startCrmApi, type CrmApi } from '../demo-apis/crm.ts';
 
 // Worker state changes at INFO would bury the test output.
 Runtime.install({ logger: new DefaultLogger('WARN') });
@@ -103,6 +105,34 @@ export async function startInProcessStack(config: Config): Promise<InProcessStac
       await worker.shutdown();
       await connection.close();
       await client.connection.close();
+    },
+  };
+}
+
+/** An in-process stack whose one provider is a CRM demo API, and the CLI run against the same config. */
+export interface CrmStack extends InProcessStack {
+  crm: CrmApi;
+  configFile: string;
+  cli(args: string[]): Promise<{ stdout: string; stderr: string }>;
+}
+
+export async function startCrmStack(): Promise<CrmStack> {
+  const crm = await startCrmApi();
+  const config = testConfig({ providers: { crm: { openapi: CRM_SPEC_PATH, baseUrl: crm.url } } });
+  const configFile = writeConfigFile(config);
+  const stack = await startInProcessStack(config);
+  return {
+    ...stack,
+    crm,
+    configFile,
+    cli: (args) =>
+      promisify(execFile)(process.execPath, ['--no-node-snapshot', CLI, ...args, '--config', configFile], {
+        env: { ...process.env, ...temporalEnv() },
+        maxBuffer: 16 * 1024 * 1024,
+      }),
+    async close() {
+      await stack.close();
+      await crm.close();
     },
   };
 }

@@ -3,18 +3,15 @@
  * reasons (the job tool's status, the failures pages, `durable-codemode jobs ledger`), and a resume with the
  * fixed rows and a reshaped script sends only those rows: the CRM's own request log shows it.
  */
-import { execFile } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LedgerCounts, LedgerEntry } from '../../core/ledger.ts';
-import { CRM_SPEC_PATH, startCrmApi, type CrmApi } from '../../demo-apis/crm.ts';
+import type { CrmApi } from '../../demo-apis/crm.ts';
 import { FAILURES_PER_PAGE, type JobService, JobStateError, type JobView } from '../../jobs/service.ts';
-import { CLI, startInProcessStack, temporalEnv, testConfig, writeConfigFile, type InProcessStack } from '../harness.ts';
+import { startCrmStack, type CrmStack } from '../harness.ts';
 
-const run = promisify(execFile);
 const ROWS = 60;
 /** Rows whose email the CRM refuses with 422. */
 const BAD = new Set([7, 30, 51]);
@@ -40,28 +37,17 @@ const importScript = (concurrency: number) => `async () => {
 }`;
 
 let crm: CrmApi;
-let stack: InProcessStack;
+let stack: CrmStack;
 let jobs: JobService;
-let configFile: string;
 
 beforeAll(async () => {
-  crm = await startCrmApi();
-  const config = testConfig({ providers: { crm: { openapi: CRM_SPEC_PATH, baseUrl: crm.url } } });
-  configFile = writeConfigFile(config);
-  stack = await startInProcessStack(config);
-  jobs = stack.jobs;
+  stack = await startCrmStack();
+  ({ crm, jobs } = stack);
 });
 
-afterAll(async () => {
-  await stack?.close();
-  await crm?.close();
-});
+afterAll(() => stack?.close());
 
-const cli = (args: string[]) =>
-  run(process.execPath, ['--no-node-snapshot', CLI, ...args, '--config', configFile], {
-    env: { ...process.env, ...temporalEnv() },
-    maxBuffer: 16 * 1024 * 1024,
-  });
+const cli = (args: string[]) => stack.cli(args);
 
 describe('each() and the ledger', () => {
   let jobId: string;

@@ -4,31 +4,19 @@
  * and where the script diverges, while the CRM's request log shows no write; the resume then does
  * exactly what the preview said.
  */
-import { execFile } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { Client as McpClient } from '@modelcontextprotocol/sdk/client/index.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createBlobStore } from '../../blobs/index.ts';
-import { CRM_SPEC_PATH, startCrmApi, type CrmApi } from '../../demo-apis/crm.ts';
+import type { CrmApi } from '../../demo-apis/crm.ts';
 import type { JobService, ResumePreviewView } from '../../jobs/service.ts';
 import { Privacy } from '../../privacy/privacy.ts';
 import { SpecSearch } from '../../sandbox/search.ts';
 import { createMcpServer } from '../../server/mcp.ts';
-import {
-  CLI,
-  resultBudget,
-  startInProcessStack,
-  temporalEnv,
-  testConfig,
-  writeConfigFile,
-  type InProcessStack,
-} from '../harness.ts';
-
-const run = promisify(execFile);
+import { resultBudget, startCrmStack, testConfig, type CrmStack } from '../harness.ts';
 
 interface Row {
   name: string;
@@ -50,28 +38,17 @@ const importScript = (options = '') => `async () => {
 }`;
 
 let crm: CrmApi;
-let stack: InProcessStack;
+let stack: CrmStack;
 let jobs: JobService;
-let configFile: string;
 
 beforeAll(async () => {
-  crm = await startCrmApi();
-  const config = testConfig({ providers: { crm: { openapi: CRM_SPEC_PATH, baseUrl: crm.url } } });
-  configFile = writeConfigFile(config);
-  stack = await startInProcessStack(config);
-  jobs = stack.jobs;
+  stack = await startCrmStack();
+  ({ crm, jobs } = stack);
 });
 
-afterAll(async () => {
-  await stack?.close();
-  await crm?.close();
-});
+afterAll(() => stack?.close());
 
-const cli = (args: string[]) =>
-  run(process.execPath, ['--no-node-snapshot', CLI, ...args, '--config', configFile], {
-    env: { ...process.env, ...temporalEnv() },
-    maxBuffer: 16 * 1024 * 1024,
-  });
+const cli = (args: string[]) => stack.cli(args);
 
 describe('job_resume dry run', () => {
   it('counts the items a resume of a completed job skips, retries and runs new, writes nothing, and the resume does that', async () => {
