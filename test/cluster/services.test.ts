@@ -146,11 +146,16 @@ describe("the cluster's two worker processes", () => {
     expect(await finished(f.jobs, started.job_id)).toMatchObject({ status: 'completed', result: 'done' });
     expect(await sessionHolder(started.job_id)).toBe(f.cluster.pid(workers.find((w) => w !== victim)!));
     // The call in flight on the killed worker may reach the API again: its idempotency key makes
-    // that a replay, never a second lead (README, "How durability works").
+    // that a replay, never a second lead (README, "How durability works"). Or the kill cuts its
+    // request off before the CRM has read it (the CRM sees it arrive, then ECONNRESET; seen in CI):
+    // then it was never applied, and the survivor's attempt is the one write.
     const { leads, duplicateEmails, idempotentReplays } = f.crm.stats();
     expect({ leads, duplicateEmails }).toEqual({ leads: 30, duplicateEmails: 0 });
-    expect(idempotentReplays).toBeLessThanOrEqual(1);
-    expect(f.posts()).toBe(30 + idempotentReplays);
+    const applied = f.crm.writes().filter((w) => w.route === 'POST /leads').length;
+    expect(applied).toBe(30);
+    // Beyond the 30 applied, at most the one in flight at the kill reached the CRM (replayed or cut off).
+    expect(f.posts() - applied).toBeLessThanOrEqual(1);
+    expect(idempotentReplays).toBeLessThanOrEqual(f.posts() - applied);
     await f.cluster.up(); // brings the killed worker back
     expect(f.cluster.log(victim!)).toMatch(/worker polling/);
   });
