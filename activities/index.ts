@@ -8,6 +8,8 @@
  *   - saveJournal: store rounds as a journal segment, so they travel by reference;
  *   - forgetCalls: delete a completed job's call records;
  *   - previewResume: what job_resume would do, sending nothing but reads (preview.ts);
+ *   - runRoundHere: runRound, offered to the worker that ran the workflow task (eager dispatch),
+ *     declined at once when another worker holds the session;
  * - session (this worker's own task queue), for a live session this process holds:
  *   - runRound: make the round's calls and deliver their outcomes (a fused round, rounds.ts);
  *   - advanceSession: deliver outcomes the workflow obtained itself;
@@ -47,6 +49,8 @@ import type {
   RoundReport,
   RetrySettings,
   RunRoundArgs,
+  RunRoundHereArgs,
+  RunRoundResult,
   ToolEffect,
   UnsettledDetails,
 } from '../core/journal.ts';
@@ -238,7 +242,15 @@ export function createActivities(deps: ActivityDeps) {
         () => heartbeat(),
       );
   }
-  const runRound = inSlot((args: RunRoundArgs) => args.sessionId, createRunRound({ sessions, calls, claims, plan }));
+  const runRoundInSlot = inSlot(
+    (args: RunRoundArgs) => args.sessionId,
+    createRunRound({ sessions, calls, claims, plan }),
+  );
+  const runRound = unrecoverableBlobsFail((args: RunRoundArgs) => {
+    // A fresh round looks for no records, so it must be sure Temporal still waits for this attempt.
+    if (args.fresh) assertNotExpired(SESSION_PICKUP_TIMEOUT_MS);
+    return runRoundInSlot(args);
+  });
 
   return {
     shared: {
@@ -258,16 +270,20 @@ export function createActivities(deps: ActivityDeps) {
           return 0;
         }
       },
+      runRoundHere: async ({ sessionTaskQueue: holder, ...args }: RunRoundHereArgs): Promise<RunRoundResult> => {
+        if (holder !== sessionTaskQueue)
+          throw ApplicationFailure.nonRetryable(
+            `live session ${args.sessionId} is on the worker polling ${holder}; the round goes there`,
+            INTERNAL_FAILURES.SessionElsewhere,
+          );
+        return runRound(args);
+      },
       previewResume: unrecoverableBlobsFail(
         createPreviewResume({ claims, blobs, calls, providers: deps.sandboxProviders, privacy: deps.privacy }),
       ),
     },
     session: {
-      runRound: unrecoverableBlobsFail((args: RunRoundArgs) => {
-        // A fresh round looks for no records, so it must be sure Temporal still waits for this attempt.
-        if (args.fresh) assertNotExpired(SESSION_PICKUP_TIMEOUT_MS);
-        return runRound(args);
-      }),
+      runRound,
       advanceSession: unrecoverableBlobsFail(inSlot((args: AdvanceSessionArgs) => args.sessionId, advanceSession)),
       /** Disposes a live session whose job waits for a human; its next round replays. */
       closeSession: async ({ sessionId }: { sessionId: string }): Promise<void> => sessions.remove(sessionId),

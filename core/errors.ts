@@ -240,6 +240,8 @@ export class ProductError extends Error {
 export const INTERNAL_FAILURES = {
   /** advanceSession found no live session for the job on this worker: the workflow replays the journal elsewhere. */
   SessionLost: 'SessionLost',
+  /** A round offered to the worker that ran the workflow task (runRoundHere) is for a session another worker holds. */
+  SessionElsewhere: 'SessionElsewhere',
   /** A call met a failure worth retrying (connection, 408, 425, 429, 5xx): Temporal retries it, then the script gets an ApiError. */
   TransientHttpError: 'TransientHttpError',
   /** An activity attempt that Temporal may already have given up (its worker was frozen or starved): it sent nothing. */

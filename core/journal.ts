@@ -388,6 +388,11 @@ export interface RunRoundArgs {
   privacyOwner?: string;
 }
 
+/** What runRoundHere takes: the round, and the task queue of the worker holding its session. */
+export interface RunRoundHereArgs extends RunRoundArgs {
+  sessionTaskQueue: string;
+}
+
 /** A round a fused activity ran: its calls' outcomes (uncertain ones by index), then the sandbox's next report. */
 export interface FusedRound {
   outcomes: EffectOutcome[];

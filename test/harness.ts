@@ -263,3 +263,19 @@ export async function finished(jobs: JobService, jobId: string, ms = 180_000): P
     `job ${jobId} to end`,
   );
 }
+
+/**
+ * The pid of the worker process that ran the job's latest fused round: its activity's started
+ * event names the worker (`pid@host`, the SDK's default identity), whichever queue the round took.
+ */
+export async function roundHolderPid(client: Client, jobId: string): Promise<number | undefined> {
+  const events = (await client.workflow.getHandle(jobId).fetchHistory()).events ?? [];
+  const rounds = new Set(
+    events
+      .filter((e) => /^runRound(Here)?$/.test(e.activityTaskScheduledEventAttributes?.activityType?.name ?? ''))
+      .map((e) => String(e.eventId)),
+  );
+  const started = events.filter((e) => rounds.has(String(e.activityTaskStartedEventAttributes?.scheduledEventId)));
+  const pid = /^(\d+)@/.exec(started.at(-1)?.activityTaskStartedEventAttributes?.identity ?? '')?.[1];
+  return pid ? Number(pid) : undefined;
+}

@@ -40,6 +40,9 @@ export const FUSED_ROUNDS_PATCH = 'fused-rounds';
  */
 export const APPROVAL_PHASE_PATCH = 'approval-phase';
 
+/** Fused rounds offered first to the worker running the workflow task (eager dispatch; fused.ts). */
+export const EAGER_ROUNDS_PATCH = 'eager-rounds';
+
 const { forgetCalls } = wf.proxyActivities<SharedActivities>({
   startToCloseTimeout: '1 minute',
   retry: { maximumAttempts: 5 },
@@ -52,7 +55,14 @@ export async function durableScript(input: DurableScriptInput): Promise<JobResul
   wf.setHandler(jobStateQuery, () => state);
   const attributes = wf.patched(FUSED_ROUNDS_PATCH) ? new JobAttributes() : undefined;
   const approvals = new Approvals(job, state, attributes && wf.patched(APPROVAL_PHASE_PATCH) ? attributes : undefined);
-  const engine: Engine = attributes ? { fused: true, attributes, approvals } : { fused: false, approvals };
+  const engine: Engine = attributes
+    ? {
+        fused: true,
+        attributes,
+        approvals,
+        ...(wf.patched(EAGER_ROUNDS_PATCH) ? { eager: { elsewhere: new Set<string>() } } : {}),
+      }
+    : { fused: false, approvals };
   const journal = new RunJournal(input.carried);
   engine.attributes?.phase(state, 'running');
 

@@ -32,6 +32,11 @@ import type { JobAttributes } from './search-attributes.ts';
  */
 export interface Engine {
   fused: boolean;
+  /**
+   * Fused rounds are first offered to the worker running the workflow task (fused.ts), except for
+   * the sessions in `elsewhere`, whose holder declined a round there.
+   */
+  eager?: { elsewhere: Set<string> };
   attributes?: JobAttributes;
   /** The job's approvals: the script's questions, and the calls the approval policy holds. */
   approvals: Approvals;

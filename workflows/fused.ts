@@ -13,9 +13,18 @@
  *   (effects.ts), then is delivered.
  */
 import * as wf from '@temporalio/workflow';
-import type { SessionActivities } from '../activities/index.ts';
+import type { SessionActivities, SharedActivities } from '../activities/index.ts';
 import { privacyOwner, roundLabel } from '../core/effects.ts';
-import type { AdvanceResult, CallResult, JobInput, JobState, RunRoundResult, SettledCall } from '../core/journal.ts';
+import { INTERNAL_FAILURES } from '../core/errors.ts';
+import type {
+  AdvanceResult,
+  CallResult,
+  JobInput,
+  JobState,
+  RunRoundArgs,
+  RunRoundResult,
+  SettledCall,
+} from '../core/journal.ts';
 import { CALL_HEARTBEAT_TIMEOUT_MS, SESSION_PICKUP_TIMEOUT_MS } from '../core/timeouts.ts';
 import { cancelGraceMs, type Engine, maximumAttempts, runRoundEffects } from './effects.ts';
 import type { RunJournal } from './journal.ts';
@@ -59,28 +68,28 @@ export async function runRound(
 
   for (const { request } of report.effects) if (request.kind === 'checkpoint') journal.checkpoint = request.state;
   const batch = batchOf(job, report, firstSeq);
-  const { runRound: fusedRound } = wf.proxyActivities<SessionActivities>({
-    taskQueue: report.session.taskQueue,
+  const options: wf.ActivityOptions = {
     scheduleToStartTimeout: SESSION_PICKUP_TIMEOUT_MS,
     startToCloseTimeout: job.limits.roundTimeoutMs + 10 * 60_000 + (batch?.flush.ms ?? 0),
     heartbeatTimeout: CALL_HEARTBEAT_TIMEOUT_MS,
     retry: { maximumAttempts: 1 },
     cancellationType: wf.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     summary: `${roundLabel(report.effects.map((e) => e.label))}${batch ? ' (batched)' : ''}`,
-  });
+  };
+  const args: RunRoundArgs = {
+    sessionId: report.session.id,
+    roundsDelivered: state.rounds,
+    firstSeq,
+    jobAttempt: job.attempt,
+    fresh: job.attempt === 1 && firstSeq >= (state.attemptedUpTo ?? 0),
+    maximumAttempts: Object.fromEntries(Object.keys(job.retry).map((p) => [p, maximumAttempts(job, p)])),
+    cancelGraceMs: cancelGraceMs(job),
+    privacyOwner: privacyOwner(job),
+    ...(batch ? { batch } : {}),
+  };
   let result: RunRoundResult;
   try {
-    result = await fusedRound({
-      sessionId: report.session.id,
-      roundsDelivered: state.rounds,
-      firstSeq,
-      jobAttempt: job.attempt,
-      fresh: job.attempt === 1 && firstSeq >= (state.attemptedUpTo ?? 0),
-      maximumAttempts: Object.fromEntries(Object.keys(job.retry).map((p) => [p, maximumAttempts(job, p)])),
-      cancelGraceMs: cancelGraceMs(job),
-      privacyOwner: privacyOwner(job),
-      ...(batch ? { batch } : {}),
-    });
+    result = await runFused(engine, report.session, options, args);
   } catch (e) {
     if (wf.isCancellation(e)) throw e;
     wf.log.info('live session unreachable; replaying the journal in a new session, which runs the round again', {
@@ -92,6 +101,37 @@ export async function runRound(
     return { played: [], next: { report: await replay(job, journal, state.rounds, now), now }, replayed: true };
   }
   return settle(engine, job, journal, report, now, firstSeq, result);
+}
+
+/**
+ * Offered first on the job's own task queue, the round comes straight back to the worker that ran
+ * this workflow task (eager activity dispatch: the server skips matching and one write per round).
+ * That worker usually holds the session: it opened it (eagerly too) and the job's workflow tasks
+ * stick to it. When another worker got the round, it declines before doing anything, and this round
+ * and the session's later ones go to the holder's own task queue.
+ */
+async function runFused(
+  engine: Engine,
+  session: AdvanceResult['session'],
+  options: wf.ActivityOptions,
+  args: RunRoundArgs,
+): Promise<RunRoundResult> {
+  if (engine.eager && !engine.eager.elsewhere.has(session.id)) {
+    try {
+      return await wf.proxyActivities<SharedActivities>(options).runRoundHere({
+        ...args,
+        sessionTaskQueue: session.taskQueue,
+      });
+    } catch (e) {
+      const declined =
+        e instanceof wf.ActivityFailure &&
+        e.cause instanceof wf.ApplicationFailure &&
+        e.cause.type === INTERNAL_FAILURES.SessionElsewhere;
+      if (!declined) throw e;
+      engine.eager.elsewhere.add(session.id);
+    }
+  }
+  return wf.proxyActivities<SessionActivities>({ ...options, taskQueue: session.taskQueue }).runRound(args);
 }
 
 /** The fused activity's rounds as played rounds; a round it stopped is settled per call first (or left unsettled when cancelled). */

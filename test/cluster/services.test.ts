@@ -9,7 +9,7 @@ import { GetObjectCommand, PutObjectCommand, S3Client, S3ServiceException } from
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { S3BlobStore } from '../../blobs/s3-store.ts';
 import { contentAddress } from '../../blobs/store.ts';
-import { eventually } from '../harness.ts';
+import { eventually, roundHolderPid } from '../harness.ts';
 import { finished, importScript, startClusterFixture, type ClusterFixture } from './fixture.ts';
 
 let f: ClusterFixture;
@@ -123,28 +123,18 @@ describe('the Temporal UI server', () => {
   });
 });
 
-/** The pid in the session task queue that ran the job's latest round (`.../session/vm-<pid>-<id>`). */
-async function sessionHolder(jobId: string): Promise<number | undefined> {
-  const history = await f.client.workflow.getHandle(jobId).fetchHistory();
-  const queues = (history.events ?? [])
-    .map((e) => e.activityTaskScheduledEventAttributes?.taskQueue?.name)
-    .filter((q) => q?.includes('/session/'));
-  const pid = /\/session\/[^/]*-(\d+)-[0-9a-f]{8}$/.exec(queues.at(-1) ?? '')?.[1];
-  return pid ? Number(pid) : undefined;
-}
-
 describe("the cluster's two worker processes", () => {
   it('finish a job on the survivor when the worker holding it is SIGKILLed, creating every lead once', async () => {
     f.crm.reset();
     const started = await f.jobs.execute({ code: importScript('kill-worker', 30), waitSeconds: 0 });
     await eventually(() => (f.posts() >= 8 ? true : undefined), 120_000, '8 writes');
-    const holder = await eventually(() => sessionHolder(started.job_id), 30_000, 'the session holder');
+    const holder = await eventually(() => roundHolderPid(f.client, started.job_id), 30_000, 'the session holder');
     const workers = ['worker-1', 'worker-2'];
     const victim = workers.find((w) => f.cluster.pid(w) === holder);
     expect(victim, `session holder ${holder} is one of the cluster's workers`).toBeDefined();
     process.kill(holder, 'SIGKILL');
     expect(await finished(f.jobs, started.job_id)).toMatchObject({ status: 'completed', result: 'done' });
-    expect(await sessionHolder(started.job_id)).toBe(f.cluster.pid(workers.find((w) => w !== victim)!));
+    expect(await roundHolderPid(f.client, started.job_id)).toBe(f.cluster.pid(workers.find((w) => w !== victim)!));
     // The call in flight on the killed worker may reach the API again: its idempotency key makes
     // that a replay, never a second lead (README, "How durability works"). Or the kill cuts its
     // request off before the CRM has read it (the CRM sees it arrive, then ECONNRESET; seen in CI):

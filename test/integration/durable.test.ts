@@ -111,9 +111,12 @@ describe('execute', () => {
 
       const history = await stack.client.workflow.getHandle(view.job_id).fetchHistory();
       const summaries = (history.events ?? [])
-        .filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'runRound')
+        .filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'runRoundHere')
         .map((e) => defaultPayloadConverter.fromPayload(e.userMetadata!.summary!));
       expect(summaries).toEqual(['crm: POST /leads ×10']);
+      // The worker that ran the workflow task holds the session: the round never went to its session queue.
+      const types = (history.events ?? []).map((e) => e.activityTaskScheduledEventAttributes?.activityType?.name);
+      expect(types).not.toContain('runRound');
     } finally {
       crm.setLatency(0);
     }

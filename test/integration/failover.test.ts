@@ -10,6 +10,7 @@ import { JobService } from '../../jobs/service.ts';
 import {
   connectTestClient,
   eventually,
+  roundHolderPid,
   spawnWorker,
   testConfig,
   writeConfigFile,
@@ -49,16 +50,11 @@ async function setup(): Promise<{ config: Config; configFile: string; jobs: JobS
   };
 }
 
-/** The pid of the worker process whose session task queue ran the job's latest round. */
+/** The pid of the worker process that ran the job's latest round. */
 async function sessionHolder(config: Config, jobId: string): Promise<number | undefined> {
   const client = await connectTestClient(config);
   try {
-    const history = await client.workflow.getHandle(jobId).fetchHistory();
-    const queues = (history.events ?? [])
-      .map((e) => e.activityTaskScheduledEventAttributes?.taskQueue?.name)
-      .filter((q) => q?.includes('/session/'));
-    const pid = /\/session\/[^/]*-(\d+)-[0-9a-f]{8}$/.exec(queues.at(-1) ?? '')?.[1];
-    return pid ? Number(pid) : undefined;
+    return await roundHolderPid(client, jobId);
   } finally {
     await client.connection.close();
   }

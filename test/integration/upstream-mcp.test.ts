@@ -81,7 +81,7 @@ describe('an upstream MCP server as a provider', () => {
     });
     const history = await stack.client.workflow.getHandle(view.job_id).fetchHistory();
     const rounds = (history.events ?? [])
-      .filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'runRound')
+      .filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'runRoundHere')
       .map((e) => defaultPayloadConverter.fromPayload(e.userMetadata!.summary!));
     expect(rounds).toEqual(['tools: tool add', 'tools: tool refuse', 'tools: tool add']);
   });

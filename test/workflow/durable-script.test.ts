@@ -127,12 +127,12 @@ describe('durableScript with stubbed activities, on the time-skipping test serve
 
       const events = (await handle.fetchHistory()).events ?? [];
       const summaries = events
-        .filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'runRound')
+        .filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'runRoundHere')
         .map((e) => defaultPayloadConverter.fromPayload(e.userMetadata!.summary!));
       expect(summaries).toEqual(['crm: GET /a, crm: GET /b', 'crm: GET /c', 'crm: GET /d']);
       // Between the first two fused rounds: exactly one activity and one workflow task.
       const rounds = events.flatMap((e, i) =>
-        e.activityTaskScheduledEventAttributes?.activityType?.name === 'runRound' ? [i] : [],
+        e.activityTaskScheduledEventAttributes?.activityType?.name === 'runRoundHere' ? [i] : [],
       );
       expect(events.slice(rounds[0], rounds[1]).map((e) => EventType[e.eventType!])).toEqual([
         'EVENT_TYPE_ACTIVITY_TASK_SCHEDULED',
@@ -143,6 +143,23 @@ describe('durableScript with stubbed activities, on the time-skipping test serve
         'EVENT_TYPE_WORKFLOW_TASK_COMPLETED',
       ]);
     });
+  });
+
+  it("sends a round the workflow task's worker declines to the session's own queue, and the session's later rounds straight there", async () => {
+    const script = { rounds: [[http('/a')], [http('/b')], [http('/c')]], result: 'elsewhere' };
+    await withJob(
+      script,
+      jobInput(),
+      async (handle, { calls }) => {
+        expect(await handle.result()).toMatchObject({ value: 'elsewhere', rounds: 3, effects: 3 });
+        // Declined once, before anything ran; every round then ran once, on the holder's queue.
+        expect(calls.runRoundHere.map((a) => [a.sessionId, a.roundsDelivered])).toEqual([['session-1', 0]]);
+        expect(calls.runRound.map((a) => a.roundsDelivered)).toEqual([0, 1, 2]);
+        expect(calls.callProvider).toHaveLength(3);
+        expect(calls.openSession).toHaveLength(1);
+      },
+      { heldElsewhere: true },
+    );
   });
 
   it('runs consecutive call-only rounds of a batched provider in one activity, flushing every N calls', async () => {
@@ -160,7 +177,7 @@ describe('durableScript with stubbed activities, on the time-skipping test serve
         ]);
         expect(calls.callProvider.map((c) => Number(c.idempotencyKey.split(':')[1]))).toEqual([0, 1, 2, 3, 4, 5, 6]);
         const summaries = ((await handle.fetchHistory()).events ?? [])
-          .filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'runRound')
+          .filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'runRoundHere')
           .map((e) => defaultPayloadConverter.fromPayload(e.userMetadata!.summary!));
         expect(summaries).toEqual([
           'crm: GET /items/0 (batched)',

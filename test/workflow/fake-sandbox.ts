@@ -23,6 +23,7 @@ import type {
   OpenSessionArgs,
   Round,
   RunRoundArgs,
+  RunRoundHereArgs,
   SettledCall,
 } from '../../core/journal.ts';
 
@@ -50,12 +51,15 @@ export interface FakeOptions {
   liveSessions?: Record<string, number>;
   /** runRound reports the first call of this round (1-based) as uncertain. */
   uncertainAtRound?: number;
+  /** The worker running the job's workflow tasks holds none of its sessions: runRoundHere declines every round. */
+  heldElsewhere?: boolean;
 }
 
 export interface FakeCalls {
   openSession: OpenSessionArgs[];
   advanceSession: AdvanceSessionArgs[];
   runRound: RunRoundArgs[];
+  runRoundHere: RunRoundHereArgs[];
   /** Every call the API got, from whichever activity. */
   callProvider: CallProviderArgs[];
   makeCall: MakeCallArgs[];
@@ -68,6 +72,7 @@ export function fakeActivities(script: FakeScript, options: FakeOptions) {
     openSession: [],
     advanceSession: [],
     runRound: [],
+    runRoundHere: [],
     callProvider: [],
     makeCall: [],
     saveJournal: [],
@@ -120,6 +125,15 @@ export function fakeActivities(script: FakeScript, options: FakeOptions) {
       const blob = `segment-${calls.saveJournal.length}`;
       segments.set(blob, rounds);
       return { blob, bytes: JSON.stringify(rounds).length };
+    },
+    async runRoundHere({ sessionTaskQueue, ...args }) {
+      calls.runRoundHere.push({ sessionTaskQueue, ...args });
+      if (options.heldElsewhere || sessionTaskQueue !== options.sessionTaskQueue)
+        throw ApplicationFailure.nonRetryable(
+          `session ${args.sessionId} is elsewhere`,
+          INTERNAL_FAILURES.SessionElsewhere,
+        );
+      return session.runRound(args);
     },
     previewResume() {
       throw new Error('the job workflow never previews a resume');
