@@ -8,7 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { link, mkdir, readdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { BlobRef } from '../core/journal.ts';
 import {
   BlobMissingError,
@@ -101,18 +101,16 @@ export class LocalBlobStore implements BlobStore {
   /**
    * Runs a file operation in the store. A file that is not there is answered by `absent` (when
    * given) as long as the store's directory is; every other failure, and any while the directory is
-   * gone, is an outage.
+   * gone, is an outage. The directory is looked at only when an operation fails: one that worked
+   * needed it (a write never creates it, see written()).
    */
   private async guard<T>(action: string, operation: () => Promise<T>, absent?: (e: unknown) => T): Promise<T> {
-    await this.checkDirectory(action);
     try {
       return await operation();
     } catch (e) {
+      await this.checkDirectory(action, e);
       const code = (e as NodeJS.ErrnoException).code;
-      if (absent && code === 'ENOENT') {
-        await this.checkDirectory(action, e);
-        return absent(e);
-      }
+      if (absent && code === 'ENOENT') return absent(e);
       throw new BlobStoreUnavailableError(
         this.location,
         action,
@@ -139,11 +137,21 @@ export class LocalBlobStore implements BlobStore {
       );
   }
 
-  /** Writes `bytes` to a fresh temporary file beside `file`, so a crash never leaves a partial file under the real name. */
+  /**
+   * Writes `bytes` to a fresh temporary file beside `file`, so a crash never leaves a partial file
+   * under the real name. The file's folder is created on the first write into it (a job's records,
+   * a blob's fan-out), never the store's own directory: a vanished store is an outage.
+   */
   private async written(file: string, bytes: Buffer): Promise<string> {
-    await mkdir(join(file, '..'), { recursive: true });
     const temp = `${file}.${randomUUID()}.tmp`;
-    await writeFile(temp, bytes);
+    try {
+      await writeFile(temp, bytes);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      await this.checkDirectory(`create the folder of ${file}`, e);
+      await mkdir(dirname(file), { recursive: true });
+      await writeFile(temp, bytes);
+    }
     return temp;
   }
 
