@@ -12,7 +12,7 @@ import {
   type SheetsApi,
 } from '../../demo-apis/index.ts';
 import { ScriptSyntaxError } from '../../sandbox/isolate.ts';
-import { startInProcessStack, testConfig, type InProcessStack } from '../harness.ts';
+import { eventually, finished, startInProcessStack, testConfig, type InProcessStack } from '../harness.ts';
 
 let crm: CrmApi;
 let sheets: SheetsApi;
@@ -217,10 +217,15 @@ describe('execute', () => {
       }`,
       waitSeconds: 0,
     });
-    // Drop the live session after a few calls: the next round must replay in a fresh isolate.
-    await new Promise((r) => setTimeout(r, 1200));
-    stack.worker.sessions.close();
-    const done = await stack.jobs.status(started.job_id, 60);
+    // Drop the live session after a few calls: the next round must replay in a fresh isolate. A
+    // session is out of the registry while one of its rounds runs (and back after), so drop it
+    // several times across a 300 ms sleep, whatever the server's speed.
+    await eventually(() => ((crm.stats().byRoute['POST /leads'] ?? 0) >= 2 ? true : undefined), 60_000, '2 creates');
+    for (let i = 0; i < 8; i++) {
+      stack.worker.sessions.close();
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const done = await finished(stack.jobs, started.job_id);
     expect(done.status).toBe('completed');
     const result = done.result as { ids: string[] };
     expect(new Set(result.ids).size).toBe(6);
