@@ -87,6 +87,8 @@ export function isWrite(request: HttpEffect | ToolEffect): boolean {
 export class Calls {
   private readonly deps: CallsDeps;
   private inFlight = 0;
+  /** Completed jobs' call records being deleted (forgetJob). */
+  private readonly deletions = new Set<Promise<void>>();
   private markTimer: NodeJS.Timeout | undefined;
 
   constructor(deps: CallsDeps) {
@@ -213,16 +215,30 @@ export class Calls {
   }
 
   /**
-   * Deletes a completed job's call records from `records` (the calls' own store unless given),
-   * leaving the mark that stops stale attempts from sending.
+   * Leaves the mark that stops stale attempts of a completed job from sending, then deletes the job's
+   * call records from `records` (the calls' own store unless given) in the background: the job's end
+   * waits only for the mark. A deletion that fails (the store down, an S3 server that refuses to
+   * list) or a worker lost meanwhile leaves the records behind, harmlessly; `close()` waits for the rest.
    */
-  async forgetJob(jobId: string, jobAttempt: number, records: Pick<BlobStore, 'deleteRecords'> = this.deps.store) {
+  async forgetJob(
+    jobId: string,
+    jobAttempt: number,
+    onDeletionFailed: (e: unknown) => void,
+    records: Pick<BlobStore, 'deleteRecords'> = this.deps.store,
+  ): Promise<void> {
     await this.writeRecord(callRecordNames.ended(jobId), { at: Date.now(), jobAttempt });
-    return records.deleteRecords(callRecordNames.folder(jobId));
+    const deletion = records.deleteRecords(callRecordNames.folder(jobId)).then(
+      () => undefined,
+      (e: unknown) => onDeletionFailed(e),
+    );
+    this.deletions.add(deletion);
+    void deletion.finally(() => this.deletions.delete(deletion));
   }
 
-  close(): void {
+  /** Stops the worker's mark and waits for the call records still being deleted. */
+  async close(): Promise<void> {
     clearInterval(this.markTimer);
+    await Promise.all(this.deletions);
   }
 
   /**

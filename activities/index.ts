@@ -6,7 +6,7 @@
  *     transient API failures are retried by Temporal, infrastructure failures without limit;
  *   - callProvider: the same call as jobs started by v0.1.0 schedule it;
  *   - saveJournal: store rounds as a journal segment, so they travel by reference;
- *   - forgetCalls: delete a completed job's call records;
+ *   - forgetCalls: mark a completed job ended, and delete its call records after;
  *   - previewResume: what job_resume would do, sending nothing but reads (preview.ts);
  *   - runRoundHere: runRound, offered to the worker that ran the workflow task (eager dispatch),
  *     declined at once when another worker holds the session;
@@ -27,7 +27,7 @@ import {
   log,
 } from '@temporalio/activity';
 import { ClaimCheck } from '../blobs/claim-check.ts';
-import { BlobCorruptError, BlobMissingError, type BlobStore, BlobStoreUnavailableError } from '../blobs/store.ts';
+import { BlobCorruptError, BlobMissingError, type BlobStore } from '../blobs/store.ts';
 import { ruleIndexFor } from '../core/approval-policy.ts';
 import type { JobApprovalSettings } from '../core/approvals.ts';
 import { effectLabel, privacyOwner } from '../core/effects.ts';
@@ -258,17 +258,17 @@ export function createActivities(deps: ActivityDeps) {
       makeCall: unrecoverableBlobsFail(makeCall),
       callProvider: unrecoverableBlobsFail(callProvider),
       saveJournal: (rounds: Round[]): Promise<BlobRef> => heartbeating(() => claims.saveRounds(rounds)),
-      forgetCalls: async (jobId: string, jobAttempt: number): Promise<number> => {
-        // The mark waits out an outage like every record; the deletion is housekeeping that must not
-        // hold the job's end: a store that cannot do it now (down, or an S3 server that refuses to
-        // list) leaves the records behind.
-        try {
-          return await calls.forgetJob(jobId, jobAttempt, deps.blobs);
-        } catch (e) {
-          if (!(e instanceof BlobStoreUnavailableError)) throw e;
-          log.warn(`${e.message} The call records of ${jobId} stay in the blob store.`);
-          return 0;
-        }
+      forgetCalls: async (jobId: string, jobAttempt: number): Promise<void> => {
+        // Kept for the deletion, which outlives the activity (the job's end does not wait for it).
+        const activityLog = Context.current().log;
+        await calls.forgetJob(
+          jobId,
+          jobAttempt,
+          (e) => {
+            activityLog.warn(`${(e as Error).message} The call records of ${jobId} stay in the blob store.`);
+          },
+          deps.blobs,
+        );
       },
       runRoundHere: async ({ sessionTaskQueue: holder, ...args }: RunRoundHereArgs): Promise<RunRoundResult> => {
         if (holder !== sessionTaskQueue)

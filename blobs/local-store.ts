@@ -88,9 +88,7 @@ export class LocalBlobStore implements BlobStore {
     return this.guard(
       `delete records ${folder}`,
       async () => {
-        const names = await readdir(dir, { recursive: true });
-        let files = 0;
-        for (const name of names) if ((await stat(join(dir, name))).isFile()) files++;
+        const files = (await readdir(dir, { recursive: true, withFileTypes: true })).filter((e) => e.isFile()).length;
         await rm(dir, { recursive: true, force: true });
         return files;
       },

@@ -108,7 +108,7 @@ export async function startWorker(
   const done = Promise.all([sharedWorker.run(), ownWorker.run()])
     .finally(async () => {
       sessions.close();
-      activities.close();
+      await activities.close();
       await upstream.close();
     })
     .then(() => undefined);

@@ -240,13 +240,39 @@ describe('the call path', () => {
   it('forgets a completed job’s records; a stale attempt that wakes up afterwards still sends nothing', async () => {
     const c = calls();
     await c.call(attempt(1), call('job-1:8:k'));
-    expect(await c.forgetJob('job-1', 1)).toBeGreaterThanOrEqual(2);
+    const failures: unknown[] = [];
+    await c.forgetJob('job-1', 1, (e) => failures.push(e));
+    await c.close();
+    expect(failures).toEqual([]);
     expect(await store.getRecord(callRecordNames.outcome('job-1', 'job-1:8:k'))).toBeUndefined();
     await expect(c.call(attempt(2), call('job-1:9:k'))).rejects.toThrow(/already completed/);
     expect(received.get('job-1:9:k')).toBeUndefined();
     // A job_resume of the completed job (attempt 2, e.g. for each()'s failed items) sends as usual.
     expect(resultOf(await c.call(attempt(3, { job: 2 }), call('job-1:9:k'))).outcome).toMatchObject({ ok: true });
     expect(received.get('job-1:9:k')).toBe(1);
+  });
+
+  it('ends a job without waiting for its records to be deleted; close() waits, and a failed deletion is reported', async () => {
+    const c = calls();
+    await c.call(attempt(1), call('job-1:8:k'));
+    let release = (): void => undefined;
+    const slow = { deleteRecords: (folder: string) => new Promise<number>((r) => (release = () => r(store.deleteRecords(folder)))) };
+    await c.forgetJob('job-1', 1, () => undefined, slow);
+    expect(await store.getRecord(callRecordNames.ended('job-1'))).toBeDefined();
+    expect(await store.getRecord(callRecordNames.outcome('job-1', 'job-1:8:k'))).toBeDefined();
+    let closed = false;
+    const closing = c.close().then(() => (closed = true));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(closed).toBe(false);
+    release();
+    await closing;
+    expect(await store.getRecord(callRecordNames.outcome('job-1', 'job-1:8:k'))).toBeUndefined();
+
+    const failures: unknown[] = [];
+    const down = { deleteRecords: () => Promise.reject(new Error('the store is down')) };
+    await c.forgetJob('job-2', 1, (e) => failures.push(e), down);
+    await c.close();
+    expect(failures).toEqual([expect.objectContaining({ message: 'the store is down' })]);
   });
 
   it("sends the job owner's real values for its tokens, and nothing at all for a token the owner lacks", async () => {

@@ -118,7 +118,6 @@ export function fakeActivities(script: FakeScript, options: FakeOptions) {
     },
     async forgetCalls(jobId) {
       calls.forgetCalls.push(jobId);
-      return 0;
     },
     async saveJournal(rounds): Promise<BlobRef> {
       calls.saveJournal.push(rounds);
