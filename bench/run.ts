@@ -5,8 +5,10 @@
  * 2. 200 sequential CRM creates by the same script, run directly (ScriptSession driven round by
  *    round, each call made with performRequest: the worker's work minus Temporal) and durably
  *    (JobService.execute on an in-process worker).
- * 3. The floor: a bare Temporal workflow calling a no-op activity 200 times.
- * 4. The same 200 creates as 20 rounds of Promise.all(10), directly and durably.
+ * 3. The floor: a bare Temporal workflow making each create as one activity (one workflow task
+ *    plus one activity per call), 200 times.
+ * 4. The same 200 creates as 20 rounds of Promise.all(10): directly, on the floor (one workflow task
+ *    and ten activities per round) and durably.
  *
  * Everything runs against its own in-memory Temporal dev server and a CRM demo API with 10 ms latency;
  * with DCM_BENCH_TEMPORAL_ADDRESS, against that Temporal server instead (e.g. a native cluster's,
@@ -166,7 +168,7 @@ async function measureRecords(crm: CrmApi, provider: HttpProviderConfig, dataDir
       if (rep > 0) samples[way].push(ms); // the first round is the warm-up
     }
   }
-  calls.close();
+  await calls.close();
   return samples;
 }
 
@@ -290,19 +292,22 @@ async function main(): Promise<void> {
       };
     }
 
-    const floor = (input: { run: string; calls: number }) =>
-      client.workflow.execute<typeof baseline>('baseline', {
+    const floor = (input: Json) => {
+      const { run, calls, batch } = input as { run: string; calls: number; batch: number };
+      return client.workflow.execute<typeof baseline>('baseline', {
         taskQueue: baselineTaskQueue,
         workflowId: `bench-baseline-${randomUUID()}`,
-        args: [input.run, input.calls],
+        args: [run, calls, batch],
       });
+    };
 
     const scenarios = {
       sequentialDirect: creates('seq-direct', 1, direct),
       sequentialDurable: creates('seq-durable', 1, durable()),
       sequentialBatched: creates('seq-batched', 1, durable('batched')),
-      floor: creates('floor', 1, (input) => floor(input as { run: string; calls: number })),
+      floor: creates('floor', 1, floor),
       parallelDirect: creates('par-direct', PARALLEL, direct),
+      parallelFloor: creates('par-floor', PARALLEL, floor),
       parallelDurable: creates('par-durable', PARALLEL, durable()),
     };
     type Scenario = keyof typeof scenarios;
@@ -332,7 +337,9 @@ async function main(): Promise<void> {
       floorVsDirect: ms.floor / ms.sequentialDirect,
       sequentialDurableVsFloor: ms.sequentialDurable / ms.floor,
       sequentialBatchedVsDirect: ms.sequentialBatched / ms.sequentialDirect,
+      parallelFloorVsDirect: ms.parallelFloor / ms.parallelDirect,
       parallelDurableVsDirect: ms.parallelDurable / ms.parallelDirect,
+      parallelDurableVsFloor: ms.parallelDurable / ms.parallelFloor,
     };
     const records = Object.fromEntries(
       Object.entries(recordSamples).map(([way, samples]) => [way, median(samples) / CALLS]),
@@ -409,11 +416,18 @@ async function main(): Promise<void> {
         ),
         row(`${parallelRounds} × Promise.all(${PARALLEL}), direct`, ms.parallelDirect, parallelRounds, '', ''),
         row(
+          `${parallelRounds} × Promise.all(${PARALLEL}), floor: a workflow task + ${PARALLEL} activities per round`,
+          ms.parallelFloor,
+          parallelRounds,
+          cpu('par-floor'),
+          `${x(ratios.parallelFloorVsDirect)} direct`,
+        ),
+        row(
           `${parallelRounds} × Promise.all(${PARALLEL}), durable`,
           ms.parallelDurable,
           parallelRounds,
           cpu('par-durable'),
-          `${x(ratios.parallelDurableVsDirect)} direct, +${f(overheadPerRound.parallel)} ms/round`,
+          `${x(ratios.parallelDurableVsDirect)} direct, ${x(ratios.parallelDurableVsFloor)} the floor, +${f(overheadPerRound.parallel)} ms/round`,
         ),
       ]),
     );
