@@ -106,17 +106,18 @@ export function createRunRound(deps: RoundDeps) {
           return { rounds, stopped: await stopped(ends) };
         }
         const now = Date.now();
-        const report = await deps.plan(
-          args.sessionId,
-          session,
-          await session.deliver(
-            results.map((r) => r.outcome),
-            now,
-          ),
-          args.privacyOwner,
-        );
+        // The outcomes' blob writes (for history) overlap the sandbox's turn.
+        const [outcomes, report] = await Promise.all([
+          Promise.all(results.map((r) => claims.offloadOutcome(r.outcome))),
+          session
+            .deliver(
+              results.map((r) => r.outcome),
+              now,
+            )
+            .then((delivered) => deps.plan(args.sessionId, session, delivered, args.privacyOwner)),
+        ]);
         rounds.push({
-          outcomes: await Promise.all(results.map((r) => claims.offloadOutcome(r.outcome))),
+          outcomes,
           uncertain: results.flatMap((r, i) => (r.uncertain ? [i] : [])),
           now,
           report,
