@@ -8,7 +8,9 @@
  *    the run): wall time, the worker's peak RSS (the kernel's VmHWM at the end; VmRSS is also
  *    sampled every 200 ms), and the job's workflow runs with their history events and size;
  * 2. directly (bench/direct.ts: the worker's work minus Temporal) in this process, three times
- *    (the median counts), for the durable/direct ratio.
+ *    (the median counts), for the durable/direct ratio; and on the floor of the architecture (a
+ *    workflow making each batch call as one activity: bench/baseline-workflow.ts, worker in this
+ *    process), for the durable/floor ratio.
  * 3. Then durably at 10,000 rows again, five times, with the worker SIGKILLed once 40% of the rows
  *    are in (plus a random delay under 150 ms) and a new worker started at once: the time from the
  *    kill until the new worker polls, and until the CRM gets its next new lead, and the wall time
@@ -23,16 +25,20 @@ import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Client } from '@temporalio/client';
-import { DefaultLogger, Runtime } from '@temporalio/worker';
+import { bundleWorkflowCode, DefaultLogger, Runtime, Worker } from '@temporalio/worker';
 import { demoProvidersConfig, startCrmApi, startSheetsApi } from '../demo-apis/index.ts';
+import { sheetRow } from '../demo-apis/sheets.ts';
 import { parseConfig } from '../cli/config.ts';
 import { HttpProviderConfig } from '../providers/config.ts';
 import { JobService, type JobView } from '../jobs/service.ts';
-import { connectClient } from '../temporal/connection.ts';
+import { performRequest } from '../providers/http-client.ts';
+import { connectClient, connectWorker } from '../temporal/connection.ts';
 import { findTemporalCli, startDevServer } from '../temporal/dev-server.ts';
 import { leadImportScript } from '../demo-apis/lead-import.ts';
+import type { BaselineActivities, importBaseline } from './baseline-workflow.ts';
 import { runDirect } from './direct.ts';
 import { timeoutsSince } from './fault-report.ts';
 import { runsOf } from './histories.ts';
@@ -57,6 +63,9 @@ const KILL_JITTER_MS = 150;
 /** Direct runs are short and vary more: the median of this many counts. */
 const DIRECT_REPEATS = 3;
 const MEMORY_MB = 512;
+/** Rows per POST /leads/batch, as demo-apis/lead-import.ts sends them. */
+const BATCH = 100;
+const BASELINE_WORKFLOWS_PATH = fileURLToPath(new URL('./baseline-workflow.ts', import.meta.url));
 /** Requests the killed worker had sent land within this; leads after it are the new worker's. */
 const IN_FLIGHT_SETTLE_MS = 200;
 
@@ -87,6 +96,7 @@ async function main(): Promise<void> {
     const sheets = await startSheetsApi({ sheets: Object.fromEntries(SIZES.map((rows) => [sheetOf(rows), rows])) });
     cleanup.unshift(() => sheets.close());
     let client: Client | undefined;
+    const floorBundle = await bundleWorkflowCode({ workflowsPath: BASELINE_WORKFLOWS_PATH, logger: Runtime.instance().logger });
 
     /** A CRM with this latency, and a deployment (config file, task queue, data dir) that imports into it. */
     const deployments = new Map<number, Awaited<ReturnType<typeof deploy>>>();
@@ -116,7 +126,29 @@ async function main(): Promise<void> {
         cleanup.unshift(() => connected.connection.close());
         client = connected;
       }
-      return { crm, config, configFile, providers, jobs: new JobService(client, config) };
+      // The floor's worker, in this process: each batch of the sheet's rows as one activity.
+      const floorTaskQueue = `${config.temporal.taskQueue}-floor`;
+      const connection = await connectWorker(config.temporal);
+      cleanup.unshift(() => connection.close());
+      const postBatch: BaselineActivities['postBatch'] = async (sheet, first, count) => {
+        const leads = Array.from({ length: count }, (_, i) => sheetRow(sheet, first + i));
+        const request = { kind: 'http', provider: 'crm', method: 'POST', path: '/leads/batch', body: { leads } } as const;
+        const outcome = await performRequest(providers.crm, request, `${floorTaskQueue}:${sheet}:${first}`);
+        if (!outcome.ok) throw new Error(`the floor's batch at row ${first} failed: ${outcome.error.message}`);
+        return (outcome.value as { count: number }).count;
+      };
+      const floorWorker = await Worker.create({
+        connection,
+        taskQueue: floorTaskQueue,
+        workflowBundle: floorBundle,
+        activities: { postBatch },
+      });
+      const floorRun = floorWorker.run();
+      cleanup.unshift(() => {
+        floorWorker.shutdown();
+        return floorRun;
+      });
+      return { crm, config, configFile, providers, floorTaskQueue, jobs: new JobService(client, config) };
     };
     for (const { latencyMs } of CASES)
       if (!deployments.has(latencyMs)) deployments.set(latencyMs, await deploy(latencyMs));
@@ -172,6 +204,17 @@ async function main(): Promise<void> {
       }
       const directMs = median(directSamples);
 
+      log(`${what}, floor (one workflow task + one activity per batch)`);
+      at.crm.reset();
+      const floorStart = performance.now();
+      const floorCreated = await historyClient.workflow.execute<typeof importBaseline>('importBaseline', {
+        taskQueue: at.floorTaskQueue,
+        workflowId: `bench-long-floor-${randomUUID()}`,
+        args: [sheetOf(rows), rows, BATCH],
+      });
+      const floorMs = performance.now() - floorStart;
+      checkImport(`floor import of ${what}`, rows, { created: floorCreated }, at.crm);
+
       log(`${what}, durable, on a new worker process`);
       at.crm.reset();
       const worker = await startWorker(at.configFile);
@@ -187,8 +230,10 @@ async function main(): Promise<void> {
         latencyMs,
         directMs,
         directSamples,
+        floorMs,
         durableMs,
         ratio: durableMs / directMs,
+        floorRatio: durableMs / floorMs,
         rounds: view.rounds!,
         effects: view.effects!,
         workerStartMs: worker.pollingAt - worker.spawnedAt,
@@ -247,12 +292,12 @@ async function main(): Promise<void> {
       `lead import in batches of 100; no failures; worker limits.memoryMb ${MEMORY_MB}, maxEventsPerRun ${config.maxEventsPerRun}\n`,
     );
     console.log(
-      '| rows | CRM latency | direct | durable | durable/direct | rounds | worker RSS idle (peak so far) | worker peak RSS (VmHWM) | max RSS sample | runs | events per run | history per run (Temporal) |',
+      '| rows | CRM latency | direct | floor | durable | durable/direct | durable/floor | rounds | worker RSS idle (peak so far) | worker peak RSS (VmHWM) | max RSS sample | runs | events per run | history per run (Temporal) |',
     );
-    console.log('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+    console.log('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
     for (const i of imports) {
       console.log(
-        `| ${i.rows.toLocaleString('en')} | ${i.latencyMs} ms | ${seconds(i.directMs)} s | ${seconds(i.durableMs)} s | ×${i.ratio.toFixed(1)} | ${i.rounds} | ${mb(i.memory.startRss)} MB (${mb(i.memory.startPeakRss)} MB) | ${mb(i.memory.peakRss)} MB | ${mb(i.memory.sampledPeakRss)} MB | ${i.runs.length} | ${cell(
+        `| ${i.rows.toLocaleString('en')} | ${i.latencyMs} ms | ${seconds(i.directMs)} s | ${seconds(i.floorMs)} s (×${(i.floorMs / i.directMs).toFixed(1)}) | ${seconds(i.durableMs)} s | ×${i.ratio.toFixed(1)} | ×${i.floorRatio.toFixed(2)} | ${i.rounds} | ${mb(i.memory.startRss)} MB (${mb(i.memory.startPeakRss)} MB) | ${mb(i.memory.peakRss)} MB | ${mb(i.memory.sampledPeakRss)} MB | ${i.runs.length} | ${cell(
           i.runs.map((r) => r.events),
           String,
         )} | ${cell(
@@ -290,8 +335,10 @@ async function main(): Promise<void> {
         latencyMs: i.latencyMs,
         directMs: round(i.directMs),
         directSamplesMs: i.directSamples.map(round),
+        floorMs: round(i.floorMs),
         durableMs: round(i.durableMs),
         ratio: Math.round(i.ratio * 100) / 100,
+        floorRatio: Math.round(i.floorRatio * 100) / 100,
         rounds: i.rounds,
         effects: i.effects,
         workerStartMs: round(i.workerStartMs),
