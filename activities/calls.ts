@@ -29,7 +29,6 @@ import {
   EndedRecord,
   compareAttempts,
   OutcomeRecord,
-  WorkerMark,
   type AttemptToken,
 } from '../core/call-records.ts';
 import { effectLabel } from '../core/effects.ts';
@@ -42,11 +41,8 @@ import type { RequestValidator } from '../providers/validate.ts';
 import type { Privacy } from '../privacy/privacy.ts';
 import { PrivacyTokenError } from '../privacy/restore.ts';
 import { type CallAttempt, staleAttempt } from './attempt.ts';
+import { lastSignOf, WORKER_MARK_STALE_MS, WorkerMark } from './worker-mark.ts';
 
-/** A worker whose mark is older than this is taken for dead or frozen (a live one refreshes it every second). */
-const WORKER_MARK_STALE_MS = 2_500;
-/** How often a worker with calls in flight refreshes its mark. */
-const WORKER_MARK_EVERY_MS = 1_000;
 /** How often an attempt waiting on an older one looks again. */
 const WAIT_POLL_MS = 200;
 
@@ -60,6 +56,8 @@ export interface CallsDeps {
   privacy?: Privacy;
   /** This worker process, as attempt records name it. */
   workerId: string;
+  /** Whether this worker holds live sessions: its mark stays fresh while it does (worker-mark.ts). */
+  holdsSessions?: () => boolean;
 }
 
 export interface Call {
@@ -89,10 +87,16 @@ export class Calls {
   private inFlight = 0;
   /** Completed jobs' call records being deleted (forgetJob). */
   private readonly deletions = new Set<Promise<void>>();
-  private markTimer: NodeJS.Timeout | undefined;
+  private readonly mark: WorkerMark;
 
   constructor(deps: CallsDeps) {
     this.deps = deps;
+    this.mark = new WorkerMark(deps.store, deps.workerId, () => this.inFlight > 0 || (deps.holdsSessions?.() ?? false));
+  }
+
+  /** This worker now holds a live session: its mark stays fresh while it does. */
+  holdingSession(): void {
+    this.mark.keepFresh();
   }
 
   async call(attempt: CallAttempt, call: Call): Promise<CallEnd> {
@@ -237,7 +241,7 @@ export class Calls {
 
   /** Stops the worker's mark and waits for the call records still being deleted. */
   async close(): Promise<void> {
-    clearInterval(this.markTimer);
+    this.mark.stop();
     await Promise.all(this.deletions);
   }
 
@@ -259,8 +263,7 @@ export class Calls {
       if (compareAttempts(current.attempt, attempt.token) > 0)
         throw staleAttempt('a newer attempt at this call exists');
       if (current.state === 'no answer') return { uncertain: true };
-      const mark = await this.read(WorkerMark, callRecordNames.worker(current.worker));
-      const lastSign = Math.max(current.at, mark?.at ?? 0);
+      const lastSign = Math.max(current.at, (await lastSignOf(this.deps.store, current.worker)) ?? 0);
       if (Date.now() - lastSign > WORKER_MARK_STALE_MS || performance.now() > deadline) return { uncertain: true };
       attempt.assertCurrent();
       await delay(WAIT_POLL_MS);
@@ -372,22 +375,12 @@ export class Calls {
 
   /** Runs a request while this worker's mark says it is alive (see awaitOlder). */
   private async tracked<T>(send: () => Promise<T>): Promise<T> {
-    if (this.inFlight++ === 0) {
-      this.markTimer = setInterval(() => void this.mark(), WORKER_MARK_EVERY_MS);
-      this.markTimer.unref();
-    }
+    this.inFlight++;
+    this.mark.keepFresh();
     try {
       return await send();
     } finally {
-      if (--this.inFlight === 0) clearInterval(this.markTimer);
-    }
-  }
-
-  private async mark(): Promise<void> {
-    try {
-      await this.writeRecord(callRecordNames.worker(this.deps.workerId), { at: Date.now() });
-    } catch {
-      // A missed mark only makes another attempt stop waiting sooner.
+      this.inFlight--;
     }
   }
 

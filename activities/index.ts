@@ -9,7 +9,8 @@
  *   - forgetCalls: mark a completed job ended, and delete its call records after;
  *   - previewResume: what job_resume would do, sending nothing but reads (preview.ts);
  *   - runRoundHere: runRound, offered to the worker that ran the workflow task (eager dispatch),
- *     declined at once when another worker holds the session;
+ *     declined at once when another worker holds the session, or failed as a lost session when
+ *     that worker's mark says it is dead (worker-mark.ts);
  * - session (this worker's own task queue), for a live session this process holds:
  *   - runRound: make the round's calls and deliver their outcomes (a fused round, rounds.ts);
  *   - advanceSession: deliver outcomes the workflow obtained itself;
@@ -69,6 +70,7 @@ import { Calls, type CallEnd } from './calls.ts';
 import { createPreviewResume } from './preview.ts';
 import { createRunRound, takeLiveSession } from './rounds.ts';
 import type { SessionRegistry } from './sessions.ts';
+import { lastSignOf, WORKER_MARK_STALE_MS } from './worker-mark.ts';
 
 export interface ActivityDeps {
   providers: Record<string, ProviderConfig>;
@@ -127,6 +129,7 @@ export function createActivities(deps: ActivityDeps) {
     claims,
     privacy: deps.privacy,
     workerId: sessionTaskQueue,
+    holdsSessions: () => sessions.holding,
   });
 
   /**
@@ -149,7 +152,10 @@ export function createActivities(deps: ActivityDeps) {
       const prefilled = adopted?.prefilled[i];
       return { request, key: effectKey(request), label: effectLabel(request), ...(prefilled ? { prefilled } : {}) };
     });
-    if (!session.isEnded) sessions.add(id, session, waitingOn);
+    if (!session.isEnded) {
+      sessions.add(id, session, waitingOn);
+      calls.holdingSession();
+    }
     const job = jobOf.get(session);
     // The job's public values: saved before the report returns, so answers about the job find them.
     const publicValues = job?.provenance?.changed();
@@ -271,11 +277,21 @@ export function createActivities(deps: ActivityDeps) {
         );
       },
       runRoundHere: async ({ sessionTaskQueue: holder, ...args }: RunRoundHereArgs): Promise<RunRoundResult> => {
-        if (holder !== sessionTaskQueue)
+        if (holder !== sessionTaskQueue) {
+          // A holder whose mark has gone stale is dead or frozen: the job replays now instead of
+          // waiting out the round's pickup timeout on the holder's queue. Unknown (no mark, or the
+          // store does not answer now): the round goes to the holder's queue, as it always may.
+          const lastSign = await lastSignOf(deps.blobs, holder).catch(() => undefined);
+          if (lastSign !== undefined && Date.now() - lastSign > WORKER_MARK_STALE_MS)
+            throw ApplicationFailure.nonRetryable(
+              `live session ${args.sessionId} was on the worker polling ${holder}, which has given no sign of life for ${((Date.now() - lastSign) / 1000).toFixed(1)} s; the job will replay its journal`,
+              INTERNAL_FAILURES.SessionLost,
+            );
           throw ApplicationFailure.nonRetryable(
             `live session ${args.sessionId} is on the worker polling ${holder}; the round goes there`,
             INTERNAL_FAILURES.SessionElsewhere,
           );
+        }
         return runRound(args);
       },
       previewResume: unrecoverableBlobsFail(

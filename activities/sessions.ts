@@ -115,6 +115,11 @@ export class SessionRegistry {
     return this.entries.size;
   }
 
+  /** Whether any session is live here: kept between rounds, or out for a round that runs now. */
+  get holding(): boolean {
+    return this.entries.size > 0 || this.running > 0;
+  }
+
   close(): void {
     clearInterval(this.sweeper);
     for (const id of [...this.entries.keys()]) this.remove(id);

@@ -55,6 +55,7 @@ export const EndedRecord = z.object({ at: z.number(), jobAttempt: z.number().int
 export type AttemptToken = z.infer<typeof AttemptToken>;
 export type OutcomeRecord = z.infer<typeof OutcomeRecord>;
 export type AttemptRecord = z.infer<typeof AttemptRecord>;
+export type WorkerMark = z.infer<typeof WorkerMark>;
 
 /** <0 when `a` is older than `b`, 0 when they are the same attempt, >0 when newer. */
 export function compareAttempts(a: AttemptToken, b: AttemptToken): number {
