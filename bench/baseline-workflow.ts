@@ -25,6 +25,7 @@ export async function baseline(run: string, calls: number, batch = 1): Promise<n
 /** The lead import's floor: the sheet's `rows` in batches of `batch`, one after the other. */
 export async function importBaseline(sheet: string, rows: number, batch: number): Promise<number> {
   let created = 0;
-  for (let first = 0; first < rows; first += batch) created += await postBatch(sheet, first, Math.min(batch, rows - first));
+  for (let first = 0; first < rows; first += batch)
+    created += await postBatch(sheet, first, Math.min(batch, rows - first));
   return created;
 }

@@ -96,7 +96,10 @@ async function main(): Promise<void> {
     const sheets = await startSheetsApi({ sheets: Object.fromEntries(SIZES.map((rows) => [sheetOf(rows), rows])) });
     cleanup.unshift(() => sheets.close());
     let client: Client | undefined;
-    const floorBundle = await bundleWorkflowCode({ workflowsPath: BASELINE_WORKFLOWS_PATH, logger: Runtime.instance().logger });
+    const floorBundle = await bundleWorkflowCode({
+      workflowsPath: BASELINE_WORKFLOWS_PATH,
+      logger: Runtime.instance().logger,
+    });
 
     /** A CRM with this latency, and a deployment (config file, task queue, data dir) that imports into it. */
     const deployments = new Map<number, Awaited<ReturnType<typeof deploy>>>();
@@ -132,7 +135,13 @@ async function main(): Promise<void> {
       cleanup.unshift(() => connection.close());
       const postBatch: BaselineActivities['postBatch'] = async (sheet, first, count) => {
         const leads = Array.from({ length: count }, (_, i) => sheetRow(sheet, first + i));
-        const request = { kind: 'http', provider: 'crm', method: 'POST', path: '/leads/batch', body: { leads } } as const;
+        const request = {
+          kind: 'http',
+          provider: 'crm',
+          method: 'POST',
+          path: '/leads/batch',
+          body: { leads },
+        } as const;
         const outcome = await performRequest(providers.crm, request, `${floorTaskQueue}:${sheet}:${first}`);
         if (!outcome.ok) throw new Error(`the floor's batch at row ${first} failed: ${outcome.error.message}`);
         return (outcome.value as { count: number }).count;

@@ -256,7 +256,9 @@ describe('the call path', () => {
     const c = calls();
     await c.call(attempt(1), call('job-1:8:k'));
     let release = (): void => undefined;
-    const slow = { deleteRecords: (folder: string) => new Promise<number>((r) => (release = () => r(store.deleteRecords(folder)))) };
+    const slow = {
+      deleteRecords: (folder: string) => new Promise<number>((r) => (release = () => r(store.deleteRecords(folder)))),
+    };
     await c.forgetJob('job-1', 1, () => undefined, slow);
     expect(await store.getRecord(callRecordNames.ended('job-1'))).toBeDefined();
     expect(await store.getRecord(callRecordNames.outcome('job-1', 'job-1:8:k'))).toBeDefined();

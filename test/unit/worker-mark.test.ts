@@ -56,7 +56,7 @@ describe('WorkerMark', () => {
     expect(writes).toHaveLength(6);
   });
 
-  it("reads when a worker last marked itself, and nothing for one that never did", async () => {
+  it('reads when a worker last marked itself, and nothing for one that never did', async () => {
     const store = newStore();
     const mark = new WorkerMark(store, 'worker-a', () => false);
     mark.keepFresh();
