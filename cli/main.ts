@@ -14,6 +14,7 @@ import { enableCompileCache } from 'node:module';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { PRODUCT_VERSION } from '../core/version.ts';
 import { UsageError, type Values } from './options.ts';
+import { capYoungGeneration } from './worker-memory.ts';
 
 // V8 keeps the code it compiles for every module loaded from here on (the command's, the Temporal
 // SDK's, the workflow thread's) in a cache on disk, NODE_COMPILE_CACHE or else
@@ -82,7 +83,10 @@ missing from the environment stops the worker at start, naming the provider and 
 ${CONFIG_HELP}
 ${TEMPORAL_HELP}`,
     options: { config: { type: 'string' } },
-    run: () => import('./worker.ts'),
+    run: () => {
+      capYoungGeneration();
+      return import('./worker.ts');
+    },
   },
   serve: {
     summary: 'run the MCP server (--stdio or --http) against an existing Temporal server',
