@@ -88,6 +88,11 @@ export interface ActivityDeps {
   validators?: Record<string, RequestValidator>;
   /** Restores privacy tokens in the requests of jobs started with privacy on (whatever this worker's `enabled`). */
   privacy: Privacy;
+  /**
+   * A full collection of this process's heap, run once an activity is through with a round that
+   * moved large values (sandbox/session.ts LARGE_ROUND_CHARS); without it V8 collects when it will.
+   */
+  collectGarbage?: () => void;
 }
 
 /** What jobs started by v0.1.0 pass to callProvider. */
@@ -234,6 +239,12 @@ export function createActivities(deps: ActivityDeps) {
     };
   }
 
+  /** Collects the host's garbage of `session`'s large rounds once the activity has returned (its result is on its way). */
+  function collectAfter(session: ScriptSession): void {
+    const { collectGarbage } = deps;
+    if (session.takeLargeRound() && collectGarbage) setImmediate(collectGarbage);
+  }
+
   async function loadJournal(segments: BlobRef[], rounds: Round[]): Promise<ReplayRound[]> {
     const all = [...(await claims.loadRounds(segments)), ...rounds];
     return Promise.all(all.map((r) => claims.resolveRound(r)));
@@ -250,7 +261,7 @@ export function createActivities(deps: ActivityDeps) {
   }
   const runRoundInSlot = inSlot(
     (args: RunRoundArgs) => args.sessionId,
-    createRunRound({ sessions, calls, claims, plan }),
+    createRunRound({ sessions, calls, claims, plan, collectAfter }),
   );
   const runRound = unrecoverableBlobsFail((args: RunRoundArgs) => {
     // A fresh round looks for no records, so it must be sure Temporal still waits for this attempt.
@@ -331,6 +342,7 @@ export function createActivities(deps: ActivityDeps) {
     );
     jobOf.set(session, { approvalRules: job.approvals?.rules ?? {}, ...(provenance ? { provenance } : {}) });
     const result = await plan(id, session, report, privacyOwner(args.job), adopted);
+    collectAfter(session);
     if (!stored || !adopted) return result;
     const kept = stored.slice(0, adopted.rounds);
     return {
@@ -348,7 +360,9 @@ export function createActivities(deps: ActivityDeps) {
     const { session } = takeLiveSession(sessions, args.sessionId, args.roundsDelivered);
     return heartbeating(async () => {
       const outcomes = await Promise.all(args.outcomes.map((o) => claims.resolveOutcome(o)));
-      return plan(args.sessionId, session, await session.deliver(outcomes, args.now), args.privacyOwner);
+      const result = await plan(args.sessionId, session, await session.deliver(outcomes, args.now), args.privacyOwner);
+      collectAfter(session);
+      return result;
     });
   }
 

@@ -41,6 +41,8 @@ export interface RoundDeps {
     report: Awaited<ReturnType<ScriptSession['deliver']>>,
     owner: string | undefined,
   ): Promise<AdvanceResult>;
+  /** Called when the activity is through with the session's rounds (the host's garbage of large ones). */
+  collectAfter(session: ScriptSession): void;
 }
 
 /** The live session `id`, if it is on this worker and at round `roundsDelivered`; else the job must replay. */
@@ -93,6 +95,14 @@ export function createRunRound(deps: RoundDeps) {
     }
 
     return attempt.run(async () => {
+      try {
+        return await runRounds();
+      } finally {
+        deps.collectAfter(session);
+      }
+    });
+
+    async function runRounds(): Promise<RunRoundResult> {
       const rounds: FusedRound[] = [];
       const started = performance.now();
       let seq = args.firstSeq;
@@ -135,7 +145,7 @@ export function createRunRound(deps: RoundDeps) {
           return { rounds };
         live = takeLiveSession(sessions, args.sessionId, session.roundsDelivered);
       }
-    });
+    }
   };
 
   async function stopped(ends: CallEnd[]): Promise<NonNullable<RunRoundResult['stopped']>> {

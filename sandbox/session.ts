@@ -9,6 +9,7 @@
  * the script asks for again, and their recorded outcomes are delivered instantly. Then it is live.
  */
 import { createHash } from 'node:crypto';
+import v8 from 'node:v8';
 import ivm from 'isolated-vm';
 import { canonicalJson, effectLabel } from '../core/effects.ts';
 import { productError, type CataloguedError } from '../core/errors.ts';
@@ -32,6 +33,14 @@ import {
 
 /** A report bigger than this is refused: large data belongs in step values kept off history (blob store). */
 const MAX_REPORT_BYTES = 256 * 1024 * 1024;
+
+/**
+ * A round that moves this many characters through the sandbox (what was delivered and the report)
+ * leaves about as much garbage in the sandbox's heap and the worker's, which V8 would keep for many
+ * rounds, tens of MB of the worker's RSS. After such a round both heaps get a full collection, tens
+ * of milliseconds once per round that moved megabytes.
+ */
+export const LARGE_ROUND_CHARS = 4 * 1024 * 1024;
 
 /** The journal key of a request: what replay compares. */
 export function effectKey(request: EffectRequest): string {
@@ -79,6 +88,7 @@ interface Controls {
   start: ivm.Reference;
   deliver: ivm.Reference;
   report: ivm.Reference;
+  collect: ivm.Reference;
 }
 
 export class ScriptSession {
@@ -94,6 +104,8 @@ export class ScriptSession {
   private readonly onDelivered: OpenSessionOptions['onDelivered'];
   /** The requests of the last report: what the next delivery answers. */
   private asked: readonly EffectRequest[] = [];
+  /** Whether a round moved LARGE_ROUND_CHARS since takeLargeRound() last asked. */
+  private largeRound = false;
 
   private constructor(
     job: RunnableJob,
@@ -117,7 +129,7 @@ export class ScriptSession {
     const adopt = options.mode === 'adopt';
     const isolate = createIsolate(job.limits.memoryMb);
     try {
-      const context = await isolate.createContext();
+      const context = contextWithGc(isolate);
       await loadGuestRuntime(isolate, context, 'runtime.js', job.limits.roundTimeoutMs);
       const { maxStepBytes, maxCheckpointBytes, maxLogBytes } = job.limits;
       const setup: GuestSetup = {
@@ -136,7 +148,8 @@ export class ScriptSession {
       // References to the controls come from eval, then the global is removed so the script cannot
       // reach them. (A reference obtained with Reference.get() blocks Node's thread on apply, so the
       // time limit could never fire.)
-      await context.evalClosure('globalThis.__dcmControls = __dcmInstall($0)', [JSON.stringify(setup)], {
+      const setupJson = JSON.stringify(setup);
+      await context.evalClosure('globalThis.__dcmControls = __dcmInstall($0)', [setupJson], {
         timeout: job.limits.roundTimeoutMs,
       });
       const control = (name: string) => context.eval(`__dcmControls.${name}`, { reference: true });
@@ -144,6 +157,7 @@ export class ScriptSession {
         start: await control('start'),
         deliver: await control('deliver'),
         report: await control('report'),
+        collect: await control('collect'),
       };
       await context.eval('delete globalThis.__dcmControls');
       const session = new ScriptSession(job, isolate, controls, options.onDelivered);
@@ -151,7 +165,10 @@ export class ScriptSession {
         s.run(context, { reference: true, timeout: job.limits.roundTimeoutMs }),
       );
       await context.global.set('__dcmMain', main.derefInto());
-      let report = await session.run(() => controls.start.apply(undefined, [], { timeout: job.limits.roundTimeoutMs }));
+      let report = await session.run(
+        () => controls.start.apply(undefined, [], { timeout: job.limits.roundTimeoutMs }),
+        setupJson.length,
+      );
       for (const [k, round] of rounds.entries()) {
         // A dry run stops where each() made its plan: from there on, the items would run live.
         if (options.preview && report.plans?.length)
@@ -204,11 +221,13 @@ export class ScriptSession {
     this.onDelivered?.(this.asked, outcomes);
     const delivery: GuestDelivery = { outcomes, now, replaying, steps: nextSteps };
     const json = JSON.stringify(delivery);
-    const report = await this.run(() =>
-      this.controls.deliver.apply(undefined, [json], {
-        arguments: { copy: true },
-        timeout: this.limits.roundTimeoutMs,
-      }),
+    const report = await this.run(
+      () =>
+        this.controls.deliver.apply(undefined, [json], {
+          arguments: { copy: true },
+          timeout: this.limits.roundTimeoutMs,
+        }),
+      json.length,
     );
     this.roundsDelivered++;
     return report;
@@ -218,13 +237,26 @@ export class ScriptSession {
     return this.ended;
   }
 
+  /**
+   * Whether a round moved LARGE_ROUND_CHARS since the last call: then the host has as much garbage
+   * of its own, and collects it once it is done with the round (activities).
+   */
+  takeLargeRound(): boolean {
+    const large = this.largeRound;
+    this.largeRound = false;
+    return large;
+  }
+
   dispose(): void {
     this.ended = true;
     if (!this.isolate.isDisposed) this.isolate.dispose();
   }
 
-  /** Runs one control call, then reads and validates the report. Sandbox failures end the script. */
-  private async run(call: () => Promise<unknown>): Promise<RoundReport> {
+  /**
+   * Runs one control call that hands the sandbox `delivered` characters, then reads and validates
+   * the report. Sandbox failures end the script.
+   */
+  private async run(call: () => Promise<unknown>, delivered: number): Promise<RoundReport> {
     let text: unknown;
     try {
       await call();
@@ -238,6 +270,8 @@ export class ScriptSession {
         }),
       );
     }
+    const large = typeof text === 'string' && delivered + text.length >= LARGE_ROUND_CHARS;
+    if (large) this.largeRound = true;
     let report: RoundReport;
     try {
       report = parseReport(text);
@@ -272,13 +306,37 @@ export class ScriptSession {
       }
     }
     if (report.outcome) this.dispose();
+    else if (large) this.collectGarbage();
     this.asked = report.effects;
     return report;
+  }
+
+  /**
+   * A full collection of the sandbox's heap, on its own thread while the host goes on with the
+   * round (the next delivery waits behind it). One that fails (the isolate was disposed meanwhile)
+   * leaves only garbage that goes with the isolate.
+   */
+  private collectGarbage(): void {
+    this.controls.collect.apply(undefined, [], { timeout: this.limits.roundTimeoutMs }).catch(() => undefined);
   }
 
   private fail(error: { name: string; message: string }): RoundReport {
     this.dispose();
     return { effects: [], steps: [], logs: [], droppedLogs: 0, progress: null, outcome: { kind: 'threw', error } };
+  }
+}
+
+/**
+ * A context whose global has V8's gc(), which the guest runtime takes for collect() and hides from
+ * the script. V8 adds it to contexts created while --expose-gc is set, a flag of the whole process,
+ * so it is set only for this synchronous call.
+ */
+function contextWithGc(isolate: ivm.Isolate): ivm.Context {
+  v8.setFlagsFromString('--expose-gc');
+  try {
+    return isolate.createContextSync();
+  } finally {
+    v8.setFlagsFromString('--no-expose-gc');
   }
 }
 

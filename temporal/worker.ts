@@ -44,12 +44,14 @@ export interface WorkerSettings {
 export interface StartOptions {
   /** Called once the workers exist, just before they poll (no job has run in this process yet). */
   beforePolling?: () => void;
+  /** A full collection of this process's heap, after a round that moved large values (ActivityDeps). */
+  collectGarbage?: () => void;
 }
 
 export async function startWorker(
   config: WorkerSettings,
   connection: NativeConnection,
-  { beforePolling }: StartOptions = {},
+  { beforePolling, collectGarbage }: StartOptions = {},
 ): Promise<RunningWorker> {
   const { namespace, taskQueue } = config.temporal;
   const sessionTaskQueue = `${taskQueue}/session/${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
@@ -67,6 +69,7 @@ export async function startWorker(
     blobThresholdBytes: config.blobs.thresholdBytes,
     validators: requestValidators(config.providers, specs),
     privacy: new Privacy(config.privacy, { store: blobs, codecKey: codecKeyFromEnv() }),
+    collectGarbage,
   });
   // On SIGTERM (a deploy), API calls in flight get this long to finish before they are cancelled;
   // live sessions end with the process and their jobs replay on another worker.

@@ -2,9 +2,10 @@
 /**
  * The execute sandbox's runtime. Runs INSIDE the isolate, before the user's script: it defines the
  * globals a script sees (SCRIPT_GLOBALS of core/globals.ts, plus one client per provider) and the
- * controls the host drives with JSON text only: start() → report, deliver(json) → report. No host
- * object ever enters the isolate; effects are requests the host reads out of the report after the
- * isolate has gone quiet (every pending promise waits on an effect).
+ * controls the host drives with JSON text only: start() → report, deliver(json) → report, and
+ * collect() for a garbage collection. No host object ever enters the isolate; effects are requests
+ * the host reads out of the report after the isolate has gone quiet (every pending promise waits
+ * on an effect).
  *
  * The builtins the runtime relies on are captured before the script runs, so a script that
  * overwrites JSON or Promise.prototype.then breaks only its own job, and the host validates every
@@ -463,6 +464,12 @@ function install(setupJson) {
   // WebAssembly memory is allocated outside the isolate's heap, so the memory limit would not hold it.
   deleteProperty(globalThis, 'WebAssembly');
   deleteProperty(globalThis, '__dcmInstall');
+  // The context comes with V8's gc() for the host's collect() (sandbox/session.ts), not for the
+  // script: V8 defines it as a property that cannot be deleted, so it is overwritten.
+  /** @type {unknown} */
+  const gc = getGlobal(globalThis, 'gc');
+  const collectGarbage = typeof gc === 'function' ? /** @type {(options: object) => void} */ (gc) : undefined;
+  if (collectGarbage) defineProperty(globalThis, 'gc', { value: undefined, writable: false });
 
   // ---- the host's controls ------------------------------------------------------------------
   function report() {
@@ -543,6 +550,10 @@ function install(setupJson) {
       deliver(delivery.outcomes);
     },
     report,
+    /** A full collection of the isolate's heap, which the host asks for after a round that moved large values. */
+    collect() {
+      collectGarbage?.({ type: 'major', execution: 'sync' });
+    },
   };
 }
 

@@ -35,7 +35,7 @@ async function bareGlobals(): Promise<Globals> {
 }
 
 describe('guest runtimes define the one list of sandbox globals', () => {
-  it('the execute runtime: SCRIPT_GLOBALS, plus one client per provider', async () => {
+  it('the execute runtime: SCRIPT_GLOBALS, plus one client per provider (and gc, emptied)', async () => {
     const { report } = await ScriptSession.open({
       job: RunnableJob.parse({ jobId: 'job-globals', code: `async () => ${GLOBALS}` }),
       providers: [{ name: 'crm' }, { name: 'weather', tools: ['forecast'] }],
@@ -46,7 +46,7 @@ describe('guest runtimes define the one list of sandbox globals', () => {
     const globals = (report.outcome as { value: Globals }).value;
     const bare = await bareGlobals();
     const defined = Object.keys(globals).filter((name) => !(name in bare) || (globals[name] && !bare[name]));
-    expect(defined.sort()).toEqual([...SCRIPT_GLOBALS, 'crm', 'weather'].sort());
+    expect(defined.sort()).toEqual([...SCRIPT_GLOBALS, 'crm', 'weather', 'gc'].sort());
   });
 
   it('the search runtime: SEARCH_GLOBALS', async () => {
@@ -63,7 +63,7 @@ describe('guest runtimes define the one list of sandbox globals', () => {
 
   it('the config refuses a provider named like a sandbox global', () => {
     const provider = { openapi: 'spec.json', baseUrl: 'http://127.0.0.1:1' };
-    for (const name of ['checkpoint', 'resume', 'CSV', 'spec', 'step', 'JSON']) {
+    for (const name of ['checkpoint', 'resume', 'CSV', 'spec', 'step', 'JSON', 'gc']) {
       expect(() => parseConfig({ providers: { [name]: provider } }, undefined, {}), name).toThrow(
         /reserved by the sandbox/,
       );

@@ -7,7 +7,7 @@ import { effectLabel } from '../../core/effects.ts';
 import { RunnableJob, type EffectOutcome, type ReplayRound, type RoundReport } from '../../core/journal.ts';
 import { SandboxLimits } from '../../core/limits.ts';
 import { SHEET_COLUMNS, sheetRow } from '../../demo-apis/sheets.ts';
-import { effectKey, ScriptSession } from '../../sandbox/session.ts';
+import { effectKey, LARGE_ROUND_CHARS, ScriptSession } from '../../sandbox/session.ts';
 
 function job(code: string, limits: Partial<SandboxLimits> = {}): RunnableJob {
   return RunnableJob.parse({ jobId: 'job-test', code, input: { n: 3 }, limits: SandboxLimits.parse(limits) });
@@ -278,6 +278,7 @@ describe('script sandbox', () => {
         for (const [name, f] of Object.entries({
           process: () => typeof process, require: () => typeof require, ctor: () => this.constructor.constructor('return typeof process')(),
           fetch: () => typeof fetch, setTimeout: () => typeof setTimeout, controls: () => typeof __dcmControls + typeof __dcmInstall + typeof __dcmMain,
+          gc: () => typeof gc + typeof globalThis.gc,
         })) { try { probes[name] = f(); } catch (e) { probes[name] = e.name; } }
         return probes;
       }`,
@@ -290,7 +291,29 @@ describe('script sandbox', () => {
       fetch: 'undefined',
       setTimeout: 'undefined',
       controls: 'undefinedundefinedundefined',
+      gc: 'undefinedundefined',
     });
+  });
+
+  it('tells the host once about a round that moved large values, and the script goes on after the collection', async () => {
+    const { session } = await ScriptSession.open({
+      job: job(`async () => {
+        const big = await crm.request({ method: 'GET', path: '/export' });
+        const n = big.length;
+        const again = await crm.request({ method: 'GET', path: '/count' });
+        return { n, again };
+      }`),
+      providers: [{ name: 'crm' }],
+      rounds: [],
+      now: 1_000,
+    });
+    expect(session.takeLargeRound()).toBe(false);
+    const large = await session.deliver([{ ok: true, value: 'x'.repeat(LARGE_ROUND_CHARS) }], 2_000);
+    expect(large.effects).toHaveLength(1);
+    expect([session.takeLargeRound(), session.takeLargeRound()]).toEqual([true, false]);
+    const end = await session.deliver([{ ok: true, value: 7 }], 3_000);
+    expect(end.outcome).toEqual({ kind: 'returned', value: { n: LARGE_ROUND_CHARS, again: 7 } });
+    expect(session.takeLargeRound()).toBe(false);
   });
 
   it('parses and writes RFC 4180 CSV: quotes, commas, newlines, CRLF, a BOM', async () => {
