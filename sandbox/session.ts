@@ -88,6 +88,7 @@ interface Controls {
   start: ivm.Reference;
   deliver: ivm.Reference;
   report: ivm.Reference;
+  stepJson: ivm.Reference;
   collect: ivm.Reference;
 }
 
@@ -157,6 +158,7 @@ export class ScriptSession {
         start: await control('start'),
         deliver: await control('deliver'),
         report: await control('report'),
+        stepJson: await control('stepJson'),
         collect: await control('collect'),
       };
       await context.eval('delete globalThis.__dcmControls');
@@ -257,34 +259,48 @@ export class ScriptSession {
    * the report. Sandbox failures end the script.
    */
   private async run(call: () => Promise<unknown>, delivered: number): Promise<RoundReport> {
-    let text: unknown;
-    try {
-      await call();
-      text = await this.controls.report.apply(undefined, [], { timeout: this.limits.roundTimeoutMs });
-    } catch (e) {
-      return this.fail(
+    const failed = (e: unknown) =>
+      this.fail(
         sandboxFailure(e, this.isolate, {
           ...SCRIPT_LIMIT_WORDING,
           memoryMb: this.limits.memoryMb,
           timeoutMs: this.limits.roundTimeoutMs,
         }),
       );
+    let text: unknown;
+    try {
+      await call();
+      text = await this.controls.report.apply(undefined, [], { timeout: this.limits.roundTimeoutMs });
+    } catch (e) {
+      return failed(e);
     }
-    const large = typeof text === 'string' && delivered + text.length >= LARGE_ROUND_CHARS;
+    let parsed: ReportText;
+    try {
+      parsed = parseReportText(text);
+    } catch (e) {
+      return this.fail(refusedReport(e));
+    }
+    // Each step's JSON crosses as a string of its own: escaped inside the report it would be copied
+    // twice more (the report's text in both heaps), and parsed out of it on this side.
+    let stepJson: unknown[];
+    try {
+      stepJson = [];
+      for (let k = 0; k < parsed.steps.length; k++)
+        stepJson.push(await this.controls.stepJson.apply(undefined, [k], { timeout: this.limits.roundTimeoutMs }));
+    } catch (e) {
+      return failed(e);
+    }
+    const moved = stepJson.reduce<number>((n, json) => n + (typeof json === 'string' ? json.length : 0), delivered);
+    const large = moved + parsed.length >= LARGE_ROUND_CHARS;
     if (large) this.largeRound = true;
     let report: RoundReport;
     try {
-      report = parseReport(text);
+      report = RoundReport.parse({
+        ...parsed.report,
+        steps: parsed.steps.map((s, k) => ({ ...s, json: stepJson[k] })),
+      });
     } catch (e) {
-      // The guest wrote the report: whatever is wrong with it is the script's doing and ends only its job.
-      const reason =
-        e instanceof Error && e.name === 'ZodError' ? 'it is not shaped like a report' : (e as Error).message;
-      return this.fail(
-        productError(
-          'SandboxReportError',
-          `The sandbox's report of this round was refused (${reason}). The script may have replaced built-ins the runtime relies on (JSON, Object.prototype.toJSON, Array.prototype), or passed a value nested too deeply.`,
-        ),
-      );
+      return this.fail(refusedReport(e));
     }
     if (!report.outcome && report.effects.length > this.limits.maxEffectsPerRound) {
       return this.fail(
@@ -340,7 +356,14 @@ function contextWithGc(isolate: ivm.Isolate): ivm.Context {
   }
 }
 
-function parseReport(text: unknown): RoundReport {
+/** A report as the guest wrote it: its steps without their JSON (see run()), and its length. */
+interface ReportText {
+  report: object;
+  steps: object[];
+  length: number;
+}
+
+function parseReportText(text: unknown): ReportText {
   if (typeof text !== 'string')
     throw new Error('sandbox runtime returned no report; the script may have replaced its globals');
   if (text.length > MAX_REPORT_BYTES) {
@@ -348,7 +371,19 @@ function parseReport(text: unknown): RoundReport {
       `the script produced a round of ${text.length} bytes (limit ${MAX_REPORT_BYTES}); keep request bodies and step values smaller`,
     );
   }
-  return RoundReport.parse(JSON.parse(text));
+  const report: unknown = JSON.parse(text);
+  if (typeof report !== 'object' || report === null) throw new Error('it is not an object');
+  const { steps } = report as { steps?: unknown };
+  return { report, steps: Array.isArray(steps) ? (steps as object[]) : [], length: text.length };
+}
+
+/** The guest wrote the report: whatever is wrong with it is the script's doing and ends only its job. */
+function refusedReport(e: unknown): CataloguedError {
+  const reason = e instanceof Error && e.name === 'ZodError' ? 'it is not shaped like a report' : (e as Error).message;
+  return productError(
+    'SandboxReportError',
+    `The sandbox's report of this round was refused (${reason}). The script may have replaced built-ins the runtime relies on (JSON, Object.prototype.toJSON, Array.prototype), or passed a value nested too deeply.`,
+  );
 }
 
 /**

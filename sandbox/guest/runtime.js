@@ -2,8 +2,8 @@
 /**
  * The execute sandbox's runtime. Runs INSIDE the isolate, before the user's script: it defines the
  * globals a script sees (SCRIPT_GLOBALS of core/globals.ts, plus one client per provider) and the
- * controls the host drives with JSON text only: start() → report, deliver(json) → report, and
- * collect() for a garbage collection. No host object ever enters the isolate; effects are requests
+ * controls the host drives with JSON text only: start() → report, deliver(json) → report (and
+ * stepJson(k) for each step's JSON), and collect() for a garbage collection. No host object ever enters the isolate; effects are requests
  * the host reads out of the report after the isolate has gone quiet (every pending promise waits
  * on an effect).
  *
@@ -137,6 +137,8 @@ function install(setupJson) {
   let inFlight = [];
   /** @type {GuestStep[]} */
   let newSteps = [];
+  /** @type {string[]} the JSON of the last report's steps, which the host takes with stepJson() */
+  let reportedSteps = [];
   let stepCount = 0;
   /** @type {Map<number, string>} index → name of steps whose body has not settled yet */
   const openSteps = new Map();
@@ -494,9 +496,12 @@ function install(setupJson) {
       };
       outcome = { kind: 'threw', error };
     }
-    // Step values stay JSON text (strings in the report): the host stores a large one as it is.
+    // Step values stay JSON text, and each crosses to the host as a string of its own (stepJson),
+    // not escaped inside the report: the host stores a large one as it is.
+    reportedSteps = newSteps.map((step) => step.json);
+    const steps = newSteps.map(({ index, name }) => ({ index, name, json: '' }));
     /** @type {RoundReport} */
-    const report = { effects: issued, steps: newSteps, logs, droppedLogs, progress: progressState, outcome };
+    const report = { effects: issued, steps, logs, droppedLogs, progress: progressState, outcome };
     const entries = ledger.takeReport();
     if (entries) report.ledger = entries;
     if (setup.preview) report.plans = plans;
@@ -550,6 +555,10 @@ function install(setupJson) {
       deliver(delivery.outcomes);
     },
     report,
+    /** @param {number} k the JSON of the last report's k-th step (its `json` there is empty) */
+    stepJson(k) {
+      return reportedSteps[k];
+    },
     /** A full collection of the isolate's heap, which the host asks for after a round that moved large values. */
     collect() {
       collectGarbage?.({ type: 'major', execution: 'sync' });
