@@ -3,9 +3,9 @@
  * The execute sandbox's runtime. Runs INSIDE the isolate, before the user's script: it defines the
  * globals a script sees (SCRIPT_GLOBALS of core/globals.ts, plus one client per provider) and the
  * controls the host drives with JSON text only: start() → report, deliver(json) → report (and
- * stepJson(k) for each step's JSON), and collect() for a garbage collection. No host object ever enters the isolate; effects are requests
- * the host reads out of the report after the isolate has gone quiet (every pending promise waits
- * on an effect).
+ * stepJson(k) for each step's JSON), and collect() for a garbage collection. No host object ever
+ * enters the isolate; effects are requests the host reads out of the report after the isolate has
+ * gone quiet (every pending promise waits on an effect).
  *
  * The builtins the runtime relies on are captured before the script runs, so a script that
  * overwrites JSON or Promise.prototype.then breaks only its own job, and the host validates every
