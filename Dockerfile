@@ -43,5 +43,7 @@ RUN node --no-node-snapshot -e "require('isolated-vm'); require('@swc/core'); re
  && mkdir -p /var/lib/durable-codemode && chown node:node /var/lib/durable-codemode
 # The code stays root-owned and read-only to the process.
 USER node
-ENTRYPOINT ["node", "--no-node-snapshot", "dist/js/cli/main.js"]
+# The worker's young generation cap (cli/worker-memory.ts, WORKER_NODE_FLAG) given at start, so the
+# worker need not re-execute itself to take it; `serve` holds little and runs as well with it.
+ENTRYPOINT ["node", "--no-node-snapshot", "--max-semi-space-size=8", "dist/js/cli/main.js"]
 CMD ["worker"]

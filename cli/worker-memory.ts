@@ -20,6 +20,9 @@ export const WORKER_SEMI_SPACE_MB = 8;
 
 const FLAG = '--max-semi-space-size';
 
+/** The Node flag that caps it, for whoever starts a worker process. */
+export const WORKER_NODE_FLAG = `${FLAG}=${WORKER_SEMI_SPACE_MB}`;
+
 /** Re-executes this process with the young generation capped, unless it already is; returns only if it does not re-execute. */
 export function capYoungGeneration(): void {
   const given = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)];
@@ -27,5 +30,5 @@ export function capYoungGeneration(): void {
     return;
   if (typeof process.execve !== 'function') return;
   const [node, script, ...args] = process.argv;
-  process.execve(process.execPath, [node, ...process.execArgv, `${FLAG}=${WORKER_SEMI_SPACE_MB}`, script, ...args]);
+  process.execve(process.execPath, [node, ...process.execArgv, WORKER_NODE_FLAG, script, ...args]);
 }
