@@ -14,6 +14,7 @@ import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { DEMO_PORTS } from '../../demo-apis/index.ts';
 import { loadConfig } from '../../cli/config.ts';
+import { WORKER_NODE_FLAG } from '../../cli/worker-memory.ts';
 import { SOURCE_FOLDERS } from '../../scripts/layers.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -219,8 +220,9 @@ describe('docker-compose.yml', () => {
 
   it('gives the product services commands the CLI accepts', () => {
     const entrypoint = dockerfileInstruction('ENTRYPOINT');
-    // The compiled CLI, which the image's build step makes (cli/build.ts; its output is tested in compile.test.ts).
-    expect(entrypoint).toEqual(['node', '--no-node-snapshot', 'dist/js/cli/main.js']);
+    // The compiled CLI, which the image's build step makes (cli/build.ts; its output is tested in
+    // compile.test.ts), with the worker's young generation cap (so the worker does not re-execute).
+    expect(entrypoint).toEqual(['node', '--no-node-snapshot', WORKER_NODE_FLAG, 'dist/js/cli/main.js']);
     expect(read('Dockerfile')).toMatch(/^RUN [^\n]*(\\\n[^\n]*)*node --no-node-snapshot cli\/build\.ts/m);
     for (const [name, service] of productServices) {
       if (service.entrypoint) {
