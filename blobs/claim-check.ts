@@ -6,7 +6,6 @@ import type {
   BlobRef,
   EffectOutcome,
   JobInput,
-  Json,
   PlannedEffect,
   ReplayRound,
   Round,
@@ -14,6 +13,7 @@ import type {
   StepRecord,
   StepText,
 } from '../core/journal.ts';
+import type { Json } from '../core/json.ts';
 import type { BlobStore } from './store.ts';
 
 export class ClaimCheck {
