@@ -23,10 +23,16 @@ export function privacyOwner(job: JobInput): string | undefined {
   return job.privacy ? job.owner : undefined;
 }
 
-/** JSON with sorted object keys, so equal requests compare equal whatever their key order. */
+/**
+ * JSON with sorted object keys, so equal requests compare equal whatever their key order. An
+ * object whose keys are in order already is written as it is, not copied (the same text: a copy
+ * would list its keys in that order too).
+ */
 export function canonicalJson(value: unknown): string {
   return JSON.stringify(value, (_key, v: unknown) => {
     if (v === null || typeof v !== 'object' || Array.isArray(v)) return v;
+    const keys = Object.keys(v);
+    if (keys.every((key, i) => i === 0 || keys[i - 1] < key)) return v;
     return Object.fromEntries(
       Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
     );
