@@ -89,10 +89,11 @@ export interface ActivityDeps {
   /** Restores privacy tokens in the requests of jobs started with privacy on (whatever this worker's `enabled`). */
   privacy: Privacy;
   /**
-   * A full collection of this process's heap, run once an activity is through with a round that
-   * moved large values (sandbox/session.ts LARGE_ROUND_CHARS); without it V8 collects when it will.
+   * Told each time an activity is through with a round, and whether the round moved large values
+   * (sandbox/session.ts LARGE_ROUND_CHARS): the process collects its garbage when that pays
+   * (cli/process-memory.ts); without it V8 collects when it will.
    */
-  collectGarbage?: () => void;
+  afterRound?: (large: boolean) => void;
 }
 
 /** What jobs started by v0.1.0 pass to callProvider. */
@@ -239,10 +240,9 @@ export function createActivities(deps: ActivityDeps) {
     };
   }
 
-  /** Collects the host's garbage of `session`'s large rounds once the activity has returned (its result is on its way). */
+  /** Tells the process that an activity is through with `session`'s rounds (its garbage may be collected). */
   function collectAfter(session: ScriptSession): void {
-    const { collectGarbage } = deps;
-    if (session.takeLargeRound() && collectGarbage) setImmediate(collectGarbage);
+    deps.afterRound?.(session.takeLargeRound());
   }
 
   async function loadJournal(segments: BlobRef[], rounds: Round[]): Promise<ReplayRound[]> {

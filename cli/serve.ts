@@ -5,7 +5,7 @@ import { httpOptionsOf, mcpDeps, serveHttp } from './mcp-front.ts';
 import { portOption, UsageError, type Values } from './options.ts';
 import { loadRuntimeConfig } from './runtime-config.ts';
 import { onShutdown } from './shutdown.ts';
-import { releaseStartupMemory } from './startup-memory.ts';
+import { releaseStartupMemory } from './process-memory.ts';
 
 export async function run(values: Values): Promise<void> {
   if (Boolean(values.stdio) === Boolean(values.http))

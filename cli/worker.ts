@@ -5,7 +5,7 @@ import { checkCredentials } from './credentials.ts';
 import type { Values } from './options.ts';
 import { loadRuntimeConfig } from './runtime-config.ts';
 import { onShutdown } from './shutdown.ts';
-import { collectGarbage, releaseStartupMemory, takeCollector } from './startup-memory.ts';
+import { afterRound, releaseStartupMemory, takeCollector } from './process-memory.ts';
 import { installWorkerLogging } from './worker-logging.ts';
 
 export async function run(values: Values): Promise<void> {
@@ -13,7 +13,7 @@ export async function run(values: Values): Promise<void> {
   checkCredentials(config.providers);
   installWorkerLogging();
   const connection = await connectWorker(config.temporal);
-  const worker = await startWorker(config, connection, { beforePolling: takeCollector, collectGarbage });
+  const worker = await startWorker(config, connection, { beforePolling: takeCollector, afterRound });
   console.error(
     `worker polling task queue "${config.temporal.taskQueue}" (sessions on "${worker.sessionTaskQueue}") at ${config.temporal.address}, namespace ${config.temporal.namespace}; providers: ${Object.keys(config.providers).join(', ')}`,
   );

@@ -44,14 +44,14 @@ export interface WorkerSettings {
 export interface StartOptions {
   /** Called once the workers exist, just before they poll (no job has run in this process yet). */
   beforePolling?: () => void;
-  /** A full collection of this process's heap, after a round that moved large values (ActivityDeps). */
-  collectGarbage?: () => void;
+  /** Told after each round whether it moved large values: the process may collect its garbage (ActivityDeps). */
+  afterRound?: (large: boolean) => void;
 }
 
 export async function startWorker(
   config: WorkerSettings,
   connection: NativeConnection,
-  { beforePolling, collectGarbage }: StartOptions = {},
+  { beforePolling, afterRound }: StartOptions = {},
 ): Promise<RunningWorker> {
   const { namespace, taskQueue } = config.temporal;
   const sessionTaskQueue = `${taskQueue}/session/${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
@@ -69,7 +69,7 @@ export async function startWorker(
     blobThresholdBytes: config.blobs.thresholdBytes,
     validators: requestValidators(config.providers, specs),
     privacy: new Privacy(config.privacy, { store: blobs, codecKey: codecKeyFromEnv() }),
-    collectGarbage,
+    afterRound,
   });
   // On SIGTERM (a deploy), API calls in flight get this long to finish before they are cancelled;
   // live sessions end with the process and their jobs replay on another worker.
