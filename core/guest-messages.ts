@@ -40,6 +40,11 @@ export const GuestSetup = z.object({
   known: KnownItems,
   /** A dry run (job_resume preview): each() reports its plan and runs nothing. */
   preview: z.boolean(),
+  /**
+   * A step whose JSON is this long is large: the runtime collects its heap's garbage (the step's
+   * value among it) before it parses the copy the script gets (the host's LARGE_ROUND_CHARS).
+   */
+  largeStepChars: z.number().int().positive(),
   /** The limits the runtime enforces itself; the host enforces the others. */
   limits: SandboxLimits.pick({ maxStepBytes: true, maxCheckpointBytes: true, maxLogBytes: true }),
 });

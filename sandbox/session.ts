@@ -144,6 +144,7 @@ export class ScriptSession {
         known: options.known ?? {},
         preview: options.preview ?? false,
         recordedSteps: rounds[0]?.steps ?? [],
+        largeStepChars: LARGE_ROUND_CHARS,
         limits: { maxStepBytes, maxCheckpointBytes, maxLogBytes },
       };
       // References to the controls come from eval, then the global is removed so the script cannot

@@ -371,6 +371,11 @@ function install(setupJson) {
             );
           }
           newSteps.push({ index, name, json: text });
+          // The script gets a copy parsed from the JSON (what a replay gets). A large value goes
+          // first, so it and its copy do not fill the heap together (the 100,000-row import's parsed
+          // sheet).
+          value = undefined;
+          if (text.length >= setup.largeStepChars) collectGarbage?.({ type: 'major', execution: 'sync' });
           return parse(text);
         },
         (e) => {
