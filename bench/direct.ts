@@ -5,8 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { idempotencyKey } from '../core/effects.ts';
-import { RunnableJob } from '../core/journal.ts';
-import type { Json } from '../core/json.ts';
+import { RunnableJob, type Json } from '../core/journal.ts';
 import type { SandboxLimits } from '../core/limits.ts';
 import { performRequest } from '../providers/http-client.ts';
 import { effectKey, ScriptSession } from '../sandbox/session.ts';

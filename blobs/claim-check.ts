@@ -6,6 +6,7 @@ import type {
   BlobRef,
   EffectOutcome,
   JobInput,
+  Json,
   PlannedEffect,
   ReplayRound,
   Round,
@@ -13,7 +14,6 @@ import type {
   StepRecord,
   StepText,
 } from '../core/journal.ts';
-import type { Json } from '../core/json.ts';
 import type { BlobStore } from './store.ts';
 
 export class ClaimCheck {

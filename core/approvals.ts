@@ -9,7 +9,8 @@
  */
 import { z } from 'zod';
 import { configObject } from './config-object.ts';
-import { json } from './json.ts';
+
+const json = z.json();
 
 /**
  * The payload of `answerApproval` (ANSWER_APPROVAL in approval-policy.ts), as the Temporal UI or `temporal workflow update execute` sends it:

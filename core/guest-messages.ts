@@ -6,9 +6,10 @@
  */
 import { z } from 'zod';
 import { EffectOutcome, StepText } from './journal.ts';
-import { json } from './json.ts';
 import { KnownItems } from './ledger.ts';
 import { SandboxLimits } from './limits.ts';
+
+const json = z.json();
 
 /** A provider as the sandbox sees it: an HTTP API (`name.request()`) or an upstream MCP server (its tools). */
 export const SandboxProvider = z.object({

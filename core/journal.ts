@@ -9,9 +9,10 @@
 import { z } from 'zod';
 import { AnsweredApproval, JobApprovalSettings, PendingApproval } from './approvals.ts';
 import { configObject } from './config-object.ts';
-import { json, type Json } from './json.ts';
 import { EachPlan, LedgerReport, LedgerSummary } from './ledger.ts';
 import { SandboxLimits } from './limits.ts';
+
+const json = z.json();
 
 export const HttpMethod = z.enum(['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD']);
 
@@ -297,6 +298,7 @@ export const JobSummary = z.object({
  */
 export const FailureDetails = JobSummary.extend({ error: ScriptErrorInfo });
 
+export type Json = z.infer<typeof json>;
 export type BlobRef = z.infer<typeof BlobRef>;
 export type JournalEffect = z.infer<typeof JournalEffect>;
 export type PlannedEffect = z.infer<typeof PlannedEffect>;

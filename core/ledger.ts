@@ -7,7 +7,8 @@
  * workflow history sees only the counts and the first few failures.
  */
 import { z } from 'zod';
-import { json } from './json.ts';
+
+const json = z.json();
 
 /** The ledger an each() writes to when the script names none (`options.name`). */
 export const DEFAULT_LEDGER = 'items';

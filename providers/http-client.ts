@@ -3,8 +3,7 @@
  * are added and where the base URL is enforced: the sandbox can only ask, never reach the network.
  */
 import { INTERNAL_FAILURES, productError } from '../core/errors.ts';
-import type { EffectOutcome, HttpEffect } from '../core/journal.ts';
-import type { Json } from '../core/json.ts';
+import type { EffectOutcome, HttpEffect, Json } from '../core/journal.ts';
 import type { HttpProviderConfig, ProviderAuth } from './config.ts';
 
 /** A failure worth retrying (connection error, timeout, 408, 429, 5xx); the caller decides when. */

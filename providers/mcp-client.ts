@@ -5,8 +5,7 @@
  */
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { productError } from '../core/errors.ts';
-import type { EffectOutcome } from '../core/journal.ts';
-import type { Json } from '../core/json.ts';
+import type { EffectOutcome, Json } from '../core/journal.ts';
 import { PRODUCT_VERSION } from '../core/version.ts';
 import { authOf, TransientHttpError } from './http-client.ts';
 import type { McpProviderConfig } from './config.ts';

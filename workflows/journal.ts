@@ -1,8 +1,7 @@
 /** The attempt's journal as one run of the workflow holds it. */
 import * as wf from '@temporalio/workflow';
 import type { SharedActivities } from '../activities/index.ts';
-import type { BlobRef, DurableScriptInput, JournalParts, Round } from '../core/journal.ts';
-import type { Json } from '../core/json.ts';
+import type { BlobRef, DurableScriptInput, JournalParts, Json, Round } from '../core/journal.ts';
 
 // Saving waits out an outage of the blob store, heartbeating (activities/blob-store-waits.ts): each
 // attempt may wait half an hour, while a dead worker shows within the heartbeat timeout.

@@ -8,8 +8,7 @@
  * the host imports too, so it uses nothing but the language. The builtins it relies on are captured
  * when it loads, before any script runs: a script that replaces JSON or Error affects only itself.
  *
- * @import { ScriptErrorInfo } from '../../core/journal.ts'
- * @import { Json } from '../../core/json.ts'
+ * @import { Json, ScriptErrorInfo } from '../../core/journal.ts'
  */
 
 /** The file name user code is compiled under; its stack frames and syntax errors name it. */

@@ -411,7 +411,7 @@ function planOf(ledger, keys, before, reconcile) {
   return plan;
 }
 
-/** @param {unknown} value @returns {{ value?: import('../../core/json.ts').Json, valueBytes?: number }} */
+/** @param {unknown} value @returns {{ value?: import('../../core/journal.ts').Json, valueBytes?: number }} */
 function valueOf(value) {
   if (value === undefined) return {};
   let text;
@@ -423,7 +423,7 @@ function valueOf(value) {
   return text.length <= MAX_ENTRY_VALUE_BYTES ? { value: parseJson(text) } : { valueBytes: text.length };
 }
 
-/** @param {unknown} item @returns {{ item?: import('../../core/json.ts').Json }} */
+/** @param {unknown} item @returns {{ item?: import('../../core/journal.ts').Json }} */
 function itemOf(item) {
   try {
     const text = toJson(item, 'the item');

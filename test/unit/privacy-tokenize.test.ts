@@ -8,8 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { LocalBlobStore } from '../../blobs/local-store.ts';
-import type { HttpEffect, ToolEffect } from '../../core/journal.ts';
-import type { Json } from '../../core/json.ts';
+import type { HttpEffect, Json, ToolEffect } from '../../core/journal.ts';
 import { PrivacyConfig, restoresFor, unknownPrivacyProviders } from '../../privacy/config.ts';
 import { Privacy } from '../../privacy/privacy.ts';
 

@@ -18,6 +18,7 @@ import type {
   EffectOutcome,
   EffectRequest,
   FusedRound,
+  Json,
   MakeCallArgs,
   OpenSessionArgs,
   Round,
@@ -25,7 +26,6 @@ import type {
   RunRoundHereArgs,
   SettledCall,
 } from '../../core/journal.ts';
-import type { Json } from '../../core/json.ts';
 
 export interface FakeScript {
   /** The effects each round waits on, in order. */
