@@ -16,34 +16,36 @@ function garbage(bytes: number): void {
   arrays = undefined;
 }
 
+/**
+ * After a full collection, leaves `bytes` of garbage and ends a round: the heap used before the
+ * round's end, during it (synchronously after afterRound) and once the activity has returned.
+ */
+async function roundAfterGarbage(bytes: number, large: boolean) {
+  releaseStartupMemory();
+  garbage(bytes);
+  const before = used();
+  afterRound(large);
+  const during = used();
+  await turn();
+  return { before, during, after: used() };
+}
+
 describe('collections after rounds', () => {
   takeCollector();
 
   it('leaves small rounds to V8 while the heap has grown less than the threshold', async () => {
-    releaseStartupMemory();
-    garbage(HEAP_GROWTH_BYTES / 4);
-    const before = used();
-    afterRound(false);
-    await turn();
-    expect(used()).toBeGreaterThan(before - MB);
+    const { before, after } = await roundAfterGarbage(HEAP_GROWTH_BYTES / 4, false);
+    expect(after).toBeGreaterThan(before - MB);
   });
 
   it('collects once the heap has grown past the threshold since the last collection', async () => {
-    releaseStartupMemory();
-    garbage(HEAP_GROWTH_BYTES * 2);
-    const before = used();
-    afterRound(false);
-    expect(used()).toBeGreaterThan(before - MB); // not during the round: once the activity has returned
-    await turn();
-    expect(used()).toBeLessThan(before - HEAP_GROWTH_BYTES);
+    const { before, during, after } = await roundAfterGarbage(HEAP_GROWTH_BYTES * 2, false);
+    expect(during).toBeGreaterThan(before - MB); // not during the round: once the activity has returned
+    expect(after).toBeLessThan(before - HEAP_GROWTH_BYTES);
   });
 
   it('collects after a large round whatever the growth', async () => {
-    releaseStartupMemory();
-    garbage(HEAP_GROWTH_BYTES / 4);
-    const before = used();
-    afterRound(true);
-    await turn();
-    expect(used()).toBeLessThan(before - HEAP_GROWTH_BYTES / 8);
+    const { before, after } = await roundAfterGarbage(HEAP_GROWTH_BYTES / 4, true);
+    expect(after).toBeLessThan(before - HEAP_GROWTH_BYTES / 8);
   });
 });
