@@ -6,12 +6,12 @@
  * what it uses. A worker collects its start-up garbage once it polls: the collection (about 0.1 s)
  * does not delay its first poll. A worker also collects after rounds (afterRound).
  *
- * Node has no call for it: --expose-gc is on just long enough to take gc() from a fresh context,
- * once, before a worker polls (a context created meanwhile would get gc() too) and in `serve`,
- * which runs no jobs.
+ * Node has no call for it: gc() is taken from a fresh context created with it (core/expose-gc.ts),
+ * once, before a worker polls and in `serve`, which runs no jobs.
  */
 import v8 from 'node:v8';
 import vm from 'node:vm';
+import { withGcExposed } from '../core/expose-gc.ts';
 
 /**
  * How much the heap may grow over what the last full collection left before the worker collects
@@ -28,11 +28,7 @@ let usedAfterCollection = 0;
 let collectionDue = false;
 
 function v8Gc(): Gc {
-  if (!gc) {
-    v8.setFlagsFromString('--expose-gc');
-    gc = vm.runInNewContext('gc') as Gc;
-    v8.setFlagsFromString('--no-expose-gc');
-  }
+  gc ??= withGcExposed(() => vm.runInNewContext('gc') as Gc);
   return gc;
 }
 

@@ -9,10 +9,10 @@
  * the script asks for again, and their recorded outcomes are delivered instantly. Then it is live.
  */
 import { createHash } from 'node:crypto';
-import v8 from 'node:v8';
 import ivm from 'isolated-vm';
 import { canonicalJson, effectLabel } from '../core/effects.ts';
 import { productError, type CataloguedError } from '../core/errors.ts';
+import { withGcExposed } from '../core/expose-gc.ts';
 import type { GuestDelivery, GuestSetup, SandboxProvider } from '../core/guest-messages.ts';
 import type { KnownItems } from '../core/ledger.ts';
 import {
@@ -343,18 +343,9 @@ export class ScriptSession {
   }
 }
 
-/**
- * A context whose global has V8's gc(), which the guest runtime takes for collect() and hides from
- * the script. V8 adds it to contexts created while --expose-gc is set, a flag of the whole process,
- * so it is set only for this synchronous call.
- */
+/** A context whose global has V8's gc(), which the guest runtime takes for collect() and hides from the script. */
 function contextWithGc(isolate: ivm.Isolate): ivm.Context {
-  v8.setFlagsFromString('--expose-gc');
-  try {
-    return isolate.createContextSync();
-  } finally {
-    v8.setFlagsFromString('--no-expose-gc');
-  }
+  return withGcExposed(() => isolate.createContextSync());
 }
 
 /** A report as the guest wrote it: its steps without their JSON (see run()), and its length. */
