@@ -12,7 +12,8 @@
  *    worker lost after sending and before any response.
  * 3. Right before the bytes leave, the attempt checks it is still current (activities/attempt.ts).
  * 4. The outcome is recorded before the activity reports completion, so a Temporal restart, a
- *    partition or a kill after the response repeats nothing.
+ *    partition or a kill after the response repeats nothing (a fused round's sandbox may see it
+ *    meanwhile, nothing outside the process: see `recordAfter`).
  * 5. Failures the API returned are counted in the attempt record; only they use up the provider's
  *    retry.maximumAttempts, never a timed-out or lost attempt.
  * Reads (GET, HEAD) are sent again freely: they keep no outcome or intent.
@@ -20,6 +21,7 @@
  * Cancellation stops calls not yet sent; calls already sent get `cancelGraceMs` to land.
  */
 import { setTimeout as delay } from 'node:timers/promises';
+import { ApplicationFailure } from '@temporalio/activity';
 import type { z } from 'zod';
 import type { BlobStore } from '../blobs/store.ts';
 import type { ClaimCheck } from '../blobs/claim-check.ts';
@@ -32,7 +34,7 @@ import {
   type AttemptToken,
 } from '../core/call-records.ts';
 import { effectLabel } from '../core/effects.ts';
-import { productError } from '../core/errors.ts';
+import { INTERNAL_FAILURES, productError } from '../core/errors.ts';
 import type { CallResult, EffectOutcome, HttpEffect, ToolEffect } from '../core/journal.ts';
 import { type HttpProviderConfig, isMcpProvider, type ProviderConfig } from '../providers/config.ts';
 import { performRequest, TransientHttpError } from '../providers/http-client.ts';
@@ -70,11 +72,24 @@ export interface Call {
   fresh?: boolean;
   /** A job started with privacy on: its owner, whose vault restores the tokens in the request. */
   privacyOwner?: string;
+  /**
+   * Hand a write's result back as soon as the API answers, its outcome record still being written
+   * (CallEnd's `recorded`), for a caller that lets nothing leave the process until that settles (a
+   * fused round delivers it to the sandbox meanwhile). Otherwise the result comes back recorded.
+   */
+  recordAfter?: boolean;
 }
 
 /** How a call ended: with a result; due for a retry (a transient API failure under the limit); or unsettled by a cancellation. */
 export type CallEnd =
-  | { result: CallResult }
+  | {
+      result: CallResult;
+      /**
+       * With `recordAfter`: settles once the outcome is recorded. It rejects when the record could not
+       * be written, or another attempt recorded a different outcome first: then `result` must not be used.
+       */
+      recorded?: Promise<void>;
+    }
   | { retry: { message: string; status?: number; retryAfterMs?: number; /** API failures so far. */ failures: number } }
   | { unsettled: 'not sent' | 'no answer' };
 
@@ -194,7 +209,19 @@ export class Calls {
       };
     }
     const result: CallResult = { outcome, ...(uncertain ? { uncertain: true as const } : {}) };
-    return { result: write ? await this.recordOutcome(names.outcome, attempt, result) : result };
+    if (!write) return { result };
+    const recording = this.recordOutcome(names.outcome, attempt, result);
+    if (!call.recordAfter) return { result: await recording };
+    const kept = recording.then((recorded) => {
+      if (recorded !== result)
+        throw ApplicationFailure.retryable(
+          `another attempt recorded the outcome of ${effectLabel(call.request)} first; this attempt's answer is not the call's`,
+          INTERNAL_FAILURES.StaleAttempt,
+        );
+    });
+    // Handled here too: a caller that fails before it waits for the record must not crash the worker.
+    kept.catch(() => undefined);
+    return { result, recorded: kept };
   }
 
   /**
@@ -279,7 +306,7 @@ export class Calls {
 
   /**
    * Records the outcome unless another attempt got there first; then the recorded one is the answer
-   * (a failure recorded before a job_resume is replaced).
+   * (a failure recorded before a job_resume is replaced). Returns `result` itself when it was kept.
    */
   private async recordOutcome(name: string, attempt: CallAttempt, result: CallResult): Promise<CallResult> {
     const record: OutcomeRecord = { ...result, jobAttempt: attempt.token.job };

@@ -91,7 +91,15 @@ export function createRunRound(deps: RoundDeps) {
         maximumAttempts: args.maximumAttempts[request.provider] ?? 1,
         fresh: args.fresh,
         privacyOwner: args.privacyOwner,
+        recordAfter: true,
       });
+    }
+
+    /** The sandbox may have seen outcomes that are not the journal's: the job replays in a new session. */
+    function dropSession(reason: unknown): never {
+      sessions.remove(args.sessionId);
+      session.dispose();
+      throw reason;
     }
 
     return attempt.run(async () => {
@@ -108,24 +116,34 @@ export function createRunRound(deps: RoundDeps) {
       let seq = args.firstSeq;
       for (;;) {
         const ends = await Promise.all(live.waitingOn.map((effect, i) => runEffect(effect, seq + i)));
+        const recorded = Promise.all(ends.flatMap((end) => ('result' in end && end.recorded ? [end.recorded] : [])));
         const results = ends.flatMap((end) => ('result' in end ? [end.result] : []));
         if (results.length < ends.length) {
+          await recorded.catch((e: unknown) => dropSession(e));
           // Not delivered: the session waits, live, for the workflow to settle the round (unless the job is over).
           if (attempt.jobCancelled) session.dispose();
           else sessions.add(args.sessionId, session, live.waitingOn);
           return { rounds, stopped: await stopped(ends) };
         }
         const now = Date.now();
-        // The outcomes' blob writes (for history) overlap the sandbox's turn.
-        const [outcomes, report] = await Promise.all([
-          Promise.all(results.map((r) => claims.offloadOutcome(r.outcome))),
-          session
-            .deliver(
-              results.map((r) => r.outcome),
-              now,
-            )
-            .then((delivered) => deps.plan(args.sessionId, session, delivered, args.privacyOwner)),
+        // The sandbox's turn overlaps the outcomes' records and their blob writes (for history). Only
+        // the sandbox sees the outcomes before their records are in: its next calls and this
+        // activity's result wait for them, and an outcome not kept (another attempt's was) drops it.
+        const [records, turn] = await Promise.allSettled([
+          recorded,
+          Promise.all([
+            Promise.all(results.map((r) => claims.offloadOutcome(r.outcome))),
+            session
+              .deliver(
+                results.map((r) => r.outcome),
+                now,
+              )
+              .then((delivered) => deps.plan(args.sessionId, session, delivered, args.privacyOwner)),
+          ]),
         ]);
+        if (records.status === 'rejected') dropSession(records.reason);
+        if (turn.status === 'rejected') throw turn.reason;
+        const [outcomes, report] = turn.value;
         rounds.push({
           outcomes,
           uncertain: results.flatMap((r, i) => (r.uncertain ? [i] : [])),

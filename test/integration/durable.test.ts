@@ -2,8 +2,12 @@
  * execute() end to end on a real Temporal dev server, a real worker and the demo APIs as real
  * HTTP servers: inline results, long jobs polled to completion, parallel rounds, errors, replay.
  */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createBlobStore } from '../../blobs/index.ts';
+import { callRecordNames } from '../../core/call-records.ts';
 import {
   demoProvidersConfig,
   startCrmApi,
@@ -12,22 +16,48 @@ import {
   type SheetsApi,
 } from '../../demo-apis/index.ts';
 import { ScriptSyntaxError } from '../../sandbox/isolate.ts';
-import { eventually, finished, startInProcessStack, testConfig, type InProcessStack } from '../harness.ts';
+import {
+  eventually,
+  finished,
+  startInProcessStack,
+  testConfig,
+  writeOpenApiSpec,
+  type InProcessStack,
+} from '../harness.ts';
 
 let crm: CrmApi;
 let sheets: SheetsApi;
 let stack: InProcessStack;
+/** An API of the test's own: `POST /items` answers `{ id: 'sent' }` once `beforeAnswer` (if set) is through. */
+let items: Server;
+let itemRequests = 0;
+let beforeAnswer: ((idempotencyKey: string) => Promise<void>) | undefined;
 
 beforeAll(async () => {
   crm = await startCrmApi();
   sheets = await startSheetsApi({ sheets: { leads: 25 } });
-  stack = await startInProcessStack(testConfig({ providers: demoProvidersConfig({ crm, sheets }) }));
+  items = createServer((req, res) => {
+    itemRequests++;
+    req.resume();
+    void (beforeAnswer?.(String(req.headers['idempotency-key'])) ?? Promise.resolve()).then(() =>
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{"id":"sent"}'),
+    );
+  });
+  await new Promise<void>((resolve) => items.listen(0, '127.0.0.1', resolve));
+  const itemsApi = {
+    openapi: writeOpenApiSpec(['POST /items']),
+    baseUrl: `http://127.0.0.1:${(items.address() as AddressInfo).port}`,
+  };
+  stack = await startInProcessStack(
+    testConfig({ providers: { ...demoProvidersConfig({ crm, sheets }), items: itemsApi } }),
+  );
 });
 
 afterAll(async () => {
   await stack?.close();
   await crm?.close();
   await sheets?.close();
+  items?.close();
 });
 
 describe('execute', () => {
@@ -236,6 +266,34 @@ describe('execute', () => {
       (e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'openSession',
     );
     expect(replays.length).toBeGreaterThanOrEqual(2);
+  });
+
+  it('never lets a script keep an answer whose record another attempt beat: the round replays with the recorded outcome', async () => {
+    // A fused round hands the sandbox a write's answer while its outcome record is still being
+    // written. Here another attempt's outcome lands first (as from a thawed worker that sent the call too).
+    const store = createBlobStore(stack.config.blobs, stack.config.dataDir);
+    let jobKnown!: (jobId: string) => void;
+    const jobId = new Promise<string>((resolve) => (jobKnown = resolve));
+    const recorded = { outcome: { ok: true, value: { id: 'recorded' } }, jobAttempt: 1 };
+    beforeAnswer = async (key) => {
+      beforeAnswer = undefined;
+      await store.putRecord(callRecordNames.outcome(await jobId, key), Buffer.from(JSON.stringify(recorded)));
+    };
+    itemRequests = 0;
+    const started = await stack.jobs.execute({
+      code: `async () => (await items.request({ method: 'POST', path: '/items', body: {} })).id`,
+      waitSeconds: 0,
+    });
+    jobKnown(started.job_id);
+    const done = await finished(stack.jobs, started.job_id);
+    expect(done.status).toBe('completed');
+    expect(done.result).toBe('recorded');
+    expect(itemRequests).toBe(1);
+    const history = await stack.client.workflow.getHandle(started.job_id).fetchHistory();
+    const sessions = (history.events ?? []).filter(
+      (e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'openSession',
+    );
+    expect(sessions).toHaveLength(2);
   });
 
   it('reports an unknown job id clearly', async () => {

@@ -113,6 +113,28 @@ describe('the call path', () => {
     expect(received.get('job-1:0:k')).toBe(1);
   });
 
+  it('hands a write’s result back before its record when asked (recordAfter), and says when the record was not kept', async () => {
+    const c = calls();
+    const early = await c.call(attempt(1), { ...call('job-1:10:k'), recordAfter: true });
+    expect(resultOf(early)).toEqual({ outcome: { ok: true, value: { n: 1 } } });
+    await expect('result' in early && early.recorded).resolves.toBeUndefined();
+    expect(resultOf(await c.call(attempt(2), call('job-1:10:k')))).toEqual(resultOf(early));
+    expect(received.get('job-1:10:k')).toBe(1);
+
+    // Another attempt records its outcome while this one waits for the API's answer.
+    behaviour = { status: 201, holdMs: 300 };
+    const late = c.call(attempt(3), { ...call('job-1:11:k'), recordAfter: true });
+    const other = { outcome: { ok: true, value: { n: 'other' } }, jobAttempt: 1 };
+    await new Promise((r) => setTimeout(r, 100));
+    await store.putRecord(callRecordNames.outcome('job-1', 'job-1:11:k'), Buffer.from(JSON.stringify(other)));
+    const end = await late;
+    await expect('result' in end && end.recorded).rejects.toThrow(
+      /another attempt recorded the outcome of crm: POST \/leads first/,
+    );
+    // Without recordAfter the recorded outcome is the answer.
+    expect(resultOf(await c.call(attempt(4), call('job-1:11:k'))).outcome).toEqual(other.outcome);
+  });
+
   it('sends nothing from an attempt that stalled past its heartbeat timeout, or that a newer attempt superseded', async () => {
     const c = calls();
     await expect(c.call(attempt(5, { stale: true }), call('job-1:1:k'))).rejects.toThrow(/stale/);
