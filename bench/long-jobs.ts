@@ -306,7 +306,7 @@ async function main(): Promise<void> {
     console.log('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
     for (const i of imports) {
       console.log(
-        `| ${i.rows.toLocaleString('en')} | ${i.latencyMs} ms | ${seconds(i.directMs)} s | ${seconds(i.floorMs)} s (×${(i.floorMs / i.directMs).toFixed(1)}) | ${seconds(i.durableMs)} s | ×${i.ratio.toFixed(1)} | ×${i.floorRatio.toFixed(2)} | ${i.rounds} | ${mb(i.memory.startRss)} MB (${mb(i.memory.startPeakRss)} MB) | ${mb(i.memory.peakRss)} MB | ${mb(i.memory.sampledPeakRss)} MB | ${i.runs.length} | ${cell(
+        `| ${i.rows.toLocaleString('en')} | ${i.latencyMs} ms | ${seconds(i.directMs)} s | ${seconds(i.floorMs)} s (×${(i.floorMs / i.directMs).toFixed(2)}) | ${seconds(i.durableMs)} s | ×${i.ratio.toFixed(2)} | ×${i.floorRatio.toFixed(2)} | ${i.rounds} | ${mb(i.memory.startRss)} MB (${mb(i.memory.startPeakRss)} MB) | ${mb(i.memory.peakRss)} MB | ${mb(i.memory.sampledPeakRss)} MB | ${i.runs.length} | ${cell(
           i.runs.map((r) => r.events),
           String,
         )} | ${cell(
