@@ -575,7 +575,9 @@ export class JobService {
     let status = await this.describeStatus(handle, jobId);
     const waitMs = Math.min(waitSeconds * 1000, since + MAX_WAIT_SECONDS * 1000 - Date.now());
     if (status === 'RUNNING' && waitMs > 0) {
-      await this.waitForResult(handle, jobId, waitMs, watch);
+      const ended = await this.waitForResult(handle, jobId, waitMs, watch);
+      // The wait saw the job end and has its result: no second read of the job for the answer.
+      if (ended) return this.finishedView(handle, jobId, ended);
       status = await this.describeStatus(handle, jobId);
     }
     if (status === 'RUNNING') return this.runningView(handle, jobId);
@@ -720,25 +722,33 @@ export class JobService {
   /**
    * Waits for the workflow to close, or `ms`, whichever is first; the long poll is aborted either
    * way. With `watch`, the job's view is read and handed to it about every WATCH_INTERVAL_MS.
+   * Answers how the job ended, or undefined when the wait ran out or the result could not be read
+   * (then the caller describes the job again).
    */
-  private async waitForResult(handle: WorkflowHandle, jobId: string, ms: number, watch?: JobWatcher): Promise<void> {
+  private async waitForResult(
+    handle: WorkflowHandle<typeof durableScript>,
+    jobId: string,
+    ms: number,
+    watch?: JobWatcher,
+  ): Promise<JobEnd | undefined> {
     const abort = new AbortController();
     const deadline = Date.now() + ms;
-    // Closed with a failure, or aborted because the wait ran out: either way the caller describes again.
     const closed = this.client
       .withAbortSignal(abort.signal, () => handle.result())
       .then(
-        () => true,
-        () => !abort.signal.aborted,
+        (result): JobEnd => ({ result }),
+        (e: unknown): JobEnd | 'unread' => (e instanceof WorkflowFailedError ? { failure: e } : 'unread'),
       );
     try {
       for (;;) {
         const left = deadline - Date.now();
-        if (left <= 0) return;
-        const tick = delay(watch ? Math.min(WATCH_INTERVAL_MS, left) : left, false, { signal: abort.signal }).catch(
-          () => false,
-        );
-        if (await Promise.race([closed, tick])) return;
+        if (left <= 0) return undefined;
+        const tick = delay(watch ? Math.min(WATCH_INTERVAL_MS, left) : left, 'tick' as const, {
+          signal: abort.signal,
+        }).catch(() => 'tick' as const);
+        const next = await Promise.race([closed, tick]);
+        if (next === 'unread') return undefined;
+        if (next !== 'tick') return next;
         // Near the end, no more reads: the answer's own read of the state comes next.
         // A read while waiting never runs past the wait's end: the answer's own read comes after it.
         if (watch && deadline - Date.now() > WATCH_INTERVAL_MS)
@@ -769,21 +779,35 @@ export class JobService {
     }
   }
 
-  private async finishedView(handle: WorkflowHandle<typeof durableScript>, jobId: string): Promise<JobView> {
-    try {
-      const result: JobResult = await handle.result();
+  private async finishedView(
+    handle: WorkflowHandle<typeof durableScript>,
+    jobId: string,
+    ended?: JobEnd,
+  ): Promise<JobView> {
+    const end =
+      ended ??
+      (await handle.result().then(
+        (result): JobEnd => ({ result }),
+        (e: unknown): JobEnd => {
+          if (e instanceof WorkflowFailedError) return { failure: e };
+          throw e;
+        },
+      ));
+    if ('result' in end) {
+      const { result } = end;
       return { job_id: jobId, status: 'completed', ...summaryView(result), result: result.value };
-    } catch (e) {
-      if (!(e instanceof WorkflowFailedError)) throw e;
-      const view = failureView(jobId, e);
-      if (view.status !== 'cancelled') return view;
-      // A cancelled job's summary, and what it had in flight, are in the memo it left for job_resume.
-      const memo = (await handle.describe()).memo?.[RESUME_MEMO_KEY] as ResumeMemo | undefined;
-      if (!memo?.summary) return view;
-      return { ...view, ...summaryView(memo.summary), ...(memo.inFlight?.length ? { in_flight: memo.inFlight } : {}) };
     }
+    const view = failureView(jobId, end.failure);
+    if (view.status !== 'cancelled') return view;
+    // A cancelled job's summary, and what it had in flight, are in the memo it left for job_resume.
+    const memo = (await handle.describe()).memo?.[RESUME_MEMO_KEY] as ResumeMemo | undefined;
+    if (!memo?.summary) return view;
+    return { ...view, ...summaryView(memo.summary), ...(memo.inFlight?.length ? { in_flight: memo.inFlight } : {}) };
   }
 }
+
+/** How an ended job's workflow closed: its result, or the failure its result() threw. */
+type JobEnd = { result: JobResult } | { failure: WorkflowFailedError };
 
 function failureView(jobId: string, e: WorkflowFailedError): JobView {
   const cause = e.cause;
