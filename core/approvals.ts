@@ -9,8 +9,7 @@
  */
 import { z } from 'zod';
 import { configObject } from './config-object.ts';
-
-const json = z.json();
+import { JsonValue as json } from './json-value.ts';
 
 /**
  * The payload of `answerApproval` (ANSWER_APPROVAL in approval-policy.ts), as the Temporal UI or `temporal workflow update execute` sends it:

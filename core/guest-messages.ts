@@ -8,8 +8,7 @@ import { z } from 'zod';
 import { EffectOutcome, StepText } from './journal.ts';
 import { KnownItems } from './ledger.ts';
 import { SandboxLimits } from './limits.ts';
-
-const json = z.json();
+import { JsonValue as json } from './json-value.ts';
 
 /** A provider as the sandbox sees it: an HTTP API (`name.request()`) or an upstream MCP server (its tools). */
 export const SandboxProvider = z.object({

@@ -11,8 +11,7 @@ import { AnsweredApproval, JobApprovalSettings, PendingApproval } from './approv
 import { configObject } from './config-object.ts';
 import { EachPlan, LedgerReport, LedgerSummary } from './ledger.ts';
 import { SandboxLimits } from './limits.ts';
-
-const json = z.json();
+import { JsonValue as json } from './json-value.ts';
 
 export const HttpMethod = z.enum(['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD']);
 

@@ -7,8 +7,7 @@
  * workflow history sees only the counts and the first few failures.
  */
 import { z } from 'zod';
-
-const json = z.json();
+import { JsonValue as json } from './json-value.ts';
 
 /** The ledger an each() writes to when the script names none (`options.name`). */
 export const DEFAULT_LEDGER = 'items';

@@ -10,6 +10,7 @@
  */
 import { createHash } from 'node:crypto';
 import ivm from 'isolated-vm';
+import type { z } from 'zod';
 import { canonicalJson, effectLabel } from '../core/effects.ts';
 import { productError, type CataloguedError } from '../core/errors.ts';
 import { withGcExposed } from '../core/expose-gc.ts';
@@ -371,7 +372,11 @@ function parseReportText(text: unknown): ReportText {
 
 /** The guest wrote the report: whatever is wrong with it is the script's doing and ends only its job. */
 function refusedReport(e: unknown): CataloguedError {
-  const reason = e instanceof Error && e.name === 'ZodError' ? 'it is not shaped like a report' : (e as Error).message;
+  // A value that is not JSON says why (e.g. nested too deeply); any other mismatch is the report's shape.
+  const reason =
+    e instanceof Error && e.name === 'ZodError'
+      ? ((e as z.ZodError).issues.find((issue) => issue.code === 'custom')?.message ?? 'it is not shaped like a report')
+      : (e as Error).message;
   return productError(
     'SandboxReportError',
     `The sandbox's report of this round was refused (${reason}). The script may have replaced built-ins the runtime relies on (JSON, Object.prototype.toJSON, Array.prototype), or passed a value nested too deeply.`,
