@@ -18,7 +18,7 @@ const copying = z.json();
 
 type Json = z.infer<typeof copying>;
 
-/** What a walk found: nothing to change, a `__proto__` key to drop, or why the value is no JSON. */
+/** What a walk found: nothing to change, a `__proto__` key to drop, or why the value is not JSON. */
 type Walked = 'clean' | 'proto' | { refused: string };
 
 function walk(value: unknown, depth: number): Walked {
