@@ -70,7 +70,10 @@ ${CONFIG_HELP}
       'sheets-port': { type: 'string' },
       'temporal-address': { type: 'string' },
     },
-    run: () => import('./dev.ts'),
+    run: () => {
+      capYoungGeneration();
+      return import('./dev.ts');
+    },
   },
   worker: {
     summary: 'run a worker against an existing Temporal server',

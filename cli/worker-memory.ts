@@ -2,10 +2,11 @@
  * A memory setting of the worker that V8 takes only when a process starts: the size of its young
  * generation. Node sizes it by the machine's memory (64 MiB semi-spaces on a host with 16 GiB or
  * more), and a worker running jobs grows it to that and keeps it committed: 128 MiB of RSS for
- * short-lived objects, more than the worker's whole live heap. The worker command caps it by
- * re-executing itself once with the flag, before it loads anything else (process.execve keeps the
- * process id, its output and its environment, so a supervisor, a container runtime or a test
- * harness still sees one process and signals it as before).
+ * short-lived objects, more than the worker's whole live heap. The commands that run a worker
+ * (`worker`, and `dev`, which runs one in its process) cap it by re-executing themselves once with
+ * the flag, before they load anything else (process.execve keeps the process id, its output and
+ * its environment, so a supervisor, a container runtime or a test harness still sees one process and
+ * signals it as before).
  *
  * A cap the operator gave (--max-semi-space-size in NODE_OPTIONS or on Node's command line) is
  * kept. Where process.execve is missing (Node before 22.15 or 23.11, Windows), the worker runs with
