@@ -2,8 +2,9 @@
  * A script session: one isolate running one job's script, advanced round by round.
  *
  * The host never calls into the script directly. It calls the guest runtime's controls (start,
- * deliver, report) with JSON strings; after each call isolated-vm has drained the microtask queue,
- * so the script is quiescent and the report lists exactly the effects it now waits on.
+ * deliver, report) with JSON strings (long strings beside them: messageArguments); after each call
+ * isolated-vm has drained the microtask queue, so the script is quiescent and the report lists
+ * exactly the effects it now waits on.
  *
  * A session opened with a journal replays it first: each recorded round's effects must match what
  * the script asks for again, and their recorded outcomes are delivered instantly. Then it is live.
@@ -31,6 +32,7 @@ import {
   SCRIPT_LIMIT_WORDING,
   sandboxFailure,
 } from './isolate.ts';
+import { messageArguments } from './guest/common.js';
 
 /** A report bigger than this is refused: large data belongs in step values kept off history (blob store). */
 const MAX_REPORT_BYTES = 256 * 1024 * 1024;
@@ -151,8 +153,9 @@ export class ScriptSession {
       // References to the controls come from eval, then the global is removed so the script cannot
       // reach them. (A reference obtained with Reference.get() blocks Node's thread on apply, so the
       // time limit could never fire.)
-      const setupJson = JSON.stringify(setup);
-      await context.evalClosure('globalThis.__dcmControls = __dcmInstall($0)', [setupJson], {
+      const setupMessage = messageArguments(setup);
+      const setupParameters = setupMessage.map((_, i) => `$${i}`).join(', ');
+      await context.evalClosure(`globalThis.__dcmControls = __dcmInstall(${setupParameters})`, setupMessage, {
         timeout: job.limits.roundTimeoutMs,
       });
       const control = (name: string) => context.eval(`__dcmControls.${name}`, { reference: true });
@@ -171,7 +174,7 @@ export class ScriptSession {
       await context.global.set('__dcmMain', main.derefInto());
       let report = await session.run(
         () => controls.start.apply(undefined, [], { timeout: job.limits.roundTimeoutMs }),
-        setupJson.length,
+        charsOf(setupMessage),
       );
       for (const [k, round] of rounds.entries()) {
         // A dry run stops where each() made its plan: from there on, the items would run live.
@@ -224,14 +227,14 @@ export class ScriptSession {
   ): Promise<RoundReport> {
     this.onDelivered?.(this.asked, outcomes);
     const delivery: GuestDelivery = { outcomes, now, replaying, steps: nextSteps };
-    const json = JSON.stringify(delivery);
+    const message = messageArguments(delivery);
     const report = await this.run(
       () =>
-        this.controls.deliver.apply(undefined, [json], {
+        this.controls.deliver.apply(undefined, message, {
           arguments: { copy: true },
           timeout: this.limits.roundTimeoutMs,
         }),
-      json.length,
+      charsOf(message),
     );
     this.roundsDelivered++;
     return report;
@@ -292,8 +295,9 @@ export class ScriptSession {
     } catch (e) {
       return failed(e);
     }
-    const moved = stepJson.reduce<number>((n, json) => n + (typeof json === 'string' ? json.length : 0), delivered);
-    const large = moved + parsed.length >= LARGE_ROUND_CHARS;
+    const moved =
+      stepJson.reduce<number>((n, json) => n + (typeof json === 'string' ? json.length : 0), delivered) + parsed.length;
+    const large = moved >= LARGE_ROUND_CHARS;
     if (large) this.largeRound = true;
     let report: RoundReport;
     try {
@@ -342,6 +346,11 @@ export class ScriptSession {
     this.dispose();
     return { effects: [], steps: [], logs: [], droppedLogs: 0, progress: null, outcome: { kind: 'threw', error } };
   }
+}
+
+/** How many characters a control call's arguments hand the sandbox. */
+function charsOf(message: string[]): number {
+  return message.reduce((n, text) => n + text.length, 0);
 }
 
 /** A context whose global has V8's gc(), which the guest runtime takes for collect() and hides from the script. */

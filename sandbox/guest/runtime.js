@@ -16,7 +16,7 @@
  * @import { CataloguedError, ErrorName } from '../../core/errors.ts'
  * @import { SCRIPT_GLOBALS } from '../../core/globals.ts'
  */
-import { describeThrown, errorInfo, parseJson as parse, scriptFrames, toJson } from './common.js';
+import { describeThrown, errorInfo, parseJson as parse, parseMessage, scriptFrames, toJson } from './common.js';
 import { createEach } from './each.js';
 
 const { stringify } = JSON;
@@ -122,10 +122,10 @@ function catalogued(name, message) {
 
 /**
  * Installs the runtime's globals from the host's setup and returns the host's controls.
- * @param {string} setupJson a GuestSetup
+ * @param {[json: string, pathsJson?: string, ...strings: string[]]} setupMessage a GuestSetup (see parseMessage)
  */
-function install(setupJson) {
-  const setup = /** @type {GuestSetup} */ (parse(setupJson));
+function install(...setupMessage) {
+  const setup = /** @type {GuestSetup} */ (parseMessage(...setupMessage));
   const { limits } = setup;
 
   // ---- state -------------------------------------------------------------------------------
@@ -551,9 +551,9 @@ function install(setupJson) {
           },
         );
     },
-    /** @param {string} json a GuestDelivery */
-    deliver(json) {
-      const delivery = /** @type {GuestDelivery} */ (parse(json));
+    /** @param {[json: string, pathsJson?: string, ...strings: string[]]} message a GuestDelivery (see parseMessage) */
+    deliver(...message) {
+      const delivery = /** @type {GuestDelivery} */ (parseMessage(...message));
       now = delivery.now;
       replaying = delivery.replaying;
       for (const step of delivery.steps) recordedSteps.set(step.index, step);

@@ -7,6 +7,7 @@ import { effectLabel } from '../../core/effects.ts';
 import { RunnableJob, type EffectOutcome, type ReplayRound, type RoundReport } from '../../core/journal.ts';
 import { SandboxLimits } from '../../core/limits.ts';
 import { SHEET_COLUMNS, sheetRow } from '../../demo-apis/sheets.ts';
+import { LONG_STRING_CHARS, messageArguments, parseMessage } from '../../sandbox/guest/common.js';
 import { effectKey, LARGE_ROUND_CHARS, ScriptSession } from '../../sandbox/session.ts';
 
 function job(code: string, limits: Partial<SandboxLimits> = {}): RunnableJob {
@@ -314,6 +315,61 @@ describe('script sandbox', () => {
     const end = await session.deliver([{ ok: true, value: 7 }], 3_000);
     expect(end.outcome).toEqual({ kind: 'returned', value: { n: LARGE_ROUND_CHARS, again: 7 } });
     expect(session.takeLargeRound()).toBe(false);
+  });
+
+  it('hands long strings into the sandbox whole, live and in a replay, wherever a message holds them', async () => {
+    const code = `async () => {
+      const text = await step('text', () => 'é"\\n'.repeat(${LONG_STRING_CHARS}));
+      const [a, b] = await Promise.all([
+        crm.request({ method: 'GET', path: '/a' }),
+        crm.request({ method: 'GET', path: '/b' }),
+      ]);
+      const describe = (s) => s.length + ':' + s.slice(0, 3) + s.slice(-3);
+      return {
+        text: describe(text),
+        body: describe(a.body),
+        rows: a.rows.map((r) => (typeof r === 'string' && r.length > 99 ? describe(r) : r)),
+        ownProto: Object.keys(a).includes('__proto__') && describe(a['__proto__']),
+        plainProto: Object.getPrototypeOf(a) === Object.prototype,
+        b: describe(b),
+      };
+    }`;
+    const long = (c: string) => `<${c.repeat(LONG_STRING_CHARS)}>`;
+    const answers: EffectOutcome[] = [
+      {
+        ok: true,
+        // An own "__proto__" key, as JSON.parse makes one from a response.
+        value: JSON.parse(`{"body":"${long('a')}","rows":["${long('r')}",1,"short"],"__proto__":"${long('p')}"}`),
+      },
+      { ok: true, value: long('b') },
+    ];
+    const expected = {
+      text: `${3 * LONG_STRING_CHARS}:é"\né"\n`,
+      body: `${LONG_STRING_CHARS + 2}:<aaaa>`,
+      rows: [`${LONG_STRING_CHARS + 2}:<rrrr>`, 1, 'short'],
+      ownProto: `${LONG_STRING_CHARS + 2}:<pppp>`,
+      plainProto: true,
+      b: `${LONG_STRING_CHARS + 2}:<bbbb>`,
+    };
+    const live = await runToEnd(code, (i) => answers[i]);
+    expect(live.outcome).toEqual({ kind: 'returned', value: expected });
+    // The step's JSON is replayed in the setup (first round) and the answers in a delivery.
+    const replay = await ScriptSession.open({
+      job: job(code),
+      providers: [{ name: 'crm' }],
+      rounds: live.rounds,
+      now: 9_000,
+    });
+    expect(replay.report.outcome).toEqual({ kind: 'returned', value: expected });
+  });
+
+  it("passes a message's long strings beside its JSON, and only those", () => {
+    const message = { a: [1, 'x'.repeat(LONG_STRING_CHARS)], b: { c: 'y'.repeat(LONG_STRING_CHARS - 1) } };
+    const args = messageArguments(message);
+    expect(args.slice(0, 2)).toEqual([JSON.stringify({ a: [1, null], b: message.b }), JSON.stringify([['a', 1]])]);
+    expect(args.slice(2)).toEqual([message.a[1]]);
+    expect(parseMessage(...(args as [string, string, ...string[]]))).toEqual(message);
+    expect(messageArguments({ a: 'short' })).toEqual([JSON.stringify({ a: 'short' })]);
   });
 
   it('parses and writes RFC 4180 CSV: quotes, commas, newlines, CRLF, a BOM', async () => {
