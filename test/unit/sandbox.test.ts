@@ -2,7 +2,7 @@
  * The script sandbox on its own (real isolated-vm, no Temporal): rounds, replay from a journal,
  * divergence, steps, determinism and the limits that end a script with a clear error.
  */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { effectLabel } from '../../core/effects.ts';
 import { RunnableJob, type EffectOutcome, type ReplayRound, type RoundReport } from '../../core/journal.ts';
 import { SandboxLimits } from '../../core/limits.ts';
@@ -315,6 +315,37 @@ describe('script sandbox', () => {
     const end = await session.deliver([{ ok: true, value: 7 }], 3_000);
     expect(end.outcome).toEqual({ kind: 'returned', value: { n: LARGE_ROUND_CHARS, again: 7 } });
     expect(session.takeLargeRound()).toBe(false);
+  });
+
+  it('collects the sandbox once every few MB that small rounds moved through it, not after each', async () => {
+    // Strings handed in live outside the sandbox's heap: V8, seeing a small heap, would keep them.
+    const collect = vi.spyOn(ScriptSession.prototype as unknown as { collectGarbage(): void }, 'collectGarbage');
+    try {
+      const { session } = await ScriptSession.open({
+        job: job(`async () => {
+          let n = 0;
+          for (;;) {
+            const page = await crm.request({ method: 'GET', path: '/page' });
+            if (page === null) return n;
+            n += page.length;
+          }
+        }`),
+        providers: [{ name: 'crm' }],
+        rounds: [],
+        now: 1_000,
+      });
+      const page = 'x'.repeat(100_000);
+      for (let i = 0; i < 90; i++) {
+        await session.deliver([{ ok: true, value: page }], 2_000 + i);
+        expect(session.takeLargeRound()).toBe(false);
+      }
+      // 90 rounds of 100,000 characters and a little more: twice LARGE_ROUND_CHARS, not three times.
+      expect(collect).toHaveBeenCalledTimes(2);
+      const end = await session.deliver([{ ok: true, value: null }], 3_000);
+      expect(end.outcome).toEqual({ kind: 'returned', value: 90 * page.length });
+    } finally {
+      collect.mockRestore();
+    }
   });
 
   it('hands long strings into the sandbox whole, live and in a replay, wherever a message holds them', async () => {
