@@ -6,7 +6,8 @@
  *     transient API failures are retried by Temporal, infrastructure failures without limit;
  *   - callProvider: the same call as jobs started by v0.1.0 schedule it;
  *   - saveJournal: store rounds as a journal segment, so they travel by reference;
- *   - forgetCalls: mark a completed job ended, and delete its call records after;
+ *   - forgetCalls: mark a completed job ended, and delete its call records after (run as a local
+ *     activity, on the worker of the workflow task);
  *   - previewResume: what job_resume would do, sending nothing but reads (preview.ts);
  *   - runRoundHere: runRound, offered to the worker that ran the workflow task (eager dispatch),
  *     declined at once when another worker holds the session, or failed as a lost session when

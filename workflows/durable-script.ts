@@ -43,10 +43,16 @@ export const APPROVAL_PHASE_PATCH = 'approval-phase';
 /** Fused rounds offered first to the worker running the workflow task (eager dispatch; fused.ts). */
 export const EAGER_ROUNDS_PATCH = 'eager-rounds';
 
-const { forgetCalls } = wf.proxyActivities<SharedActivities>({
-  startToCloseTimeout: '1 minute',
-  retry: { maximumAttempts: 5 },
-});
+/**
+ * A completed job's call records are forgotten in a local activity (release 0.4.0): it writes one
+ * record and leaves the deletion running, so it needs no activity task and workflow task of its own
+ * (about 10 ms off every completed job's end). Runs recorded before scheduled it as an activity.
+ */
+export const FORGET_LOCALLY_PATCH = 'forget-calls-locally';
+
+const FORGET_OPTIONS = { startToCloseTimeout: '1 minute', retry: { maximumAttempts: 5 } } as const;
+const { forgetCalls } = wf.proxyActivities<SharedActivities>(FORGET_OPTIONS);
+const { forgetCalls: forgetCallsLocally } = wf.proxyLocalActivities<SharedActivities>(FORGET_OPTIONS);
 
 export async function durableScript(input: DurableScriptInput): Promise<JobResult> {
   const { job } = input;
@@ -89,7 +95,7 @@ export async function durableScript(input: DurableScriptInput): Promise<JobResul
   // A completed job needs its call records no more (a failed or cancelled one keeps them for job_resume).
   if (engine.fused && state.effects > 0) {
     try {
-      await forgetCalls(job.jobId, job.attempt);
+      await (wf.patched(FORGET_LOCALLY_PATCH) ? forgetCallsLocally : forgetCalls)(job.jobId, job.attempt);
     } catch (e) {
       wf.log.warn('could not delete the call records of a completed job', { reason: (e as Error).message });
     }

@@ -122,10 +122,13 @@ describe('durableScript with stubbed activities, on the time-skipping test serve
       expect(calls.makeCall).toHaveLength(0);
       // Each call's idempotency key carries its position in the job (the two ran in parallel, in any order).
       expect(calls.callProvider.map((c) => c.idempotencyKey.split(':')[1]).sort()).toEqual(['0', '1', '2', '4']);
-      // The completed job's call records are deleted.
+      // The completed job's call records are deleted, by a local activity (no activity task of its own).
       expect(calls.forgetCalls).toEqual([(await handle.describe()).workflowId]);
 
       const events = (await handle.fetchHistory()).events ?? [];
+      const activityTypes = events.flatMap((e) => e.activityTaskScheduledEventAttributes?.activityType?.name ?? []);
+      expect(activityTypes).not.toContain('forgetCalls');
+      expect(events.filter((e) => e.markerRecordedEventAttributes?.markerName === 'core_local_activity')).toHaveLength(1);
       const summaries = events
         .filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'runRoundHere')
         .map((e) => defaultPayloadConverter.fromPayload(e.userMetadata!.summary!));
