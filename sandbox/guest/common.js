@@ -29,76 +29,6 @@ const { isArray } = Array;
 export const parseJson = /** @type {(text: string) => Json} */ (JSON.parse);
 const NativeError = Error;
 const NativeTypeError = TypeError;
-
-/**
- * A string this long in a message for the sandbox crosses as an argument of its own: escaped inside
- * the message's JSON it would be copied twice more (the JSON text on each side) and parsed again in
- * the sandbox, where isolated-vm hands a string argument over in one copy. (A CSV response, a
- * recorded step's JSON: megabytes, where this saves their size two or three times over at the peak.)
- */
-export const LONG_STRING_CHARS = 64 * 1024;
-
-/** @typedef {(string | number)[]} JsonPath the keys and indexes that lead to a value in a JSON value */
-
-/**
- * The host's side: a message (a JSON value) as the arguments of the control call that takes it:
- * its JSON text with each long string as null, then, if it has any, the JSON of their paths and the
- * strings themselves. parseMessage() is the sandbox's side.
- * @param {unknown} message
- * @returns {string[]}
- */
-export function messageArguments(message) {
-  /** @type {JsonPath[]} */
-  const paths = [];
-  /** @type {string[]} */
-  const strings = [];
-  /** @type {JsonPath} */
-  const path = [];
-  // The values JSON.stringify writes: array items, and objects' own enumerable string keys.
-  const walk = (/** @type {unknown} */ value) => {
-    if (typeof value === 'string') {
-      if (value.length >= LONG_STRING_CHARS) {
-        paths.push([...path]);
-        strings.push(value);
-      }
-    } else if (typeof value === 'object' && value !== null) {
-      const at = /** @type {Record<string, unknown>} */ (value);
-      for (const key of isArray(value) ? value.keys() : keys(value)) {
-        path.push(key);
-        walk(at[key]);
-        path.pop();
-      }
-    }
-  };
-  walk(message);
-  if (strings.length === 0) return [stringify(message)];
-  const json = stringify(message, (_key, /** @type {unknown} */ value) =>
-    typeof value === 'string' && value.length >= LONG_STRING_CHARS ? null : value,
-  );
-  return [json, stringify(paths), ...strings];
-}
-
-/**
- * The sandbox's side: the message messageArguments() made, its long strings back in their places.
- * @param {string} json
- * @param {string} [pathsJson]
- * @param {string[]} strings
- * @returns {Json}
- */
-export function parseMessage(json, pathsJson, ...strings) {
-  const message = parseJson(json);
-  if (pathsJson === undefined) return message;
-  const paths = /** @type {JsonPath[]} */ (parseJson(pathsJson));
-  for (let k = 0; k < paths.length; k++) {
-    const path = paths[k];
-    // The places of a JSON value's strings are in objects and arrays, which both index like this.
-    let holder = /** @type {Record<string | number, Json>} */ (message);
-    for (let i = 0; i < path.length - 1; i++) holder = /** @type {Record<string | number, Json>} */ (holder[path[i]]);
-    // Its place holds null, an own property (even under a key "__proto__"), which this sets.
-    holder[path[path.length - 1]] = strings[k];
-  }
-  return message;
-}
 const NativeRegExp = RegExp;
 
 const escapeRegExp = (/** @type {string} */ text) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
@@ -191,4 +121,74 @@ export function describeThrown(value) {
   } catch {
     return String(value);
   }
+}
+
+/**
+ * A string this long in a message for the sandbox crosses as an argument of its own: escaped inside
+ * the message's JSON it would be copied twice more (the JSON text on each side) and parsed again in
+ * the sandbox, where isolated-vm hands a string argument over in one copy. (A CSV response, a
+ * recorded step's JSON: megabytes, where this saves their size two or three times over at the peak.)
+ */
+export const LONG_STRING_CHARS = 64 * 1024;
+
+/** @typedef {(string | number)[]} JsonPath the keys and indexes that lead to a value in a JSON value */
+
+/**
+ * The host's side: a message (a JSON value) as the arguments of the control call that takes it:
+ * its JSON text with each long string as null, then, if it has any, the JSON of their paths and the
+ * strings themselves. parseMessage() is the sandbox's side.
+ * @param {unknown} message
+ * @returns {string[]}
+ */
+export function messageArguments(message) {
+  /** @type {JsonPath[]} */
+  const paths = [];
+  /** @type {string[]} */
+  const strings = [];
+  /** @type {JsonPath} */
+  const path = [];
+  // The values JSON.stringify writes: array items, and objects' own enumerable string keys.
+  const walk = (/** @type {unknown} */ value) => {
+    if (typeof value === 'string') {
+      if (value.length >= LONG_STRING_CHARS) {
+        paths.push([...path]);
+        strings.push(value);
+      }
+    } else if (typeof value === 'object' && value !== null) {
+      const at = /** @type {Record<string, unknown>} */ (value);
+      for (const key of isArray(value) ? value.keys() : keys(value)) {
+        path.push(key);
+        walk(at[key]);
+        path.pop();
+      }
+    }
+  };
+  walk(message);
+  if (strings.length === 0) return [stringify(message)];
+  const json = stringify(message, (_key, /** @type {unknown} */ value) =>
+    typeof value === 'string' && value.length >= LONG_STRING_CHARS ? null : value,
+  );
+  return [json, stringify(paths), ...strings];
+}
+
+/**
+ * The sandbox's side: the message messageArguments() made, its long strings back in their places.
+ * @param {string} json
+ * @param {string} [pathsJson]
+ * @param {string[]} strings
+ * @returns {Json}
+ */
+export function parseMessage(json, pathsJson, ...strings) {
+  const message = parseJson(json);
+  if (pathsJson === undefined) return message;
+  const paths = /** @type {JsonPath[]} */ (parseJson(pathsJson));
+  for (let k = 0; k < paths.length; k++) {
+    const path = paths[k];
+    // The places of a JSON value's strings are in objects and arrays, which both index like this.
+    let holder = /** @type {Record<string | number, Json>} */ (message);
+    for (let i = 0; i < path.length - 1; i++) holder = /** @type {Record<string | number, Json>} */ (holder[path[i]]);
+    // Its place holds null, an own property (even under a key "__proto__"), which this sets.
+    holder[path[path.length - 1]] = strings[k];
+  }
+  return message;
 }
