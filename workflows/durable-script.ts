@@ -50,6 +50,14 @@ export const EAGER_ROUNDS_PATCH = 'eager-rounds';
  */
 export const FORGET_LOCALLY_PATCH = 'forget-calls-locally';
 
+/**
+ * Every patch above in one marker (release 0.4.0): a run that has it uses them all. Temporal records
+ * each patch as a marker and an upsert of `TemporalChangeVersion` (a visibility write): four per
+ * job, three of them in its first workflow task, where one does. Runs recorded before have no such
+ * marker and decide each patch by its own, as they were recorded.
+ */
+export const RELEASE_0_4_PATCH = 'release-0.4';
+
 const FORGET_OPTIONS = { startToCloseTimeout: '1 minute', retry: { maximumAttempts: 5 } } as const;
 const { forgetCalls } = wf.proxyActivities<SharedActivities>(FORGET_OPTIONS);
 const { forgetCalls: forgetCallsLocally } = wf.proxyLocalActivities<SharedActivities>(FORGET_OPTIONS);
@@ -59,14 +67,16 @@ export async function durableScript(input: DurableScriptInput): Promise<JobResul
   const state = input.carried?.state ?? newJobState(job);
   state.runs++;
   wf.setHandler(jobStateQuery, () => state);
-  const attributes = wf.patched(FUSED_ROUNDS_PATCH) ? new JobAttributes() : undefined;
-  const approvals = new Approvals(job, state, attributes && wf.patched(APPROVAL_PHASE_PATCH) ? attributes : undefined);
+  const release = wf.patched(RELEASE_0_4_PATCH);
+  const patched = (patchId: string) => release || wf.patched(patchId);
+  const attributes = patched(FUSED_ROUNDS_PATCH) ? new JobAttributes() : undefined;
+  const approvals = new Approvals(job, state, attributes && patched(APPROVAL_PHASE_PATCH) ? attributes : undefined);
   const engine: Engine = attributes
     ? {
         fused: true,
         attributes,
         approvals,
-        ...(wf.patched(EAGER_ROUNDS_PATCH) ? { eager: { elsewhere: new Set<string>() } } : {}),
+        ...(patched(EAGER_ROUNDS_PATCH) ? { eager: { elsewhere: new Set<string>() } } : {}),
       }
     : { fused: false, approvals };
   const journal = new RunJournal(input.carried);
@@ -95,7 +105,7 @@ export async function durableScript(input: DurableScriptInput): Promise<JobResul
   // A completed job needs its call records no more (a failed or cancelled one keeps them for job_resume).
   if (engine.fused && state.effects > 0) {
     try {
-      await (wf.patched(FORGET_LOCALLY_PATCH) ? forgetCallsLocally : forgetCalls)(job.jobId, job.attempt);
+      await (patched(FORGET_LOCALLY_PATCH) ? forgetCallsLocally : forgetCalls)(job.jobId, job.attempt);
     } catch (e) {
       wf.log.warn('could not delete the call records of a completed job', { reason: (e as Error).message });
     }

@@ -130,6 +130,8 @@ describe('durableScript with stubbed activities, on the time-skipping test serve
       expect(activityTypes).not.toContain('forgetCalls');
       const markers = events.flatMap((e) => e.markerRecordedEventAttributes?.markerName ?? []);
       expect(markers.filter((name) => name === 'core_local_activity')).toHaveLength(1);
+      // One marker for the release's patches, not one each.
+      expect(markers.filter((name) => name === 'core_patch')).toHaveLength(1);
       const summaries = events
         .filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'runRoundHere')
         .map((e) => defaultPayloadConverter.fromPayload(e.userMetadata!.summary!));
