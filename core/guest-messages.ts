@@ -1,8 +1,9 @@
 /**
- * What the host sends into the execute sandbox's runtime (sandbox/guest/runtime.js), as JSON text:
- * the setup when a session opens, then one delivery per round. The runtime's answer to each is a
- * RoundReport (core/journal.ts). The host builds these messages with these types, and the runtime
- * (plain JavaScript, type-checked) reads them with the same types.
+ * What the host sends into the execute sandbox's runtime (sandbox/guest/runtime.js), as JSON text
+ * with its long strings beside it (messageArguments, sandbox/guest/common.js): the setup when a
+ * session opens, then one delivery per round. The runtime's answer to each is a RoundReport
+ * (core/journal.ts). The host builds these messages with these types, and the runtime (plain
+ * JavaScript, type-checked) reads them with the same types.
  */
 import { z } from 'zod';
 import { EffectOutcome, StepText } from './journal.ts';
