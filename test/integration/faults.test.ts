@@ -13,7 +13,7 @@
  * The one case left, a worker lost after sending and before any response, is counted: every
  * repeated write must be one the job reports as uncertain, by its Idempotency-Key.
  */
-import { mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
@@ -123,6 +123,8 @@ describe('faults that used to repeat writes', () => {
     const db = join(mkdtempSync(join(tmpdir(), 'dcm-restart-')), 'temporal.sqlite');
     const port = await freePort('127.0.0.1');
     let server: DevServer = await startDevServer({ dbFilename: db, port });
+    // The file journals ahead (temporal/dev-server.ts): this test is what shows a kill loses no commit.
+    expect(existsSync(`${db}-wal`)).toBe(true);
     const address = server.address;
     try {
       const config = testConfig({ providers: { crm: { openapi: CRM_SPEC_PATH, baseUrl: crm.url } } });
