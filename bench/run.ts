@@ -12,7 +12,8 @@
  *
  * Everything runs against its own in-memory Temporal dev server and a CRM demo API with 10 ms latency;
  * with DCM_BENCH_TEMPORAL_ADDRESS, against that Temporal server instead (e.g. a native cluster's,
- * `deploy/native/cluster.sh env`), to compare a cluster on PostgreSQL with the dev server.
+ * `deploy/native/cluster.sh env`), to compare a cluster on PostgreSQL with the dev server; with
+ * DCM_BENCH_SQLITE_FILE=1, on a dev server keeping its state in a SQLite file, as `dev` does.
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
@@ -189,20 +190,24 @@ async function main(): Promise<void> {
     let temporalAddress = process.env.DCM_BENCH_TEMPORAL_ADDRESS;
     /** The Temporal server process, when this bench started it: its CPU time is measured. */
     let serverPid: number | undefined;
+    // The worker's blob store (and with DCM_BENCH_SQLITE_FILE the server's state) lives under
+    // dataDir: a throwaway one, not the repository's.
+    const dataDir = await mkdtemp(join(tmpdir(), 'dcm-bench-'));
+    cleanup.unshift(() => rm(dataDir, { recursive: true, force: true }));
     if (temporalAddress) {
       log(`using the Temporal server at ${temporalAddress}; starting CRM demo API and workers`);
     } else {
-      log('starting Temporal dev server, CRM demo API and workers');
-      const env = await startDevServer({});
+      const dbFilename = process.env.DCM_BENCH_SQLITE_FILE ? join(dataDir, 'temporal.sqlite') : undefined;
+      log(
+        `starting Temporal dev server (${dbFilename ? 'state in a SQLite file, as `dev` keeps it' : 'in memory'}), CRM demo API and workers`,
+      );
+      const env = await startDevServer({ dbFilename });
       cleanup.unshift(() => env.teardown());
       temporalAddress = env.address;
       serverPid = env.pid;
     }
     const crm = await startCrmApi({ latencyMs: CRM_LATENCY_MS });
     cleanup.unshift(() => crm.close());
-    // The worker's blob store lives under dataDir: a throwaway one, not the repository's.
-    const dataDir = await mkdtemp(join(tmpdir(), 'dcm-bench-'));
-    cleanup.unshift(() => rm(dataDir, { recursive: true, force: true }));
     const config = parseConfig(
       {
         providers: { crm: { openapi: CRM_SPEC_PATH, baseUrl: crm.url } },
@@ -437,7 +442,7 @@ async function main(): Promise<void> {
       cpus: availableParallelism(),
       temporalServer: process.env.DCM_BENCH_TEMPORAL_ADDRESS
         ? `external at ${process.env.DCM_BENCH_TEMPORAL_ADDRESS}`
-        : `dev server (${findTemporalCli() ?? 'cached-download'})`,
+        : `dev server (${findTemporalCli() ?? 'cached-download'}${process.env.DCM_BENCH_SQLITE_FILE ? ', state in a SQLite file' : ''})`,
       crmLatencyMs: CRM_LATENCY_MS,
       calls: CALLS,
       parallel: PARALLEL,
