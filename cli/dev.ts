@@ -84,6 +84,7 @@ export async function run(values: Values): Promise<void> {
         uiPort,
         codecEndpoint,
         logFile: data.log,
+        ownProcessGroup: true,
       });
       started.add('the Temporal dev server', () => server.teardown());
       recordServer(data, server.pid);

@@ -1,6 +1,6 @@
-/** Stopping a long-running command on SIGINT/SIGTERM, and undoing a start-up that failed half-way. */
+/** Stopping a long-running command on SIGINT/SIGTERM/SIGHUP, and undoing a start-up that failed half-way. */
 
-/** Runs `stop` once on SIGINT/SIGTERM, then exits; a second signal exits at once. */
+/** Runs `stop` once on SIGINT/SIGTERM/SIGHUP (its terminal closed), then exits; a second signal exits at once. */
 export function onShutdown(stop: () => Promise<void>): void {
   let stopping = false;
   const handler = (signal: string) => {
@@ -17,6 +17,7 @@ export function onShutdown(stop: () => Promise<void>): void {
   };
   process.on('SIGINT', () => handler('SIGINT'));
   process.on('SIGTERM', () => handler('SIGTERM'));
+  process.on('SIGHUP', () => handler('SIGHUP'));
 }
 
 /** What has been started so far, stopped in reverse order: by a failed start-up, or at shutdown. */

@@ -87,6 +87,12 @@ export interface DevServerOptions {
   codecEndpoint?: string;
   /** Appends the server's own log here (dev keeps it in its data dir). */
   logFile?: string;
+  /**
+   * Runs the server in a process group of its own, so a terminal's Ctrl-C reaches only the caller,
+   * which must then tear it down on SIGINT, SIGTERM and SIGHUP. `dev` does, after stopping its
+   * worker, so the worker's last rounds still report to a live server.
+   */
+  ownProcessGroup?: boolean;
 }
 
 export interface DevServer {
@@ -136,7 +142,7 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
     ...DEV_SERVER_TUNING,
     ...SEARCH_ATTRIBUTE_ARGS,
   ];
-  const child = spawn(cli, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(cli, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: options.ownProcessGroup });
   const stopOnExit = () => child.kill('SIGKILL');
   process.once('exit', stopOnExit);
   let tail = '';

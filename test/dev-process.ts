@@ -18,7 +18,7 @@ export interface DevProcess {
   output(): string;
   /** Its exit code, once it has exited. */
   exited: Promise<number | null>;
-  /** Ctrl-C, then its exit code. */
+  /** Ctrl-C (to its process group, as from its terminal), then its exit code. */
   stop(): Promise<number | null>;
 }
 
@@ -34,9 +34,17 @@ export async function startDev(
   const child = spawn(
     process.execPath,
     ['--no-node-snapshot', CLI, 'dev', ...(config ? ['--config', join(dir, 'config.json')] : []), ...args],
-    // No TEMPORAL_ADDRESS from the caller: dev must not need one.
-    { cwd: dir, env: { ...process.env, TEMPORAL_ADDRESS: '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] },
+    // No TEMPORAL_ADDRESS from the caller: dev must not need one. A process group of its own, as a
+    // terminal gives a command, so stop() can press Ctrl-C the way a terminal does.
+    {
+      cwd: dir,
+      env: { ...process.env, TEMPORAL_ADDRESS: '', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    },
   );
+  const leftBehind = () => signalGroup(child, 'SIGKILL');
+  process.once('exit', leftBehind);
   let output = '';
   const started = new Promise<void>((resolve) => {
     const read = (d: Buffer) => {
@@ -46,7 +54,12 @@ export async function startDev(
     child.stdout.on('data', read);
     child.stderr.on('data', read);
   });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const exited = new Promise<number | null>((resolve) =>
+    child.once('exit', (code) => {
+      process.removeListener('exit', leftBehind);
+      resolve(code);
+    }),
+  );
   let timer: NodeJS.Timeout | undefined;
   await Promise.race([started, exited, new Promise((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
   clearTimeout(timer);
@@ -56,10 +69,19 @@ export async function startDev(
     output: () => output,
     exited,
     async stop() {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGINT');
+      if (child.exitCode === null && child.signalCode === null) signalGroup(child, 'SIGINT');
       return exited;
     },
   };
+}
+
+/** Signals the child's whole process group, as a terminal's Ctrl-C does; quiet if it is gone. */
+function signalGroup(child: ChildProcess, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-child.pid!, signal);
+  } catch {
+    // Already gone.
+  }
 }
 
 /** `n` distinct ports, each free when picked. */

@@ -311,4 +311,17 @@ describe('jobs an operator can tell apart', () => {
     expect(refused.stderr).not.toMatch(/job_cancel|job_status|job_resume/);
     expect((await cli(['jobs', 'cancel', job.job_id])).stdout).toMatch(new RegExp(`^${job.job_id}  cancelled`));
   });
+
+  it("stops on its terminal's Ctrl-C: the worker first, then its Temporal server, which the Ctrl-C does not reach", async () => {
+    const [server] = processesUsing(join(dev.dir, '.durable-codemode', 'temporal.sqlite'));
+    const processGroup = (pid: number) =>
+      Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')[2]);
+    expect(processGroup(server)).not.toBe(processGroup(dev.child.pid!));
+    await execute(alice, { code: 'async () => { await sleep(60000); }', wait_seconds: 0 });
+    const before = dev.output().length;
+    expect(await dev.stop()).toBe(0);
+    expect(existsSync(`/proc/${server}`)).toBe(false);
+    // The worker stopped while its server still answered.
+    expect(dev.output().slice(before)).not.toMatch(/errored|WARN|ERROR/);
+  });
 });
