@@ -1,6 +1,6 @@
 /** Stopping a long-running command on SIGINT/SIGTERM/SIGHUP, and undoing a start-up that failed half-way. */
 
-/** Runs `stop` once on SIGINT/SIGTERM/SIGHUP (its terminal closed), then exits; a second signal exits at once. */
+/** Runs `stop` once on SIGINT, SIGTERM or SIGHUP, then exits; a second signal exits at once. */
 export function onShutdown(stop: () => Promise<void>): void {
   let stopping = false;
   const handler = (signal: string) => {
@@ -17,6 +17,8 @@ export function onShutdown(stop: () => Promise<void>): void {
   };
   process.on('SIGINT', () => handler('SIGINT'));
   process.on('SIGTERM', () => handler('SIGTERM'));
+  // Its terminal closed. Node resets SIGHUP to the default at start (nohup's ignoring it included),
+  // which would end the process without stopping what it started.
   process.on('SIGHUP', () => handler('SIGHUP'));
 }
 
