@@ -15,7 +15,15 @@ import { AuthConfigError, authenticate, isLoopbackHost, loadTokens } from '../..
 import { InsecureBindError, startMcpHttpServer, type McpHttpServer } from '../../server/http.ts';
 import { OWNER_MEMO_KEY } from '../../jobs/service.ts';
 import { SpecSearch } from '../../sandbox/search.ts';
-import { CLI, mcpOverHttp, startInProcessStack, testConfig, type InProcessStack, resultBudget } from '../harness.ts';
+import {
+  CLI,
+  eventually,
+  mcpOverHttp,
+  startInProcessStack,
+  testConfig,
+  type InProcessStack,
+  resultBudget,
+} from '../harness.ts';
 
 const ALICE = 'alice-token-0123456789abcdef';
 const BOB = 'bob-token-0123456789abcdefgh';
@@ -187,8 +195,16 @@ describe('tenant scoping', () => {
     expect(description.memo?.[OWNER_MEMO_KEY]).toBe('alice');
     expect(description.typedSearchAttributes.get(OWNER)).toBe('alice');
     expect(description.typedSearchAttributes.get(ATTEMPT)).toBe(2);
-    const rows = await stack.jobs.list({ limit: 100 });
-    expect(rows.filter((j) => j.job_id === jobId)).toMatchObject([{ owner: 'alice', status: 'completed', attempt: 2 }]);
+    // The list reads Temporal's visibility store, which lags the run's completion (on a cluster, by a poll or more).
+    const rows = await eventually(
+      async () => {
+        const listed = (await stack.jobs.list({ limit: 100 })).filter((j) => j.job_id === jobId);
+        return listed.length === 0 || listed[0].status === 'running' ? undefined : listed;
+      },
+      10_000,
+      "the resumed job's completion in the job list",
+    );
+    expect(rows).toMatchObject([{ owner: 'alice', status: 'completed', attempt: 2 }]);
     expect((await stack.jobs.list({ limit: 100, owner: 'bob' })).map((j) => j.job_id)).not.toContain(jobId);
     expect(
       (await stack.jobs.as({ name: 'bob', seesAll: false }).list({ limit: 100 })).map((j) => j.job_id),
