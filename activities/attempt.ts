@@ -107,4 +107,56 @@ export class ActivityAttempt implements CallAttempt {
   get jobCancelled(): boolean {
     return this.signal.aborted && this.context.cancellationDetails?.cancelRequested === true;
   }
+
+  /** An attempt for calls this one starts and leaves running when it ends (see DetachedAttempt). */
+  detach(): DetachedAttempt {
+    return new DetachedAttempt({
+      token: this.token,
+      cancelGraceMs: this.cancelGraceMs,
+      staleAfterMs: this.staleAfterMs,
+    });
+  }
+}
+
+/**
+ * Calls an attempt starts for the round after its own, before the workflow has asked for them
+ * (activities/ahead.ts): they outlive the activity, so they carry its token (a newer attempt at
+ * the same calls still wins) but a cancellation of their own, which the activity that takes them up
+ * passes on; they are stale once they have not run for as long as the activity's beats allowed.
+ */
+export class DetachedAttempt implements CallAttempt {
+  readonly token: AttemptToken;
+  readonly cancelGraceMs: number;
+  private readonly controller = new AbortController();
+  private readonly staleAfterMs: number;
+  private readonly startedAt = performance.now();
+  private adopter?: CallAttempt;
+
+  constructor(from: { token: AttemptToken; cancelGraceMs: number; staleAfterMs: number }) {
+    this.token = from.token;
+    this.cancelGraceMs = from.cancelGraceMs;
+    this.staleAfterMs = from.staleAfterMs;
+  }
+
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  /** From now on the activity `attempt` answers for these calls: its cancellation and its liveness. */
+  adoptBy(attempt: CallAttempt): void {
+    this.adopter = attempt;
+    if (attempt.signal.aborted) this.cancel(attempt.signal.reason);
+    else attempt.signal.addEventListener('abort', () => this.cancel(attempt.signal.reason), { once: true });
+  }
+
+  cancel(reason: unknown): void {
+    this.controller.abort(reason);
+  }
+
+  assertCurrent(): void {
+    if (this.adopter) return this.adopter.assertCurrent();
+    const gap = performance.now() - this.startedAt;
+    if (gap > this.staleAfterMs)
+      throw staleAttempt(`its calls were started ${Math.round(gap)} ms before they were sent`);
+  }
 }

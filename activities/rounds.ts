@@ -12,6 +12,9 @@
  * providers in the same activity until a flush is due (a number of calls or a time), so the journal
  * lags behind the sandbox by up to one flush; the outcome records still keep every answered call
  * from being sent again after a crash.
+ *
+ * Otherwise, when the sandbox's next report asks only for calls, the activity starts them before it
+ * returns (ahead.ts) and the next round's activity takes them up.
  */
 import { ApplicationFailure } from '@temporalio/activity';
 import type { ClaimCheck } from '../blobs/claim-check.ts';
@@ -26,7 +29,8 @@ import type {
   SettledCall,
 } from '../core/journal.ts';
 import type { ScriptSession } from '../sandbox/session.ts';
-import { ActivityAttempt } from './attempt.ts';
+import { type AheadRound, mayGoAhead } from './ahead.ts';
+import { ActivityAttempt, type CallAttempt } from './attempt.ts';
 import type { CallEnd, Calls } from './calls.ts';
 import type { LiveSession, SessionRegistry, WaitedEffect } from './sessions.ts';
 
@@ -78,13 +82,13 @@ export function createRunRound(deps: RoundDeps) {
     let live = takeLiveSession(sessions, args.sessionId, args.roundsDelivered);
     const { session } = live;
 
-    async function runEffect(effect: WaitedEffect, seq: number): Promise<CallEnd> {
+    async function runEffect(effect: WaitedEffect, seq: number, by: CallAttempt = attempt): Promise<CallEnd> {
       const { request } = effect;
       if (effect.prefilled) return { result: { outcome: effect.prefilled } };
       if (request.kind === 'checkpoint') return { result: { outcome: { ok: true } } };
       if (request.kind === 'sleep' || request.kind === 'approval')
         throw new Error(`a round with a ${request.kind} is run by the workflow, not fused`);
-      return calls.call(attempt, {
+      return calls.call(by, {
         jobId: session.jobId,
         request,
         idempotencyKey: idempotencyKey(session.jobId, seq, effect.key),
@@ -102,6 +106,36 @@ export function createRunRound(deps: RoundDeps) {
       throw reason;
     }
 
+    /** The round's calls: taken up when the round before started them ahead, else sent now. */
+    function callsOf(waitingOn: WaitedEffect[], seq: number): Promise<CallEnd[]> {
+      const { ahead } = live;
+      if (!ahead) return Promise.all(waitingOn.map((effect, i) => runEffect(effect, seq + i)));
+      // Started for this very round, unless the workflow's count and the worker's disagree: then the
+      // job replays, and the calls' records answer for those that were sent.
+      if (ahead.firstSeq !== seq) {
+        session.dispose();
+        throw ApplicationFailure.nonRetryable(
+          `live session ${args.sessionId} started its calls ahead at position ${ahead.firstSeq}, not ${seq}; the job will replay its journal`,
+          INTERNAL_FAILURES.SessionLost,
+        );
+      }
+      ahead.attempt.adoptBy(attempt);
+      return ahead.ends;
+    }
+
+    /** Starts the calls of the next report ahead of its round, when it may go ahead; whether it did. */
+    function startAhead(report: AdvanceResult, seq: number): boolean {
+      if (!mayGoAhead(args, report, seq) || attempt.signal.aborted || session.isEnded) return false;
+      const detached = attempt.detach();
+      return sessions.startAhead(args.sessionId, (waitingOn): AheadRound => {
+        const ends = Promise.all(waitingOn.map((effect, i) => runEffect(effect, seq + i, detached)));
+        // Nobody may take them up (the job cancelled, the session lost): their records hold the outcomes.
+        ends.catch(() => undefined);
+        return { firstSeq: seq, attempt: detached, ends };
+      });
+    }
+
+    if (args.collect) return attempt.run(collect);
     return attempt.run(async () => {
       try {
         return await runRounds();
@@ -110,12 +144,24 @@ export function createRunRound(deps: RoundDeps) {
       }
     });
 
+    /** The job was cancelled before this round ran: the calls started ahead stop, and say how they ended. */
+    async function collect(): Promise<RunRoundResult> {
+      session.dispose();
+      const { ahead } = live;
+      if (!ahead || ahead.firstSeq !== args.firstSeq)
+        return { rounds: [], stopped: { calls: live.waitingOn.map(() => ({ unsettled: 'not sent' })) } };
+      ahead.attempt.cancel(new Error('the job was cancelled'));
+      const ends = await ahead.ends;
+      await Promise.all(ends.flatMap((end) => ('result' in end && end.recorded ? [end.recorded] : [])));
+      return { rounds: [], stopped: await stopped(ends) };
+    }
+
     async function runRounds(): Promise<RunRoundResult> {
       const rounds: FusedRound[] = [];
       const started = performance.now();
       let seq = args.firstSeq;
       for (;;) {
-        const ends = await Promise.all(live.waitingOn.map((effect, i) => runEffect(effect, seq + i)));
+        const ends = await callsOf(live.waitingOn, seq);
         const recorded = Promise.all(ends.flatMap((end) => ('result' in end && end.recorded ? [end.recorded] : [])));
         const results = ends.flatMap((end) => ('result' in end ? [end.result] : []));
         if (results.length < ends.length) {
@@ -160,7 +206,7 @@ export function createRunRound(deps: RoundDeps) {
           seq - args.firstSeq >= batch.flush.calls ||
           performance.now() - started >= batch.flush.ms
         )
-          return { rounds };
+          return startAhead(report, seq) ? { rounds, ahead: true } : { rounds };
         live = takeLiveSession(sessions, args.sessionId, session.roundsDelivered);
       }
     }

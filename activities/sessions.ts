@@ -13,6 +13,7 @@
  */
 import type { EffectOutcome, EffectRequest } from '../core/journal.ts';
 import type { ScriptSession } from '../sandbox/session.ts';
+import type { AheadRound } from './ahead.ts';
 
 /** An effect a live session waits on, as the sandbox asked for it (request bodies inline). */
 export interface WaitedEffect {
@@ -27,6 +28,8 @@ export interface WaitedEffect {
 export interface LiveSession {
   session: ScriptSession;
   waitingOn: WaitedEffect[];
+  /** The calls of `waitingOn`, already started by the round before (ahead.ts). */
+  ahead?: AheadRound;
 }
 
 export interface SessionRegistryOptions {
@@ -58,6 +61,8 @@ export class SessionRegistry {
   private running = 0;
   /** Rounds waiting for a slot, first come first served; a released slot passes straight to the first. */
   private readonly waiting: Array<() => void> = [];
+  /** Calls started ahead and not yet settled, wherever their sessions went: stopped and awaited on close. */
+  private readonly aheads = new Set<AheadRound>();
   /** The most rounds that ran at once (for tests and benchmarks). */
   peakRunning = 0;
 
@@ -98,12 +103,24 @@ export class SessionRegistry {
     }
   }
 
+  /** Starts the calls live session `id` waits on ahead of its next round (ahead.ts), if it is here. */
+  startAhead(id: string, start: (waitingOn: WaitedEffect[]) => AheadRound): boolean {
+    const entry = this.entries.get(id);
+    if (!entry) return false;
+    const ahead = start(entry.waitingOn);
+    entry.ahead = ahead;
+    this.aheads.add(ahead);
+    const forget = () => this.aheads.delete(ahead);
+    ahead.ends.then(forget, forget);
+    return true;
+  }
+
   /** Takes the session out while a round runs, so two deliveries can never interleave. */
   take(id: string): LiveSession | undefined {
     const entry = this.entries.get(id);
     if (!entry) return undefined;
     this.entries.delete(id);
-    return { session: entry.session, waitingOn: entry.waitingOn };
+    return { session: entry.session, waitingOn: entry.waitingOn, ...(entry.ahead ? { ahead: entry.ahead } : {}) };
   }
 
   remove(id: string): void {
@@ -120,9 +137,13 @@ export class SessionRegistry {
     return this.entries.size > 0 || this.running > 0;
   }
 
-  close(): void {
+  /** Disposes every session; calls started ahead that were not sent are not, and those sent get their grace to land. */
+  async close(): Promise<void> {
     clearInterval(this.sweeper);
     for (const id of [...this.entries.keys()]) this.remove(id);
+    const aheads = [...this.aheads];
+    for (const ahead of aheads) ahead.attempt.cancel(new Error('the worker is shutting down'));
+    await Promise.allSettled(aheads.map((a) => a.ends));
   }
 
   /** Sessions no round is about to use, least recently used first. */

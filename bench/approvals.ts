@@ -106,7 +106,7 @@ try {
       while (((await jobs.status(id)).rounds ?? 0) < 1) await sleep(100);
     },
   );
-  worker.sessions.close();
+  await worker.sessions.close();
   const approving = await hold(
     'waiting for approval',
     `async () => { await api.request({ method: 'GET', path: '/ping' }); await approve('go on?'); }`,

@@ -385,6 +385,14 @@ export interface RunRoundArgs {
   batch?: { providers: string[]; flush: BatchFlush };
   /** See privacyOwner(): restores the tokens in the calls; what the next round shows carries them. */
   privacyOwner?: string;
+  /**
+   * Calls ahead (activities/ahead.ts): when the next report asks only for calls the workflow will
+   * run fused as they are, start them before returning. Set for jobs with no approval rules and no
+   * batched providers; the job's effect limit bounds them.
+   */
+  ahead?: { maxEffectsPerJob: number };
+  /** The job was cancelled before this round's activity: stop the calls started ahead for it and report how they ended. */
+  collect?: true;
 }
 
 /** What runRoundHere takes: the round, and the task queue of the worker holding its session. */
@@ -419,6 +427,8 @@ export interface RunRoundResult {
    * workflow retries it per call, after `retryAfterMs`), or the job was cancelled.
    */
   stopped?: { calls: SettledCall[]; retryAfterMs?: number };
+  /** The next round's calls were started ahead (RunRoundArgs.ahead): its activity takes them up, or collects them. */
+  ahead?: true;
 }
 
 /** What a call activity that ends unsettled by a cancellation says in its CancelledFailure's details. */
@@ -448,6 +458,8 @@ export interface JobState extends JobSummary {
   inFlight?: InFlightCall[];
   /** Calls before this position may have been attempted by a lost batched activity: their records must be checked. */
   attemptedUpTo?: number;
+  /** The position of the next round's first call when the last fused round started that round's calls ahead. */
+  aheadFrom?: number;
 }
 
 /** What a run of the workflow starts from: a new job, a continued run, or a resumed attempt. */

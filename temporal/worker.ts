@@ -110,7 +110,7 @@ export async function startWorker(
   beforePolling?.();
   const done = Promise.all([sharedWorker.run(), ownWorker.run()])
     .finally(async () => {
-      sessions.close();
+      await sessions.close();
       await activities.close();
       await upstream.close();
     })

@@ -3,7 +3,9 @@
  *
  * - Fused, the normal path: one activity on the worker holding the live session makes the round's
  *   calls and delivers their outcomes (activities/rounds.ts); the workflow journals the result in
- *   one workflow task.
+ *   one workflow task. When the next round asks only for calls, that activity starts them ahead
+ *   (activities/ahead.ts) and the next round's activity takes them up; a job cancelled in between
+ *   collects them.
  * - A call met a transient API failure: the workflow waits out the backoff, retries those calls as
  *   per-call activities (Temporal's retry policy, visible in the UI), then delivers the round.
  * - The session is gone (worker killed, frozen, restarted): the journal replays in a new session on
@@ -86,12 +88,23 @@ export async function runRound(
     cancelGraceMs: cancelGraceMs(job),
     privacyOwner: privacyOwner(job),
     ...(batch ? { batch } : {}),
+    ...(aheadAllowed(job) ? { ahead: { maxEffectsPerJob: job.limits.maxEffectsPerJob } } : {}),
   };
+  const startedAhead = state.aheadFrom === firstSeq;
+  state.aheadFrom = undefined;
   let result: RunRoundResult;
   try {
     result = await runFused(engine, report.session, options, args);
   } catch (e) {
-    if (wf.isCancellation(e)) throw e;
+    if (wf.isCancellation(e) && startedAhead) result = await collectAhead(report.session, options, args, e);
+    else if (wf.isCancellation(e)) throw e;
+    else return lost(e);
+  }
+  // Never batched (aheadAllowed), so the one round's effects come before those started ahead.
+  if (result.ahead) state.aheadFrom = firstSeq + report.effects.length;
+  return settle(engine, job, journal, report, now, firstSeq, result);
+
+  async function lost(e: unknown): Promise<RoundRun> {
     wf.log.info('live session unreachable; replaying the journal in a new session, which runs the round again', {
       reason: (e as Error).message,
     });
@@ -100,7 +113,44 @@ export async function runRound(
     state.attemptedUpTo = Math.max(state.attemptedUpTo ?? 0, firstSeq + reach);
     return { played: [], next: { report: await replay(job, journal, state.rounds, now), now }, replayed: true };
   }
-  return settle(engine, job, journal, report, now, firstSeq, result);
+}
+
+/**
+ * Calls ahead are for jobs whose next round the workflow runs fused as it is whenever it asks only
+ * for calls: no approval policy to hold one, no batched provider to run it differently.
+ */
+function aheadAllowed(job: JobInput): boolean {
+  return !job.batched?.length && !Object.values(job.approvals?.rules ?? {}).some((rules) => rules.length > 0);
+}
+
+/**
+ * The job was cancelled after a round had started the next one's calls ahead and before that
+ * round's activity ran: the holder stops those not sent and reports how each ended, so the
+ * cancelled job's journal and status show every call that was sent. Should that fail, the job ends
+ * cancelled all the same; the calls' records keep their outcomes for a job_resume.
+ */
+async function collectAhead(
+  session: AdvanceResult['session'],
+  options: wf.ActivityOptions,
+  args: RunRoundArgs,
+  cancellation: unknown,
+): Promise<RunRoundResult> {
+  try {
+    return await wf.CancellationScope.nonCancellable(() =>
+      wf
+        .proxyActivities<SessionActivities>({
+          ...options,
+          taskQueue: session.taskQueue,
+          summary: `cancelled: collect the calls started ahead (${options.summary})`,
+        })
+        .runRound({ ...args, collect: true }),
+    );
+  } catch (e) {
+    wf.log.warn('could not collect the calls started ahead of the cancelled round; their records keep their outcomes', {
+      reason: (e as Error).message,
+    });
+    throw cancellation;
+  }
 }
 
 /**

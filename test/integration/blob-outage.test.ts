@@ -60,7 +60,7 @@ it('waits while the blob directory is moved away for 20 s, then completes the jo
   renameSync(blobs, `${blobs}.away`);
   try {
     // After its sleep the job finds no live session: the replay needs every response and step.
-    stack.worker.sessions.close();
+    await stack.worker.sessions.close();
     await delay(OUTAGE_MS);
     expect(await done()).toBe(OUTAGE_AFTER);
     expect((await stack.jobs.status(started.job_id)).status).toBe('running');

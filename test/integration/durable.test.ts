@@ -232,6 +232,79 @@ describe('execute', () => {
     expect(again.note).toMatch(/already ended/);
   });
 
+  it("sends a round's calls while Temporal journals the round before (calls ahead), each once", async () => {
+    const arrivals = new Map<number, number>();
+    beforeAnswer = async (key) => {
+      arrivals.set(Number(key.split(':').at(-2)), Date.now());
+      await new Promise((r) => setTimeout(r, 100));
+    };
+    itemRequests = 0;
+    try {
+      const view = await stack.jobs.execute({
+        code: `async () => {
+          for (let i = 0; i < 4; i++) await items.request({ method: 'POST', path: '/items', body: { i } });
+          return 'done';
+        }`,
+        waitSeconds: 60,
+      });
+      expect(view.status).toBe('completed');
+      expect(itemRequests).toBe(4);
+      expect([...arrivals.keys()].sort()).toEqual([0, 1, 2, 3]);
+      // Round k's activity is scheduled once the workflow has journaled round k-1; its call left before.
+      const history = await stack.client.workflow.getHandle(view.job_id).fetchHistory();
+      const scheduled = (history.events ?? [])
+        .filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'runRoundHere')
+        .map((e) => Number(e.eventTime!.seconds) * 1000 + Math.floor((e.eventTime!.nanos ?? 0) / 1e6));
+      expect(scheduled).toHaveLength(4);
+      const sentAhead = [1, 2, 3].filter((seq) => arrivals.get(seq)! < scheduled[seq]);
+      expect(sentAhead.length).toBeGreaterThan(0);
+    } finally {
+      beforeAnswer = undefined;
+    }
+  });
+
+  it("a job cancelled while its next round's calls run ahead journals them: its status counts every call sent, and its resume sends none again", async () => {
+    let jobKnown!: (jobId: string) => void;
+    const jobId = new Promise<string>((resolve) => (jobKnown = resolve));
+    let cancelled: Promise<Awaited<ReturnType<typeof stack.jobs.cancel>>> | undefined;
+    const sent: number[] = [];
+    // The cancel comes while round 2's call waits for its answer, before the round's first heartbeat
+    // could carry it to the activity: the activity ends as usual, having started round 3's call ahead.
+    beforeAnswer = async (key) => {
+      const seq = Number(key.split(':').at(-2));
+      sent.push(seq);
+      if (seq === 1) cancelled = stack.jobs.cancel(await jobId);
+      if (seq === 1 || seq === 2) await new Promise((r) => setTimeout(r, 100));
+    };
+    itemRequests = 0;
+    try {
+      const code = `async () => {
+        for (let i = 0; i < 4; i++) await items.request({ method: 'POST', path: '/items', body: { i } });
+        return 'done';
+      }`;
+      const started = await stack.jobs.execute({ code, waitSeconds: 0 });
+      jobKnown(started.job_id);
+      await eventually(() => cancelled, 30_000, 'the cancel');
+      const view = await cancelled!;
+      expect(view.status).toBe('cancelled');
+      expect(sent).toEqual([0, 1, 2]);
+      expect(view.effects).toBe(3);
+      expect(view.in_flight).toEqual([{ label: 'items: POST /items', ended: 'succeeded' }]);
+      const history = await stack.client.workflow.getHandle(started.job_id).fetchHistory();
+      const summaries = (history.events ?? [])
+        .filter((e) => e.activityTaskScheduledEventAttributes && e.userMetadata?.summary)
+        .map((e) => defaultPayloadConverter.fromPayload<string>(e.userMetadata!.summary!));
+      expect(summaries).toContain('cancelled: collect the calls started ahead (items: POST /items)');
+
+      const resumed = await stack.jobs.resume(started.job_id, undefined, 60);
+      expect(resumed.status).toBe('completed');
+      expect(sent).toEqual([0, 1, 2, 3]);
+      expect(itemRequests).toBe(4);
+    } finally {
+      beforeAnswer = undefined;
+    }
+  });
+
   it('replays the journal when the live session is lost, without repeating completed calls or steps', async () => {
     crm.reset();
     const started = await stack.jobs.execute({
@@ -252,7 +325,7 @@ describe('execute', () => {
     // several times across a 300 ms sleep, whatever the server's speed.
     await eventually(() => ((crm.stats().byRoute['POST /leads'] ?? 0) >= 2 ? true : undefined), 60_000, '2 creates');
     for (let i = 0; i < 8; i++) {
-      stack.worker.sessions.close();
+      await stack.worker.sessions.close();
       await new Promise((r) => setTimeout(r, 50));
     }
     const done = await finished(stack.jobs, started.job_id);

@@ -194,7 +194,7 @@ describe('resuming a failed import with corrected code', () => {
     const blobs = join(stack.config.dataDir, 'blobs');
     for (const fanOut of readdirSync(blobs).filter((name) => name !== 'records'))
       rmSync(join(blobs, fanOut), { recursive: true, force: true });
-    stack.worker.sessions.close(); // force the next round to replay from the journal
+    await stack.worker.sessions.close(); // force the next round to replay from the journal
     const done = await finished(stack.jobs, started.job_id, 120_000);
     expect(done.status).toBe('failed');
     expect(done.error!.message).toMatch(/blob sha256-[0-9a-f]{64} \(\d+ bytes\) is missing from the blob store/);

@@ -215,7 +215,7 @@ describe('jobs on a worker whose blob store is S3', () => {
       );
       const value = Buffer.from(JSON.stringify('x'.repeat(100000)));
       expect((await objectAt(raw, `job/${contentAddress(value)}`)).equals(value)).toBe(true);
-      stack.worker.sessions.close(); // the next round replays the journal, reading the step back from S3
+      await stack.worker.sessions.close(); // the next round replays the journal, reading the step back from S3
       const done = await stack.jobs.status(started.job_id, 60);
       expect(done).toMatchObject({ status: 'completed', result: 100000 });
       const history = JSON.stringify(await stack.client.workflow.getHandle(started.job_id).fetchHistory());

@@ -30,7 +30,7 @@ describe('SessionRegistry', () => {
     expect(registry.take('a')).toBeDefined();
     expect(registry.take('b')).toBeDefined();
     expect(registry.take('c')).toBeDefined();
-    registry.close();
+    void registry.close();
   });
 
   it('once the grace has passed, a waiting session is idle and gives its place to a new one', () => {
@@ -42,6 +42,6 @@ describe('SessionRegistry', () => {
     expect(sleeping.dispose).toHaveBeenCalled();
     expect(registry.take('sleeping')).toBeUndefined();
     expect(registry.size).toBe(1);
-    registry.close();
+    void registry.close();
   });
 });

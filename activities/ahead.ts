@@ -1,0 +1,43 @@
+/**
+ * Calls ahead: when a fused round ends and the sandbox's next report asks only for calls, the
+ * round's activity starts them before it returns. They then run while Temporal journals the round
+ * (the completion, a workflow task, the next activity's dispatch) instead of after it, and the next
+ * round's activity, on this worker (it holds the session), takes them up instead of sending them.
+ *
+ * Why this repeats nothing and loses nothing: each call takes the one exactly-once path
+ * (activities/calls.ts: an intent record before it is sent, an outcome record after, the
+ * Idempotency-Key of its place in the job), so an attempt elsewhere (this worker lost, the session
+ * replayed) finds their records as it finds those of a round a lost worker was making, and the
+ * workflow still journals every outcome from the next round's activity.
+ *
+ * Only what the workflow would run next as it is goes ahead: calls and checkpoints only, in a job
+ * with no approval rules and no batched providers (the workflow asks for it: RunRoundArgs.ahead),
+ * within the job's effect limit, when the script has not ended and the round's calls were fresh
+ * (no earlier attempt to look for). A job cancelled before the next round's activity runs collects
+ * them (RunRoundArgs.collect), so its status and journal show every call that was sent.
+ */
+import type { AdvanceResult, RunRoundArgs } from '../core/journal.ts';
+import type { DetachedAttempt } from './attempt.ts';
+import type { CallEnd } from './calls.ts';
+
+/** A round's calls started by the activity of the round before. */
+export interface AheadRound {
+  /** The job's count of effects before the round: the position of its first call. */
+  firstSeq: number;
+  attempt: DetachedAttempt;
+  ends: Promise<CallEnd[]>;
+}
+
+/** Whether the round of `report`, whose first call is at `seq`, may start ahead. */
+export function mayGoAhead(args: RunRoundArgs, report: AdvanceResult, seq: number): boolean {
+  return (
+    args.ahead !== undefined &&
+    args.fresh &&
+    !report.outcome &&
+    report.effects.some(({ request }) => request.kind === 'http' || request.kind === 'tool') &&
+    report.effects.every(
+      ({ request }) => request.kind === 'http' || request.kind === 'tool' || request.kind === 'checkpoint',
+    ) &&
+    seq + report.effects.length <= args.ahead.maxEffectsPerJob
+  );
+}
