@@ -12,8 +12,7 @@
  *
  * Only what the workflow would run next as it is goes ahead: calls and checkpoints only, in a job
  * with no approval rules and no batched providers (the workflow asks for it: RunRoundArgs.ahead),
- * within the job's effect limit, when the script has not ended and the round's calls were fresh
- * (no earlier attempt to look for). A job cancelled before the next round's activity runs collects
+ * within the job's effect limit, when the script has not ended. A job cancelled before the next round's activity runs collects
  * them (RunRoundArgs.collect), so its status and journal show every call that was sent.
  */
 import type { AdvanceResult, RunRoundArgs } from '../core/journal.ts';
@@ -32,7 +31,6 @@ export interface AheadRound {
 export function mayGoAhead(args: RunRoundArgs, report: AdvanceResult, seq: number): boolean {
   return (
     args.ahead !== undefined &&
-    args.fresh &&
     !report.outcome &&
     report.effects.some(({ request }) => request.kind === 'http' || request.kind === 'tool') &&
     report.effects.every(

@@ -120,16 +120,18 @@ export class ActivityAttempt implements CallAttempt {
 
 /**
  * Calls an attempt starts for the round after its own, before the workflow has asked for them
- * (activities/ahead.ts): they outlive the activity, so they carry its token (a newer attempt at
- * the same calls still wins) but a cancellation of their own, which the activity that takes them up
- * passes on; they are stale once they have not run for as long as the activity's beats allowed.
+ * (activities/ahead.ts). They outlive the activity, so they carry its token (a newer attempt at the
+ * same calls still wins) and a cancellation of their own, which the activity that takes them up
+ * passes on. Until then they tick as the activity beat, so a process frozen or starved past the
+ * heartbeat timeout (when Temporal may have sent the round elsewhere) finds them stale on thaw.
  */
 export class DetachedAttempt implements CallAttempt {
   readonly token: AttemptToken;
   readonly cancelGraceMs: number;
   private readonly controller = new AbortController();
   private readonly staleAfterMs: number;
-  private readonly startedAt = performance.now();
+  private lastTick = performance.now();
+  private readonly ticker = setInterval(() => (this.lastTick = performance.now()), HEARTBEAT_EVERY_MS).unref();
   private adopter?: CallAttempt;
 
   constructor(from: { token: AttemptToken; cancelGraceMs: number; staleAfterMs: number }) {
@@ -145,6 +147,7 @@ export class DetachedAttempt implements CallAttempt {
   /** From now on the activity `attempt` answers for these calls: its cancellation and its liveness. */
   adoptBy(attempt: CallAttempt): void {
     this.adopter = attempt;
+    this.done();
     if (attempt.signal.aborted) this.cancel(attempt.signal.reason);
     else attempt.signal.addEventListener('abort', () => this.cancel(attempt.signal.reason), { once: true });
   }
@@ -153,10 +156,14 @@ export class DetachedAttempt implements CallAttempt {
     this.controller.abort(reason);
   }
 
+  /** The calls have all ended (or an activity took them up): no more ticks. */
+  done(): void {
+    clearInterval(this.ticker);
+  }
+
   assertCurrent(): void {
     if (this.adopter) return this.adopter.assertCurrent();
-    const gap = performance.now() - this.startedAt;
-    if (gap > this.staleAfterMs)
-      throw staleAttempt(`its calls were started ${Math.round(gap)} ms before they were sent`);
+    const gap = performance.now() - this.lastTick;
+    if (gap > this.staleAfterMs) throw staleAttempt(`it did not run for ${Math.round(gap)} ms`);
   }
 }

@@ -130,7 +130,7 @@ export function createRunRound(deps: RoundDeps) {
       return sessions.startAhead(args.sessionId, (waitingOn): AheadRound => {
         const ends = Promise.all(waitingOn.map((effect, i) => runEffect(effect, seq + i, detached)));
         // Nobody may take them up (the job cancelled, the session lost): their records hold the outcomes.
-        ends.catch(() => undefined);
+        ends.finally(() => detached.done()).catch(() => undefined);
         return { firstSeq: seq, attempt: detached, ends };
       });
     }
