@@ -10,12 +10,12 @@
  * replayed) finds their records as it finds those of a round a lost worker was making, and the
  * workflow still journals every outcome from the next round's activity.
  *
- * Only what the workflow would run next as it is goes ahead: calls and checkpoints only, in a job
- * with no approval rules and no batched providers (the workflow asks for it: RunRoundArgs.ahead),
- * within the job's effect limit, when the script has not ended. A job cancelled before the next round's activity runs collects
+ * Only what the workflow will run next as a fused round goes ahead: calls and checkpoints only, no
+ * call the job's approval policy holds (the workflow would wait for a human first), within the
+ * job's effect limit, when the script has not ended. A job cancelled before the next round's activity runs collects
  * them (RunRoundArgs.collect), so its status and journal show every call that was sent.
  */
-import type { AdvanceResult, RunRoundArgs } from '../core/journal.ts';
+import type { AdvanceResult, HttpEffect, RunRoundArgs, ToolEffect } from '../core/journal.ts';
 import type { DetachedAttempt } from './attempt.ts';
 import type { CallEnd } from './calls.ts';
 
@@ -27,15 +27,24 @@ export interface AheadRound {
   ends: Promise<CallEnd[]>;
 }
 
-/** Whether the round of `report`, whose first call is at `seq`, may start ahead. */
-export function mayGoAhead(args: RunRoundArgs, report: AdvanceResult, seq: number): boolean {
+/**
+ * Whether the round of `report`, whose first call is at `seq`, may start ahead. `held` says whether
+ * the job's approval policy names a call, judged on the report as the workflow sees it.
+ */
+export function mayGoAhead(
+  args: RunRoundArgs,
+  report: AdvanceResult,
+  seq: number,
+  held: (request: HttpEffect | ToolEffect) => boolean,
+): boolean {
+  const { effects } = report;
   return (
     args.ahead !== undefined &&
     !report.outcome &&
-    report.effects.some(({ request }) => request.kind === 'http' || request.kind === 'tool') &&
-    report.effects.every(
-      ({ request }) => request.kind === 'http' || request.kind === 'tool' || request.kind === 'checkpoint',
-    ) &&
-    seq + report.effects.length <= args.ahead.maxEffectsPerJob
+    seq + effects.length <= args.ahead.maxEffectsPerJob &&
+    effects.some(({ request }) => request.kind === 'http' || request.kind === 'tool') &&
+    effects.every(({ request }) =>
+      request.kind === 'http' || request.kind === 'tool' ? !held(request) : request.kind === 'checkpoint',
+    )
   );
 }

@@ -218,9 +218,8 @@ export function createActivities(deps: ActivityDeps) {
         approvalRules: JobApprovalSettings['rules'],
         request: EffectRequest,
       ): Promise<PlannedEffect['shown']> => {
-        if (request.kind !== 'http' && request.kind !== 'tool') return undefined;
-        const rules = approvalRules[request.provider];
-        if (!rules || ruleIndexFor(rules, request) < 0) return undefined;
+        if ((request.kind !== 'http' && request.kind !== 'tool') || !policyHolds(approvalRules, request))
+          return undefined;
         const tokenized = await deps.privacy.tokenize(owner, request, { asIs });
         if (tokenized === request) return undefined;
         const { request: offloaded } = await claims.offloadRequest({ key: '', label: '', request: tokenized });
@@ -246,6 +245,12 @@ export function createActivities(deps: ActivityDeps) {
     deps.afterRound?.(session.takeLargeRound());
   }
 
+  /** Whether the approval policy of `session`'s job names the call (a session of unknown job: as if it did). */
+  function heldByPolicy(session: ScriptSession, request: HttpEffect | ToolEffect): boolean {
+    const job = jobOf.get(session);
+    return !job || policyHolds(job.approvalRules, request);
+  }
+
   async function loadJournal(segments: BlobRef[], rounds: Round[]): Promise<ReplayRound[]> {
     const all = [...(await claims.loadRounds(segments)), ...rounds];
     return Promise.all(all.map((r) => claims.resolveRound(r)));
@@ -262,7 +267,7 @@ export function createActivities(deps: ActivityDeps) {
   }
   const runRoundInSlot = inSlot(
     (args: RunRoundArgs) => args.sessionId,
-    createRunRound({ sessions, calls, claims, plan, collectAfter }),
+    createRunRound({ sessions, calls, claims, plan, collectAfter, heldByPolicy }),
   );
   const runRound = unrecoverableBlobsFail((args: RunRoundArgs) => {
     // A fresh round looks for no records, so it must be sure Temporal still waits for this attempt.
@@ -465,3 +470,9 @@ export type ActivityGroups = ReturnType<typeof createActivities>;
 export type SharedActivities = ActivityGroups['shared'];
 /** The activities only the worker holding a live session runs, from its own task queue. */
 export type SessionActivities = ActivityGroups['session'];
+
+/** Whether a rule of the job's approval policy names the call (as the workflow's Approvals.governs judges it). */
+function policyHolds(approvalRules: JobApprovalSettings['rules'], request: HttpEffect | ToolEffect): boolean {
+  const rules = approvalRules[request.provider];
+  return rules !== undefined && ruleIndexFor(rules, request) >= 0;
+}

@@ -23,10 +23,12 @@ import { INTERNAL_FAILURES } from '../core/errors.ts';
 import type {
   AdvanceResult,
   FusedRound,
+  HttpEffect,
   PlannedEffect,
   RunRoundArgs,
   RunRoundResult,
   SettledCall,
+  ToolEffect,
 } from '../core/journal.ts';
 import type { ScriptSession } from '../sandbox/session.ts';
 import { type AheadRound, mayGoAhead } from './ahead.ts';
@@ -47,6 +49,8 @@ export interface RoundDeps {
   ): Promise<AdvanceResult>;
   /** Called when the activity is through with the session's rounds (the host's garbage of large ones). */
   collectAfter(session: ScriptSession): void;
+  /** Whether the approval policy of the session's job names this call (the workflow holds it for a human). */
+  heldByPolicy(session: ScriptSession, request: HttpEffect | ToolEffect): boolean;
 }
 
 /** The live session `id`, if it is on this worker and at round `roundsDelivered`; else the job must replay. */
@@ -125,7 +129,8 @@ export function createRunRound(deps: RoundDeps) {
 
     /** Starts the calls of the next report ahead of its round, when it may go ahead; whether it did. */
     function startAhead(report: AdvanceResult, seq: number): boolean {
-      if (!mayGoAhead(args, report, seq) || attempt.signal.aborted || session.isEnded) return false;
+      const held = (request: HttpEffect | ToolEffect) => deps.heldByPolicy(session, request);
+      if (!mayGoAhead(args, report, seq, held) || attempt.signal.aborted || session.isEnded) return false;
       const detached = attempt.detach();
       return sessions.startAhead(args.sessionId, (waitingOn): AheadRound => {
         const ends = Promise.all(waitingOn.map((effect, i) => runEffect(effect, seq + i, detached)));

@@ -387,8 +387,8 @@ export interface RunRoundArgs {
   privacyOwner?: string;
   /**
    * Calls ahead (activities/ahead.ts): when the next report asks only for calls the workflow will
-   * run fused as they are, start them before returning. Set for jobs with no approval rules and no
-   * batched providers; the job's effect limit bounds them.
+   * run fused (none the approval policy holds), start them before returning, within the job's
+   * effect limit. Absent in rounds scheduled by earlier releases.
    */
   ahead?: { maxEffectsPerJob: number };
   /** The job was cancelled before this round's activity: stop the calls started ahead for it and report how they ended. */

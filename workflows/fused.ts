@@ -88,7 +88,7 @@ export async function runRound(
     cancelGraceMs: cancelGraceMs(job),
     privacyOwner: privacyOwner(job),
     ...(batch ? { batch } : {}),
-    ...(aheadAllowed(job) ? { ahead: { maxEffectsPerJob: job.limits.maxEffectsPerJob } } : {}),
+    ahead: { maxEffectsPerJob: job.limits.maxEffectsPerJob },
   };
   const startedAhead = state.aheadFrom === firstSeq;
   state.aheadFrom = undefined;
@@ -100,8 +100,12 @@ export async function runRound(
     else if (wf.isCancellation(e)) throw e;
     else return lost(e);
   }
-  // Never batched (aheadAllowed), so the one round's effects come before those started ahead.
-  if (result.ahead) state.aheadFrom = firstSeq + report.effects.length;
+  // The calls started ahead are those of the last round's report: after the effects of every round run.
+  if (result.ahead)
+    state.aheadFrom = [report, ...result.rounds.slice(0, -1).map((r) => r.report)].reduce(
+      (seq, r) => seq + r.effects.length,
+      firstSeq,
+    );
   return settle(engine, job, journal, report, now, firstSeq, result);
 
   async function lost(e: unknown): Promise<RoundRun> {
@@ -113,14 +117,6 @@ export async function runRound(
     state.attemptedUpTo = Math.max(state.attemptedUpTo ?? 0, firstSeq + reach);
     return { played: [], next: { report: await replay(job, journal, state.rounds, now), now }, replayed: true };
   }
-}
-
-/**
- * Calls ahead are for jobs whose next round the workflow runs fused as it is whenever it asks only
- * for calls: no approval policy to hold one, no batched provider to run it differently.
- */
-function aheadAllowed(job: JobInput): boolean {
-  return !job.batched?.length && !Object.values(job.approvals?.rules ?? {}).some((rules) => rules.length > 0);
 }
 
 /**

@@ -361,6 +361,23 @@ describe('the approval policy', () => {
     });
     expect(requestsTo('/gated/', 'DELETE')).toBe(before);
   });
+
+  it('never starts a held call ahead of its round: after an ungated write, a denied DELETE is never sent', async () => {
+    const before = requestsTo('/gated/', 'DELETE');
+    const writes = requestsTo('/writes');
+    const jobId = await stack.jobs.startScript({
+      code: `async () => {
+        await api.request({ method: 'POST', path: '/writes', body: {} });
+        return api.request({ method: 'DELETE', path: '/gated/8' }).catch((e) => e.name);
+      }`,
+    });
+    await waitingFor(stack.jobs, jobId);
+    expect(requestsTo('/writes')).toBe(writes + 1);
+    expect(requestsTo('/gated/', 'DELETE')).toBe(before);
+    await stack.jobs.answer(jobId, { approved: false, via: 'cli' });
+    expect(await stack.jobs.status(jobId, 30)).toMatchObject({ result: 'ApprovalDeniedError' });
+    expect(requestsTo('/gated/', 'DELETE')).toBe(before);
+  });
 });
 
 describe('who answers', () => {
