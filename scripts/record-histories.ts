@@ -30,6 +30,10 @@ const SCRIPTS: Record<
     loseSessionAfterMs?: number;
     resumeWith?: string;
     cancelAfterMs?: number;
+    /** The CRM answers after this long, for this job only. */
+    crmLatencyMs?: number;
+    /** Cancel 100 ms after the CRM created this many leads (mid-round, before the round's first heartbeat). */
+    cancelAfterLeads?: number;
     /** Each pending approval is answered in turn: true approves, false denies. */
     answers?: boolean[];
   }
@@ -57,6 +61,12 @@ const SCRIPTS: Record<
     resumeWith: `async () => { await crm.request({ method: 'GET', path: '/leads', query: { limit: 1 } }); return 'fixed'; }`,
   },
   cancelled: { code: `async () => { await checkpoint({ at: 1 }); await sleep(600000); }`, cancelAfterMs: 1000 },
+  // Cancelled while round 2 runs: round 3's call, started ahead, is collected (release 0.5.0).
+  'cancelled-between-rounds': {
+    code: `async () => { for (let i = 0; i < 4; i++) await crm.request({ method: 'POST', path: '/leads', body: { name: 'C' + i, email: 'c' + i + '.' + Date.now() + '@example.com' } }); return 'never'; }`,
+    crmLatencyMs: 300,
+    cancelAfterLeads: 1,
+  },
   // approve() and a call held by the approval policy (crm's DELETE rule below), approved then denied.
   approvals: {
     code: `async () => {
@@ -108,10 +118,17 @@ mkdirSync(OUT, { recursive: true });
 
 try {
   for (const [name, scenario] of Object.entries(SCRIPTS)) {
+    crm.reset();
+    crm.setLatency(scenario.crmLatencyMs ?? 0);
     const started = await jobs.execute({ code: scenario.code, input: scenario.input, waitSeconds: 0 });
     if (scenario.loseSessionAfterMs) {
       await new Promise((r) => setTimeout(r, scenario.loseSessionAfterMs));
-      worker.sessions.close();
+      await worker.sessions.close();
+    }
+    if (scenario.cancelAfterLeads) {
+      while (crm.stats().leads < scenario.cancelAfterLeads) await new Promise((r) => setTimeout(r, 5));
+      await new Promise((r) => setTimeout(r, 100));
+      await jobs.cancel(started.job_id);
     }
     if (scenario.cancelAfterMs) {
       await new Promise((r) => setTimeout(r, scenario.cancelAfterMs));
