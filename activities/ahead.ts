@@ -12,8 +12,10 @@
  *
  * Only what the workflow will run next as a fused round goes ahead: calls and checkpoints only, no
  * call the job's approval policy holds (the workflow would wait for a human first), within the
- * job's effect limit, when the script has not ended. A job cancelled before the next round's activity runs collects
- * them (RunRoundArgs.collect), so its status and journal show every call that was sent.
+ * job's effect limit, when the script has not ended. They start once the round's own outcome
+ * records are in: no call is made from an answer the journal might not keep. A job cancelled
+ * before the next round's activity runs collects them (RunRoundArgs.collect), so its status and
+ * journal show every call that was sent.
  */
 import type { AdvanceResult, HttpEffect, RunRoundArgs, ToolEffect } from '../core/journal.ts';
 import type { DetachedAttempt } from './attempt.ts';
