@@ -266,15 +266,12 @@ describe('execute', () => {
   it("a job cancelled while its next round's calls run ahead journals them: its status counts every call sent, and its resume sends none again", async () => {
     let jobKnown!: (jobId: string) => void;
     const jobId = new Promise<string>((resolve) => (jobKnown = resolve));
-    let cancelled: Promise<Awaited<ReturnType<typeof stack.jobs.cancel>>> | undefined;
     const sent: number[] = [];
-    // The cancel comes while round 2's call waits for its answer, before the round's first heartbeat
-    // could carry it to the activity: the activity ends as usual, having started round 3's call ahead.
+    // The cancel is in before round 2's call, started ahead, is answered.
     beforeAnswer = async (key) => {
       const seq = Number(key.split(':').at(-2));
       sent.push(seq);
-      if (seq === 1) cancelled = stack.jobs.cancel(await jobId);
-      if (seq === 1 || seq === 2) await new Promise((r) => setTimeout(r, 100));
+      if (seq === 1) await stack.client.workflow.getHandle(await jobId).cancel();
     };
     itemRequests = 0;
     try {
@@ -284,11 +281,12 @@ describe('execute', () => {
       }`;
       const started = await stack.jobs.execute({ code, waitSeconds: 0 });
       jobKnown(started.job_id);
-      await eventually(() => cancelled, 30_000, 'the cancel');
-      const view = await cancelled!;
+      const view = await finished(stack.jobs, started.job_id);
       expect(view.status).toBe('cancelled');
-      expect(sent).toEqual([0, 1, 2]);
-      expect(view.effects).toBe(3);
+      // The cancel reached the workflow before round 2's activity (round 2's call is collected) or
+      // during it (round 3's is): either way the journal holds every call the API got.
+      expect(sent.length).toBeGreaterThanOrEqual(2);
+      expect(view.effects).toBe(sent.length);
       expect(view.in_flight).toEqual([{ label: 'items: POST /items', ended: 'succeeded' }]);
       const history = await stack.client.workflow.getHandle(started.job_id).fetchHistory();
       const summaries = (history.events ?? [])
