@@ -27,6 +27,25 @@ export interface AheadRound {
   firstSeq: number;
   attempt: DetachedAttempt;
   ends: Promise<CallEnd[]>;
+  /** Resolves once every call has ended and its outcome record is written (or failed to be); never rejects. */
+  settled: Promise<unknown>;
+}
+
+/** Starts `calls` ahead under `attempt`: the round the activity that takes them up will find. */
+export function callsAhead(
+  firstSeq: number,
+  attempt: DetachedAttempt,
+  calls: () => Array<Promise<CallEnd>>,
+): AheadRound {
+  const ends = Promise.all(calls());
+  // Nobody may take them up (the job cancelled, the session lost): their records hold the outcomes.
+  const settled = ends
+    .then(
+      (all) => Promise.allSettled(all.flatMap((end) => ('result' in end && end.recorded ? [end.recorded] : []))),
+      () => undefined,
+    )
+    .finally(() => attempt.done());
+  return { firstSeq, attempt, ends, settled };
 }
 
 /**

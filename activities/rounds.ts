@@ -31,7 +31,7 @@ import type {
   ToolEffect,
 } from '../core/journal.ts';
 import type { ScriptSession } from '../sandbox/session.ts';
-import { type AheadRound, mayGoAhead } from './ahead.ts';
+import { callsAhead, mayGoAhead } from './ahead.ts';
 import { ActivityAttempt, type CallAttempt } from './attempt.ts';
 import type { CallEnd, Calls } from './calls.ts';
 import type { LiveSession, SessionRegistry, WaitedEffect } from './sessions.ts';
@@ -132,12 +132,9 @@ export function createRunRound(deps: RoundDeps) {
       const held = (request: HttpEffect | ToolEffect) => deps.heldByPolicy(session, request);
       if (!mayGoAhead(args, report, seq, held) || attempt.signal.aborted || session.isEnded) return false;
       const detached = attempt.detach();
-      return sessions.startAhead(args.sessionId, (waitingOn): AheadRound => {
-        const ends = Promise.all(waitingOn.map((effect, i) => runEffect(effect, seq + i, detached)));
-        // Nobody may take them up (the job cancelled, the session lost): their records hold the outcomes.
-        ends.finally(() => detached.done()).catch(() => undefined);
-        return { firstSeq: seq, attempt: detached, ends };
-      });
+      return sessions.startAhead(args.sessionId, (waitingOn) =>
+        callsAhead(seq, detached, () => waitingOn.map((effect, i) => runEffect(effect, seq + i, detached))),
+      );
     }
 
     if (args.collect) return attempt.run(collect);

@@ -110,8 +110,7 @@ export class SessionRegistry {
     const ahead = start(entry.waitingOn);
     entry.ahead = ahead;
     this.aheads.add(ahead);
-    const forget = () => this.aheads.delete(ahead);
-    ahead.ends.then(forget, forget);
+    void ahead.settled.finally(() => this.aheads.delete(ahead));
     return true;
   }
 
@@ -137,13 +136,17 @@ export class SessionRegistry {
     return this.entries.size > 0 || this.running > 0;
   }
 
-  /** Disposes every session; calls started ahead that were not sent are not, and those sent get their grace to land. */
+  /**
+   * Disposes every session. Calls started ahead that were not sent are not; those sent get their
+   * grace to land, and their outcome records are written before this resolves (a worker that
+   * exited first would leave them uncertain).
+   */
   async close(): Promise<void> {
     clearInterval(this.sweeper);
     for (const id of [...this.entries.keys()]) this.remove(id);
     const aheads = [...this.aheads];
     for (const ahead of aheads) ahead.attempt.cancel(new Error('the worker is shutting down'));
-    await Promise.allSettled(aheads.map((a) => a.ends));
+    await Promise.allSettled(aheads.map((a) => a.settled));
   }
 
   /** Sessions no round is about to use, least recently used first. */

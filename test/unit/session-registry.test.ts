@@ -1,4 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { callsAhead } from '../../activities/ahead.ts';
+import { DetachedAttempt } from '../../activities/attempt.ts';
+import type { CallEnd } from '../../activities/calls.ts';
 import { SessionRegistry } from '../../activities/sessions.ts';
 import type { ScriptSession } from '../../sandbox/session.ts';
 
@@ -43,5 +46,33 @@ describe('SessionRegistry', () => {
     expect(registry.take('sleeping')).toBeUndefined();
     expect(registry.size).toBe(1);
     void registry.close();
+  });
+
+  it('on close, stops calls started ahead that were not sent, and waits for the outcome records of those that were', async () => {
+    const registry = new SessionRegistry({ idleMs: 600_000, maxSessions: 2 });
+    registry.add('live', sandbox(), []);
+    const attempt = new DetachedAttempt({
+      token: { job: 1, scheduledAt: 0 },
+      cancelGraceMs: 10_000,
+      staleAfterMs: 1_250,
+    });
+    let recordWritten!: () => void;
+    const recorded = new Promise<void>((resolve) => (recordWritten = resolve));
+    const answered: CallEnd = { result: { outcome: { ok: true, value: 1 } }, recorded };
+    let unsent!: (end: CallEnd) => void;
+    const notYetSent = new Promise<CallEnd>((resolve) => (unsent = resolve));
+    attempt.signal.addEventListener('abort', () => unsent({ unsettled: 'not sent' }));
+    expect(
+      registry.startAhead('live', () => callsAhead(0, attempt, () => [Promise.resolve(answered), notYetSent])),
+    ).toBe(true);
+
+    let closed = false;
+    const closing = registry.close().then(() => (closed = true));
+    expect(attempt.signal.aborted).toBe(true);
+    await vi.advanceTimersByTimeAsync(100);
+    expect(closed).toBe(false); // the sent call's outcome record is still being written
+    recordWritten();
+    await closing;
+    expect(closed).toBe(true);
   });
 });
