@@ -1,31 +1,49 @@
 /** Named records in the local blob store: round trips, first-writer-wins, folders, and names that could escape. */
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { LocalBlobStore } from '../../blobs/local-store.ts';
+import { LocalBlobStore, SYNC_WRITE_BYTES } from '../../blobs/local-store.ts';
 
 const store = () => new LocalBlobStore(join(mkdtempSync(join(tmpdir(), 'dcm-records-')), 'blobs'));
 
+/** Records small enough to be written synchronously, and too large for it (through the thread pool). */
+const sizes = [
+  { path: 'synchronously', pad: '' },
+  { path: 'through the thread pool', pad: 'x'.repeat(SYNC_WRITE_BYTES) },
+];
+
 describe('LocalBlobStore records', () => {
-  it('reads back what was stored, and undefined for a record never stored', async () => {
+  it.each(sizes)('reads back what was stored ($path), and undefined for a record never stored', async ({ pad }) => {
     const s = store();
     expect(await s.getRecord('outcomes/job-1/3')).toBeUndefined();
-    expect(await s.putRecord('outcomes/job-1/3', Buffer.from('{"ok":true}'))).toBe(true);
-    expect((await s.getRecord('outcomes/job-1/3'))?.toString()).toBe('{"ok":true}');
-    expect(await s.putRecord('outcomes/job-1/3', Buffer.from('{"ok":false}'))).toBe(true);
-    expect((await s.getRecord('outcomes/job-1/3'))?.toString()).toBe('{"ok":false}');
+    expect(await s.putRecord('outcomes/job-1/3', Buffer.from(`{"ok":true}${pad}`))).toBe(true);
+    expect((await s.getRecord('outcomes/job-1/3'))?.toString()).toBe(`{"ok":true}${pad}`);
+    expect(await s.putRecord('outcomes/job-1/3', Buffer.from(`{"ok":false}${pad}`))).toBe(true);
+    expect((await s.getRecord('outcomes/job-1/3'))?.toString()).toBe(`{"ok":false}${pad}`);
   });
 
-  it('keeps the first record when writers race with ifAbsent', async () => {
+  it.each(sizes)('keeps the first record when writers race with ifAbsent ($path)', async ({ pad }) => {
     const s = store();
     const writers = Array.from({ length: 20 }, (_, i) =>
-      s.putRecord('outcomes/job-2/0', Buffer.from(`writer ${i}`), { ifAbsent: true }),
+      s.putRecord('outcomes/job-2/0', Buffer.from(`writer ${i}${pad}`), { ifAbsent: true }),
     );
     const won = await Promise.all(writers);
     expect(won.filter(Boolean)).toHaveLength(1);
     const winner = won.indexOf(true);
-    expect((await s.getRecord('outcomes/job-2/0'))?.toString()).toBe(`writer ${winner}`);
+    expect((await s.getRecord('outcomes/job-2/0'))?.toString()).toBe(`writer ${winner}${pad}`);
+  });
+
+  it('leaves no temporary file behind, whichever way it wrote', async () => {
+    const s = store();
+    for (const { pad } of sizes) {
+      await s.putRecord('outcomes/job-3/0', Buffer.from(`a${pad}`));
+      await s.putRecord('outcomes/job-3/1', Buffer.from(`b${pad}`), { ifAbsent: true });
+      await s.putRecord('outcomes/job-3/1', Buffer.from(`c${pad}`), { ifAbsent: true });
+      await s.put(Buffer.from(`blob${pad}`));
+    }
+    const files = readdirSync(s.location, { recursive: true }).map(String);
+    expect(files.filter((f) => f.endsWith('.tmp'))).toEqual([]);
   });
 
   it('deletes a folder of records and nothing beside it', async () => {
