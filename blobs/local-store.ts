@@ -5,15 +5,15 @@
  * disappears (moved away, unmounted), that is an outage (BlobStoreUnavailableError, which
  * activities wait out), not an empty store whose blobs are all missing.
  *
- * Small files are written synchronously. A write is four file operations (open, write, close,
- * rename); through the thread pool each is a round trip costing more than the operation itself,
- * and a round's writes are on its critical path: a call's intent before it is sent, its outcome
- * after, the claim checks of its request and response. Ten parallel calls' records took 3.6 ms
- * more than the calls (bench/README.md, "Records written synchronously"). Larger files go through
- * the thread pool, so the event loop never waits on a big write.
+ * Small files are written, and small records read, synchronously. A write is four file operations
+ * (open, write, close, rename); through the thread pool each is a round trip costing more than the
+ * operation itself, and a round's writes are on its critical path: a call's intent before it is
+ * sent, its outcome after, the claim checks of its request and response (bench/README.md, "Records
+ * written synchronously"). Larger files go through the thread pool, so the event loop never waits
+ * on a big write or read.
  */
 import { randomUUID } from 'node:crypto';
-import { linkSync, mkdirSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { linkSync, mkdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { link, mkdir, readdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { BlobRef } from '../core/journal.ts';
@@ -27,7 +27,7 @@ import {
   verified,
 } from './store.ts';
 
-/** Files up to this size are written synchronously (see above): a few tens of microseconds on a local disk. */
+/** Files up to this size are written, and records read, synchronously (see above): tens of microseconds on a local disk. */
 export const SYNC_WRITE_BYTES = 64 * 1024;
 
 /** The file operations a write makes: through the thread pool, or synchronously. */
@@ -121,7 +121,8 @@ export class LocalBlobStore implements BlobStore {
     const file = this.recordFile(name);
     return this.guard(
       `read record ${name}`,
-      () => readFile(file),
+      // A small record (an intent, most outcomes) is read as it is written: synchronously.
+      async () => (statSync(file).size <= SYNC_WRITE_BYTES ? readFileSync(file) : readFile(file)),
       () => undefined,
     );
   }
