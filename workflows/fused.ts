@@ -112,8 +112,11 @@ export async function runRound(
     wf.log.info('live session unreachable; replaying the journal in a new session, which runs the round again', {
       reason: (e as Error).message,
     });
-    // The lost attempt may have sent the round's calls (batched, later ones too): they must look for its records.
-    const reach = batch ? batch.flush.calls + job.limits.maxEffectsPerRound : report.effects.length;
+    // The lost attempt may have sent the round's calls (batched, later ones too) and started the next
+    // round's ahead (at most a round's worth): they must look for its records.
+    const reach =
+      (batch ? batch.flush.calls + job.limits.maxEffectsPerRound : report.effects.length) +
+      job.limits.maxEffectsPerRound;
     state.attemptedUpTo = Math.max(state.attemptedUpTo ?? 0, firstSeq + reach);
     return { played: [], next: { report: await replay(job, journal, state.rounds, now), now }, replayed: true };
   }
