@@ -8,7 +8,8 @@
  * another. This process cannot ask the server whether that happened before each send, but it can
  * notice that it was not running: the attempt heartbeats every HEARTBEAT_EVERY_MS, so a gap between
  * beats longer than the heartbeat timeout (less the SDK's heartbeat throttling) means the process
- * was frozen or starved long enough for the server to have moved on.
+ * was frozen or starved long enough for the server to have moved on. The gap is remembered
+ * (Liveness): after a thaw the first beat may run before the code that checks, and must not hide it.
  */
 import { ApplicationFailure, Context, heartbeat } from '@temporalio/activity';
 import type { AttemptToken } from '../core/call-records.ts';
@@ -22,6 +23,48 @@ export const HEARTBEAT_EVERY_MS = 500;
 const STALL_MARGIN_MS = 250;
 /** Slack for the worker's clock against the Temporal server's. */
 const CLOCK_SKEW_MARGIN_MS = 2_000;
+
+/**
+ * Whether the process kept running under an attempt: beats come every HEARTBEAT_EVERY_MS, so a gap
+ * longer than `staleAfterMs` means it stalled. A stall is kept for good: on a thawed process the
+ * event loop may run a beat before the call that would have seen the gap (bench:freeze caught a
+ * thawed worker starting the next round's calls ahead after its round had been given up).
+ */
+export class Liveness {
+  private readonly staleAfterMs: number;
+  private readonly now: () => number;
+  private last: number;
+  private stalledMs: number | undefined;
+
+  /** `stalledMs`: a stall seen before (by the attempt this one was detached from). */
+  constructor(staleAfterMs: number, stalledMs?: number, now: () => number = () => performance.now()) {
+    this.staleAfterMs = staleAfterMs;
+    this.now = now;
+    this.last = now();
+    this.stalledMs = stalledMs;
+  }
+
+  beat(): void {
+    const now = this.now();
+    this.note(now - this.last);
+    this.last = now;
+  }
+
+  /** The longest stall so far, counting the time since the last beat; undefined if none. */
+  stall(): number | undefined {
+    this.note(this.now() - this.last);
+    return this.stalledMs;
+  }
+
+  private note(gap: number): void {
+    if (gap > this.staleAfterMs) this.stalledMs = Math.max(this.stalledMs ?? 0, gap);
+  }
+}
+
+function assertLive(liveness: Liveness): void {
+  const stall = liveness.stall();
+  if (stall !== undefined) throw staleAttempt(`it did not run for ${Math.round(stall)} ms`);
+}
 
 export interface CallAttempt {
   readonly token: AttemptToken;
@@ -61,7 +104,7 @@ export class ActivityAttempt implements CallAttempt {
   readonly cancelGraceMs: number;
   private readonly context = Context.current();
   private readonly staleAfterMs: number;
-  private lastBeat = performance.now();
+  private readonly liveness: Liveness;
 
   constructor(jobAttempt: number, cancelGraceMs: number) {
     const { info } = this.context;
@@ -72,6 +115,7 @@ export class ActivityAttempt implements CallAttempt {
       info.heartbeatTimeoutMs === undefined || info.heartbeatTimeoutMs === 0
         ? Infinity
         : info.heartbeatTimeoutMs - HEARTBEAT_THROTTLE_MS - STALL_MARGIN_MS;
+    this.liveness = new Liveness(this.staleAfterMs);
   }
 
   /**
@@ -81,9 +125,9 @@ export class ActivityAttempt implements CallAttempt {
    * so beating at the start cost every round a server write (a third of its server CPU, `npm run bench`).
    */
   async run<T>(work: () => Promise<T>): Promise<T> {
-    this.lastBeat = performance.now();
+    this.liveness.beat();
     const timer = setInterval(() => {
-      this.lastBeat = performance.now();
+      this.liveness.beat();
       heartbeat();
     }, HEARTBEAT_EVERY_MS);
     try {
@@ -94,13 +138,22 @@ export class ActivityAttempt implements CallAttempt {
   }
 
   assertCurrent(): void {
-    const gap = performance.now() - this.lastBeat;
-    if (gap > this.staleAfterMs) throw staleAttempt(`it did not run for ${Math.round(gap)} ms`);
+    assertLive(this.liveness);
     const details = this.context.cancellationDetails;
     if (this.signal.aborted && details && !details.cancelRequested && !details.workerShutdown)
       throw staleAttempt(
         `Temporal cancelled it: ${(this.signal.reason as Error | undefined)?.message ?? 'no reason given'}`,
       );
+  }
+
+  /** Whether calls may still be sent under this attempt (assertCurrent would not throw). */
+  isCurrent(): boolean {
+    try {
+      this.assertCurrent();
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   /** Whether the job itself was cancelled (not a time-out or a worker shutdown). */
@@ -114,6 +167,7 @@ export class ActivityAttempt implements CallAttempt {
       token: this.token,
       cancelGraceMs: this.cancelGraceMs,
       staleAfterMs: this.staleAfterMs,
+      stalledMs: this.liveness.stall(),
     });
   }
 }
@@ -129,15 +183,14 @@ export class DetachedAttempt implements CallAttempt {
   readonly token: AttemptToken;
   readonly cancelGraceMs: number;
   private readonly controller = new AbortController();
-  private readonly staleAfterMs: number;
-  private lastTick = performance.now();
-  private readonly ticker = setInterval(() => (this.lastTick = performance.now()), HEARTBEAT_EVERY_MS).unref();
+  private readonly liveness: Liveness;
+  private readonly ticker = setInterval(() => this.liveness.beat(), HEARTBEAT_EVERY_MS).unref();
   private adopter?: CallAttempt;
 
-  constructor(from: { token: AttemptToken; cancelGraceMs: number; staleAfterMs: number }) {
+  constructor(from: { token: AttemptToken; cancelGraceMs: number; staleAfterMs: number; stalledMs?: number }) {
     this.token = from.token;
     this.cancelGraceMs = from.cancelGraceMs;
-    this.staleAfterMs = from.staleAfterMs;
+    this.liveness = new Liveness(from.staleAfterMs, from.stalledMs);
   }
 
   get signal(): AbortSignal {
@@ -163,7 +216,6 @@ export class DetachedAttempt implements CallAttempt {
 
   assertCurrent(): void {
     if (this.adopter) return this.adopter.assertCurrent();
-    const gap = performance.now() - this.lastTick;
-    if (gap > this.staleAfterMs) throw staleAttempt(`it did not run for ${Math.round(gap)} ms`);
+    assertLive(this.liveness);
   }
 }

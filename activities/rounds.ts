@@ -130,7 +130,9 @@ export function createRunRound(deps: RoundDeps) {
     /** Starts the calls of the next report ahead of its round, when it may go ahead; whether it did. */
     function startAhead(report: AdvanceResult, seq: number): boolean {
       const held = (request: HttpEffect | ToolEffect) => deps.heldByPolicy(session, request);
-      if (!mayGoAhead(args, report, seq, held) || attempt.signal.aborted || session.isEnded) return false;
+      // Not from an attempt Temporal may have given up (a thawed worker): another one runs this round.
+      if (!mayGoAhead(args, report, seq, held) || !attempt.isCurrent() || attempt.signal.aborted || session.isEnded)
+        return false;
       const detached = attempt.detach();
       return sessions.startAhead(args.sessionId, (waitingOn) =>
         callsAhead(seq, detached, () => waitingOn.map((effect, i) => runEffect(effect, seq + i, detached))),
