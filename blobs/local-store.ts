@@ -5,14 +5,13 @@
  * disappears (moved away, unmounted), that is an outage (BlobStoreUnavailableError, which
  * activities wait out), not an empty store whose blobs are all missing.
  *
- * Small files are written, and small records read, synchronously. A write is four file operations
- * (open, write, close, rename); through the thread pool each is a round trip costing more than the
- * operation itself, and a round's writes are on its critical path: a call's intent before it is
- * sent, its outcome after, the claim checks of its request and response (bench/README.md, "Records
- * written synchronously"). Larger files go through the thread pool, so the event loop never waits
- * on a big write or read.
+ * Small files are written, and small records read, synchronously. A write fills a temporary file
+ * (temp-files.ts: one made ahead when one is ready) and renames or links it to its name; through the
+ * thread pool each file operation is a round trip costing more than the operation itself, and a
+ * round's writes are on its critical path: a call's intent before it is sent, its outcome after,
+ * the claim checks of its request and response (bench/README.md, "Records written synchronously").
+ * Larger files go through the thread pool, so the event loop never waits on a big write or read.
  */
-import { randomUUID } from 'node:crypto';
 import { linkSync, mkdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { link, mkdir, readdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -26,19 +25,20 @@ import {
   contentAddress,
   verified,
 } from './store.ts';
+import { TempFiles } from './temp-files.ts';
 
 /** Files up to this size are written, and records read, synchronously (see above): 0.05-0.2 ms each on a local disk. */
 export const SYNC_WRITE_BYTES = 64 * 1024;
 
 /** The file operations a write makes: through the thread pool, or synchronously. */
 interface WriteOps {
-  writeFile(file: string, bytes: Buffer): unknown;
-  rename(from: string, to: string): unknown;
-  link(existing: string, name: string): unknown;
-  unlink(file: string): unknown;
-  mkdir(dir: string): unknown;
+  writeFile: (file: string, bytes: Buffer) => unknown;
+  rename: (from: string, to: string) => unknown;
+  link: (existing: string, name: string) => unknown;
+  unlink: (file: string) => unknown;
+  mkdir: (dir: string) => unknown;
   /** The file's size, or undefined when there is none. */
-  size(file: string): Promise<number | undefined> | number | undefined;
+  size: (file: string) => Promise<number | undefined> | number | undefined;
 }
 
 const THREAD_POOL: WriteOps = {
@@ -67,10 +67,12 @@ const opsFor = (bytes: Buffer): WriteOps => (bytes.length <= SYNC_WRITE_BYTES ? 
 
 export class LocalBlobStore implements BlobStore {
   readonly location: string;
+  private readonly temps: TempFiles;
 
   constructor(directory: string) {
     this.location = directory;
     mkdirSync(directory, { recursive: true });
+    this.temps = new TempFiles(join(directory, 'tmp'));
   }
 
   async put(bytes: Buffer): Promise<BlobRef> {
@@ -78,7 +80,8 @@ export class LocalBlobStore implements BlobStore {
     const file = this.fileOf(ref);
     const ops = opsFor(bytes);
     await this.guard(`store blob ${ref.blob}`, async () => {
-      if ((await ops.size(file)) !== bytes.length) await ops.rename(await this.written(file, bytes, ops), file);
+      if ((await ops.size(file)) !== bytes.length)
+        await this.placed(ops.rename, await this.written(bytes, ops), file, ops);
     });
     return ref;
   }
@@ -99,14 +102,14 @@ export class LocalBlobStore implements BlobStore {
     const file = this.recordFile(name);
     const ops = opsFor(bytes);
     return this.guard(`store record ${name}`, async () => {
-      const temp = await this.written(file, bytes, ops);
+      const temp = await this.written(bytes, ops);
       if (!options.ifAbsent) {
-        await ops.rename(temp, file);
+        await this.placed(ops.rename, temp, file, ops);
         return true;
       }
       // link() creates the name only if it does not exist yet, and only ever with the whole content.
       try {
-        await ops.link(temp, file);
+        await this.placed(ops.link, temp, file, ops);
         return true;
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
@@ -180,21 +183,43 @@ export class LocalBlobStore implements BlobStore {
   }
 
   /**
-   * Writes `bytes` to a fresh temporary file beside `file`, so a crash never leaves a partial file
-   * under the real name. The file's folder is created on the first write into it (a job's records,
-   * a blob's fan-out), never the store's own directory: a vanished store is an outage.
+   * Writes `bytes` to a temporary file of this store's, so a crash never leaves a partial file under
+   * a real name. Its folder is made again when it was removed while the store was there (never the
+   * store's own directory: a vanished store is an outage).
    */
-  private async written(file: string, bytes: Buffer, ops: WriteOps): Promise<string> {
-    const temp = `${file}.${randomUUID()}.tmp`;
+  private async written(bytes: Buffer, ops: WriteOps): Promise<string> {
+    const spare = ops === SYNCHRONOUS ? this.temps.fillSpare(bytes) : undefined;
+    if (spare) return spare;
+    const temp = this.temps.fresh();
     try {
       await ops.writeFile(temp, bytes);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-      await this.checkDirectory(`create the folder of ${file}`, e);
-      await ops.mkdir(dirname(file));
+      await this.checkDirectory('create a temporary file', e);
+      await ops.mkdir(dirname(temp));
       await ops.writeFile(temp, bytes);
     }
     return temp;
+  }
+
+  /**
+   * Moves the written `temp` to `file` (`move`: a rename, or a link that keeps the first writer's),
+   * creating the file's folder on the first write into it (a job's records, a blob's fan-out).
+   */
+  private async placed(
+    move: (from: string, to: string) => unknown,
+    temp: string,
+    file: string,
+    ops: WriteOps,
+  ): Promise<void> {
+    try {
+      await move(temp, file);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      await this.checkDirectory(`create the folder of ${file}`, e);
+      await ops.mkdir(dirname(file));
+      await move(temp, file);
+    }
   }
 
   private recordFile(name: string): string {

@@ -1,11 +1,19 @@
 /** Named records in the local blob store: round trips, first-writer-wins, folders, and names that could escape. */
-import { mkdtempSync, readdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { setTimeout } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { LocalBlobStore, SYNC_WRITE_BYTES } from '../../blobs/local-store.ts';
 
 const store = () => new LocalBlobStore(join(mkdtempSync(join(tmpdir(), 'dcm-records-')), 'blobs'));
+
+/** Every file under `dir`: its path relative to it, and its size. */
+const filesIn = (dir: string) =>
+  readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile())
+    .map((e) => ({ path: relative(dir, join(e.parentPath, e.name)), size: statSync(join(e.parentPath, e.name)).size }));
 
 /** Records small enough to be written synchronously, and too large for it (through the thread pool). */
 const sizes = [
@@ -34,7 +42,7 @@ describe('LocalBlobStore records', () => {
     expect((await s.getRecord('outcomes/job-2/0'))?.toString()).toBe(`writer ${winner}${pad}`);
   });
 
-  it('leaves no temporary file behind, whichever way it wrote', async () => {
+  it('leaves no temporary file behind, whichever way it wrote: only empty spares in its own folder', async () => {
     const s = store();
     for (const { pad } of sizes) {
       await s.putRecord('outcomes/job-3/0', Buffer.from(`a${pad}`));
@@ -42,8 +50,45 @@ describe('LocalBlobStore records', () => {
       await s.putRecord('outcomes/job-3/1', Buffer.from(`c${pad}`), { ifAbsent: true });
       await s.put(Buffer.from(`blob${pad}`));
     }
-    const files = readdirSync(s.location, { recursive: true }).map(String);
-    expect(files.filter((f) => f.endsWith('.tmp'))).toEqual([]);
+    const files = filesIn(s.location);
+    expect(files.filter((f) => !f.path.startsWith('tmp/')).map((f) => f.path)).toHaveLength(4); // 2 records, 2 blobs
+    expect(files.filter((f) => f.path.startsWith('tmp/') && f.size > 0)).toEqual([]);
+  });
+
+  it('writes into spare files made ahead, and makes its files itself when their folder was removed', async () => {
+    const s = store();
+    const write = (i: number) => s.putRecord(`outcomes/job-4/${i}`, Buffer.from(`record ${i}`), { ifAbsent: true });
+    for (let i = 0; i < 20; i++) await write(i);
+    const spares = async () => {
+      await setTimeout(100); // the spares are made through the thread pool
+      return filesIn(s.location).filter((f) => f.path.startsWith('tmp/'));
+    };
+    const ready = await spares();
+    expect(ready.length).toBeGreaterThan(0);
+    await write(20);
+    expect((await spares()).length).toBe(ready.length - 1);
+    rmSync(join(s.location, 'tmp'), { recursive: true });
+    for (let i = 21; i < 60; i++) await write(i);
+    for (let i = 0; i < 60; i++) expect((await s.getRecord(`outcomes/job-4/${i}`))?.toString()).toBe(`record ${i}`);
+  });
+
+  it("removes the temporary folders of this host's processes that died, and no other", () => {
+    const location = join(mkdtempSync(join(tmpdir(), 'dcm-records-')), 'blobs');
+    const dead = spawnSync(process.execPath, ['-e', '']).pid;
+    const folders = {
+      dead: `${hostname()}-${dead}-0123abcd`,
+      running: `${hostname()}-${process.ppid}-0123abcd`,
+      otherHost: `another-host-${dead}-0123abcd`,
+      notOurs: 'not-a-store-folder',
+    };
+    for (const folder of Object.values(folders)) {
+      mkdirSync(join(location, 'tmp', folder), { recursive: true });
+      writeFileSync(join(location, 'tmp', folder, '0'), 'half a write');
+    }
+    const s = new LocalBlobStore(location);
+    const left = readdirSync(join(s.location, 'tmp'));
+    expect(left).not.toContain(folders.dead);
+    expect(left).toEqual(expect.arrayContaining([folders.running, folders.otherHost, folders.notOurs]));
   });
 
   it('deletes a folder of records and nothing beside it', async () => {
