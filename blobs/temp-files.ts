@@ -29,12 +29,16 @@ export class TempFiles {
   private made = 0;
   private refilling = false;
 
-  /** `root`: the folder of every store's temporary files (`<store>/tmp`), which must exist or be creatable now. */
+  /** `root`: the folder of every store's temporary files (`<store>/tmp`). */
   constructor(root: string) {
     this.folder = join(root, `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`);
-    mkdirSync(this.folder, { recursive: true });
     ownFolders.add(this.folder);
-    removeFoldersOfDeadProcesses(root);
+    try {
+      mkdirSync(this.folder, { recursive: true });
+      removeFoldersOfDeadProcesses(root);
+    } catch {
+      // A store that cannot be written here (read-only, another user's) still reads; a write says why it cannot.
+    }
     if (!removeOnExit) {
       removeOnExit = true;
       process.once('exit', () => {
@@ -104,7 +108,11 @@ function removeFoldersOfDeadProcesses(root: string): void {
     const pid = Number(match[2]);
     // One with this process's pid that is not one of its stores' was left by an earlier process (pid 1 in containers).
     if (pid === process.pid ? ownFolders.has(join(root, name)) : isRunning(pid)) continue;
-    rmSync(join(root, name), { recursive: true, force: true });
+    try {
+      rmSync(join(root, name), { recursive: true, force: true });
+    } catch {
+      // Not ours to remove (another user's): it stays, empty files and at most one partial write.
+    }
   }
 }
 
