@@ -178,6 +178,8 @@ export async function startHttpApi(options: HttpApiOptions): Promise<HttpApi> {
     try {
       response = await respond(req, url);
     } catch (error) {
+      // The client went away mid-request (a worker killed while sending): nobody to answer, nothing wrong here.
+      if (res.destroyed && (error as NodeJS.ErrnoException).code === 'ECONNRESET') return;
       response = errorResponse(error);
     }
     send(res, response);

@@ -1,6 +1,9 @@
+import { once } from 'node:events';
 import { existsSync, readFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { isAbsolute } from 'node:path';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { setTimeout } from 'node:timers/promises';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { startCrmApi } from '../../demo-apis/crm.ts';
 import type { CrmApi } from '../../demo-apis/crm.ts';
 import { DEMO_PORTS, demoProvidersConfig, startDemoApis } from '../../demo-apis/index.ts';
@@ -287,6 +290,25 @@ describe('CRM demo API', () => {
     expect(reply.status).toBe(413);
     expect(reply.body.error.code).toBe('payload_too_large');
     expect(crm.stats().leads).toBe(0);
+  });
+
+  it('logs nothing when a client goes away halfway through its request body', async () => {
+    const logged = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+    try {
+      const { port } = new URL(crm.url);
+      const socket = connect(Number(port), '127.0.0.1');
+      await once(socket, 'connect');
+      socket.write(
+        'POST /leads HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"name":',
+      );
+      await vi.waitFor(() => expect(crm.stats().requests).toBe(1));
+      socket.destroy();
+      await setTimeout(100);
+      expect(logged).not.toHaveBeenCalled();
+      expect(crm.stats().leads).toBe(0);
+    } finally {
+      logged.mockRestore();
+    }
   });
 
   it('answers unknown paths with 404 and wrong methods with 405', async () => {
