@@ -42,7 +42,7 @@ export class TempFiles {
     if (!removeOnExit) {
       removeOnExit = true;
       process.once('exit', () => {
-        for (const folder of ownFolders) rmSync(folder, { recursive: true, force: true });
+        for (const folder of ownFolders) removeQuietly(folder);
       });
     }
   }
@@ -108,11 +108,16 @@ function removeFoldersOfDeadProcesses(root: string): void {
     const pid = Number(match[2]);
     // One with this process's pid that is not one of its stores' was left by an earlier process (pid 1 in containers).
     if (pid === process.pid ? ownFolders.has(join(root, name)) : isRunning(pid)) continue;
-    try {
-      rmSync(join(root, name), { recursive: true, force: true });
-    } catch {
-      // Not ours to remove (another user's): it stays, empty files and at most one partial write.
-    }
+    removeQuietly(join(root, name));
+  }
+}
+
+/** Removes a folder of temporary files; one that cannot be removed (another user's) stays: empty files and at most one partial write. */
+function removeQuietly(folder: string): void {
+  try {
+    rmSync(folder, { recursive: true, force: true });
+  } catch {
+    // Nothing of a store's content is in it.
   }
 }
 
