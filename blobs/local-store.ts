@@ -27,7 +27,7 @@ import {
 } from './store.ts';
 import { TempFiles } from './temp-files.ts';
 
-/** Files up to this size are written, and records read, synchronously (see above): 0.05-0.2 ms each on a local disk. */
+/** Files up to this size are written, and records read, synchronously (see above; bench/README.md gives what each costs). */
 export const SYNC_WRITE_BYTES = 64 * 1024;
 
 /** The file operations a write makes: through the thread pool, or synchronously. */
