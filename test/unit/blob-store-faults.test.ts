@@ -58,14 +58,17 @@ describe('the local blob store', () => {
     },
   );
 
-  it('calls a directory replaced by a file an outage, not a missing blob', async () => {
-    const { directory, store } = newStore();
-    rmSync(directory, { recursive: true });
-    writeFileSync(directory, 'not a directory');
-    const error = await store.get(never).catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(BlobStoreUnavailableError);
-    expect((error as Error).message).toMatch('it is not a directory');
-  });
+  it.each(['get', 'put', 'putRecord'] as const)(
+    '%s: a directory replaced by a file is an outage, not a missing blob',
+    async (call) => {
+      const { directory, store } = newStore();
+      rmSync(directory, { recursive: true });
+      writeFileSync(directory, 'not a directory');
+      const error = await calls(store)[call]().catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(BlobStoreUnavailableError);
+      expect((error as Error).message).toMatch('it is not a directory');
+    },
+  );
 });
 
 describe('activities waiting for the blob store', () => {
