@@ -16,28 +16,63 @@
  * records are in: no call is made from an answer the journal might not keep. A job cancelled
  * before the next round's activity runs collects them (RunRoundArgs.collect), so its status and
  * journal show every call that was sent.
+ *
+ * Once every call has its answer, the sandbox takes its turn on them (the report of the next round)
+ * while Temporal is still busy: the next round's activity finds it made. Nothing leaves the process
+ * for it (the report is planned, journaled and acted on by that activity, as when it takes the turn
+ * itself), and a session whose next round never comes is dropped as before.
+ *
+ * The calls are sent once the current activity's completion is on its way (setImmediate): that
+ * completion is the round's critical path, the calls have Temporal's whole turn-around.
  */
-import type { AdvanceResult, HttpEffect, RunRoundArgs, ToolEffect } from '../core/journal.ts';
+import type {
+  AdvanceResult,
+  CallResult,
+  EffectOutcome,
+  HttpEffect,
+  RoundReport,
+  RunRoundArgs,
+  ToolEffect,
+} from '../core/journal.ts';
 import type { DetachedAttempt } from './attempt.ts';
 import type { CallEnd } from './calls.ts';
+
+/** The sandbox's turn on a round's results: when they were delivered, the report it made, and their outcomes as history gets them (large values by reference). */
+export interface SandboxTurn {
+  now: number;
+  report: RoundReport;
+  outcomes: EffectOutcome[];
+}
 
 /** A round's calls started by the activity of the round before. */
 export interface AheadRound {
   /** The job's count of effects before the round: the position of its first call. */
   firstSeq: number;
+  /** The rounds the session had been delivered when the calls started (the turn below adds one). */
+  roundsDelivered: number;
   attempt: DetachedAttempt;
   ends: Promise<CallEnd[]>;
+  /**
+   * The sandbox's turn on the calls' results, taken as soon as every call has one; undefined when
+   * one has none (a retry due, a call not sent), and then the session has not been delivered.
+   */
+  turn: Promise<SandboxTurn | undefined>;
   /** Resolves once every call has ended and its outcome record is written (or failed to be); never rejects. */
   settled: Promise<unknown>;
 }
 
-/** Starts `calls` ahead under `attempt`: the round the activity that takes them up will find. */
+/** Starts `calls` ahead under `attempt`, then `turn` on their results: the round the activity that takes them up will find. */
 export function callsAhead(
-  firstSeq: number,
+  position: Pick<AheadRound, 'firstSeq' | 'roundsDelivered'>,
   attempt: DetachedAttempt,
   calls: () => Array<Promise<CallEnd>>,
+  turn: (results: CallResult[]) => Promise<SandboxTurn>,
 ): AheadRound {
-  const ends = Promise.all(calls());
+  const ends = new Promise<void>((resolve) => setImmediate(resolve)).then(() => Promise.all(calls()));
+  const results = (all: CallEnd[]) => all.flatMap((end) => ('result' in end ? [end.result] : []));
+  const taken = ends.then((all) => (results(all).length === all.length ? turn(results(all)) : undefined));
+  // Its failure is thrown by the activity that takes the turn up; nobody may (the session dropped).
+  taken.catch(() => undefined);
   // Nobody may take them up (the job cancelled, the session lost): their records hold the outcomes.
   const settled = ends
     .then(
@@ -45,7 +80,7 @@ export function callsAhead(
       () => undefined,
     )
     .finally(() => attempt.done());
-  return { firstSeq, attempt, ends, settled };
+  return { ...position, attempt, ends, turn: taken, settled };
 }
 
 /**

@@ -14,7 +14,8 @@
  * from being sent again after a crash.
  *
  * Otherwise, when the sandbox's next report asks only for calls, the activity starts them before it
- * returns (ahead.ts) and the next round's activity takes them up.
+ * returns (ahead.ts) and the next round's activity takes them up, with the sandbox's turn on their
+ * answers when it has been taken meanwhile.
  */
 import { ApplicationFailure } from '@temporalio/activity';
 import type { ClaimCheck } from '../blobs/claim-check.ts';
@@ -22,6 +23,7 @@ import { idempotencyKey } from '../core/effects.ts';
 import { INTERNAL_FAILURES } from '../core/errors.ts';
 import type {
   AdvanceResult,
+  CallResult,
   FusedRound,
   HttpEffect,
   PlannedEffect,
@@ -31,7 +33,7 @@ import type {
   ToolEffect,
 } from '../core/journal.ts';
 import type { ScriptSession } from '../sandbox/session.ts';
-import { callsAhead, mayGoAhead } from './ahead.ts';
+import { callsAhead, mayGoAhead, type SandboxTurn } from './ahead.ts';
 import { ActivityAttempt, type CallAttempt } from './attempt.ts';
 import type { CallEnd, Calls } from './calls.ts';
 import type { LiveSession, SessionRegistry, WaitedEffect } from './sessions.ts';
@@ -53,10 +55,20 @@ export interface RoundDeps {
   heldByPolicy(session: ScriptSession, request: HttpEffect | ToolEffect): boolean;
 }
 
-/** The live session `id`, if it is on this worker and at round `roundsDelivered`; else the job must replay. */
-export function takeLiveSession(sessions: SessionRegistry, id: string, roundsDelivered: number): LiveSession {
+/**
+ * The live session `id`, if it is on this worker and at round `roundsDelivered`; else the job must
+ * replay. Calls started ahead (with perhaps the sandbox's turn on them) are for the fused round
+ * that takes them up (`takesAhead`): anything else finds the session lost.
+ */
+export function takeLiveSession(
+  sessions: SessionRegistry,
+  id: string,
+  roundsDelivered: number,
+  takesAhead = false,
+): LiveSession {
   const live = sessions.take(id);
-  if (!live || live.session.roundsDelivered !== roundsDelivered) {
+  const delivered = live?.ahead ? takesAhead && live.ahead.roundsDelivered : live?.session.roundsDelivered;
+  if (!live || delivered !== roundsDelivered) {
     live?.session.dispose();
     throw ApplicationFailure.nonRetryable(
       `live session ${id} is not on this worker; the job will replay its journal`,
@@ -81,9 +93,22 @@ function batchable(effects: PlannedEffect[], providers: string[]): boolean {
 export function createRunRound(deps: RoundDeps) {
   const { sessions, calls, claims } = deps;
 
+  /** Delivers the results to the sandbox, which runs to its next report, while their outcomes go to the blob store for history. */
+  async function takeTurn(session: ScriptSession, results: CallResult[]): Promise<SandboxTurn> {
+    const now = Date.now();
+    const [outcomes, report] = await Promise.all([
+      Promise.all(results.map((r) => claims.offloadOutcome(r.outcome))),
+      session.deliver(
+        results.map((r) => r.outcome),
+        now,
+      ),
+    ]);
+    return { now, outcomes, report };
+  }
+
   return async function runRound(args: RunRoundArgs): Promise<RunRoundResult> {
     const attempt = new ActivityAttempt(args.jobAttempt, args.cancelGraceMs);
-    let live = takeLiveSession(sessions, args.sessionId, args.roundsDelivered);
+    let live = takeLiveSession(sessions, args.sessionId, args.roundsDelivered, true);
     const { session } = live;
 
     async function runEffect(effect: WaitedEffect, seq: number, by: CallAttempt = attempt): Promise<CallEnd> {
@@ -135,8 +160,18 @@ export function createRunRound(deps: RoundDeps) {
         return false;
       const detached = attempt.detach();
       return sessions.startAhead(args.sessionId, (waitingOn) =>
-        callsAhead(seq, detached, () => waitingOn.map((effect, i) => runEffect(effect, seq + i, detached))),
+        callsAhead(
+          { firstSeq: seq, roundsDelivered: session.roundsDelivered },
+          detached,
+          () => waitingOn.map((effect, i) => runEffect(effect, seq + i, detached)),
+          (results) => takeTurn(session, results),
+        ),
       );
+    }
+
+    /** The sandbox's turn on the round's results: taken already when they were the calls started ahead, else now. */
+    async function turnOn(results: CallResult[]): Promise<SandboxTurn> {
+      return (await live.ahead?.turn) ?? takeTurn(session, results);
     }
 
     if (args.collect) return attempt.run(collect);
@@ -175,25 +210,19 @@ export function createRunRound(deps: RoundDeps) {
           else sessions.add(args.sessionId, session, live.waitingOn);
           return { rounds, stopped: await stopped(ends) };
         }
-        const now = Date.now();
-        // The sandbox's turn overlaps the outcomes' records and their blob writes (for history). Only
-        // the sandbox sees the outcomes before their records are in: its next calls and this
-        // activity's result wait for them, and an outcome not kept (another attempt's was) drops it.
+        // The sandbox's turn overlaps the outcomes' records. Only the sandbox sees the outcomes before
+        // their records are in: its next calls and this activity's result wait for them, and an
+        // outcome not kept (another attempt's was) drops it.
         const [records, turn] = await Promise.allSettled([
           recorded,
-          Promise.all([
-            Promise.all(results.map((r) => claims.offloadOutcome(r.outcome))),
-            session
-              .deliver(
-                results.map((r) => r.outcome),
-                now,
-              )
-              .then((delivered) => deps.plan(args.sessionId, session, delivered, args.privacyOwner)),
-          ]),
+          turnOn(results).then(async (taken) => ({
+            ...taken,
+            report: await deps.plan(args.sessionId, session, taken.report, args.privacyOwner),
+          })),
         ]);
         if (records.status === 'rejected') dropSession(records.reason);
         if (turn.status === 'rejected') throw turn.reason;
-        const [outcomes, report] = turn.value;
+        const { outcomes, now, report } = turn.value;
         rounds.push({
           outcomes,
           uncertain: results.flatMap((r, i) => (r.uncertain ? [i] : [])),

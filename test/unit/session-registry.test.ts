@@ -62,8 +62,11 @@ describe('SessionRegistry', () => {
     let unsent!: (end: CallEnd) => void;
     const notYetSent = new Promise<CallEnd>((resolve) => (unsent = resolve));
     attempt.signal.addEventListener('abort', () => unsent({ unsettled: 'not sent' }));
+    const turn = vi.fn(() => Promise.reject(new Error('no turn: a call was not sent')));
     expect(
-      registry.startAhead('live', () => callsAhead(0, attempt, () => [Promise.resolve(answered), notYetSent])),
+      registry.startAhead('live', () =>
+        callsAhead({ firstSeq: 0, roundsDelivered: 1 }, attempt, () => [Promise.resolve(answered), notYetSent], turn),
+      ),
     ).toBe(true);
 
     let closed = false;
@@ -74,5 +77,6 @@ describe('SessionRegistry', () => {
     recordWritten();
     await closing;
     expect(closed).toBe(true);
+    expect(turn).not.toHaveBeenCalled();
   });
 });
