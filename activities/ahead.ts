@@ -30,17 +30,17 @@ import type {
   CallResult,
   EffectOutcome,
   HttpEffect,
-  RoundReport,
   RunRoundArgs,
   ToolEffect,
 } from '../core/journal.ts';
 import type { DetachedAttempt } from './attempt.ts';
 import type { CallEnd } from './calls.ts';
+import type { PreparedReport } from './sessions.ts';
 
-/** The sandbox's turn on a round's results: when they were delivered, the report it made, and their outcomes as history gets them (large values by reference). */
+/** The sandbox's turn on a round's results: when they were delivered, the report it made (ready for history), and their outcomes as history gets them. */
 export interface SandboxTurn {
   now: number;
-  report: RoundReport;
+  prepared: PreparedReport;
   outcomes: EffectOutcome[];
 }
 

@@ -70,7 +70,7 @@ import { waitingForBlobStore } from './blob-store-waits.ts';
 import { Calls, type CallEnd } from './calls.ts';
 import { createPreviewResume } from './preview.ts';
 import { createRunRound, takeLiveSession } from './rounds.ts';
-import type { SessionRegistry } from './sessions.ts';
+import type { PreparedReport, SessionRegistry } from './sessions.ts';
 import { lastSignOf, WORKER_MARK_STALE_MS } from './worker-mark.ts';
 
 export interface ActivityDeps {
@@ -140,6 +140,24 @@ export function createActivities(deps: ActivityDeps) {
   });
 
   /**
+   * What of a report goes to history before anything about its session changes: its effects keyed
+   * and labelled and, for a job without privacy, their large bodies by reference; its steps, large
+   * ones by reference. Nothing but content-addressed blob writes, so the sandbox's turn ahead of its
+   * round may take it too (ahead.ts); plan() then registers and tokenizes.
+   */
+  async function prepare(report: RoundReport, owner: string | undefined, adopted?: Adopted): Promise<PreparedReport> {
+    const waitingOn = report.effects.map((request, i) => {
+      const prefilled = adopted?.prefilled[i];
+      return { request, key: effectKey(request), label: effectLabel(request), ...(prefilled ? { prefilled } : {}) };
+    });
+    const [steps, effects] = await Promise.all([
+      Promise.all(report.steps.map((s) => claims.offloadStep(s))),
+      owner === undefined ? Promise.all(waitingOn.map((effect) => claims.offloadRequest(effect))) : undefined,
+    ]);
+    return { report, waitingOn, steps, ...(effects ? { effects } : {}) };
+  }
+
+  /**
    * Keeps the session live (unless its script ended) with the effects its report waits on, and turns
    * the report into what the workflow runs: keyed effects, large values by reference. For a job with
    * privacy on (`owner`), what shows outside the job carries the owner's tokens: logs and progress
@@ -151,14 +169,10 @@ export function createActivities(deps: ActivityDeps) {
   async function plan(
     id: string,
     session: ScriptSession,
-    report: RoundReport,
+    prepared: PreparedReport,
     owner: string | undefined,
-    adopted?: Adopted,
   ): Promise<AdvanceResult> {
-    const waitingOn = report.effects.map((request, i) => {
-      const prefilled = adopted?.prefilled[i];
-      return { request, key: effectKey(request), label: effectLabel(request), ...(prefilled ? { prefilled } : {}) };
-    });
+    const { report, waitingOn, steps } = prepared;
     if (!session.isEnded) {
       sessions.add(id, session, waitingOn);
       calls.holdingSession();
@@ -169,19 +183,20 @@ export function createActivities(deps: ActivityDeps) {
     if (publicValues) await deps.privacy.publicValues.save(session.jobId, publicValues);
     const asIs = job?.provenance?.values;
     const shown = owner === undefined ? undefined : shownAs(owner, asIs);
-    const effects = await Promise.all(
-      waitingOn.map(async (effect) => {
-        if (!shown) return claims.offloadRequest(effect);
-        const held = await shown.held(job?.approvalRules ?? {}, effect.request);
-        return claims.offloadRequest({
-          ...effect,
-          request: await shown.request(effect.request),
-          label: await shown.text(effect.label),
-          ...(held ? { shown: held } : {}),
-        });
-      }),
-    );
-    const steps = await Promise.all(report.steps.map((s) => claims.offloadStep(s)));
+    const effects = shown
+      ? await Promise.all(
+          waitingOn.map(async (effect) => {
+            const held = await shown.held(job?.approvalRules ?? {}, effect.request);
+            return claims.offloadRequest({
+              ...effect,
+              request: await shown.request(effect.request),
+              label: await shown.text(effect.label),
+              ...(held ? { shown: held } : {}),
+            });
+          }),
+        )
+      : prepared.effects;
+    if (!effects) throw new Error(`internal: the report of ${session.jobId} was prepared for another privacy owner`);
     // each()'s entries go to the blob store (real values, for the operator to fix and feed back);
     // history gets the counts and the first failures, tokenized like the rest with privacy on.
     const { ledger: entries, ...rest } = report;
@@ -267,7 +282,7 @@ export function createActivities(deps: ActivityDeps) {
   }
   const runRoundInSlot = inSlot(
     (args: RunRoundArgs) => args.sessionId,
-    createRunRound({ sessions, calls, claims, plan, collectAfter, heldByPolicy }),
+    createRunRound({ sessions, calls, claims, prepare, plan, collectAfter, heldByPolicy }),
   );
   const runRound = unrecoverableBlobsFail((args: RunRoundArgs) => {
     // A fresh round looks for no records, so it must be sure Temporal still waits for this attempt.
@@ -347,7 +362,8 @@ export function createActivities(deps: ActivityDeps) {
       }),
     );
     jobOf.set(session, { approvalRules: job.approvals?.rules ?? {}, ...(provenance ? { provenance } : {}) });
-    const result = await plan(id, session, report, privacyOwner(args.job), adopted);
+    const owner = privacyOwner(args.job);
+    const result = await plan(id, session, await prepare(report, owner, adopted), owner);
     collectAfter(session);
     if (!stored || !adopted) return result;
     const kept = stored.slice(0, adopted.rounds);
@@ -366,7 +382,8 @@ export function createActivities(deps: ActivityDeps) {
     const { session } = takeLiveSession(sessions, args.sessionId, args.roundsDelivered);
     return heartbeating(async () => {
       const outcomes = await Promise.all(args.outcomes.map((o) => claims.resolveOutcome(o)));
-      const result = await plan(args.sessionId, session, await session.deliver(outcomes, args.now), args.privacyOwner);
+      const report = await session.deliver(outcomes, args.now);
+      const result = await plan(args.sessionId, session, await prepare(report, args.privacyOwner), args.privacyOwner);
       collectAfter(session);
       return result;
     });

@@ -27,6 +27,7 @@ import type {
   FusedRound,
   HttpEffect,
   PlannedEffect,
+  RoundReport,
   RunRoundArgs,
   RunRoundResult,
   SettledCall,
@@ -36,19 +37,16 @@ import type { ScriptSession } from '../sandbox/session.ts';
 import { callsAhead, mayGoAhead, type SandboxTurn } from './ahead.ts';
 import { ActivityAttempt, type CallAttempt } from './attempt.ts';
 import type { CallEnd, Calls } from './calls.ts';
-import type { LiveSession, SessionRegistry, WaitedEffect } from './sessions.ts';
+import type { LiveSession, PreparedReport, SessionRegistry, WaitedEffect } from './sessions.ts';
 
 export interface RoundDeps {
   sessions: SessionRegistry;
   calls: Calls;
   claims: ClaimCheck;
-  /** Keeps the session live with the effects of its report, and prepares the report for history. */
-  plan(
-    id: string,
-    session: ScriptSession,
-    report: Awaited<ReturnType<ScriptSession['deliver']>>,
-    owner: string | undefined,
-  ): Promise<AdvanceResult>;
+  /** Makes ready what of a report goes to history, before anything about its session changes (may run ahead). */
+  prepare(report: RoundReport, owner: string | undefined): Promise<PreparedReport>;
+  /** Keeps the session live with the effects of its report, and turns the prepared report into what the workflow gets. */
+  plan(id: string, session: ScriptSession, prepared: PreparedReport, owner: string | undefined): Promise<AdvanceResult>;
   /** Called when the activity is through with the session's rounds (the host's garbage of large ones). */
   collectAfter(session: ScriptSession): void;
   /** Whether the approval policy of the session's job names this call (the workflow holds it for a human). */
@@ -93,17 +91,26 @@ function batchable(effects: PlannedEffect[], providers: string[]): boolean {
 export function createRunRound(deps: RoundDeps) {
   const { sessions, calls, claims } = deps;
 
-  /** Delivers the results to the sandbox, which runs to its next report, while their outcomes go to the blob store for history. */
-  async function takeTurn(session: ScriptSession, results: CallResult[]): Promise<SandboxTurn> {
+  /**
+   * Delivers the results to the sandbox, which runs to its next report, made ready for history;
+   * meanwhile their outcomes go to the blob store for history.
+   */
+  async function takeTurn(
+    session: ScriptSession,
+    results: CallResult[],
+    owner: string | undefined,
+  ): Promise<SandboxTurn> {
     const now = Date.now();
-    const [outcomes, report] = await Promise.all([
+    const [outcomes, prepared] = await Promise.all([
       Promise.all(results.map((r) => claims.offloadOutcome(r.outcome))),
-      session.deliver(
-        results.map((r) => r.outcome),
-        now,
-      ),
+      session
+        .deliver(
+          results.map((r) => r.outcome),
+          now,
+        )
+        .then((report) => deps.prepare(report, owner)),
     ]);
-    return { now, outcomes, report };
+    return { now, outcomes, prepared };
   }
 
   return async function runRound(args: RunRoundArgs): Promise<RunRoundResult> {
@@ -164,14 +171,14 @@ export function createRunRound(deps: RoundDeps) {
           { firstSeq: seq, roundsDelivered: session.roundsDelivered },
           detached,
           () => waitingOn.map((effect, i) => runEffect(effect, seq + i, detached)),
-          (results) => takeTurn(session, results),
+          (results) => takeTurn(session, results, args.privacyOwner),
         ),
       );
     }
 
     /** The sandbox's turn on the round's results: taken already when they were the calls started ahead, else now. */
     async function turnOn(results: CallResult[]): Promise<SandboxTurn> {
-      return (await live.ahead?.turn) ?? takeTurn(session, results);
+      return (await live.ahead?.turn) ?? takeTurn(session, results, args.privacyOwner);
     }
 
     if (args.collect) return attempt.run(collect);
@@ -217,7 +224,7 @@ export function createRunRound(deps: RoundDeps) {
           recorded,
           turnOn(results).then(async (taken) => ({
             ...taken,
-            report: await deps.plan(args.sessionId, session, taken.report, args.privacyOwner),
+            report: await deps.plan(args.sessionId, session, taken.prepared, args.privacyOwner),
           })),
         ]);
         if (records.status === 'rejected') dropSession(records.reason);

@@ -11,7 +11,7 @@
  * that job replay only to lose its new session the same way (with more jobs than slots, no job
  * would progress). Such sessions may take the worker over the limit for NEXT_ROUND_GRACE_MS.
  */
-import type { EffectOutcome, EffectRequest } from '../core/journal.ts';
+import type { EffectOutcome, EffectRequest, PlannedEffect, RoundReport, StepRecord } from '../core/journal.ts';
 import type { ScriptSession } from '../sandbox/session.ts';
 import type { AheadRound } from './ahead.ts';
 
@@ -22,6 +22,16 @@ export interface WaitedEffect {
   label: string;
   /** Known from a resumed job's previous journal: delivered without running. */
   prefilled?: EffectOutcome;
+}
+
+/** A report with what of it goes to history made ready (activities/index.ts prepare). */
+export interface PreparedReport {
+  report: RoundReport;
+  waitingOn: WaitedEffect[];
+  /** The steps as history gets them. */
+  steps: StepRecord[];
+  /** The effects as history gets them, for a job without privacy (with privacy on, plan tokenizes them first). */
+  effects?: PlannedEffect[];
 }
 
 /** A live session taken out of the registry for a round: the sandbox and the effects of its last report. */

@@ -19,24 +19,22 @@ const answered = (value: number): CallEnd => ({
   result: { outcome: { ok: true, value } },
   recorded: Promise.resolve(),
 });
-const report: SandboxTurn['report'] = {
-  effects: [],
-  steps: [],
-  logs: [],
-  droppedLogs: 0,
-  progress: null,
-  outcome: null,
-};
+/** A turn that reported nothing, at `now`. */
+const turnAt = (now: number): SandboxTurn => ({
+  now,
+  prepared: {
+    report: { effects: [], steps: [], logs: [], droppedLogs: 0, progress: null, outcome: null },
+    waitingOn: [],
+    steps: [],
+  },
+  outcomes: [],
+});
 const nextTick = () => new Promise((resolve) => setImmediate(resolve));
 
 describe('calls ahead', () => {
   it('sends nothing before the activity that starts them has returned its result (the next macrotask)', async () => {
     const calls = vi.fn(() => [Promise.resolve(answered(1))]);
-    const ahead = callsAhead({ firstSeq: 3, roundsDelivered: 2 }, attempt(), calls, async () => ({
-      now: 1,
-      report,
-      outcomes: [],
-    }));
+    const ahead = callsAhead({ firstSeq: 3, roundsDelivered: 2 }, attempt(), calls, async () => turnAt(1));
     await Promise.resolve();
     expect(calls).not.toHaveBeenCalled();
     await ahead.ends;
@@ -44,19 +42,19 @@ describe('calls ahead', () => {
   });
 
   it("takes the sandbox's turn on the answers as soon as every call has one", async () => {
-    const turn = vi.fn(async (results: CallResult[]) => ({ now: results.length, report, outcomes: [] }));
+    const turn = vi.fn(async (results: CallResult[]) => turnAt(results.length));
     const ahead = callsAhead(
       { firstSeq: 0, roundsDelivered: 1 },
       attempt(),
       () => [Promise.resolve(answered(1)), Promise.resolve(answered(2))],
       turn,
     );
-    expect(await ahead.turn).toEqual({ now: 2, report, outcomes: [] });
+    expect(await ahead.turn).toEqual(turnAt(2));
     expect(turn).toHaveBeenCalledWith([{ outcome: { ok: true, value: 1 } }, { outcome: { ok: true, value: 2 } }]);
   });
 
   it('takes no turn when a call has no answer: the round that takes them up settles it first', async () => {
-    const turn = vi.fn(async () => ({ now: 0, report, outcomes: [] }));
+    const turn = vi.fn(async () => turnAt(0));
     const retry: CallEnd = { retry: { message: '503', status: 503, failures: 1 } };
     const ahead = callsAhead(
       { firstSeq: 0, roundsDelivered: 1 },
@@ -99,11 +97,7 @@ describe('a live session with calls ahead', () => {
         { firstSeq: 5, roundsDelivered: 2 },
         attempt(),
         () => [Promise.resolve(answered(1))],
-        async () => ({
-          now: 0,
-          report,
-          outcomes: [],
-        }),
+        async () => turnAt(0),
       ),
     );
     return { registry, session };
