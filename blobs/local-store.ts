@@ -12,7 +12,16 @@
  * the claim checks of its request and response (bench/README.md, "Records written synchronously").
  * Larger files go through the thread pool, so the event loop never waits on a big write or read.
  */
-import { linkSync, mkdirSync, readFileSync, renameSync, type Stats, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import {
+  linkSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  type Stats,
+  statSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { link, mkdir, readdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { BlobRef } from '../core/journal.ts';

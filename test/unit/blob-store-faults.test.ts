@@ -64,7 +64,8 @@ describe('the local blob store', () => {
       const { directory, store } = newStore();
       rmSync(directory, { recursive: true });
       writeFileSync(directory, 'not a directory');
-      const error = await calls(store)[call]().catch((e: unknown) => e);
+      const attempt = calls(store)[call];
+      const error = await attempt().catch((e: unknown) => e);
       expect(error).toBeInstanceOf(BlobStoreUnavailableError);
       expect((error as Error).message).toMatch('it is not a directory');
     },
