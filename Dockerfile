@@ -43,7 +43,8 @@ RUN node --no-node-snapshot -e "require('isolated-vm'); require('@swc/core'); re
  && mkdir -p /var/lib/durable-codemode && chown node:node /var/lib/durable-codemode
 # The code stays root-owned and read-only to the process.
 USER node
-# The worker's young generation cap (cli/worker-memory.ts, WORKER_NODE_FLAG) given at start, so the
-# worker need not re-execute itself to take it; `serve` holds little and runs as well with it.
+# The worker's memory settings (cli/worker-memory.ts: WORKER_NODE_FLAG, WORKER_MALLOC_ARENAS) given
+# at start, so the worker need not re-execute itself to take them; `serve` runs as well with them.
+ENV MALLOC_ARENA_MAX=2
 ENTRYPOINT ["node", "--no-node-snapshot", "--max-semi-space-size=8", "dist/js/cli/main.js"]
 CMD ["worker"]

@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { COMPILED_ENTRY, compiledUpToDate } from '../cli/compile.ts';
-import { WORKER_NODE_FLAG } from '../cli/worker-memory.ts';
+import { WORKER_NODE_FLAG, workerEnv } from '../cli/worker-memory.ts';
 
 /** What the launcher runs: the compiled CLI when it is up to date (`npm run build`), else the sources. */
 const CLI = compiledUpToDate() ? COMPILED_ENTRY : fileURLToPath(new URL('../cli/main.ts', import.meta.url));
@@ -66,10 +66,11 @@ export async function spawnCli(
   cli = CLI,
 ): Promise<WorkerProcess> {
   const spawnedAt = performance.now();
-  // Node's flags as the launcher (bin/durable-codemode) gives them.
-  const nodeFlags = ['--no-node-snapshot', ...(args[0] === 'worker' ? [WORKER_NODE_FLAG] : [])];
+  // Node's flags and the environment as the launcher (bin/durable-codemode) gives them.
+  const worker = args[0] === 'worker';
+  const nodeFlags = ['--no-node-snapshot', ...(worker ? [WORKER_NODE_FLAG] : [])];
   const child = spawn(process.execPath, [...nodeFlags, cli, ...args], {
-    env: { ...process.env, ...env },
+    env: worker ? workerEnv({ ...process.env, ...env }) : { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';

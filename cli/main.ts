@@ -14,7 +14,7 @@ import { enableCompileCache } from 'node:module';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { PRODUCT_VERSION } from '../core/version.ts';
 import { UsageError, type Values } from './options.ts';
-import { capYoungGeneration } from './worker-memory.ts';
+import { capWorkerMemory } from './worker-memory.ts';
 
 // V8 keeps the code it compiles for every module loaded from here on (the command's, the Temporal
 // SDK's, the workflow thread's) in a cache on disk, NODE_COMPILE_CACHE or else
@@ -71,7 +71,7 @@ ${CONFIG_HELP}
       'temporal-address': { type: 'string' },
     },
     run: () => {
-      capYoungGeneration();
+      capWorkerMemory();
       return import('./dev.ts');
     },
   },
@@ -87,7 +87,7 @@ ${CONFIG_HELP}
 ${TEMPORAL_HELP}`,
     options: { config: { type: 'string' } },
     run: () => {
-      capYoungGeneration();
+      capWorkerMemory();
       return import('./worker.ts');
     },
   },
